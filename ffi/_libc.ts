@@ -1,0 +1,228 @@
+/**
+ * The runtime-neutral `Libc`: typed, errno-checked calls built on a runtime's {@linkcode RawLibc}.
+ *
+ * @module
+ */
+import { SystemCallError } from "./errors.ts";
+import type { RawLibc } from "./types.ts";
+
+const ARM = typeof process !== "undefined" && process.arch === "arm64";
+
+/** open(2) flags and other Linux constants (x86-64 and AArch64 differ only where marked). */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  NOCTTY: 0o400,
+  APPEND: 0o2000,
+  NOFOLLOW: ARM ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+} as const;
+
+const F_GETLK = 5, F_SETLK = 6, F_DUPFD_CLOEXEC = 1030;
+const F_WRLCK = 1, F_UNLCK = 2;
+const SYS_PIDFD_OPEN = 434, SYS_PIDFD_SEND_SIGNAL = 424;
+const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
+const PR_SET_NAME = 15;
+const POLLIN = 0x1;
+
+/** What a spawned child gets at each fd: a parent fd to duplicate, or a path to open read-write. */
+export type ChildFd = number | { path: string; flags: number; mode?: number };
+
+/** Options of {@linkcode Libc.spawn}. */
+export interface SpawnOptions {
+  /** Absolute path of the program. */
+  path: string;
+  /** Its argv, argv[0] included. */
+  argv: readonly string[];
+  /** Its whole environment. */
+  env: Record<string, string | undefined>;
+  /** Child fd i is `fds[i]`; every fd from `fds.length` up is closed (glibc's closefrom file action). */
+  fds: readonly ChildFd[];
+  /** Start a new session (setsid) in the child. */
+  setsid?: boolean;
+}
+
+/** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */
+export interface Libc {
+  /** open(2); returns the fd. */
+  open(path: string, flags: number, mode?: number): number;
+  /** close(2). */
+  close(fd: number): void;
+  /** read(2) of up to `size` bytes; an empty array means end of file. */
+  read(fd: number, size: number): Uint8Array;
+  /** write(2) of all of `data`. */
+  write(fd: number, data: Uint8Array): void;
+  /** pipe2(2) with O_CLOEXEC: `[readEnd, writeEnd]`. */
+  pipe(): [number, number];
+  /** poll(2) for input on one fd; `true` when readable (or hung up), `false` on timeout. */
+  waitReadable(fd: number, timeoutMs: number): boolean;
+  /** dup2(2). */
+  dup2(from: number, to: number): void;
+  /** ftruncate(2). */
+  truncate(fd: number, length: number): void;
+  /** fcntl(F_SETLK) with a write lock on the whole file; `false` when another process holds a lock. */
+  tryLock(fd: number): boolean;
+  /** fcntl(F_GETLK): the pid holding a lock that conflicts with a write lock, or `null` when none does. */
+  lockHolder(fd: number): number | null;
+  /** umask(2); returns the previous mask. */
+  umask(mask: number): number;
+  /** signal(sig, SIG_DFL). */
+  resetSignal(signal: number): void;
+  /** getsockopt(SO_ACCEPTCONN): `true` when `fd` is a listening socket. */
+  isListening(fd: number): boolean;
+  /** prctl(PR_SET_NAME): the name `ps` and `top` show (15 bytes at most). */
+  setThreadName(name: string): void;
+  /** pidfd_open(2): a descriptor that becomes readable when `pid` exits. */
+  pidfdOpen(pid: number): number;
+  /** pidfd_send_signal(2): signal exactly the process the pidfd refers to. */
+  pidfdSignal(pidfd: number, signal: number): void;
+  /** waitpid(2); with `noHang`, `null` while the child runs. Returns the raw wait status. */
+  waitpid(pid: number, noHang?: boolean): number | null;
+  /** posix_spawn(3) with default signal dispositions, an empty signal mask and only `fds` open. */
+  spawn(options: SpawnOptions): number;
+}
+
+const encoder = new TextEncoder();
+const cstr = (s: string) => encoder.encode(s + "\0");
+
+/**
+ * Builds the {@linkcode Libc} from a runtime binding.
+ *
+ * @example
+ * ```ts ignore
+ * import { libc } from "./mod.ts";
+ * const [r, w] = libc.pipe();
+ * ```
+ */
+export function createLibc(raw: RawLibc): Libc {
+  const f = raw.fn;
+  const fail = (syscall: string, path?: string, errno = raw.errno()): never => {
+    throw new SystemCallError(syscall, errno, raw.strerror(errno), path);
+  };
+  const check = (result: number | bigint, syscall: string, path?: string): number => {
+    const n = Number(result);
+    if (n === -1) fail(syscall, path);
+    return n;
+  };
+  /** Calls that retry on EINTR. */
+  const retry = (call: () => number | bigint, syscall: string): number => {
+    for (;;) {
+      const n = Number(call());
+      if (n !== -1) return n;
+      const errno = raw.errno();
+      if (errno !== 4) fail(syscall, undefined, errno);
+    }
+  };
+  const flock = (type: number) => {
+    const buf = new Uint8Array(32); // struct flock: l_type, l_whence (short), l_start, l_len (off_t), l_pid
+    new DataView(buf.buffer).setInt16(0, type, true);
+    return buf;
+  };
+  const cArray = (strings: readonly string[], keep: Uint8Array[]) => {
+    const table = new BigUint64Array(strings.length + 1);
+    strings.forEach((s, i) => {
+      const bytes = cstr(s);
+      keep.push(bytes);
+      table[i] = raw.address(bytes);
+    });
+    return new Uint8Array(table.buffer);
+  };
+
+  return {
+    open: (path, flags, mode = 0o644) => check(f.open(cstr(path), flags | O.CLOEXEC, mode), "open", path),
+    close: (fd) => void check(f.close(fd), "close"),
+    read(fd, size) {
+      const buf = new Uint8Array(size);
+      return buf.subarray(0, retry(() => f.read(fd, buf, size), "read"));
+    },
+    write(fd, data) {
+      for (let done = 0; done < data.length;) {
+        const rest = data.subarray(done);
+        done += retry(() => f.write(fd, rest, rest.length), "write");
+      }
+    },
+    pipe() {
+      const fds = new Int32Array(2);
+      check(f.pipe2(new Uint8Array(fds.buffer), O.CLOEXEC), "pipe2");
+      return [fds[0], fds[1]];
+    },
+    waitReadable(fd, timeoutMs) {
+      const pfd = new Uint8Array(8); // struct pollfd: int fd; short events; short revents
+      const view = new DataView(pfd.buffer);
+      view.setInt32(0, fd, true);
+      view.setInt16(4, POLLIN, true);
+      return retry(() => f.poll(pfd, 1, Math.max(-1, Math.ceil(timeoutMs))), "poll") > 0;
+    },
+    dup2: (from, to) => void check(f.dup2(from, to), "dup2"),
+    truncate: (fd, length) => void check(f.ftruncate(fd, length), "ftruncate"),
+    tryLock(fd) {
+      const lock = flock(F_WRLCK);
+      if (Number(f.fcntl(fd, F_SETLK, raw.address(lock))) === 0) return true;
+      const errno = raw.errno();
+      if (errno === 11 || errno === 13) return false; // EAGAIN / EACCES: held elsewhere
+      return fail("fcntl(F_SETLK)", undefined, errno);
+    },
+    lockHolder(fd) {
+      const lock = flock(F_WRLCK);
+      check(f.fcntl(fd, F_GETLK, raw.address(lock)), "fcntl(F_GETLK)");
+      const view = new DataView(lock.buffer);
+      return view.getInt16(0, true) === F_UNLCK ? null : view.getInt32(24, true);
+    },
+    umask: (mask) => Number(f.umask(mask)),
+    resetSignal: (signal) => void f.signal(signal, 0),
+    isListening(fd) {
+      const value = new Int32Array(1), length = new Uint32Array([4]);
+      const r = Number(f.getsockopt(fd, 1 /* SOL_SOCKET */, 30 /* SO_ACCEPTCONN */, new Uint8Array(value.buffer), new Uint8Array(length.buffer)));
+      return r === 0 && value[0] === 1;
+    },
+    setThreadName(name) {
+      check(f.prctl(PR_SET_NAME, cstr(name.slice(0, 15)), 0, 0, 0), "prctl(PR_SET_NAME)");
+    },
+    pidfdOpen: (pid) => check(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0), "pidfd_open"),
+    pidfdSignal: (pidfd, signal) => void check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal"),
+    waitpid(pid, noHang = false) {
+      const status = new Int32Array(1);
+      const r = retry(() => f.waitpid(pid, new Uint8Array(status.buffer), noHang ? 1 : 0), "waitpid");
+      return r === 0 ? null : status[0];
+    },
+    spawn(options) {
+      const keep: Uint8Array[] = [];
+      const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
+      const spawnCheck = (r: number | bigint, what: string) => {
+        if (Number(r) !== 0) fail(what, undefined, Number(r));
+      };
+      // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
+      const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
+      spawnCheck(f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
+      spawnCheck(f.posix_spawnattr_init(attr), "posix_spawnattr_init");
+      try {
+        high.forEach((fd, target) => {
+          if (typeof fd === "number") {
+            spawnCheck(f.posix_spawn_file_actions_adddup2(actions, fd, target), "posix_spawn_file_actions_adddup2");
+          } else {
+            const path = cstr(fd.path);
+            keep.push(path);
+            spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
+          }
+        });
+        spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+        const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
+        spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
+        spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");
+        const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0);
+        spawnCheck(f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
+        const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+        const pid = new Int32Array(1);
+        const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
+        if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
+        return pid[0];
+      } finally {
+        f.posix_spawn_file_actions_destroy(actions);
+        f.posix_spawnattr_destroy(attr);
+        for (const fd of high) if (typeof fd === "number") f.close(fd);
+      }
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * errno turned into a typed error.
+ *
+ * @module
+ */
+
+const NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
+  12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
+  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 40: "ELOOP", 98: "EADDRINUSE",
+};
+
+/**
+ * A libc call failed. `code` is the errno name (`"ENOENT"`), `errno` its number, `syscall` the call.
+ *
+ * @example Catching a specific errno
+ * ```ts
+ * import { SystemCallError } from "./errors.ts";
+ * const err = new SystemCallError("open", 2, "No such file or directory", "/run/x.pid");
+ * console.log(err.code, err.message); // ENOENT open /run/x.pid: No such file or directory (ENOENT)
+ * ```
+ */
+export class SystemCallError extends Error {
+  /** The errno name, e.g. `"EACCES"` (`"E<number>"` for rare ones). */
+  readonly code: string;
+  constructor(
+    /** The libc function that failed. */
+    readonly syscall: string,
+    /** The errno value. */
+    readonly errno: number,
+    description: string,
+    /** The path the call was about, when there is one. */
+    readonly path?: string,
+  ) {
+    const code = NAMES[errno] ?? `E${errno}`;
+    super(`${syscall}${path ? ` ${path}` : ""}: ${description} (${code})`);
+    this.name = "SystemCallError";
+    this.code = code;
+  }
+}

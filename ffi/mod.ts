@@ -1,0 +1,33 @@
+/**
+ * The one `Libc` for the running runtime, opened once. Nothing outside `ffi/` touches a runtime's FFI.
+ *
+ * @example
+ * ```ts ignore
+ * import { libc } from "./ffi/mod.ts";
+ * const old = libc.umask(0o022);
+ * ```
+ *
+ * @module
+ */
+import { createLibc, type Libc } from "./_libc.ts";
+import type { RawLibc } from "./types.ts";
+
+export { type ChildFd, type Libc, O, type SpawnOptions } from "./_libc.ts";
+export { SystemCallError } from "./errors.ts";
+
+const LIBC_PATH = "libc.so.6";
+
+async function load(): Promise<RawLibc> {
+  const binding = "Bun" in globalThis ? await import("./bun.ts") : await import("./deno.ts");
+  try {
+    return binding.openLibc(LIBC_PATH);
+  } catch (cause) {
+    throw new Error(
+      `Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.34 or newer`,
+      { cause },
+    );
+  }
+}
+
+/** The process's libc, bound through the runtime's FFI. */
+export const libc: Libc = createLibc(await load());

@@ -1,0 +1,22 @@
+/**
+ * daemonic: any Bun or Deno script as a classic Unix daemon.
+ *
+ * Most users never import this: `daemonic build server.ts -o mydaemon` wraps an unchanged entry. An entry
+ * may import it to take part in its lifecycle, and a script may daemonize itself with {@linkcode daemonize}.
+ *
+ * @example Taking part in the lifecycle
+ * ```ts ignore
+ * import { onReload, onShutdown, ready } from "daemonic";
+ * onShutdown(() => db.close());
+ * onReload(() => config.reload());
+ * ready(); // only needed with --ready manual, or when the entry never listens
+ * ```
+ *
+ * @module
+ */
+export { daemonize, type DaemonOptions, launch } from "./src/daemonize.ts";
+export { DaemonError, type DaemonErrorCode, ExitCode } from "./src/errors.ts";
+export { onReload, onShutdown, ready } from "./src/lifecycle.ts";
+export { type PidFileState, readPidFile } from "./src/pidfile.ts";
+export { signalDaemon, stopDaemon, type StopResult } from "./src/signals.ts";
+export { SystemCallError } from "./ffi/mod.ts";

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole suite on both runtimes: one node:test suite, run by `bun test` and by `deno test`.
+# Ends with the line "N passed, N failed" summed over both runs; exits non-zero when anything failed.
+set -u
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+bash scripts/setup-test-tools.sh || exit 1
+
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(test/)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "== bun test"
+bun test "${files[@]}" 2>&1 | tee "$out/bun.txt"
+bun_rc=${PIPESTATUS[0]}
+echo "== deno test"
+NO_COLOR=1 deno test -A --no-check "${files[@]}" 2>&1 | tee "$out/deno.txt"
+deno_rc=${PIPESTATUS[0]}
+
+# bun: " 12 pass" / " 0 fail"; deno: "ok | 12 passed | 0 failed" (or "FAILED | ...").
+bun_pass=$(grep -E '^ *[0-9]+ pass$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+bun_fail=$(grep -E '^ *[0-9]+ fail$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+# deno counts describe() blocks as tests and test() inside them as steps: count the steps when there are any.
+deno_count() { # $1 = passed|failed
+  local seg
+  seg=$(grep -oE "\| [0-9]+ $1( \([0-9]+ steps?\))?" "$out/deno.txt" | tail -1)
+  [ -n "$seg" ] || { echo 0; return; }
+  if [[ $seg =~ \(([0-9]+)\ step ]]; then echo "${BASH_REMATCH[1]}"; else echo "$seg" | grep -oE '[0-9]+' | head -1; fi
+}
+deno_pass=$(deno_count passed)
+deno_fail=$(deno_count failed)
+# A runner that crashed before its summary counts as one failure, so a broken run is never green.
+[ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ] && bun_fail=1
+[ "$deno_rc" -ne 0 ] && [ "${deno_fail:-0}" -eq 0 ] && deno_fail=1
+passed=$((bun_pass + deno_pass))
+failed=$((bun_fail + deno_fail))
+echo "bun: $bun_pass passed, $bun_fail failed; deno: $deno_pass passed, $deno_fail failed"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,99 @@
+/**
+ * The build step: the entry and the runner compiled into one executable, by `bun build --compile`
+ * (default) or `deno compile` (`--runtime deno`; honours `DENORT_BIN`).
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { runtime } from "./_runtime.ts";
+import { DaemonError } from "./errors.ts";
+
+/** Options of {@linkcode build}. */
+export interface BuildOptions {
+  /** Absolute path of the entry script. */
+  entry: string;
+  /** Absolute path of the executable to write. */
+  output: string;
+  /** Which runtime to embed (default `bun`). */
+  runtime?: "bun" | "deno";
+}
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Parses `daemonic build` arguments; relative paths resolve against `baseDir`. */
+export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { output: { type: "string", short: "o" }, runtime: { type: "string" } },
+      allowPositionals: true,
+    });
+  } catch (cause) {
+    throw new DaemonError("USAGE", `${(cause as Error).message.replace(/\.$/, "")}: usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno]`);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) {
+    throw new DaemonError("USAGE", "Missing ENTRY: usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno]");
+  }
+  if (!values.output) throw new DaemonError("USAGE", "Missing -o OUTPUT: name the executable to write, e.g. -o mydaemon");
+  const rt = values.runtime ?? "bun";
+  if (rt !== "bun" && rt !== "deno") throw new DaemonError("USAGE", `Invalid --runtime '${rt}': use bun or deno`);
+  const entry = resolve(baseDir, positionals[0]);
+  if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
+  return { entry, output: resolve(baseDir, values.output), runtime: rt };
+}
+
+/** The tool binary: the running one when it matches, else the one installed beside daemonic, else PATH's. */
+function tool(name: "bun" | "deno"): string {
+  if (runtime === name) return process.execPath;
+  const local = join(ROOT, "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+/**
+ * Compiles `entry` with the runner into `output`. Returns the output path.
+ *
+ * @example
+ * ```ts ignore
+ * await build({ entry: "/srv/server.ts", output: "/srv/mydaemon" });
+ * ```
+ */
+export function build(options: BuildOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), "daemonic-build-"));
+  try {
+    const main = join(dir, "main.ts");
+    // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
+    writeFileSync(
+      main,
+      `import { main } from ${JSON.stringify(join(ROOT, "src", "runner.ts"))};
+import { VERSION } from ${JSON.stringify(join(ROOT, "src", "version.ts"))};
+import { nameOf } from ${JSON.stringify(join(ROOT, "src", "options.ts"))};
+const entryPath = process.argv[1];
+await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
+`,
+    );
+    const args = options.runtime === "deno"
+      ? ["compile", "-A", "--no-check", "--quiet", "--output", options.output, main]
+      : ["build", "--compile", "--minify", main, "--outfile", options.output];
+    const exe = tool(options.runtime ?? "bun");
+    const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });
+    if (result.error || result.status !== 0) {
+      const lines = (result.error?.message ?? `${result.stderr}\n${result.stdout}`).split("\n").map((l) => l.trim());
+      const detail = lines.filter((l) => /error/i.test(l)).pop() ?? lines.filter(Boolean).pop() ?? `exit ${result.status}`;
+      const hint = options.runtime === "deno"
+        ? "deno compile needs the denort runtime: set DENORT_BIN to a denort binary of the same Deno version"
+        : "check the entry compiles with: bun build " + options.entry;
+      throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: ${hint}`);
+    }
+    return options.output;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

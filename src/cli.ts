@@ -1,0 +1,72 @@
+#!/usr/bin/env bun
+/**
+ * The `daemonic` command: `daemonic build ENTRY -o OUT` and `daemonic run ENTRY [runner options]`.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import process from "node:process";
+import { pathToFileURL } from "node:url";
+import { DaemonError, ExitCode } from "./errors.ts";
+import { nameOf } from "./options.ts";
+import { main } from "./runner.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = `Usage:
+  daemonic build ENTRY -o OUTPUT [--runtime bun|deno]   compile ENTRY and the runner into one executable
+  daemonic run ENTRY [runner options] [-- args]         run ENTRY under the runner without compiling
+  daemonic --version
+
+Runner options (the same for a built executable): run "daemonic run ENTRY --help".`;
+
+function usageError(message: string): never {
+  throw new DaemonError("USAGE", `${message}\n${USAGE}`);
+}
+
+function entryPath(arg: string | undefined, baseDir: string): string {
+  if (!arg || arg.startsWith("-")) usageError("Missing ENTRY: name the script to run, e.g. daemonic run server.ts");
+  const path = resolve(baseDir, arg);
+  if (!existsSync(path)) throw new DaemonError("NO_INPUT", `Cannot find entry ${path}: check the path`);
+  return path;
+}
+
+async function cli(argv: string[]): Promise<void> {
+  // `deno task` and `npm run` start us in the project's directory; INIT_CWD is where the user was.
+  const baseDir = process.env.INIT_CWD ?? process.cwd();
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "run": {
+      const path = entryPath(rest[0], baseDir);
+      return main({ name: nameOf(path), version: VERSION, entryPath: path, load: () => import(pathToFileURL(path).href), argv: rest.slice(1), baseDir });
+    }
+    case "build": {
+      const { build, parseBuildArgs } = await import("./build.ts");
+      const options = parseBuildArgs(rest, baseDir);
+      const out = build(options);
+      console.log(out);
+      return;
+    }
+    case "--version":
+    case "-V":
+      console.log(`daemonic ${VERSION}`);
+      return;
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return;
+    default:
+      usageError(command ? `Unknown command '${command}': use build or run` : "Missing command: use build or run");
+  }
+}
+
+try {
+  await cli(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof DaemonError) {
+    console.error(err.message);
+    process.exit(err.exitCode);
+  }
+  console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
+  process.exit(ExitCode.SOFTWARE);
+}

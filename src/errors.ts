@@ -1,0 +1,79 @@
+/**
+ * The errors daemonic reports, each with the exit code the command line uses for it.
+ *
+ * @module
+ */
+
+/** Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart. */
+export const ExitCode = {
+  OK: 0,
+  /** `--status`: not running, but a pid file remains. */
+  DEAD_PID_FILE: 1,
+  /** `--status`: not running. */
+  NOT_RUNNING: 3,
+  /** `--status`: the state cannot be told (the pid file is unreadable). */
+  UNKNOWN: 4,
+  /** `--reload` and friends: the daemon is not running (LSB). */
+  RELOAD_NOT_RUNNING: 7,
+  /** A bad flag or value. */
+  USAGE: 64,
+  /** The build failed (the entry does not compile, or the runtime's compiler is missing a part). */
+  BUILD_FAILED: 65,
+  /** The entry script or the working directory does not exist. */
+  NO_INPUT: 66,
+  /** The entry failed during start-up (threw, exited, or never became ready). */
+  START_FAILED: 69,
+  /** Something inside daemonic failed. */
+  SOFTWARE: 70,
+  /** The pid file or the log file cannot be created. */
+  CANNOT_CREATE: 73,
+  /** Another daemon holds the pid file's lock. */
+  ALREADY_RUNNING: 75,
+  /** Not permitted to signal the daemon. */
+  NO_PERMISSION: 77,
+} as const;
+
+/** What went wrong, as a literal callers can switch on. */
+export type DaemonErrorCode =
+  | "USAGE"
+  | "BUILD_FAILED"
+  | "NO_INPUT"
+  | "START_FAILED"
+  | "CANNOT_CREATE"
+  | "ALREADY_RUNNING"
+  | "NOT_RUNNING"
+  | "NO_PERMISSION";
+
+const EXIT_CODES: Record<DaemonErrorCode, number> = {
+  USAGE: ExitCode.USAGE,
+  BUILD_FAILED: ExitCode.BUILD_FAILED,
+  NO_INPUT: ExitCode.NO_INPUT,
+  START_FAILED: ExitCode.START_FAILED,
+  CANNOT_CREATE: ExitCode.CANNOT_CREATE,
+  ALREADY_RUNNING: ExitCode.ALREADY_RUNNING,
+  NOT_RUNNING: ExitCode.RELOAD_NOT_RUNNING,
+  NO_PERMISSION: ExitCode.NO_PERMISSION,
+};
+
+/**
+ * A failure a caller is expected to handle. The message says what failed and how to fix it.
+ *
+ * @example Telling "already running" apart
+ * ```ts
+ * import { DaemonError } from "./errors.ts";
+ * const err = new DaemonError("ALREADY_RUNNING", "Cannot start: already running as pid 42", { pid: 42 });
+ * console.log(err.code, err.exitCode, err.pid); // ALREADY_RUNNING 75 42
+ * ```
+ */
+export class DaemonError extends Error {
+  /** The exit code the command line ends with for this error. */
+  readonly exitCode: number;
+  /** The daemon's pid, where one is known. */
+  readonly pid?: number;
+  constructor(readonly code: DaemonErrorCode, message: string, options: { pid?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "DaemonError";
+    this.exitCode = EXIT_CODES[code];
+    this.pid = options.pid;
+  }
+}

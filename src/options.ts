@@ -1,0 +1,167 @@
+/**
+ * The runner's command line: `mydaemon [action] [flags] [-- entry args]`, parsed with `node:util` parseArgs.
+ *
+ * @module
+ */
+import { existsSync, statSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { DaemonError } from "./errors.ts";
+
+/** What the command line asks for. */
+export type Action = "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "help" | "version";
+
+/** Runner settings after parsing and validation; paths are absolute. */
+export interface RunnerOptions {
+  action: Action;
+  /** The daemon's name: pid file default, process title, messages. */
+  name: string;
+  /** Absolute pid file path (a default is derived from `name`). */
+  pidFile: string;
+  /** Whether `pidFile` was given explicitly (a foreground run writes it only then). */
+  pidFileGiven: boolean;
+  /** Absolute log file path; `undefined` means /dev/null. */
+  logFile?: string;
+  /** Working directory of the daemon. */
+  chdir: string;
+  /** File mode creation mask of the daemon. */
+  umask: number;
+  /** Seconds `--stop` waits after SIGTERM before SIGKILL. */
+  timeout: number;
+  /** Seconds the launcher waits for the daemon to become ready. */
+  startTimeout: number;
+  /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
+  ready: "auto" | "manual";
+  /** Arguments for the entry (everything after `--`). */
+  args: string[];
+}
+
+const FLAGS = {
+  daemon: { type: "boolean", short: "d" },
+  stop: { type: "boolean" },
+  status: { type: "boolean" },
+  restart: { type: "boolean" },
+  reload: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  "pid-file": { type: "string" },
+  "log-file": { type: "string" },
+  chdir: { type: "string" },
+  umask: { type: "string" },
+  timeout: { type: "string" },
+  "start-timeout": { type: "string" },
+  ready: { type: "string" },
+  name: { type: "string" },
+} as const;
+
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "help", "version"] as const;
+
+/** The usage text of a compiled daemon (`--help`). */
+export function usage(name: string): string {
+  return `Usage: ${name} [action] [options] [-- args for the entry]
+
+Actions (one at most; none runs the entry in the foreground):
+  -d, --daemon          detach per daemon(7); exit 0 once the entry is ready, printing its pid
+      --stop            SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped
+      --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
+      --restart         --stop, then --daemon with the same options
+      --reload          send SIGHUP to the daemon (its onReload hooks run)
+  -h, --help            this text
+  -V, --version         the version
+
+Options:
+      --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else $XDG_RUNTIME_DIR/NAME.pid,
+                        else /tmp/NAME-UID.pid)
+      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null)
+      --chdir DIR       working directory of the daemon (default: /)
+      --umask OCTAL     file mode creation mask of the daemon (default: 022)
+      --timeout SEC     how long --stop waits before SIGKILL (default: 10)
+      --start-timeout SEC  how long --daemon waits for readiness (default: 60)
+      --ready MODE      auto: ready when the entry listens on a socket or calls ready(), or has run 1 s
+                        without failing; manual: only when it calls ready() (default: auto)
+      --name NAME       name for the default pid file and the process title (default: ${name})
+
+Exit codes: 0 ok, 64 usage, 66 entry or directory missing, 69 start-up failed, 73 cannot create the pid
+or log file, 75 already running, 77 not permitted, 7 not running (--reload).`;
+}
+
+function fail(message: string): never {
+  throw new DaemonError("USAGE", message);
+}
+
+function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!value.trim() || !Number.isFinite(n) || n < 0) fail(`Invalid --${flag} '${value}': give a number of seconds, e.g. --${flag} 10`);
+  return n;
+}
+
+/** The default pid file for `name`: /run as root, the user's runtime directory otherwise. */
+export function defaultPidFile(name: string, env = process.env): string {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return `/run/${name}.pid`;
+  if (env.XDG_RUNTIME_DIR) return `${env.XDG_RUNTIME_DIR}/${name}.pid`;
+  return `${env.TMPDIR || "/tmp"}/${name}-${uid}.pid`;
+}
+
+/**
+ * Parses the runner's argv (without the executable). Relative paths resolve against `baseDir`.
+ * Throws a {@linkcode DaemonError} with code `USAGE` (exit 64) or `NO_INPUT` (66) on bad input.
+ *
+ * @example
+ * ```ts
+ * import { parseRunnerArgs } from "./options.ts";
+ * const opts = parseRunnerArgs(["--daemon", "--pid-file", "app.pid", "--", "8080"], { name: "app", baseDir: "/srv" });
+ * console.log(opts.action, opts.pidFile, opts.args); // daemon /srv/app.pid [ "8080" ]
+ * ```
+ */
+export function parseRunnerArgs(argv: readonly string[], context: { name: string; baseDir?: string }): RunnerOptions {
+  const baseDir = context.baseDir ?? process.cwd();
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: FLAGS, allowPositionals: true, strict: true });
+  } catch (cause) {
+    const message = (cause as Error).message.replace(/\.? ?To specify a positional argument.*$/s, "").replace(/\.$/, "");
+    fail(`${message}: to pass options to the entry, put them after --, e.g. ${context.name} -- --port 8080`);
+  }
+  const { values, positionals } = parsed;
+  const chosen = ACTIONS.filter((a) => values[a]);
+  if (chosen.length > 1) fail(`Conflicting actions --${chosen.join(" and --")}: give one at most`);
+  const action: Action = chosen[0] ?? "foreground";
+  const name = values.name ?? context.name;
+  if (!/^[\w.@+-]+$/.test(name)) fail(`Invalid --name '${name}': use letters, digits and . _ - @ + only`);
+
+  let umask = 0o022;
+  if (values.umask !== undefined) {
+    if (!/^0?[0-7]{1,3}$/.test(values.umask)) fail(`Invalid --umask '${values.umask}': give an octal mask such as 022 or 077`);
+    umask = parseInt(values.umask, 8);
+  }
+  const ready = values.ready ?? "auto";
+  if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
+
+  const chdir = resolve(baseDir, values.chdir ?? "/");
+  if (values.chdir !== undefined && (action === "daemon" || action === "restart" || action === "foreground")) {
+    if (!existsSync(chdir) || !statSync(chdir).isDirectory()) {
+      throw new DaemonError("NO_INPUT", `Invalid --chdir '${values.chdir}': ${chdir} is not a directory: create it or pick another`);
+    }
+  }
+  return {
+    action,
+    name,
+    pidFile: values["pid-file"] ? resolve(baseDir, values["pid-file"]) : defaultPidFile(name),
+    pidFileGiven: values["pid-file"] !== undefined,
+    logFile: values["log-file"] ? resolve(baseDir, values["log-file"]) : undefined,
+    chdir,
+    umask,
+    timeout: seconds("timeout", values.timeout, 10),
+    startTimeout: seconds("start-timeout", values["start-timeout"], 60),
+    ready,
+    args: positionals,
+  };
+}
+
+/** The name of a daemon built from `entryPath` or running as `execPath`. */
+export function nameOf(path: string): string {
+  return basename(path).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
+}

@@ -1,0 +1,146 @@
+/**
+ * Readiness: how the daemon tells the launcher it is up (or why it is not), and how it notices an entry
+ * that listens on a socket without changing the entry.
+ *
+ * The ready pipe carries lines: `PID n` (written by the session leader that forked the daemon), then
+ * `READY`, or `ERROR {"code", "message"}`. End of file without `READY` means failure, never success.
+ *
+ * @module
+ */
+import { readdirSync, readlinkSync } from "node:fs";
+import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { type DaemonErrorCode, DaemonError } from "./errors.ts";
+import { lifecycle } from "./lifecycle.ts";
+
+const encoder = new TextEncoder();
+
+/** The daemon's end of the ready pipe: reports once, then closes. */
+export class ReadyReporter {
+  private open = true;
+  constructor(private readonly fd: number, private readonly libc: Libc = systemLibc) {}
+
+  /** Reports success. */
+  ready(): void {
+    this.send("READY\n");
+  }
+
+  /** Reports a start-up failure with the text the launcher prints. */
+  fail(code: DaemonErrorCode, message: string): void {
+    this.send(`ERROR ${JSON.stringify({ code, message })}\n`);
+  }
+
+  /** Whether a report is still owed. */
+  get pending(): boolean {
+    return this.open;
+  }
+
+  private send(line: string): void {
+    if (!this.open) return;
+    this.open = false;
+    try {
+      this.libc.write(this.fd, encoder.encode(line));
+      this.libc.close(this.fd);
+    } catch {
+      // The launcher is gone (killed, or timed out): nobody to tell.
+    }
+  }
+}
+
+/** What the launcher learned from the ready pipe. */
+export interface ReadyResult {
+  /** The daemon's pid, when the session leader reported it. */
+  pid?: number;
+  /** `undefined` when the daemon reported `READY`. */
+  error?: DaemonError;
+}
+
+/**
+ * Reads the ready pipe until `READY`, `ERROR`, end of file, or `timeoutMs`.
+ *
+ * @example
+ * ```ts ignore
+ * const { pid, error } = waitForReady(readEnd, 60_000);
+ * ```
+ */
+export function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc): ReadyResult {
+  const deadline = Date.now() + timeoutMs;
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let pid: number | undefined;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0 || !libc.waitReadable(fd, left)) {
+      const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${Math.round(timeoutMs / 1000)} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
+      return { pid, error };
+    }
+    const chunk = libc.read(fd, 65536);
+    if (chunk.length === 0) {
+      const error = new DaemonError("START_FAILED", `Cannot start: the daemon exited during start-up without a report${logHint}`, { pid });
+      return { pid, error };
+    }
+    buffered += decoder.decode(chunk, { stream: true });
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.startsWith("PID ")) pid = Number(line.slice(4));
+      else if (line === "READY") return { pid };
+      else if (line.startsWith("ERROR ")) {
+        const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };
+        return { pid, error: new DaemonError(code, message, { pid }) };
+      }
+    }
+  }
+}
+
+/** Whether this process has a listening socket (TCP, UDP-less, or Unix): the kernel already queues
+ * connections on it, so clients can connect. */
+export function hasListeningSocket(libc: Libc = systemLibc): boolean {
+  for (const name of readdirSync("/proc/self/fd")) {
+    const fd = Number(name);
+    if (fd < 3) continue;
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`).startsWith("socket:") && libc.isListening(fd)) return true;
+    } catch {
+      // Closed while we looked.
+    }
+  }
+  return false;
+}
+
+/** How long an entry that never listens must run without failing to count as started (PM2's min_uptime). */
+export const SETTLE_MS = 1000;
+const POLL_MS = 4;
+
+/**
+ * Calls `onReady` once the entry is ready: when it calls `ready()`, or (mode `auto`) when the process first
+ * listens on a socket, or when `evaluated` has resolved and the entry has run {@linkcode SETTLE_MS} since.
+ * Returns a function that stops watching. Its timers never keep the process alive.
+ */
+export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unknown>, onReady: () => void): () => void {
+  const life = lifecycle();
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    stop();
+    onReady();
+  };
+  const stop = () => timers.forEach((t) => clearTimeout(t));
+  if (life.isReady) queueMicrotask(finish);
+  else life.ready.push(finish);
+  if (mode === "auto") {
+    const check = () => hasListeningSocket() && finish();
+    const poll = setInterval(check, POLL_MS);
+    (poll as { unref?: () => void }).unref?.();
+    timers.push(poll);
+    evaluated.then(() => {
+      check();
+      const settle = setTimeout(finish, SETTLE_MS);
+      (settle as { unref?: () => void }).unref?.();
+      timers.push(settle);
+    }, () => {});
+  }
+  return stop;
+}

@@ -1,0 +1,146 @@
+/**
+ * The runner: the command line of a built daemon (`./mydaemon --daemon …`) and of `daemonic run`.
+ * It picks the action, and in the daemon and foreground cases runs the entry with its own argv.
+ *
+ * @module
+ */
+import process from "node:process";
+import { setEntryArgv, setTitle } from "./_runtime.ts";
+import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
+import { DaemonError, ExitCode } from "./errors.ts";
+import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
+import { PidFile, readPidFile } from "./pidfile.ts";
+import { runnerLog } from "./log.ts";
+import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
+
+/** The program the runner runs. */
+export interface App {
+  /** Default daemon name (the binary's or the entry's base name). */
+  name: string;
+  /** daemonic's version, for `--version`. */
+  version: string;
+  /** Absolute path of the entry script, for the entry's `process.argv[1]`. */
+  entryPath: string;
+  /** Imports (evaluates) the entry. */
+  load: () => Promise<unknown>;
+  /** The runner's arguments (default: `process.argv.slice(2)`). */
+  argv?: string[];
+  /** Where relative paths on the command line resolve (default: the working directory). */
+  baseDir?: string;
+}
+
+function exitWith(err: unknown): never {
+  if (err instanceof DaemonError) {
+    console.error(err.message);
+    process.exit(err.exitCode);
+  }
+  console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
+  process.exit(ExitCode.SOFTWARE);
+}
+
+async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
+  await serveDaemon(stage, () => {
+    setTitle(app.name);
+    setEntryArgv(app.entryPath, stage.args ?? []);
+    return app.load();
+  });
+}
+
+async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
+  if (opts.pidFileGiven) {
+    const pidFile = PidFile.acquire(opts.pidFile);
+    process.on("exit", () => pidFile.release());
+  }
+  handleSignals(runnerLog);
+  setEntryArgv(app.entryPath, opts.args);
+  await app.load();
+}
+
+function start(opts: RunnerOptions): void {
+  const pid = launch({
+    pidFile: opts.pidFile,
+    logFile: opts.logFile,
+    chdir: opts.chdir,
+    umask: opts.umask,
+    startTimeout: opts.startTimeout,
+    ready: opts.ready,
+    args: opts.args,
+  });
+  console.log(pid);
+}
+
+function status(opts: RunnerOptions): number {
+  let state;
+  try {
+    state = readPidFile(opts.pidFile);
+  } catch (err) {
+    console.error(`${opts.name}: unknown: cannot read pid file ${opts.pidFile}: ${(err as Error).message}`);
+    return ExitCode.UNKNOWN;
+  }
+  if (state.state === "running") {
+    console.log(`${opts.name}: running (pid ${state.pid})`);
+    return ExitCode.OK;
+  }
+  if (state.state === "stale") {
+    console.log(`${opts.name}: not running, but pid file ${opts.pidFile} remains (stale, not locked)`);
+    return ExitCode.DEAD_PID_FILE;
+  }
+  console.log(`${opts.name}: not running`);
+  return ExitCode.NOT_RUNNING;
+}
+
+function stop(opts: RunnerOptions): void {
+  const result = stopDaemon(opts.pidFile, opts.timeout * 1000);
+  if (result.pid === null) {
+    console.log(`${opts.name}: not running${result.removedStale ? ` (removed stale pid file ${opts.pidFile})` : ""}`);
+  } else {
+    console.log(`${opts.name}: stopped (pid ${result.pid}${result.killed ? `, killed after ${opts.timeout} s` : ""})`);
+  }
+}
+
+/**
+ * Runs the runner's command line for `app`. Never returns in the launcher and control actions (it exits
+ * with the documented code); in the daemon and foreground cases it resolves once the entry is evaluated.
+ *
+ * @example
+ * ```ts ignore
+ * await main({ name: "app", version: "0.1.0", entryPath: "/srv/app.ts", load: () => import("/srv/app.ts") });
+ * ```
+ */
+export async function main(app: App): Promise<void> {
+  const stage = takeStage();
+  if (stage) return runDaemon(app, stage);
+  try {
+    const opts = parseRunnerArgs(app.argv ?? process.argv.slice(2), { name: app.name, baseDir: app.baseDir });
+    switch (opts.action) {
+      case "help":
+        console.log(usage(opts.name));
+        return process.exit(0);
+      case "version":
+        console.log(`${opts.name} (daemonic ${app.version})`);
+        return process.exit(0);
+      case "status":
+        return process.exit(status(opts));
+      case "stop":
+        stop(opts);
+        return process.exit(0);
+      case "reload": {
+        if (signalDaemon(opts.pidFile, SIG.HUP) === null) {
+          throw new DaemonError("NOT_RUNNING", `Cannot reload: ${opts.name} is not running (no lock on ${opts.pidFile}): start it with --daemon`);
+        }
+        return process.exit(0);
+      }
+      case "restart":
+        stop(opts);
+        start(opts);
+        return process.exit(0);
+      case "daemon":
+        start(opts);
+        return process.exit(0);
+      case "foreground":
+        return await runForeground(app, opts);
+    }
+  } catch (err) {
+    exitWith(err);
+  }
+}

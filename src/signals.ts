@@ -1,0 +1,128 @@
+/**
+ * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload) and the controller's
+ * "signal the lock holder and wait for it to exit" used by `--stop`, `--reload`, `--restart`.
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
+import { DaemonError } from "./errors.ts";
+import { lifecycle } from "./lifecycle.ts";
+import { readPidFile, removeStalePidFile } from "./pidfile.ts";
+
+/** Signal numbers daemonic sends (Linux). */
+export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
+
+async function runHooks(hooks: (() => unknown)[], log: (line: string) => void): Promise<void> {
+  const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
+  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`);
+}
+
+/**
+ * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
+ * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
+ * SIGHUP runs the `onReload` hooks instead of killing the process.
+ */
+export function handleSignals(log: (line: string) => void): void {
+  const life = lifecycle();
+  let stopping = false;
+  const stop = async (signal: "SIGTERM" | "SIGINT") => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal} received: shutting down`);
+    await runHooks(life.shutdown, log);
+    if (process.listenerCount(signal) <= 1) process.exit(0);
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", async () => {
+    log(life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do");
+    await runHooks(life.reload, log);
+  });
+}
+
+/** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
+function openHolder(pidFile: string, libc: Libc): { pid: number; pidfd: number } | null {
+  for (;;) {
+    const state = readPidFile(pidFile, libc);
+    if (state.state !== "running") return null;
+    let pidfd: number;
+    try {
+      pidfd = libc.pidfdOpen(state.pid);
+    } catch (err) {
+      if (err instanceof SystemCallError && err.code === "ESRCH") continue; // exited meanwhile
+      throw err;
+    }
+    const again = readPidFile(pidFile, libc);
+    if (again.state === "running" && again.pid === state.pid) return { pid: state.pid, pidfd };
+    libc.close(pidfd);
+    if (again.state !== "running") return null;
+  }
+}
+
+function send(libc: Libc, pidfd: number, pid: number, signal: number): void {
+  try {
+    libc.pidfdSignal(pidfd, signal);
+  } catch (err) {
+    if (err instanceof SystemCallError && err.code === "EPERM") {
+      throw new DaemonError("NO_PERMISSION", `Cannot signal pid ${pid}: not permitted: run as the daemon's user or root`, { pid, cause: err });
+    }
+    if (!(err instanceof SystemCallError && err.code === "ESRCH")) throw err;
+  }
+}
+
+/**
+ * Sends `signal` to the daemon holding `pidFile`'s lock. Returns its pid, or `null` when none runs.
+ *
+ * @example
+ * ```ts ignore
+ * signalDaemon("/run/app.pid", SIG.HUP);
+ * ```
+ */
+export function signalDaemon(pidFile: string, signal: number, libc: Libc = systemLibc): number | null {
+  const holder = openHolder(pidFile, libc);
+  if (!holder) return null;
+  try {
+    send(libc, holder.pidfd, holder.pid, signal);
+    return holder.pid;
+  } finally {
+    libc.close(holder.pidfd);
+  }
+}
+
+/** The outcome of {@linkcode stopDaemon}. */
+export interface StopResult {
+  /** The pid that was stopped, or `null` when none was running. */
+  pid: number | null;
+  /** Whether SIGKILL was needed. */
+  killed: boolean;
+  /** Whether a stale pid file was removed. */
+  removedStale: boolean;
+}
+
+/**
+ * Stops the daemon holding `pidFile`'s lock: SIGTERM, wait up to `timeoutMs` for it to exit (a pidfd wakes
+ * us the moment it does: no polling), then SIGKILL. Removes a pid file left behind.
+ *
+ * @example
+ * ```ts ignore
+ * const { pid, killed } = stopDaemon("/run/app.pid", 10_000);
+ * ```
+ */
+export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = systemLibc): StopResult {
+  const holder = openHolder(pidFile, libc);
+  if (!holder) return { pid: null, killed: false, removedStale: removeStalePidFile(pidFile, libc) };
+  const { pid, pidfd } = holder;
+  let killed = false;
+  try {
+    send(libc, pidfd, pid, SIG.TERM);
+    if (!libc.waitReadable(pidfd, timeoutMs)) {
+      killed = true;
+      send(libc, pidfd, pid, SIG.KILL);
+      libc.waitReadable(pidfd, 5000);
+    }
+  } finally {
+    libc.close(pidfd);
+  }
+  return { pid, killed, removedStale: removeStalePidFile(pidFile, libc) };
+}

@@ -1,0 +1,202 @@
+/**
+ * Test helpers: the daemon under test on the runtime running the suite, /proc readers, and cleanup that
+ * kills exactly the pids a test recorded.
+ */
+import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const FIXTURES = join(ROOT, "test", "fixtures");
+export const CLI = join(ROOT, "src", "cli.ts");
+export const RUNTIME: "bun" | "deno" = "Bun" in globalThis ? "bun" : "deno";
+export const BUN = join(ROOT, "node_modules", ".bin", "bun");
+export const DENO = join(ROOT, "node_modules", ".bin", "deno");
+
+/** The result of a finished command. */
+export interface Ran {
+  status: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (bounded by `timeout`, default 30 s). */
+export function run(argv: string[], options: SpawnSyncOptions = {}): Ran {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 30_000, ...options });
+  return { status: r.status, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+}
+
+/** How a test starts the runner for an entry: `daemonic run` on the suite's runtime, or a built binary. */
+export interface Target {
+  name: string;
+  /** The command line of the runner for `entry` with runner `args`. */
+  argv(entry: string, args: string[]): string[];
+}
+
+/** `daemonic run ENTRY …` on the runtime running this suite (Deno: what `deno task daemonic run` runs). */
+export const runTarget: Target = {
+  name: `${RUNTIME} daemonic run`,
+  argv: (entry, args) =>
+    RUNTIME === "bun" ? [BUN, CLI, "run", entry, ...args] : [DENO, "run", "-A", CLI, "run", entry, ...args],
+};
+
+/** Builds `entry` into `dir` with `daemonic build` (Bun) and returns a target running that binary. */
+export async function compiledTarget(entries: string[], dir: string): Promise<Target> {
+  const binaries = new Map<string, string>();
+  await Promise.all(entries.map(async (entry) => {
+    const out = join(dir, entry.replace(/\W/g, "_"));
+    const child = spawn(BUN, [CLI, "build", join(FIXTURES, entry), "-o", out], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d) => stderr += d);
+    const code = await new Promise((r) => child.on("close", r));
+    if (code !== 0) throw new Error(`build of ${entry} failed: ${stderr}`);
+    binaries.set(entry, out);
+  }));
+  return {
+    name: "compiled bun binary",
+    argv: (entry, args) => {
+      const binary = binaries.get(entry.slice(entry.lastIndexOf("/") + 1));
+      if (!binary) throw new Error(`not built: ${entry}`);
+      return [binary, ...args];
+    },
+  };
+}
+
+/** A temp directory, removed by {@linkcode Sandbox.cleanup}, which also kills every pid recorded. */
+export class Sandbox {
+  readonly dir = mkdtempSync(join(tmpdir(), "daemonic-test-"));
+  private readonly pids = new Set<number>();
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+  /** Records a pid this test started, so cleanup kills it even when the test fails. */
+  track(pid: number | undefined | null): number {
+    if (pid && pid > 1) this.pids.add(pid);
+    return pid ?? 0;
+  }
+  cleanup(): void {
+    for (const pid of this.pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    for (const pid of this.pids) waitGone(pid, 3000);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether `pid` exists (a zombie counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+    return state !== undefined && state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Blocks until `pid` is gone or `ms` passed; returns whether it is gone. */
+export function waitGone(pid: number, ms: number): boolean {
+  const end = Date.now() + ms;
+  while (alive(pid)) {
+    if (Date.now() > end) return false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return true;
+}
+
+/** Polls `predicate` until true or `ms` passed. */
+export async function eventually(predicate: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+/** Fields of /proc/PID/stat. */
+export function procStat(pid: number): { ppid: number; pgrp: number; session: number; ttyNr: number } {
+  const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { ppid: +f[1], pgrp: +f[2], session: +f[3], ttyNr: +f[4] };
+}
+
+/** A field of /proc/PID/status, e.g. "SigIgn", "Umask". */
+export function procStatus(pid: number, field: string): string {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`));
+  return line?.split(":")[1].trim() ?? "";
+}
+
+/** fd number → link target of /proc/PID/fd. */
+export function procFds(pid: number): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const name of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      fds.set(Number(name), readlinkSync(`/proc/${pid}/fd/${name}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return fds;
+}
+
+/** The open flags (octal) of fd in PID, from /proc/PID/fdinfo. */
+export function fdFlags(pid: number, fd: number): number {
+  const line = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").split("\n").find((l) => l.startsWith("flags:"));
+  return parseInt(line!.split(":")[1].trim(), 8);
+}
+
+/** Whether a signal number is set in a /proc status mask like SigIgn. */
+export function inMask(mask: string, signal: number): boolean {
+  return ((BigInt(`0x${mask}`) >> BigInt(signal - 1)) & 1n) === 1n;
+}
+
+/** Pids of processes whose command line mentions `marker` (assertions only; cleanup kills recorded pids). */
+export function pidsMentioning(marker: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(marker) && alive(Number(name))) found.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** A listening TCP server on an OS-chosen loopback port (to make a port busy). */
+export async function busyPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+/** Reads a file, or "" when it does not exist. */
+export function readOr(path: string): string {
+  return existsSync(path) ? readFileSync(path, "utf8") : "";
+}
+
+/** The port the fixture server printed ("listening on N") into `log`. */
+export function portFromLog(log: string): number {
+  const m = /listening on (\d+)/.exec(readOr(log));
+  if (!m) throw new Error(`no port in ${log}: ${readOr(log)}`);
+  return Number(m[1]);
+}
+
+/** One HTTP GET over a fresh connection; rejects when the connection is refused. */
+export async function get(port: number, path = "/"): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return await res.text();
+}
