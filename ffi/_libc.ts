@@ -24,7 +24,7 @@ const F_GETLK = 5, F_SETLK = 6, F_DUPFD_CLOEXEC = 1030;
 const F_WRLCK = 1, F_UNLCK = 2;
 const SYS_PIDFD_OPEN = 434, SYS_PIDFD_SEND_SIGNAL = 424;
 const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
-const PR_SET_NAME = 15;
+const PR_SET_NAME = 15, PR_SET_PDEATHSIG = 1;
 const POLLIN = 0x1;
 
 /** What a spawned child gets at each fd: a parent fd to duplicate, or a path to open read-write. */
@@ -42,6 +42,8 @@ export interface SpawnOptions {
   fds: readonly ChildFd[];
   /** Start a new session (setsid) in the child. */
   setsid?: boolean;
+  /** Working directory of the child (default: ours). */
+  cwd?: string;
 }
 
 /** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */
@@ -74,6 +76,8 @@ export interface Libc {
   isListening(fd: number): boolean;
   /** prctl(PR_SET_NAME): the name `ps` and `top` show (15 bytes at most). */
   setThreadName(name: string): void;
+  /** prctl(PR_SET_PDEATHSIG): `signal` arrives when the parent exits. */
+  setParentDeathSignal(signal: number): void;
   /** pidfd_open(2): a descriptor that becomes readable when `pid` exits. */
   pidfdOpen(pid: number): number;
   /** pidfd_send_signal(2): signal exactly the process the pidfd refers to. */
@@ -178,8 +182,10 @@ export function createLibc(raw: RawLibc): Libc {
       return r === 0 && value[0] === 1;
     },
     setThreadName(name) {
-      check(f.prctl(PR_SET_NAME, cstr(name.slice(0, 15)), 0, 0, 0), "prctl(PR_SET_NAME)");
+      const bytes = cstr(name.slice(0, 15));
+      check(f.prctl(PR_SET_NAME, raw.address(bytes), 0, 0, 0), "prctl(PR_SET_NAME)");
     },
+    setParentDeathSignal: (signal) => void check(f.prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)"),
     pidfdOpen: (pid) => check(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0), "pidfd_open"),
     pidfdSignal: (pidfd, signal) => void check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal"),
     waitpid(pid, noHang = false) {
@@ -208,6 +214,11 @@ export function createLibc(raw: RawLibc): Libc {
           }
         });
         spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+        if (options.cwd) {
+          const cwd = cstr(options.cwd);
+          keep.push(cwd);
+          spawnCheck(f.posix_spawn_file_actions_addchdir_np(actions, cwd), "posix_spawn_file_actions_addchdir_np");
+        }
         const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
         spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
         spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");

@@ -15,7 +15,7 @@ echo "== bun test"
 bun test "${files[@]}" 2>&1 | tee "$out/bun.txt"
 bun_rc=${PIPESTATUS[0]}
 echo "== deno test"
-NO_COLOR=1 deno test -A --no-check "${files[@]}" 2>&1 | tee "$out/deno.txt"
+NO_COLOR=1 deno test -A --unstable-net --no-check "${files[@]}" 2>&1 | tee "$out/deno.txt"
 deno_rc=${PIPESTATUS[0]}
 
 # bun: " 12 pass" / " 0 fail"; deno: "ok | 12 passed | 0 failed" (or "FAILED | ...").

@@ -11,12 +11,13 @@ export const runtime: "bun" | "deno" = "Bun" in globalThis ? "bun" : "deno";
 
 /**
  * The command that started this process, to start it again: the real executable and the original argv
- * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not.
+ * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not, and the
+ * directory its relative paths resolve against.
  */
-export function selfCommand(): { path: string; args: string[] } {
+export function selfCommand(): { path: string; args: string[]; cwd: string } {
   const argv = readFileSync("/proc/self/cmdline", "utf8").split("\0");
   argv.pop(); // cmdline ends with a NUL
-  return { path: readlinkSync("/proc/self/exe"), args: argv.slice(1) };
+  return { path: readlinkSync("/proc/self/exe"), args: argv.slice(1), cwd: process.cwd() };
 }
 
 /** Makes `process.argv` (and `Deno.args` / `Bun.argv`) look as if `entryPath` ran alone with `args`. */
@@ -35,4 +36,74 @@ export function setTitle(title: string): void {
   } catch {
     // Deno has no settable title; prctl(PR_SET_NAME) still names the process.
   }
+}
+
+/** Servers the entry opened, so a worker can stop accepting and let in-flight requests finish. */
+export interface Listeners {
+  /** Stops every server from accepting; resolves once their open connections have ended. */
+  closeGracefully(): Promise<void>;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/**
+ * Makes every server the entry opens share its port with the other workers (SO_REUSEPORT), whatever API
+ * it uses: node:net and node:http `listen`, `Bun.serve`, `Deno.serve`. Bun's node:http takes reusePort only
+ * in a cluster worker, which `NODE_UNIQUE_ID` in the worker's environment makes it (see supervisor.ts).
+ */
+export async function shareListeners(): Promise<Listeners> {
+  const closers: (() => Promise<void>)[] = [];
+  const net = await import("node:net");
+  const http = await import("node:http");
+  const patch = (proto: { listen: AnyFn }) => {
+    const original = proto.listen;
+    proto.listen = function (this: import("node:net").Server, ...args: unknown[]) {
+      const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
+      let options: Record<string, unknown>;
+      if (typeof args[0] === "object" && args[0] !== null) options = { ...args[0] as object };
+      else if (typeof args[0] === "number" || (typeof args[0] === "string" && /^\d+$/.test(args[0]))) {
+        options = { port: Number(args[0]) };
+        if (typeof args[1] === "string") options.host = args[1];
+        const backlog = typeof args[1] === "number" ? args[1] : args[2];
+        if (typeof backlog === "number") options.backlog = backlog;
+      } else return original.apply(this, callback ? [...args, callback] : args); // a Unix socket path
+      options.reusePort = true;
+      options.exclusive = true; // listen here, not through a cluster primary
+      const server = this;
+      closers.push(() =>
+        new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        })
+      );
+      return original.apply(this, callback ? [options, callback] : [options]);
+    };
+  };
+  patch(net.Server.prototype as unknown as { listen: AnyFn });
+  if (http.Server.prototype.listen !== net.Server.prototype.listen) patch(http.Server.prototype as unknown as { listen: AnyFn });
+
+  const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
+  if (runtime === "bun") {
+    const serve = g.Bun.serve;
+    g.Bun.serve = (options: unknown, ...rest: unknown[]) => {
+      const server = serve.call(g.Bun, { ...options as object, reusePort: true }, ...rest) as { stop(force?: boolean): Promise<void> };
+      closers.push(async () => await server.stop(false));
+      return server;
+    };
+  } else {
+    const serve = g.Deno.serve;
+    Object.defineProperty(g.Deno, "serve", {
+      configurable: true,
+      value: (...args: unknown[]) => {
+        if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
+          args[0] = { ...args[0] as object, reusePort: true };
+        } else args.unshift({ reusePort: true });
+        const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
+        closers.push(() => server.shutdown());
+        return server;
+      },
+    });
+  }
+  return { closeGracefully: async () => void await Promise.all(closers.map((close) => close())) };
 }

@@ -80,7 +80,7 @@ await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: 
 `,
     );
     const args = options.runtime === "deno"
-      ? ["compile", "-A", "--no-check", "--quiet", "--output", options.output, main]
+      ? ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main]
       : ["build", "--compile", "--minify", main, "--outfile", options.output];
     const exe = tool(options.runtime ?? "bun");
     const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });

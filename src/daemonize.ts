@@ -16,12 +16,14 @@ import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
-import { selfCommand } from "./_runtime.ts";
+import { selfCommand, setTitle } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
+import { Supervisor } from "./supervisor.ts";
 import { handleSignals, SIG } from "./signals.ts";
+import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a daemon. */
 export interface DaemonOptions {
@@ -39,23 +41,33 @@ export interface DaemonOptions {
   ready?: "auto" | "manual";
   /** Arguments for the entry, carried to the re-executed daemon. */
   args?: string[];
+  /** Pre-forked workers (0: the entry runs in the daemon). */
+  workers?: number;
+  /** Seconds without a worker heartbeat before it is killed. */
+  workerTimeout?: number;
+  /** Seconds a graceful stop may take. */
+  timeout?: number;
+  /** The daemon's name (process titles). */
+  name?: string;
 }
 
 /** What the launcher hands the re-executed daemon, in the environment. */
 export interface DaemonStage extends DaemonOptions {
   role: "daemon";
   readyFd: number;
+  /** The command as the user started it, to start workers and upgrades with. */
+  command: { path: string; args: string[]; cwd: string };
 }
 
 const STAGE_ENV = "DAEMONIC_STAGE";
 const READY_FD = 3;
 
-/** Reads and removes the stage marker: set in a re-executed daemon, `undefined` in a launcher. */
-export function takeStage(env: Record<string, string | undefined> = process.env): DaemonStage | undefined {
+/** Reads and removes the stage marker: set in a re-executed daemon or a worker, `undefined` in a launcher. */
+export function takeStage(env: Record<string, string | undefined> = process.env): DaemonStage | WorkerStage | undefined {
   const raw = env[STAGE_ENV];
   if (raw === undefined) return undefined;
   delete env[STAGE_ENV];
-  return JSON.parse(raw) as DaemonStage;
+  return JSON.parse(raw) as DaemonStage | WorkerStage;
 }
 
 function openLog(path: string | undefined, libc: Libc): number | { path: string; flags: number } {
@@ -120,7 +132,7 @@ export function launch(options: DaemonOptions, libc: Libc = systemLibc): number 
   const log = openLog(options.logFile, libc);
   const [readEnd, writeEnd] = libc.pipe();
   const self = selfCommand();
-  const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD };
+  const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD, command: self };
   let sh: number;
   try {
     sh = libc.spawn({
@@ -201,6 +213,7 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
   const { reporter } = becomeDaemon(stage);
   const fatal = guardStartup(reporter);
+  if (stage.workers) return superviseWorkers(stage, reporter, fatal);
   handleSignals(runnerLog);
   const evaluated = run().catch(fatal);
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
@@ -208,6 +221,35 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     reporter.ready();
   });
   await evaluated;
+}
+
+/** The statusfile of a master's workers, beside its pid file. */
+export function workerTableFile(pidFile: string): string {
+  return `${pidFile}.workers`;
+}
+
+async function superviseWorkers(stage: DaemonStage, reporter: ReadyReporter, fatal: (err: unknown) => never): Promise<void> {
+  const name = stage.name ?? "daemon";
+  setTitle(`${name} master`);
+  systemLibc.setThreadName(`${name} master`);
+  const supervisor = new Supervisor({
+    name,
+    workers: stage.workers!,
+    workerTimeout: stage.workerTimeout ?? 60,
+    timeout: stage.timeout ?? 10,
+    command: stage.command,
+    chdir: stage.chdir ?? "/",
+    args: stage.args ?? [],
+    ready: stage.ready ?? "auto",
+    statusFile: workerTableFile(stage.pidFile),
+  });
+  try {
+    await supervisor.start();
+  } catch (err) {
+    fatal((err as Error).message);
+  }
+  runnerLog(`ready (pid ${process.pid}, ${stage.workers} workers)`);
+  reporter.ready();
 }
 
 /**

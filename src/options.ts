@@ -33,6 +33,10 @@ export interface RunnerOptions {
   startTimeout: number;
   /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
   ready: "auto" | "manual";
+  /** Pre-forked workers sharing the entry's port; 0 runs the entry in the daemon itself. */
+  workers: number;
+  /** Seconds without a worker heartbeat before the master kills it. */
+  workerTimeout: number;
   /** Arguments for the entry (everything after `--`). */
   args: string[];
 }
@@ -53,6 +57,8 @@ const FLAGS = {
   "start-timeout": { type: "string" },
   ready: { type: "string" },
   name: { type: "string" },
+  workers: { type: "string", short: "w" },
+  "worker-timeout": { type: "string" },
 } as const;
 
 const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "help", "version"] as const;
@@ -81,6 +87,12 @@ Options:
       --ready MODE      auto: ready when the entry listens on a socket or calls ready(), or has run 1 s
                         without failing; manual: only when it calls ready() (default: auto)
       --name NAME       name for the default pid file and the process title (default: ${name})
+  -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
+                        that runs no entry code (default: 0, the entry runs in the daemon itself)
+      --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
+
+Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
+TTIN/TTOU one worker more/less, USR1 reopen logs.
 
 Exit codes: 0 ok, 64 usage, 66 entry or directory missing, 69 start-up failed, 73 cannot create the pid
 or log file, 75 already running, 77 not permitted, 7 not running (--reload).`;
@@ -95,6 +107,12 @@ function seconds(flag: string, value: string | undefined, fallback: number): num
   const n = Number(value);
   if (!value.trim() || !Number.isFinite(n) || n < 0) fail(`Invalid --${flag} '${value}': give a number of seconds, e.g. --${flag} 10`);
   return n;
+}
+
+function count(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > 1024) fail(`Invalid --${flag} '${value}': give a whole number from 0 to 1024`);
+  return Number(value);
 }
 
 /** The default pid file for `name`: /run as root, the user's runtime directory otherwise. */
@@ -157,6 +175,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     timeout: seconds("timeout", values.timeout, 10),
     startTimeout: seconds("start-timeout", values["start-timeout"], 60),
     ready,
+    workers: count("workers", values.workers, 0),
+    workerTimeout: seconds("worker-timeout", values["worker-timeout"], 60),
     args: positionals,
   };
 }

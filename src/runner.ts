@@ -4,14 +4,17 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
-import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
+import { type DaemonStage, launch, serveDaemon, takeStage, workerTableFile } from "./daemonize.ts";
 import { DaemonError, ExitCode } from "./errors.ts";
 import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
+import { readWorkerTable } from "./supervisor.ts";
+import { serveWorker } from "./worker.ts";
 
 /** The program the runner runs. */
 export interface App {
@@ -65,6 +68,10 @@ function start(opts: RunnerOptions): void {
     startTimeout: opts.startTimeout,
     ready: opts.ready,
     args: opts.args,
+    workers: opts.workers,
+    workerTimeout: opts.workerTimeout,
+    timeout: opts.timeout,
+    name: opts.name,
   });
   console.log(pid);
 }
@@ -79,6 +86,13 @@ function status(opts: RunnerOptions): number {
   }
   if (state.state === "running") {
     console.log(`${opts.name}: running (pid ${state.pid})`);
+    const table = readWorkerTable(workerTableFile(opts.pidFile));
+    if (table?.master === state.pid) {
+      for (const w of table.workers) {
+        const age = ((Date.now() - w.startedAt) / 1000).toFixed(0);
+        console.log(`  worker[${w.id}] pid ${w.pid}, up ${age} s, ${w.restarts} restarts, RSS ${rssOf(w.pid)}`);
+      }
+    }
     return ExitCode.OK;
   }
   if (state.state === "stale") {
@@ -87,6 +101,15 @@ function status(opts: RunnerOptions): number {
   }
   console.log(`${opts.name}: not running`);
   return ExitCode.NOT_RUNNING;
+}
+
+function rssOf(pid: number): string {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    return line ? line.slice(6).trim() : "?";
+  } catch {
+    return "gone";
+  }
 }
 
 function stop(opts: RunnerOptions): void {
@@ -109,6 +132,7 @@ function stop(opts: RunnerOptions): void {
  */
 export async function main(app: App): Promise<void> {
   const stage = takeStage();
+  if (stage?.role === "worker") return serveWorker(stage, app.entryPath, app.load);
   if (stage) return runDaemon(app, stage);
   try {
     const opts = parseRunnerArgs(app.argv ?? process.argv.slice(2), { name: app.name, baseDir: app.baseDir });

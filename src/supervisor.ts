@@ -1,0 +1,350 @@
+/**
+ * The master of pre-forked workers, Unicorn's way: it runs no entry code, keeps N workers up, replaces one
+ * that exits (at once, or with exponential backoff when it keeps crashing right after start), kills one
+ * whose heartbeat is older than `workerTimeout`, and answers Unicorn's signals:
+ * TERM/INT quick stop, QUIT graceful stop, HUP rolling restart, TTIN/TTOU one worker more/less,
+ * USR1 reopen logs (forwarded to the workers).
+ *
+ * Workers share the port through SO_REUSEPORT (see `shareListeners` in _runtime.ts). A retiring listener
+ * hands its queued connections to its siblings only when the kernel's `net.ipv4.tcp_migrate_req` is 1; the
+ * master warns at start when it is not.
+ *
+ * @module
+ */
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
+import { runtime } from "./_runtime.ts";
+import { runnerLog } from "./log.ts";
+import { SIG } from "./signals.ts";
+import type { WorkerStage } from "./worker.ts";
+
+/** Settings of a {@linkcode Supervisor}. */
+export interface SupervisorOptions {
+  name: string;
+  workers: number;
+  /** Seconds without a heartbeat before a worker is killed. */
+  workerTimeout: number;
+  /** Seconds a graceful stop of a worker may take before SIGKILL. */
+  timeout: number;
+  /** The command that starts a worker (the daemon's own, as first started, in its first directory). */
+  command: { path: string; args: string[]; cwd: string };
+  /** The working directory workers switch to once started. */
+  chdir: string;
+  args: string[];
+  ready: "auto" | "manual";
+  /** Where the worker table is written for `--status`. */
+  statusFile: string;
+}
+
+interface Worker {
+  id: number;
+  pid: number;
+  pidfd: number;
+  fd: number;
+  startedAt: number;
+  lastBeat: number;
+  ready: boolean;
+  error?: string;
+  retiring: boolean;
+  restarts: number;
+  buffer: string;
+  onReady: ((ok: boolean, error?: string) => void)[];
+  onExit: (() => void)[];
+}
+
+/** One row of the worker table written for `--status`. */
+export interface WorkerRow {
+  id: number;
+  pid: number;
+  startedAt: number;
+  restarts: number;
+}
+
+const STAGE_ENV = "DAEMONIC_STAGE";
+const decoder = new TextDecoder();
+
+function describeExit(status: number | null): string {
+  if (status === null) return "exited";
+  const signal = status & 0x7f;
+  return signal ? `was killed by signal ${signal}` : `exited with code ${(status >> 8) & 0xff}`;
+}
+
+/**
+ * Supervises the workers. Create it in the daemon, `await start()` (resolves when all are ready, rejects
+ * with the first worker's start-up error), then it runs until a stop signal.
+ */
+export class Supervisor {
+  private readonly slots = new Map<number, Worker>();
+  private readonly retiring = new Set<Worker>();
+  private readonly crashes = new Map<number, number>();
+  private readonly restarts = new Map<number, number>();
+  private stopping = false;
+  private starting = true;
+  private rolling = false;
+  private timer?: ReturnType<typeof setInterval>;
+
+  constructor(private readonly options: SupervisorOptions, private readonly libc: Libc = systemLibc) {}
+
+  /** Starts the workers and the supervision loop. */
+  async start(): Promise<void> {
+    this.warnIfLossyReuseport();
+    this.timer = setInterval(() => this.tick(), 20);
+    this.handleSignals();
+    try {
+      await Promise.all(Array.from({ length: this.options.workers }, (_, i) => this.whenReady(this.spawn(i + 1))));
+    } catch (err) {
+      this.stopping = true;
+      for (const w of this.all()) this.signal(w, SIG.KILL);
+      throw err;
+    }
+    this.starting = false;
+    this.writeStatus();
+    runnerLog(`master: ${this.options.workers} workers ready`);
+  }
+
+  private all(): Worker[] {
+    return [...this.slots.values(), ...this.retiring];
+  }
+
+  private warnIfLossyReuseport(): void {
+    try {
+      if (readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "0") {
+        runnerLog("master: net.ipv4.tcp_migrate_req is 0: a rolling restart can reset connections queued at a retiring worker: set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)");
+      }
+    } catch {
+      // Kernel before 5.14: no migration at all.
+    }
+  }
+
+  private spawn(id: number): Worker {
+    const [readEnd, writeEnd] = this.libc.pipe();
+    const stage: WorkerStage = {
+      role: "worker",
+      id,
+      name: this.options.name,
+      masterPid: process.pid,
+      args: this.options.args,
+      ready: this.options.ready,
+      heartbeatMs: Math.max(100, Math.min(1000, this.options.workerTimeout * 250)),
+      timeout: this.options.timeout,
+      chdir: this.options.chdir,
+    };
+    // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
+    const env = { ...process.env, [STAGE_ENV]: JSON.stringify(stage), ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}) };
+    let pid: number;
+    try {
+      pid = this.libc.spawn({
+        path: this.options.command.path,
+        argv: [this.options.command.path, ...this.options.command.args],
+        env,
+        fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, writeEnd],
+        cwd: this.options.command.cwd, // where its relative paths (the script's) resolve
+      });
+    } finally {
+      this.libc.close(writeEnd);
+    }
+    const now = Date.now();
+    const worker: Worker = {
+      id, pid, pidfd: this.libc.pidfdOpen(pid), fd: readEnd, startedAt: now, lastBeat: now, ready: false, retiring: false,
+      restarts: this.restarts.get(id) ?? 0, buffer: "", onReady: [], onExit: [],
+    };
+    this.slots.set(id, worker);
+    runnerLog(`master: worker[${id}] started (pid ${pid})`);
+    return worker;
+  }
+
+  private whenReady(worker: Worker): Promise<void> {
+    return new Promise((resolve, reject) => {
+      worker.onReady.push((ok, error) => ok ? resolve() : reject(new Error(error ?? `worker[${worker.id}] exited before it was ready`)));
+    });
+  }
+
+  private whenGone(worker: Worker): Promise<void> {
+    return new Promise((resolve) => worker.onExit.push(resolve));
+  }
+
+  private signal(worker: Worker, signal: number): void {
+    try {
+      this.libc.pidfdSignal(worker.pidfd, signal);
+    } catch {
+      // Already exited; the loop reaps it.
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const w of this.all()) {
+      while (w.fd >= 0 && this.libc.waitReadable(w.fd, 0)) {
+        const chunk = this.libc.read(w.fd, 4096);
+        if (chunk.length === 0) {
+          this.libc.close(w.fd);
+          w.fd = -1;
+          break;
+        }
+        w.buffer += decoder.decode(chunk);
+        let nl;
+        while ((nl = w.buffer.indexOf("\n")) >= 0) {
+          this.onMessage(w, w.buffer.slice(0, nl), now);
+          w.buffer = w.buffer.slice(nl + 1);
+        }
+      }
+      if (this.libc.waitReadable(w.pidfd, 0)) {
+        this.onExit(w, this.libc.waitpid(w.pid, true));
+      } else if (now - w.lastBeat > this.options.workerTimeout * 1000) {
+        runnerLog(`master: worker[${w.id}] (pid ${w.pid}) timeout (${((now - w.lastBeat) / 1000).toFixed(1)} s > ${this.options.workerTimeout} s), killing`);
+        w.lastBeat = Infinity; // report once
+        this.signal(w, SIG.KILL);
+      }
+    }
+  }
+
+  private onMessage(w: Worker, line: string, now: number): void {
+    w.lastBeat = now;
+    if (line === "READY" && !w.ready) {
+      w.ready = true;
+      runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
+      for (const f of w.onReady.splice(0)) f(true);
+    } else if (line.startsWith("ERROR ")) {
+      w.error = (JSON.parse(line.slice(6)) as { message: string }).message;
+    }
+  }
+
+  private onExit(w: Worker, status: number | null): void {
+    if (w.fd >= 0) this.libc.close(w.fd);
+    this.libc.close(w.pidfd);
+    const lived = Date.now() - w.startedAt;
+    if (this.slots.get(w.id) === w) this.slots.delete(w.id);
+    this.retiring.delete(w);
+    for (const f of w.onReady.splice(0)) f(false, w.error ?? `worker[${w.id}] ${describeExit(status)} before it was ready`);
+    for (const f of w.onExit.splice(0)) f();
+    if (w.retiring || this.stopping) {
+      runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${describeExit(status)}`);
+      this.writeStatus();
+      return;
+    }
+    // An unplanned exit: replace it, backing off while it keeps dying young.
+    const crashes = !w.ready || lived < 5000 ? (this.crashes.get(w.id) ?? 0) + 1 : 0;
+    this.crashes.set(w.id, crashes);
+    this.restarts.set(w.id, (this.restarts.get(w.id) ?? 0) + 1);
+    const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
+    runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${describeExit(status)} after ${(lived / 1000).toFixed(1)} s${w.error ? `: ${w.error.split("\n")[0]}` : ""}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+    if (this.starting) return;
+    setTimeout(() => {
+      if (!this.stopping && !this.slots.has(w.id)) this.spawn(w.id);
+      this.writeStatus();
+    }, delay);
+  }
+
+  /** Stops every worker: quick (TERM) or graceful (QUIT, bounded by `timeout`), then SIGKILL. */
+  async stop(graceful: boolean): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const workers = this.all();
+    for (const w of workers) this.signal(w, graceful ? SIG.QUIT : SIG.TERM);
+    const bound = setTimeout(() => workers.forEach((w) => this.signal(w, SIG.KILL)), (graceful ? this.options.timeout : 5) * 1000);
+    await Promise.all(workers.map((w) => this.whenGone(w)));
+    clearTimeout(bound);
+    clearInterval(this.timer);
+    rmSync(this.options.statusFile, { force: true });
+  }
+
+  /** Replaces one worker gracefully: start its successor, wait until it is ready, then retire the old one. */
+  private async replace(old: Worker): Promise<boolean> {
+    this.slots.delete(old.id);
+    old.retiring = true;
+    this.retiring.add(old);
+    let next: Worker;
+    try {
+      next = this.spawn(old.id);
+      await this.whenReady(next);
+    } catch (err) {
+      runnerLog(`master: worker[${old.id}] successor failed, keeping pid ${old.pid}: ${(err as Error).message.split("\n")[0]}`);
+      if (!this.slots.has(old.id)) {
+        this.retiring.delete(old);
+        old.retiring = false;
+        this.slots.set(old.id, old);
+      }
+      return false;
+    }
+    await this.retire(old);
+    return true;
+  }
+
+  private async retire(w: Worker): Promise<void> {
+    w.retiring = true;
+    this.retiring.add(w);
+    if (this.slots.get(w.id) === w) this.slots.delete(w.id);
+    this.signal(w, SIG.QUIT);
+    const bound = setTimeout(() => this.signal(w, SIG.KILL), this.options.timeout * 1000);
+    await this.whenGone(w);
+    clearTimeout(bound);
+  }
+
+  /** HUP: a rolling restart of every worker, one at a time. */
+  async rollingRestart(): Promise<void> {
+    if (this.rolling || this.stopping) return;
+    this.rolling = true;
+    runnerLog("master: SIGHUP: rolling restart");
+    try {
+      for (const w of [...this.slots.values()]) {
+        if (this.stopping) break;
+        if (!(await this.replace(w))) break;
+      }
+    } finally {
+      this.rolling = false;
+      this.writeStatus();
+    }
+    runnerLog("master: rolling restart done");
+  }
+
+  private handleSignals(): void {
+    const quit = async (graceful: boolean, signal: string) => {
+      runnerLog(`master: ${signal}: ${graceful ? "graceful" : "quick"} stop`);
+      await this.stop(graceful);
+      process.exit(0);
+    };
+    process.on("SIGTERM", () => quit(false, "SIGTERM"));
+    process.on("SIGINT", () => quit(false, "SIGINT"));
+    process.on("SIGQUIT", () => quit(true, "SIGQUIT"));
+    process.on("SIGHUP", () => void this.rollingRestart());
+    process.on("SIGTTIN", () => {
+      if (this.stopping) return;
+      const id = Math.max(0, ...this.slots.keys(), ...[...this.retiring].map((w) => w.id)) + 1;
+      runnerLog(`master: SIGTTIN: adding worker[${id}]`);
+      this.spawn(id);
+      this.writeStatus();
+    });
+    process.on("SIGTTOU", () => {
+      if (this.stopping || this.slots.size <= 1) return;
+      const last = [...this.slots.values()].reduce((a, b) => (b.id > a.id ? b : a));
+      runnerLog(`master: SIGTTOU: retiring worker[${last.id}]`);
+      void this.retire(last).then(() => this.writeStatus());
+    });
+    process.on("SIGUSR1", () => {
+      for (const w of this.all()) this.signal(w, SIG.USR1);
+    });
+  }
+
+  /** Writes the worker table for `--status` (atomically). */
+  private writeStatus(): void {
+    if (this.stopping) return;
+    const rows: WorkerRow[] = [...this.slots.values()].map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: this.restarts.get(w.id) ?? 0 }));
+    const tmp = `${this.options.statusFile}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id) }) + "\n");
+      renameSync(tmp, this.options.statusFile);
+    } catch (err) {
+      runnerLog(`master: cannot write ${this.options.statusFile}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Reads the worker table a master wrote next to its pid file, or `null` when there is none. */
+export function readWorkerTable(statusFile: string): { master: number; workers: WorkerRow[] } | null {
+  try {
+    return JSON.parse(readFileSync(statusFile, "utf8"));
+  } catch {
+    return null;
+  }
+}
