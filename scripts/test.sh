@@ -12,7 +12,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 echo "== bun test"
-bun test "${files[@]}" 2>&1 | tee "$out/bun.txt"
+bun test --timeout 60000 "${files[@]}" 2>&1 | tee "$out/bun.txt"
 bun_rc=${PIPESTATUS[0]}
 echo "== deno test"
 NO_COLOR=1 deno test -A --unstable-net --no-check "${files[@]}" 2>&1 | tee "$out/deno.txt"

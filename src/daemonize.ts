@@ -211,9 +211,10 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
  * evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
-  const { reporter } = becomeDaemon(stage);
+  const daemon = becomeDaemon(stage);
+  const { reporter } = daemon;
   const fatal = guardStartup(reporter);
-  if (stage.workers) return superviseWorkers(stage, reporter, fatal);
+  if (stage.workers) return superviseWorkers(stage, daemon, fatal);
   handleSignals(runnerLog);
   const evaluated = run().catch(fatal);
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
@@ -228,7 +229,48 @@ export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
 
-async function superviseWorkers(stage: DaemonStage, reporter: ReadyReporter, fatal: (err: unknown) => never): Promise<void> {
+/**
+ * USR2: the binary upgrade. The pid file moves to `.oldbin` (its lock with it), the executable on disk starts
+ * as a new master beside this one and takes the pid file; once it reports ready, this master retires. If it
+ * fails, the pid file moves back and nothing changes.
+ */
+function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): boolean {
+  const oldbin = `${stage.pidFile}.oldbin`;
+  pidFile.rename(oldbin);
+  supervisor.moveStatusFile(workerTableFile(oldbin));
+  const [readEnd, writeEnd] = libc.pipe();
+  let pid: number | undefined;
+  let error: DaemonError | undefined;
+  try {
+    pid = libc.spawn({
+      path: stage.command.path,
+      argv: [stage.command.path, ...stage.command.args],
+      env: { ...process.env, [STAGE_ENV]: JSON.stringify({ ...stage, readyFd: READY_FD }) },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, writeEnd],
+      cwd: stage.command.cwd,
+    });
+    libc.close(writeEnd);
+    error = waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc).error;
+  } catch (err) {
+    error = new DaemonError("START_FAILED", (err as Error).message);
+  } finally {
+    libc.close(readEnd);
+  }
+  if (!error) {
+    runnerLog(`master: new master ${pid} is ready`);
+    return true;
+  }
+  runnerLog(`master: the upgrade failed, keeping this master: ${error.message.split("\n")[0]}`);
+  if (pid) {
+    cleanUpFailedStart(pid, stage.pidFile, libc);
+    libc.waitpid(pid, true);
+  }
+  pidFile.rename(stage.pidFile);
+  supervisor.moveStatusFile(workerTableFile(stage.pidFile));
+  return false;
+}
+
+async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err: unknown) => never): Promise<void> {
   const name = stage.name ?? "daemon";
   setTitle(`${name} master`);
   systemLibc.setThreadName(`${name} master`);
@@ -242,6 +284,7 @@ async function superviseWorkers(stage: DaemonStage, reporter: ReadyReporter, fat
     args: stage.args ?? [],
     ready: stage.ready ?? "auto",
     statusFile: workerTableFile(stage.pidFile),
+    upgrade: () => upgradeMaster(stage, daemon.pidFile, supervisor),
   });
   try {
     await supervisor.start();
@@ -249,7 +292,7 @@ async function superviseWorkers(stage: DaemonStage, reporter: ReadyReporter, fat
     fatal((err as Error).message);
   }
   runnerLog(`ready (pid ${process.pid}, ${stage.workers} workers)`);
-  reporter.ready();
+  daemon.reporter.ready();
 }
 
 /**

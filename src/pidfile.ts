@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { readFileSync, statSync, unlinkSync } from "node:fs";
+import { readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
@@ -41,7 +41,18 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
  * ```
  */
 export class PidFile {
-  private constructor(readonly path: string, private readonly fd: number, private readonly libc: Libc) {}
+  private constructor(private current: string, private readonly fd: number, private readonly libc: Libc) {}
+
+  /** Where the file is now. */
+  get path(): string {
+    return this.current;
+  }
+
+  /** Moves the held file (the lock goes with it), e.g. to `.oldbin` while a new master starts. */
+  rename(to: string): void {
+    renameSync(this.current, to);
+    this.current = to;
+  }
 
   /** Opens (O_NOFOLLOW), locks and writes `pid` into `path`. A file left by a dead daemon is unlocked, so it
    * is taken over. Note: fcntl locks drop when the process closes any fd of the file, so the holder must

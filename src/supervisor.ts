@@ -35,6 +35,8 @@ export interface SupervisorOptions {
   ready: "auto" | "manual";
   /** Where the worker table is written for `--status`. */
   statusFile: string;
+  /** USR2: start the binary on disk as a new master; resolves `true` once it is ready. */
+  upgrade?: () => boolean;
 }
 
 interface Worker {
@@ -84,7 +86,7 @@ export class Supervisor {
   private rolling = false;
   private timer?: ReturnType<typeof setInterval>;
 
-  constructor(private readonly options: SupervisorOptions, private readonly libc: Libc = systemLibc) {}
+  constructor(private options: SupervisorOptions, private readonly libc: Libc = systemLibc) {}
 
   /** Starts the workers and the supervision loop. */
   async start(): Promise<void> {
@@ -321,9 +323,27 @@ export class Supervisor {
       runnerLog(`master: SIGTTOU: retiring worker[${last.id}]`);
       void this.retire(last).then(() => this.writeStatus());
     });
+    process.on("SIGUSR2", async () => {
+      if (this.stopping || this.rolling || !this.options.upgrade) return;
+      this.rolling = true;
+      runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
+      const upgraded = this.options.upgrade();
+      this.rolling = false;
+      if (!upgraded) return;
+      runnerLog("master: the new master is ready: retiring this one and its workers");
+      await this.stop(true);
+      process.exit(0);
+    });
     process.on("SIGUSR1", () => {
       for (const w of this.all()) this.signal(w, SIG.USR1);
     });
+  }
+
+  /** Moves the worker table (beside a pid file renamed to `.oldbin`). */
+  moveStatusFile(to: string): void {
+    rmSync(this.options.statusFile, { force: true });
+    this.options.statusFile = to;
+    this.writeStatus();
   }
 
   /** Writes the worker table for `--status` (atomically). */

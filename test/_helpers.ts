@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,24 +37,28 @@ export interface Target {
   argv(entry: string, args: string[]): string[];
 }
 
-/** `daemonic run ENTRY …` on the runtime running this suite (Deno: what `deno task daemonic run` runs). */
+/** `daemonic run ENTRY …` on the runtime running this suite: `bun src/cli.ts run`, `deno task daemonic run`. */
 export const runTarget: Target = {
   name: `${RUNTIME} daemonic run`,
   argv: (entry, args) =>
-    RUNTIME === "bun" ? [BUN, CLI, "run", entry, ...args] : [DENO, "run", "-A", CLI, "run", entry, ...args],
+    RUNTIME === "bun"
+      ? [BUN, CLI, "run", entry, ...args]
+      : [DENO, "task", "-q", "--config", join(ROOT, "deno.json"), "daemonic", "run", entry, ...args],
 };
 
-/** Builds `entry` into `dir` with `daemonic build` (Bun) and returns a target running that binary. */
+/** Builds each entry (a fixture name, or a path) into `dir` with `daemonic build` (Bun); returns a target
+ * running those binaries. */
 export async function compiledTarget(entries: string[], dir: string): Promise<Target> {
   const binaries = new Map<string, string>();
   await Promise.all(entries.map(async (entry) => {
-    const out = join(dir, entry.replace(/\W/g, "_"));
-    const child = spawn(BUN, [CLI, "build", join(FIXTURES, entry), "-o", out], { stdio: ["ignore", "ignore", "pipe"] });
+    const name = entry.slice(entry.lastIndexOf("/") + 1);
+    const out = join(dir, name.replace(/\W/g, "_"));
+    const child = spawn(BUN, [CLI, "build", resolve(FIXTURES, entry), "-o", out], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr!.on("data", (d) => stderr += d);
     const code = await new Promise((r) => child.on("close", r));
     if (code !== 0) throw new Error(`build of ${entry} failed: ${stderr}`);
-    binaries.set(entry, out);
+    binaries.set(name, out);
   }));
   return {
     name: "compiled bun binary",
@@ -199,4 +203,71 @@ export function portFromLog(log: string): number {
 export async function get(port: number, path = "/"): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
   return await res.text();
+}
+
+/** A port the OS says is free right now (for servers that several workers must share). */
+export async function freePort(): Promise<number> {
+  const { port, server } = await busyPort();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Child pids of `pid`. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** /proc/PID/comm: the name `ps` and `top` show. */
+export function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** One TCP exchange: connect, read until the server closes. Rejects on a refused or reset connection. */
+export function exchange(port: number, request = "GET / HTTP/1.0\r\n\r\n", timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error("timeout")));
+    socket.on("connect", () => socket.write(request));
+    socket.on("data", (d) => data += d);
+    socket.on("error", reject);
+    socket.on("close", () => data ? resolve(data) : reject(new Error("closed without an answer")));
+  });
+}
+
+/** Connects sequentially until `stop()` is called; counts answers and failures, collects answering pids. */
+export function hammer(port: number): { stop(): Promise<{ ok: number; failed: string[]; pids: Set<number> }>; pidsSince(mark: number): Set<number>; mark(): number } {
+  const answers: number[] = [];
+  const failed: string[] = [];
+  let running = true;
+  const done = (async () => {
+    const end = Date.now() + 60_000; // bounded even if stop() is never called
+    while (running && Date.now() < end) {
+      try {
+        const text = await exchange(port);
+        const m = /Hello from PID (\d+)/.exec(text);
+        if (m) answers.push(Number(m[1]));
+        else failed.push(`unexpected answer: ${text.slice(0, 80)}`);
+      } catch (err) {
+        failed.push((err as Error).message);
+      }
+    }
+  })();
+  return {
+    mark: () => answers.length,
+    pidsSince: (mark) => new Set(answers.slice(mark)),
+    async stop() {
+      running = false;
+      await done;
+      return { ok: answers.length, failed, pids: new Set(answers) };
+    },
+  };
 }
