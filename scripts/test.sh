@@ -30,11 +30,14 @@ deno_count() { # $1 = passed|failed
 }
 deno_pass=$(deno_count passed)
 deno_fail=$(deno_count failed)
+bun_skip=$(grep -E '^ *[0-9]+ skip$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+deno_skip=$(grep -cE '\.\.\. (ignored|skipped)' "$out/deno.txt" || true)
 # A runner that crashed before its summary counts as one failure, so a broken run is never green.
 [ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ] && bun_fail=1
 [ "$deno_rc" -ne 0 ] && [ "${deno_fail:-0}" -eq 0 ] && deno_fail=1
 passed=$((bun_pass + deno_pass))
 failed=$((bun_fail + deno_fail))
-echo "bun: $bun_pass passed, $bun_fail failed; deno: $deno_pass passed, $deno_fail failed"
-echo "$passed passed, $failed failed"
+skipped=$((bun_skip + deno_skip))
+echo "bun: $bun_pass passed, $bun_fail failed, $bun_skip skipped; deno: $deno_pass passed, $deno_fail failed, $deno_skip skipped"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -140,8 +140,11 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   try {
     parsed = parseArgs({ args: [...argv], options: FLAGS, allowPositionals: true, strict: true });
   } catch (cause) {
-    const message = (cause as Error).message.replace(/\.? ?To specify a positional argument.*$/s, "").replace(/\.$/, "");
-    fail(`${message}: to pass options to the entry, put them after --, e.g. ${context.name} -- --port 8080`);
+    const message = (cause as Error).message.split("\n")[0].replace(/\.? ?To specify a positional argument.*$/, "").replace(/\.$/, "");
+    if (message.startsWith("Unknown option")) {
+      fail(`${message}: to pass options to the entry, put them after --, e.g. ${context.name} -- --port 8080`);
+    }
+    fail(`${message}: see ${context.name} --help`);
   }
   const { values, positionals } = parsed;
   const chosen = ACTIONS.filter((a) => values[a]);

@@ -192,8 +192,10 @@ export function readOr(path: string): string {
   return existsSync(path) ? readFileSync(path, "utf8") : "";
 }
 
-/** The port the fixture server printed ("listening on N") into `log`. */
-export function portFromLog(log: string): number {
+/** The port the fixture server printed ("listening on N") into `log`. The line may come a moment after
+ * readiness: the kernel accepts connections before the runtime runs the listen callback. */
+export async function portFromLog(log: string): Promise<number> {
+  await eventually(() => /listening on (\d+)/.test(readOr(log)));
   const m = /listening on (\d+)/.exec(readOr(log));
   if (!m) throw new Error(`no port in ${log}: ${readOr(log)}`);
   return Number(m[1]);
