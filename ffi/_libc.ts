@@ -84,6 +84,8 @@ export interface Libc {
   pidfdSignal(pidfd: number, signal: number): void;
   /** waitpid(2); with `noHang`, `null` while the child runs. Returns the raw wait status. */
   waitpid(pid: number, noHang?: boolean): number | null;
+  /** Sends one datagram to the AF_UNIX socket at `path` (a leading `@` means the abstract namespace). */
+  sendDatagram(path: string, data: Uint8Array): void;
   /** posix_spawn(3) with default signal dispositions, an empty signal mask and only `fds` open. */
   spawn(options: SpawnOptions): number;
 }
@@ -192,6 +194,21 @@ export function createLibc(raw: RawLibc): Libc {
       const status = new Int32Array(1);
       const r = retry(() => f.waitpid(pid, new Uint8Array(status.buffer), noHang ? 1 : 0), "waitpid");
       return r === 0 ? null : status[0];
+    },
+    sendDatagram(path, data) {
+      const name = encoder.encode(path);
+      if (name.length > 107) throw new SystemCallError("sendto", 36, "File name too long", path);
+      const address = new Uint8Array(110); // struct sockaddr_un: sa_family_t, char sun_path[108]
+      new DataView(address.buffer).setUint16(0, 1 /* AF_UNIX */, true);
+      address.set(name, 2);
+      if (path.startsWith("@")) address[2] = 0; // abstract: no NUL terminator, exact length
+      const length = 2 + name.length + (path.startsWith("@") ? 0 : 1);
+      const fd = check(f.socket(1, 2 /* SOCK_DGRAM */ | O.CLOEXEC, 0), "socket");
+      try {
+        check(f.sendto(fd, data, data.length, 0x4000 /* MSG_NOSIGNAL */, address, length), "sendto", path);
+      } finally {
+        f.close(fd);
+      }
     },
     spawn(options) {
       const keep: Uint8Array[] = [];

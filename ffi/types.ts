@@ -34,6 +34,8 @@ export const SYMBOLS = {
   prctl: { args: ["i32", "i64", "i64", "i64", "i64"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64" },
   waitpid: { args: ["i32", "buf", "i32"], returns: "i32" },
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  sendto: { args: ["i32", "buf", "i64", "i32", "buf", "u32"], returns: "i64" },
   posix_spawn: { args: ["buf", "buf", "buf", "buf", "buf", "buf"], returns: "i32" },
   posix_spawn_file_actions_init: { args: ["buf"], returns: "i32" },
   posix_spawn_file_actions_destroy: { args: ["buf"], returns: "i32" },

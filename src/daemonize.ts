@@ -20,6 +20,7 @@ import { selfCommand, setTitle } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
+import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { Supervisor } from "./supervisor.ts";
 import { handleSignals, SIG } from "./signals.ts";
@@ -214,12 +215,14 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
   const daemon = becomeDaemon(stage);
   const { reporter } = daemon;
   const fatal = guardStartup(reporter);
-  if (stage.workers) return superviseWorkers(stage, daemon, fatal);
-  handleSignals(runnerLog);
+  const systemd = systemdNotifier();
+  if (stage.workers) return superviseWorkers(stage, daemon, fatal, systemd);
+  handleSignals(runnerLog, systemd);
   const evaluated = run().catch(fatal);
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
     runnerLog(`ready (pid ${process.pid})`);
     reporter.ready();
+    systemd.notify(`READY=1\nMAINPID=${process.pid}`);
   });
   await evaluated;
 }
@@ -270,7 +273,7 @@ function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervi
   return false;
 }
 
-async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err: unknown) => never): Promise<void> {
+async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err: unknown) => never, systemd: Notifier): Promise<void> {
   const name = stage.name ?? "daemon";
   setTitle(`${name} master`);
   systemLibc.setThreadName(`${name} master`);
@@ -293,6 +296,7 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
   }
   runnerLog(`ready (pid ${process.pid}, ${stage.workers} workers)`);
   daemon.reporter.ready();
+  systemd.notify(`READY=1\nMAINPID=${process.pid}`);
 }
 
 /**

@@ -12,6 +12,8 @@ import { DaemonError, ExitCode } from "./errors.ts";
 import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
+import { systemdNotifier } from "./notify.ts";
+import { watchReadiness } from "./readiness.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
@@ -54,9 +56,12 @@ async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
     const pidFile = PidFile.acquire(opts.pidFile);
     process.on("exit", () => pidFile.release());
   }
-  handleSignals(runnerLog);
+  const systemd = systemdNotifier();
+  handleSignals(runnerLog, systemd);
   setEntryArgv(app.entryPath, opts.args);
-  await app.load();
+  const evaluated = app.load();
+  if (systemd.active) watchReadiness(opts.ready, evaluated, () => systemd.notify(`READY=1\nMAINPID=${process.pid}`));
+  await evaluated;
 }
 
 function start(opts: RunnerOptions): void {

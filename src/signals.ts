@@ -8,6 +8,7 @@ import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 import { lifecycle } from "./lifecycle.ts";
+import type { Notifier } from "./notify.ts";
 import { readPidFile, removeStalePidFile } from "./pidfile.ts";
 
 /** Signal numbers daemonic sends (Linux). */
@@ -21,15 +22,16 @@ async function runHooks(hooks: (() => unknown)[], log: (line: string) => void): 
 /**
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
- * SIGHUP runs the `onReload` hooks instead of killing the process.
+ * SIGHUP runs the `onReload` hooks instead of killing the process. systemd hears of both when it listens.
  */
-export function handleSignals(log: (line: string) => void): void {
+export function handleSignals(log: (line: string) => void, systemd?: Notifier): void {
   const life = lifecycle();
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
     if (stopping) return;
     stopping = true;
     log(`${signal} received: shutting down`);
+    systemd?.notify("STOPPING=1");
     await runHooks(life.shutdown, log);
     if (process.listenerCount(signal) <= 1) process.exit(0);
   };
@@ -37,7 +39,9 @@ export function handleSignals(log: (line: string) => void): void {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", async () => {
     log(life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do");
+    systemd?.notify("RELOADING=1");
     await runHooks(life.reload, log);
+    systemd?.notify("READY=1");
   });
 }
 

@@ -1,0 +1,53 @@
+/**
+ * systemd's readiness protocol (sd_notify): one datagram of `KEY=VALUE` lines to `$NOTIFY_SOCKET`.
+ * With `Type=notify` the entry runs in the foreground and systemd learns when it is ready, reloading and
+ * stopping, and gets watchdog keep-alives when `WatchdogSec=` is set.
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { runnerLog } from "./log.ts";
+
+const encoder = new TextEncoder();
+
+/** A notifier bound to the socket systemd named, or one that does nothing outside systemd. */
+export interface Notifier {
+  /** Whether systemd is listening. */
+  readonly active: boolean;
+  /** Sends `state` (e.g. `"READY=1"`); failures are logged, never thrown. */
+  notify(state: string): void;
+}
+
+/**
+ * Reads and removes `NOTIFY_SOCKET` (so neither the entry nor workers notify in our name) and starts the
+ * watchdog keep-alive when systemd asked for one.
+ *
+ * @example
+ * ```ts ignore
+ * const systemd = systemdNotifier();
+ * systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+ * ```
+ */
+export function systemdNotifier(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Notifier {
+  const socket = env.NOTIFY_SOCKET;
+  const watchdogUsec = Number(env.WATCHDOG_USEC);
+  const watchdogPid = Number(env.WATCHDOG_PID || process.pid);
+  for (const key of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[key];
+  if (!socket) return { active: false, notify() {} };
+  const notifier: Notifier = {
+    active: true,
+    notify(state) {
+      try {
+        libc.sendDatagram(socket, encoder.encode(state));
+      } catch (err) {
+        runnerLog(`cannot notify systemd at ${socket}: ${(err as Error).message}`);
+      }
+    },
+  };
+  if (watchdogUsec > 0 && watchdogPid === process.pid) {
+    const keepAlive = setInterval(() => notifier.notify("WATCHDOG=1"), watchdogUsec / 2000);
+    (keepAlive as { unref?: () => void }).unref?.();
+  }
+  return notifier;
+}
