@@ -11,6 +11,10 @@ files=("$@")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+echo "== type check (deno check, tsc)"
+check_fail=0
+bash scripts/check.sh || { echo "type check failed"; check_fail=1; }
+
 echo "== bun test"
 bun test --timeout 60000 "${files[@]}" 2>&1 | tee "$out/bun.txt"
 bun_rc=${PIPESTATUS[0]}
@@ -36,7 +40,7 @@ deno_skip=$(grep -cE '\.\.\. (ignored|skipped)' "$out/deno.txt" || true)
 [ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ] && bun_fail=1
 [ "$deno_rc" -ne 0 ] && [ "${deno_fail:-0}" -eq 0 ] && deno_fail=1
 passed=$((bun_pass + deno_pass))
-failed=$((bun_fail + deno_fail))
+failed=$((bun_fail + deno_fail + check_fail))
 skipped=$((bun_skip + deno_skip))
 echo "bun: $bun_pass passed, $bun_fail failed, $bun_skip skipped; deno: $deno_pass passed, $deno_fail failed, $deno_skip skipped"
 echo "$passed passed, $failed failed, $skipped skipped"

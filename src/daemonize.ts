@@ -277,7 +277,7 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
   const name = stage.name ?? "daemon";
   setTitle(`${name} master`);
   systemLibc.setThreadName(`${name} master`);
-  const supervisor = new Supervisor({
+  const supervisor: Supervisor = new Supervisor({
     name,
     workers: stage.workers!,
     workerTimeout: stage.workerTimeout ?? 60,
@@ -287,7 +287,7 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
     args: stage.args ?? [],
     ready: stage.ready ?? "auto",
     statusFile: workerTableFile(stage.pidFile),
-    upgrade: () => upgradeMaster(stage, daemon.pidFile, supervisor),
+    upgrade: (): boolean => upgradeMaster(stage, daemon.pidFile, supervisor),
   });
   try {
     await supervisor.start();
@@ -314,7 +314,7 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
  */
 export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
-  if (stage) return serveDaemon(stage, () => Promise.resolve());
+  if (stage?.role === "daemon") return serveDaemon(stage, () => Promise.resolve());
   try {
     console.log(launch(options));
     process.exit(0);

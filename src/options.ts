@@ -149,7 +149,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const { values, positionals } = parsed;
   const chosen = ACTIONS.filter((a) => values[a]);
   if (chosen.length > 1) fail(`Conflicting actions --${chosen.join(" and --")}: give one at most`);
-  const action: Action = chosen[0] ?? "foreground";
+  const action: Action = (chosen[0] as Action | undefined) ?? "foreground";
   const name = values.name ?? context.name;
   if (!/^[\w.@+-]+$/.test(name)) fail(`Invalid --name '${name}': use letters, digits and . _ - @ + only`);
 
