@@ -273,3 +273,15 @@ export function hammer(port: number): { stop(): Promise<{ ok: number; failed: st
     },
   };
 }
+
+/** A test body run with a fresh {@linkcode Sandbox}, cleaned up (recorded pids killed) however it ends. */
+export function sandboxed(body: (sb: Sandbox) => unknown): () => Promise<void> {
+  return async () => {
+    const sb = new Sandbox();
+    try {
+      await body(sb);
+    } finally {
+      sb.cleanup();
+    }
+  };
+}

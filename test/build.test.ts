@@ -2,57 +2,47 @@
 import assert from "node:assert/strict";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { BUN, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, waitGone } from "./_helpers.ts";
+import { BUN, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
 
 const cli = (args: string[]) => RUNTIME === "bun" ? run([BUN, CLI, ...args], { timeout: 120_000 }) : run([DENO, "run", "-A", CLI, ...args], { timeout: 120_000 });
 
 describe(`daemonic build (${RUNTIME})`, () => {
-  test("builds one executable that runs the entry in the foreground and as a daemon", async () => {
-    const sb = new Sandbox();
-    try {
-      const out = sb.path("mydaemon");
-      const r = cli(["build", `${FIXTURES}/plain.ts`, "-o", out]);
-      assert.equal(r.status, 0, r.stderr);
-      assert.ok(statSync(out).mode & 0o100, "executable");
-      const help = run([out, "--help"]);
-      assert.equal(help.status, 0);
-      assert.match(help.stdout, /^Usage: mydaemon /);
-      const version = run([out, "--version"]);
-      assert.match(version.stdout, /^mydaemon \(daemonic \d+\.\d+\.\d+\)/);
-      const pidFile = sb.path("my.pid"), logFile = sb.path("my.log");
-      const started = run([out, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"]);
-      const pid = sb.track(Number(started.stdout));
-      assert.equal(started.status, 0, started.stderr);
-      assert.equal(await exchange(await portFromLog(logFile)), `Hello from PID ${pid}\n`);
-      assert.equal(run([out, "--stop", "--pid-file", pidFile]).status, 0);
-      assert.ok(waitGone(pid, 5000));
-    } finally {
-      sb.cleanup();
-    }
-  });
+  test("builds one executable that runs the entry in the foreground and as a daemon", sandboxed(async (sb) => {
+    const out = sb.path("mydaemon");
+    const r = cli(["build", `${FIXTURES}/plain.ts`, "-o", out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(statSync(out).mode & 0o100, "executable");
+    const help = run([out, "--help"]);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^Usage: mydaemon /);
+    const version = run([out, "--version"]);
+    assert.match(version.stdout, /^mydaemon \(daemonic \d+\.\d+\.\d+\)/);
+    const pidFile = sb.path("my.pid"), logFile = sb.path("my.log");
+    const started = run([out, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"]);
+    const pid = sb.track(Number(started.stdout));
+    assert.equal(started.status, 0, started.stderr);
+    assert.equal(await exchange(await portFromLog(logFile)), `Hello from PID ${pid}\n`);
+    assert.equal(run([out, "--stop", "--pid-file", pidFile]).status, 0);
+    assert.ok(waitGone(pid, 5000));
+  }));
 
-  test("a missing entry exits 66, a bad flag 64, an entry that does not compile 65, each in one line", () => {
-    const sb = new Sandbox();
-    try {
-      const missing = cli(["build", sb.path("nope.ts"), "-o", sb.path("x")]);
-      assert.equal(missing.status, 66, missing.stderr);
-      assert.match(missing.stderr, /Cannot find entry .*nope\.ts: check the path/);
-      const flag = cli(["build", `${FIXTURES}/plain.ts`]);
-      assert.equal(flag.status, 64, flag.stderr);
-      assert.match(flag.stderr, /Missing -o OUTPUT/);
-      const runtime = cli(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "node"]);
-      assert.equal(runtime.status, 64);
-      assert.match(runtime.stderr, /Invalid --runtime 'node': use bun or deno/);
-      writeFileSync(sb.path("broken.ts"), `import "./does-not-exist.ts";\n`);
-      const broken = cli(["build", sb.path("broken.ts"), "-o", sb.path("x")]);
-      assert.equal(broken.status, 65, broken.stderr);
-      assert.match(broken.stderr, /Cannot build .*does-not-exist/);
-      assert.equal(broken.stderr.trim().split("\n").length, 1, broken.stderr);
-      assert.ok(!existsSync(sb.path("x")));
-    } finally {
-      sb.cleanup();
-    }
-  });
+  test("a missing entry exits 66, a bad flag 64, an entry that does not compile 65, each in one line", sandboxed(async (sb) => {
+    const missing = cli(["build", sb.path("nope.ts"), "-o", sb.path("x")]);
+    assert.equal(missing.status, 66, missing.stderr);
+    assert.match(missing.stderr, /Cannot find entry .*nope\.ts: check the path/);
+    const flag = cli(["build", `${FIXTURES}/plain.ts`]);
+    assert.equal(flag.status, 64, flag.stderr);
+    assert.match(flag.stderr, /Missing -o OUTPUT/);
+    const runtime = cli(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "node"]);
+    assert.equal(runtime.status, 64);
+    assert.match(runtime.stderr, /Invalid --runtime 'node': use bun or deno/);
+    writeFileSync(sb.path("broken.ts"), `import "./does-not-exist.ts";\n`);
+    const broken = cli(["build", sb.path("broken.ts"), "-o", sb.path("x")]);
+    assert.equal(broken.status, 65, broken.stderr);
+    assert.match(broken.stderr, /Cannot build .*does-not-exist/);
+    assert.equal(broken.stderr.trim().split("\n").length, 1, broken.stderr);
+    assert.ok(!existsSync(sb.path("x")));
+  }));
 
   test("--runtime deno builds with deno compile when a denort is at hand (DENORT_BIN)", (t) => {
     if (!process.env.DENORT_BIN) {
@@ -76,17 +66,12 @@ describe(`daemonic build (${RUNTIME})`, () => {
     }
   });
 
-  test("without DENORT_BIN and no network, --runtime deno fails in one line that names DENORT_BIN", { skip: !!process.env.DENORT_BIN }, () => {
-    const sb = new Sandbox();
-    try {
-      const r = cli(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "deno"]);
-      assert.equal(r.status, 65, r.stderr);
-      assert.match(r.stderr, /set DENORT_BIN/);
-      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-    } finally {
-      sb.cleanup();
-    }
-  });
+  test("without DENORT_BIN and no network, --runtime deno fails in one line that names DENORT_BIN", { skip: !!process.env.DENORT_BIN }, sandboxed(async (sb) => {
+    const r = cli(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "deno"]);
+    assert.equal(r.status, 65, r.stderr);
+    assert.match(r.stderr, /set DENORT_BIN/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }));
 });
 
 describe(`daemonic run and the library (${RUNTIME})`, () => {
@@ -99,21 +84,16 @@ describe(`daemonic run and the library (${RUNTIME})`, () => {
     assert.match(unknown.stderr, /Unknown command 'frobnicate'/);
   });
 
-  test("daemonize() in a script detaches it, writes the pid file and returns in the daemon", async () => {
-    const sb = new Sandbox();
-    try {
-      const pidFile = sb.path("lib.pid"), logFile = sb.path("lib.log");
-      const argv = RUNTIME === "bun" ? [BUN, `${FIXTURES}/self-daemonize.ts`] : [DENO, "run", "-A", `${FIXTURES}/self-daemonize.ts`];
-      const r = run([...argv, pidFile, logFile], { cwd: ROOT });
-      const pid = sb.track(Number(r.stdout));
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(readOr(pidFile), `${pid}\n`);
-      assert.equal(await exchange(await portFromLog(logFile)), `daemonized ${pid}\n`);
-      process.kill(pid, "SIGTERM");
-      assert.ok(waitGone(pid, 5000));
-      assert.ok(!existsSync(pidFile));
-    } finally {
-      sb.cleanup();
-    }
-  });
+  test("daemonize() in a script detaches it, writes the pid file and returns in the daemon", sandboxed(async (sb) => {
+    const pidFile = sb.path("lib.pid"), logFile = sb.path("lib.log");
+    const argv = RUNTIME === "bun" ? [BUN, `${FIXTURES}/self-daemonize.ts`] : [DENO, "run", "-A", `${FIXTURES}/self-daemonize.ts`];
+    const r = run([...argv, pidFile, logFile], { cwd: ROOT });
+    const pid = sb.track(Number(r.stdout));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readOr(pidFile), `${pid}\n`);
+    assert.equal(await exchange(await portFromLog(logFile)), `daemonized ${pid}\n`);
+    process.kill(pid, "SIGTERM");
+    assert.ok(waitGone(pid, 5000));
+    assert.ok(!existsSync(pidFile));
+  }));
 });
