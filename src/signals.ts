@@ -1,5 +1,5 @@
 /**
- * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload) and the controller's
+ * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload, USR1 reopen logs) and the controller's
  * "signal the lock holder and wait for it to exit" used by `--stop`, `--reload`, `--restart`.
  *
  * @module
@@ -8,22 +8,33 @@ import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 import { lifecycle } from "./lifecycle.ts";
+import { reopenLogs } from "./log.ts";
+import type { LogLevel } from "./logger.ts";
 import { readPidFile, removeStalePidFile } from "./pidfile.ts";
 
 /** Signal numbers daemonic sends (Linux). */
 export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
 
-async function runHooks(hooks: (() => unknown)[], log: (line: string) => void): Promise<void> {
+/** Where handlers report: one line at a level (the runner's `runnerLog`). */
+export type SignalLog = (line: string, level?: LogLevel) => void;
+
+async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void> {
   const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
-  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`);
+  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
 }
 
 /**
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
- * SIGHUP runs the `onReload` hooks instead of killing the process.
+ * SIGHUP runs the `onReload` hooks instead of killing the process; SIGUSR1 reopens `logFile` onto stdout and
+ * stderr (after logrotate moved it), or is ignored when there is no log file.
+ *
+ * @example
+ * ```ts ignore
+ * handleSignals(runnerLog, "/var/log/app.log");
+ * ```
  */
-export function handleSignals(log: (line: string) => void): void {
+export function handleSignals(log: SignalLog, logFile?: string): void {
   const life = lifecycle();
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
@@ -38,6 +49,10 @@ export function handleSignals(log: (line: string) => void): void {
   process.on("SIGHUP", async () => {
     log(life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do");
     await runHooks(life.reload, log);
+  });
+  process.on("SIGUSR1", () => {
+    if (logFile) reopenLogs(logFile);
+    else log("SIGUSR1 received: no --log-file, nothing to reopen", "debug");
   });
 }
 
