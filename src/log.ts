@@ -52,7 +52,7 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
   } finally {
     libc.close(fd);
   }
-  runnerLog(`reopened log file ${path}`, "debug");
+  runnerLog(`reopened log file ${path}`);
   return true;
 }
 
