@@ -7,6 +7,7 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
+import { inspectorUndoer } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import { reopenLogs } from "./log.ts";
 import type { LogLevel } from "./logger.ts";
@@ -50,9 +51,11 @@ export function handleSignals(log: SignalLog, logFile?: string): void {
     log(life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do");
     await runHooks(life.reload, log);
   });
+  const undoInspector = inspectorUndoer();
   process.on("SIGUSR1", () => {
     if (logFile) reopenLogs(logFile);
     else log("SIGUSR1 received: no --log-file, nothing to reopen", "debug");
+    undoInspector();
   });
 }
 

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sleep, type Target, waitGone,
+  alive, compiledTarget, eventually, FIXTURES, procFds, readOr, run, runTarget, RUNTIME, Sandbox, sleep, type Target, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["logger.ts", "numbered.ts", "loop.ts", "throws.ts"];
@@ -304,6 +304,27 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
       assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")), "a later reopen works once the directory is back");
       assert.ok(alive(pid));
       assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", sb.path("other.pid")])).status, 7, "not running: exit 7");
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
+describe(`SIGUSR1 (${RUNTIME})`, () => {
+  test("reopens the log and leaves no debugger listening (Deno starts its inspector on SIGUSR1; the daemon closes it)", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pid, logFile } = start(sb, "logger.ts", [], ["w9"]);
+      await sleep(700); // past Deno's 500 ms grace period, after which SIGUSR1 starts the inspector
+      process.kill(pid, "SIGUSR1");
+      assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")));
+      await sleep(400);
+      // Listening TCP sockets (state 0A) of this process, from the inodes /proc/net/tcp lists.
+      const inodes = new Set([...procFds(pid).values()].map((t) => /^socket:\[(\d+)\]$/.exec(t)?.[1]).filter(Boolean));
+      const listening = readOr(`/proc/${pid}/net/tcp`).split("\n").slice(1).map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[3] === "0A" && inodes.has(f[9])).map((f) => f[1]);
+      assert.deepEqual(listening, [], "the daemon listens on a TCP port (Deno's inspector is 127.0.0.1:9229 = 0100007F:2405)");
+      assert.ok(alive(pid));
     } finally {
       sb.cleanup();
     }
