@@ -6,7 +6,8 @@
  *
  * @example Taking part in the lifecycle
  * ```ts ignore
- * import { onReload, onShutdown, ready } from "daemonic";
+ * import { getLogger, onReload, onShutdown, ready } from "daemonic";
+ * const log = getLogger("app"); // to the terminal in the foreground, to --log-file as a daemon
  * onShutdown(() => db.close());
  * onReload(() => config.reload());
  * ready(); // only needed with --ready manual, or when the entry never listens
@@ -17,6 +18,8 @@
 export { daemonize, type DaemonOptions, launch } from "./src/daemonize.ts";
 export { DaemonError, type DaemonErrorCode, ExitCode } from "./src/errors.ts";
 export { onReload, onShutdown, ready } from "./src/lifecycle.ts";
+export { getLogger, type Logger, type LogLevel } from "./src/logger.ts";
+export { reopenLogs } from "./src/log.ts";
 export { type PidFileState, readPidFile } from "./src/pidfile.ts";
 export { signalDaemon, stopDaemon, type StopResult } from "./src/signals.ts";
 export { SystemCallError } from "./ffi/mod.ts";

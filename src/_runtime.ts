@@ -107,3 +107,31 @@ export async function shareListeners(): Promise<Listeners> {
   }
   return { closeGracefully: async () => void await Promise.all(closers.map((close) => close())) };
 }
+
+/**
+ * Undoes what Deno (2.9.2 and later) does on SIGUSR1 besides calling our listener: it starts the V8
+ * inspector on 127.0.0.1:9229, an unauthenticated debugger any local user could attach to, and no JS
+ * listener can prevent it. daemonic uses SIGUSR1 to reopen logs, so the daemon closes an inspector it did
+ * not start with, checking for a short while since Deno opens it on another thread. Does nothing on Bun
+ * or when the process was started with --inspect.
+ *
+ * @example
+ * ```ts ignore
+ * const undo = inspectorUndoer();
+ * process.on("SIGUSR1", () => { reopenLogs(path); undo(); });
+ * ```
+ */
+export function inspectorUndoer(): () => void {
+  if (runtime !== "deno") return () => {};
+  const inspector = import("node:inspector");
+  const startedWith = inspector.then((i) => i.url());
+  return () => {
+    for (const ms of [0, 10, 50, 200]) {
+      const check = setTimeout(async () => {
+        const i = await inspector;
+        if (!(await startedWith) && i.url()) i.close();
+      }, ms);
+      (check as { unref?: () => void }).unref?.();
+    }
+  };
+}

@@ -19,7 +19,9 @@ import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts
 import { selfCommand, setTitle } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
-import { runnerLog } from "./log.ts";
+import { appendToLog, runnerLog } from "./log.ts";
+import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
+import { recordLogPath } from "./log_path.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -30,8 +32,12 @@ import type { WorkerStage } from "./worker.ts";
 export interface DaemonOptions {
   /** Absolute pid file path. */
   pidFile: string;
-  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. */
+  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. Reopened on SIGUSR1. */
   logFile?: string;
+  /** Lowest level of `getLogger()` records and the runner's lines (default `info`). */
+  logLevel?: LogLevel;
+  /** `text` (default) or `json` (JSON Lines). */
+  logFormat?: LogFormat;
   /** Working directory (default `/`). */
   chdir?: string;
   /** umask (default 0o022). */
@@ -150,10 +156,12 @@ export function launch(options: DaemonOptions, libc: Libc = systemLibc): number 
   }
   libc.waitpid(sh);
   const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error } = waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc);
+  const { pid, error, reported } = waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc);
   libc.close(readEnd);
   if (!error) return pid!;
   cleanUpFailedStart(pid, options.pidFile, libc);
+  // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
+  if (!reported && options.logFile) appendToLog(options.logFile, error.message, options.logFormat);
   throw error;
 }
 
@@ -180,10 +188,11 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     process.chdir(stage.chdir ?? "/");
     const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc);
     process.on("exit", () => pidFile.release());
+    recordLogPath(stage.pidFile, stage.logFile);
     return { pidFile, reporter };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
-    console.error(e.message);
+    runnerLog(e.message, "fatal");
     reporter.fail(e.code, e.message);
     process.exit(e.exitCode);
   }
@@ -197,13 +206,18 @@ function describe(err: unknown): string {
 function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
     const text = describe(err);
-    console.error(text);
+    runnerLog(text, "fatal");
     reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
-  process.on("exit", (code) => reporter.fail("START_FAILED", `Cannot start: the entry exited with code ${code} before it was ready`));
+  process.on("exit", (code) => {
+    if (!reporter.pending) return;
+    const message = `Cannot start: the entry exited with code ${code} before it was ready`;
+    runnerLog(message, "fatal");
+    reporter.fail("START_FAILED", message);
+  });
   return fatal;
 }
 
@@ -212,12 +226,13 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
  * evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
+  configureLogging({ level: stage.logLevel, format: stage.logFormat });
   const daemon = becomeDaemon(stage);
   const { reporter } = daemon;
   const fatal = guardStartup(reporter);
   const systemd = systemdNotifier();
   if (stage.workers) return superviseWorkers(stage, daemon, fatal, systemd);
-  handleSignals(runnerLog, systemd);
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
   const evaluated = run().catch(fatal);
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
     runnerLog(`ready (pid ${process.pid})`);
@@ -227,7 +242,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
   await evaluated;
 }
 
-/** The statusfile of a master's workers, beside its pid file. */
+/** The status file of a master's workers, beside its pid file. */
 export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
@@ -284,6 +299,9 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
     timeout: stage.timeout ?? 10,
     command: stage.command,
     chdir: stage.chdir ?? "/",
+    logFile: stage.logFile,
+    logLevel: stage.logLevel,
+    logFormat: stage.logFormat,
     args: stage.args ?? [],
     ready: stage.ready ?? "auto",
     statusFile: workerTableFile(stage.pidFile),

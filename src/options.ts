@@ -8,9 +8,20 @@ import { basename, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { DaemonError } from "./errors.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./logger.ts";
 
 /** What the command line asks for. */
-export type Action = "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "help" | "version";
+export type Action =
+  | "foreground"
+  | "daemon"
+  | "stop"
+  | "status"
+  | "restart"
+  | "reload"
+  | "reopen-logs"
+  | "logs"
+  | "help"
+  | "version";
 
 /** Runner settings after parsing and validation; paths are absolute. */
 export interface RunnerOptions {
@@ -23,6 +34,14 @@ export interface RunnerOptions {
   pidFileGiven: boolean;
   /** Absolute log file path; `undefined` means /dev/null. */
   logFile?: string;
+  /** The lowest level the logger writes. */
+  logLevel: LogLevel;
+  /** `text` or `json` (JSON Lines). */
+  logFormat: LogFormat;
+  /** `--logs`: how many lines from the end to print. */
+  lines: number;
+  /** `--logs`: keep following the log across rotations. */
+  follow: boolean;
   /** Working directory of the daemon. */
   chdir: string;
   /** File mode creation mask of the daemon. */
@@ -47,10 +66,16 @@ const FLAGS = {
   status: { type: "boolean" },
   restart: { type: "boolean" },
   reload: { type: "boolean" },
+  "reopen-logs": { type: "boolean" },
+  logs: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
   "pid-file": { type: "string" },
   "log-file": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  follow: { type: "boolean", short: "f" },
+  lines: { type: "string", short: "n" },
   chdir: { type: "string" },
   umask: { type: "string" },
   timeout: { type: "string" },
@@ -61,7 +86,7 @@ const FLAGS = {
   "worker-timeout": { type: "string" },
 } as const;
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "help", "version"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "logs", "help", "version"] as const;
 
 /** The usage text of a compiled daemon (`--help`). */
 export function usage(name: string): string {
@@ -73,13 +98,22 @@ Actions (one at most; none runs the entry in the foreground):
       --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
       --restart         --stop, then --daemon with the same options
       --reload          send SIGHUP to the daemon (its onReload hooks run)
+      --reopen-logs     send SIGUSR1 to the daemon: it reopens --log-file (for logrotate's postrotate)
+      --logs            print the last lines of the daemon's log (the path is found next to the pid file,
+                        in PIDFILE.log-path, or given with --log-file); -f follows it across rotations
   -h, --help            this text
   -V, --version         the version
 
 Options:
       --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else $XDG_RUNTIME_DIR/NAME.pid,
                         else /tmp/NAME-UID.pid)
-      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null)
+      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on SIGUSR1
+      --log-level LEVEL lowest level getLogger() and the runner write: trace, debug, info, warning, error,
+                        fatal (default: info)
+      --log-format FMT  text, or json: one JSON object a line with @timestamp, level, pid, worker (in a
+                        worker), logger, message, properties (default: text)
+  -n, --lines N         --logs: how many lines from the end (default: 10)
+  -f, --follow          --logs: keep printing new lines, across rotations, until interrupted
       --chdir DIR       working directory of the daemon (default: /)
       --umask OCTAL     file mode creation mask of the daemon (default: 022)
       --timeout SEC     how long --stop waits before SIGKILL (default: 10)
@@ -94,8 +128,8 @@ Options:
 Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
 TTIN/TTOU one worker more/less, USR1 reopen logs.
 
-Exit codes: 0 ok, 64 usage, 66 entry or directory missing, 69 start-up failed, 73 cannot create the pid
-or log file, 75 already running, 77 not permitted, 7 not running (--reload).`;
+Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 69 start-up failed, 73 cannot create the pid
+or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs).`;
 }
 
 function fail(message: string): never {
@@ -158,6 +192,13 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     if (!/^0?[0-7]{1,3}$/.test(values.umask)) fail(`Invalid --umask '${values.umask}': give an octal mask such as 022 or 077`);
     umask = parseInt(values.umask, 8);
   }
+  const logLevel = values["log-level"] ?? "info";
+  if (!isLevel(logLevel)) fail(`Invalid --log-level '${logLevel}': use ${LOG_LEVELS.join(", ")}`);
+  const logFormat = values["log-format"] ?? "text";
+  if (!isFormat(logFormat)) fail(`Invalid --log-format '${logFormat}': use ${LOG_FORMATS.join(" or ")}`);
+  const lines = values.lines === undefined ? 10 : Number(values.lines);
+  if (!/^\d+$/.test(values.lines ?? "0")) fail(`Invalid --lines '${values.lines}': give a whole number, e.g. -n 50`);
+  if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   const ready = values.ready ?? "auto";
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -173,6 +214,10 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     pidFile: values["pid-file"] ? resolve(baseDir, values["pid-file"]) : defaultPidFile(name),
     pidFileGiven: values["pid-file"] !== undefined,
     logFile: values["log-file"] ? resolve(baseDir, values["log-file"]) : undefined,
+    logLevel,
+    logFormat,
+    lines,
+    follow: values.follow ?? false,
     chdir,
     umask,
     timeout: seconds("timeout", values.timeout, 10),

@@ -52,6 +52,8 @@ export interface ReadyResult {
   pid?: number;
   /** `undefined` when the daemon reported `READY`. */
   error?: DaemonError;
+  /** Whether the error came from the daemon itself (an `ERROR` line), so it is already in its log. */
+  reported?: boolean;
 }
 
 /**
@@ -87,7 +89,7 @@ export function waitForReady(fd: number, timeoutMs: number, logHint: string, lib
       else if (line === "READY") return { pid };
       else if (line.startsWith("ERROR ")) {
         const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };
-        return { pid, error: new DaemonError(code, message, { pid }) };
+        return { pid, error: new DaemonError(code, message, { pid }), reported: true };
       }
     }
   }

@@ -14,6 +14,9 @@ import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
 import { systemdNotifier } from "./notify.ts";
 import { watchReadiness } from "./readiness.ts";
+import { recordedLogPath } from "./log_path.ts";
+import { showLogs } from "./log_show.ts";
+import { configureLogging } from "./logger.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
@@ -52,12 +55,13 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 }
 
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
+  configureLogging({ level: opts.logLevel, format: opts.logFormat });
   if (opts.pidFileGiven) {
     const pidFile = PidFile.acquire(opts.pidFile);
     process.on("exit", () => pidFile.release());
   }
   const systemd = systemdNotifier();
-  handleSignals(runnerLog, systemd);
+  handleSignals(runnerLog, { systemd });
   setEntryArgv(app.entryPath, opts.args);
   const evaluated = app.load();
   if (systemd.active) watchReadiness(opts.ready, evaluated, () => systemd.notify(`READY=1\nMAINPID=${process.pid}`));
@@ -68,6 +72,8 @@ function start(opts: RunnerOptions): void {
   const pid = launch({
     pidFile: opts.pidFile,
     logFile: opts.logFile,
+    logLevel: opts.logLevel,
+    logFormat: opts.logFormat,
     chdir: opts.chdir,
     umask: opts.umask,
     startTimeout: opts.startTimeout,
@@ -117,6 +123,15 @@ function rssOf(pid: number): string {
   }
 }
 
+/** `--logs`: the log named by --log-file, else the one the daemon recorded next to its pid file. */
+function logs(opts: RunnerOptions): number {
+  const path = opts.logFile ?? recordedLogPath(opts.pidFile);
+  if (!path) {
+    throw new DaemonError("NO_INPUT", `Cannot show logs: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`);
+  }
+  return showLogs(path, { lines: opts.lines, follow: opts.follow });
+}
+
 function stop(opts: RunnerOptions): void {
   const result = stopDaemon(opts.pidFile, opts.timeout * 1000);
   if (result.pid === null) {
@@ -159,6 +174,14 @@ export async function main(app: App): Promise<void> {
         }
         return process.exit(0);
       }
+      case "reopen-logs": {
+        if (signalDaemon(opts.pidFile, SIG.USR1) === null) {
+          throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
+        }
+        return process.exit(0);
+      }
+      case "logs":
+        return process.exit(logs(opts));
       case "restart":
         stop(opts);
         start(opts);

@@ -1,5 +1,5 @@
 /**
- * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload) and the controller's
+ * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload, USR1 reopen logs) and the controller's
  * "signal the lock holder and wait for it to exit" used by `--stop`, `--reload`, `--restart`.
  *
  * @module
@@ -7,24 +7,38 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
+import { inspectorUndoer } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
+import { reopenLogs } from "./log.ts";
+import type { LogLevel } from "./logger.ts";
 import { readPidFile, removeStalePidFile } from "./pidfile.ts";
 
 /** Signal numbers daemonic sends (Linux). */
 export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
 
-async function runHooks(hooks: (() => unknown)[], log: (line: string) => void): Promise<void> {
+/** Where handlers report: one line at a level (the runner's `runnerLog`). */
+export type SignalLog = (line: string, level?: LogLevel) => void;
+
+async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void> {
   const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
-  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`);
+  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
 }
 
 /**
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
- * SIGHUP runs the `onReload` hooks instead of killing the process. systemd hears of both when it listens.
+ * SIGHUP runs the `onReload` hooks instead of killing the process; SIGUSR1 reopens `logFile` onto stdout and
+ * stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears of stops and
+ * reloads when it listens.
+ *
+ * @example
+ * ```ts ignore
+ * handleSignals(runnerLog, { logFile: "/var/log/app.log" });
+ * ```
  */
-export function handleSignals(log: (line: string) => void, systemd?: Notifier): void {
+export function handleSignals(log: SignalLog, options: { logFile?: string; systemd?: Notifier } = {}): void {
+  const { logFile, systemd } = options;
   const life = lifecycle();
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
@@ -42,6 +56,12 @@ export function handleSignals(log: (line: string) => void, systemd?: Notifier): 
     systemd?.notify("RELOADING=1");
     await runHooks(life.reload, log);
     systemd?.notify("READY=1");
+  });
+  const undoInspector = inspectorUndoer();
+  process.on("SIGUSR1", () => {
+    if (logFile) reopenLogs(logFile);
+    else log("SIGUSR1 received: no --log-file, nothing to reopen", "debug");
+    undoInspector();
   });
 }
 

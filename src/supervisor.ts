@@ -14,8 +14,10 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { runtime } from "./_runtime.ts";
-import { runnerLog } from "./log.ts";
+import { inspectorUndoer, runtime } from "./_runtime.ts";
+import { reopenLogs, runnerLog } from "./log.ts";
+import type { LogLevel } from "./logger.ts";
+import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
 import { SIG } from "./signals.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -35,6 +37,10 @@ export interface SupervisorOptions {
   ready: "auto" | "manual";
   /** Where the worker table is written for `--status`. */
   statusFile: string;
+  /** The log file USR1 reopens, and how workers log. */
+  logFile?: string;
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
   /** USR2: start the binary on disk as a new master; resolves `true` once it is ready. */
   upgrade?: () => boolean;
 }
@@ -131,9 +137,17 @@ export class Supervisor {
       heartbeatMs: Math.max(100, Math.min(1000, this.options.workerTimeout * 250)),
       timeout: this.options.timeout,
       chdir: this.options.chdir,
+      logFile: this.options.logFile,
+      logLevel: this.options.logLevel,
+      logFormat: this.options.logFormat,
     };
     // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
-    const env = { ...process.env, [STAGE_ENV]: JSON.stringify(stage), ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}) };
+    const env = {
+      ...process.env,
+      [STAGE_ENV]: JSON.stringify(stage),
+      [WORKER_ID_ENV]: String(id),
+      ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}),
+    };
     let pid: number;
     try {
       pid = this.libc.spawn({
@@ -334,7 +348,10 @@ export class Supervisor {
       await this.stop(true);
       process.exit(0);
     });
+    const undoInspector = inspectorUndoer();
     process.on("SIGUSR1", () => {
+      if (this.options.logFile) reopenLogs(this.options.logFile);
+      undoInspector();
       for (const w of this.all()) this.signal(w, SIG.USR1);
     });
   }

@@ -3,15 +3,17 @@
  * It talks to the master over a pipe on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
  *
  * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
- * (bounded by `timeout`), runs the shutdown hooks and exits.
+ * (bounded by `timeout`), runs the shutdown hooks and exits; USR1 reopens the log file.
  *
  * @module
  */
 import process from "node:process";
 import { libc } from "../ffi/mod.ts";
-import { setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
+import { inspectorUndoer, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
-import { runnerLog } from "./log.ts";
+import { reopenLogs, runnerLog } from "./log.ts";
+import { configureLogging, type LogLevel } from "./logger.ts";
+import type { LogFormat } from "./log_sink.ts";
 import { watchReadiness } from "./readiness.ts";
 import { SIG } from "./signals.ts";
 
@@ -30,6 +32,10 @@ export interface WorkerStage {
   timeout: number;
   /** The daemon's working directory. */
   chdir: string;
+  /** The log file USR1 reopens (the master's). */
+  logFile?: string;
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
 }
 
 /** fd of the pipe to the master. */
@@ -52,6 +58,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   libc.setParentDeathSignal(SIG.TERM);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
+  configureLogging({ level: stage.logLevel, format: stage.logFormat });
 
   let ready = false;
   const fatal = (err: unknown) => {
@@ -71,6 +78,11 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
+  const undoInspector = inspectorUndoer();
+  process.on("SIGUSR1", () => {
+    if (stage.logFile) reopenLogs(stage.logFile);
+    undoInspector();
+  });
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;

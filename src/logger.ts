@@ -1,0 +1,71 @@
+/**
+ * The entry's logger: LogTape, configured by the runner from `--log-level` and `--log-format` to write to
+ * fd 2. In the foreground that is the terminal; in a daemon it is the log file: the same entry code logs
+ * to either with no change.
+ *
+ * @module
+ */
+import { configureSync, getLogger as getLogTapeLogger, isLogLevel, type Logger, type LogLevel } from "@logtape/logtape";
+import { formatterFor, getFdSink, LOG_FORMATS, type LogFormat } from "./log_sink.ts";
+
+export type { Logger, LogLevel } from "@logtape/logtape";
+export { LOG_FORMATS, type LogFormat } from "./log_sink.ts";
+
+/** The levels `--log-level` accepts, most verbose first. */
+export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error", "fatal"];
+
+/** Logging settings of a process. */
+export interface LoggingOptions {
+  /** The lowest level written (default `info`). */
+  level?: LogLevel;
+  /** `text` (default) or `json` (JSON Lines). */
+  format?: LogFormat;
+}
+
+/** Whether `value` names a level, for option parsing. */
+export function isLevel(value: string): value is LogLevel {
+  return isLogLevel(value) && LOG_LEVELS.includes(value);
+}
+
+/** Whether `value` names a format, for option parsing. */
+export function isFormat(value: string): value is LogFormat {
+  return (LOG_FORMATS as readonly string[]).includes(value);
+}
+
+/**
+ * Configures LogTape for this process: every category at `level` and above to fd 2 in `format`; LogTape's
+ * own diagnostics only from `warning` up. Replaces any earlier configuration.
+ *
+ * @example
+ * ```ts ignore
+ * configureLogging({ level: "debug", format: "json" });
+ * ```
+ */
+export function configureLogging(options: LoggingOptions = {}): void {
+  const sink = getFdSink(2, formatterFor(options.format ?? "text"));
+  configureSync({
+    reset: true,
+    sinks: { stderr: sink },
+    loggers: [
+      { category: [], sinks: ["stderr"], lowestLevel: options.level ?? "info" },
+      { category: ["logtape", "meta"], sinks: ["stderr"], lowestLevel: "warning", parentSinks: "override" },
+    ],
+  });
+}
+
+/**
+ * A LogTape logger for `category` (default `"app"`). Under the runner its records go to the terminal in the
+ * foreground and to the log file in a daemon, filtered by `--log-level`, formatted by `--log-format`.
+ * Outside the runner nothing is configured and records are dropped, as LogTape does.
+ *
+ * @example
+ * ```ts ignore
+ * import { getLogger } from "daemonic";
+ * const log = getLogger(["app", "db"]);
+ * log.info("connected to {host}", { host: "db1" });
+ * log.debug("only with --log-level debug");
+ * ```
+ */
+export function getLogger(category: string | readonly string[] = "app"): Logger {
+  return getLogTapeLogger(category);
+}

@@ -1,0 +1,381 @@
+/**
+ * Black-box tests of logging: getLogger() and the runner's lines by level and format, the log reopened on
+ * SIGUSR1 while the real logrotate rotates it under a writer going flat out, and `--logs`. Under `bun test`
+ * the daemon is a binary built with `daemonic build`; under `deno test` it is `deno run -A src/cli.ts run`.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { after, describe, test } from "node:test";
+import {
+  alive, compiledTarget, eventually, FIXTURES, procFds, readOr, run, runTarget, RUNTIME, Sandbox, sleep, type Target, waitGone,
+} from "./_helpers.ts";
+
+const ENTRIES = ["logger.ts", "numbered.ts", "loop.ts", "throws.ts"];
+const buildDir = new Sandbox();
+after(() => buildDir.cleanup());
+// Built at load time: hooks have a short timeout under bun test, and the builds take seconds.
+const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+
+const fixture = (name: string) => `${FIXTURES}/${name}`;
+const runner = (entry: string, args: string[]) => target.argv(fixture(entry), args);
+
+/** Starts `entry` with --daemon in `sb`, logging to `logFile` (default d.log in the sandbox). */
+function start(sb: Sandbox, entry: string, args: string[] = [], entryArgs: string[] = [], options = {}) {
+  const pidFile = sb.path("d.pid");
+  const logFile = args.includes("--log-file") ? args[args.indexOf("--log-file") + 1] : sb.path("d.log");
+  const extra = args.includes("--log-file") ? args : ["--log-file", logFile, ...args];
+  const r = run(runner(entry, ["--daemon", "--pid-file", pidFile, ...extra, "--", ...entryArgs]), options);
+  // The pid file too, so a daemon is killed at cleanup even when the launcher's output is not a pid.
+  const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
+  assert.equal(r.status, 0, `${r.stderr}${r.stdout}`);
+  return { pid, pidFile, logFile };
+}
+
+/** A shell command line for argv, for logrotate's postrotate. */
+const shell = (argv: string[]) => argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+
+/** Runs the real logrotate once, forced, with its state file in the sandbox. */
+function logrotate(sb: Sandbox, conf: string): void {
+  const r = run(["logrotate", "-s", sb.path("logrotate.state"), "-f", conf]);
+  assert.equal(r.status, 0, `logrotate failed: ${r.stderr}`);
+}
+
+/** The log and its rotations (logrotate's .1, .2 …), oldest first. */
+function logFiles(dir: string, base: string): string[] {
+  const rotated = readdirSync(dir).map((f) => new RegExp(`^${base}\\.(\\d+)$`).exec(f)).filter((m) => m !== null);
+  return [...rotated.sort((a, b) => Number(b[1]) - Number(a[1])).map((m) => `${dir}/${m[0]}`), `${dir}/${base}`];
+}
+
+/** The numbers of the complete "line N" records of each writer pid across `files`, in file order. */
+function numbersIn(files: string[]): Map<number, number[]> {
+  const byPid = new Map<number, number[]>();
+  for (const file of files) {
+    for (const m of readOr(file).matchAll(/\[(\d+)\]: line (\d+)\n/g)) {
+      const pid = Number(m[1]);
+      if (!byPid.has(pid)) byPid.set(pid, []);
+      byPid.get(pid)!.push(Number(m[2]));
+    }
+  }
+  return byPid;
+}
+
+/** Whether `numbers` is exactly 1, 2, 3 …; else where it is not. */
+function firstGap(numbers: number[]): string | null {
+  const i = numbers.findIndex((n, i) => n !== i + 1);
+  return i === -1 ? null : `entry ${i + 1} is line ${numbers[i]} (after line ${numbers[i - 1]})`;
+}
+
+/**
+ * Starts `writers` numbered daemons on one log file, rotates it `times` times with the logrotate config
+ * `conf` makes, stops them; returns the pids and the files, oldest first.
+ */
+async function rotateUnderLoad(sb: Sandbox, conf: (logFile: string, pidFiles: string[]) => string, times = 4, writers = 1) {
+  const logFile = sb.path("d.log");
+  const daemons = Array.from({ length: writers }, (_, i) => {
+    const pidFile = sb.path(`w${i}.pid`);
+    const r = run(runner("numbered.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "200", "2000000"]));
+    const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
+    assert.equal(r.status, 0, `${r.stderr}${r.stdout}`);
+    return { pid, pidFile };
+  });
+  const confFile = sb.path("logrotate.conf");
+  writeFileSync(confFile, conf(logFile, daemons.map((d) => d.pidFile)), { mode: 0o644 });
+  for (let i = 0; i < times; i++) {
+    await sleep(150);
+    logrotate(sb, confFile);
+  }
+  await sleep(150);
+  for (const { pid, pidFile } of daemons) {
+    const stop = run(runner("numbered.ts", ["--stop", "--pid-file", pidFile]));
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.ok(waitGone(pid, 5000));
+  }
+  const files = logFiles(sb.dir, "d.log");
+  assert.equal(files.length, times + 1, `expected ${times} rotations: ${files}`);
+  return { pids: daemons.map((d) => d.pid), files };
+}
+
+/**
+ * Asserts every newline-terminated line of `files` that holds a record is exactly one whole record: it starts
+ * with the record's head and no other record begins inside it. (Lines that are not records are the
+ * runtime's own, e.g. Deno's "Debugger listening" banner on SIGUSR1.)
+ */
+function assertWholeLines(files: string[]): void {
+  const head = /\d{4}-\d\d-\d\dT[\d:.]+Z INFO (numbered|daemonic)\[\d+\]: /g;
+  for (const file of files) {
+    for (const line of readOr(file).split("\n").slice(0, -1)) {
+      const heads = [...line.matchAll(head)];
+      if (heads.length === 0) continue;
+      assert.ok(heads.length === 1 && heads[0].index === 0, `torn or interleaved line in ${file}: ${line}`);
+    }
+  }
+}
+
+describe(`getLogger and the runner's lines (${RUNTIME})`, () => {
+  test("records of getLogger(), plain console.log and the runner's lines land in --log-file; debug is hidden at the default info", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pid, logFile } = start(sb, "logger.ts", [], ["w1"]);
+      assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
+      const log = readOr(logFile);
+      assert.match(log, new RegExp(`^\\S+Z INFO app\\.fixture\\[${pid}\\]: info w1$`, "m"));
+      for (const level of ["WARNING", "ERROR", "FATAL"]) assert.match(log, new RegExp(`${level} app\\.fixture\\[${pid}\\]: ${level.toLowerCase()} w1`));
+      assert.match(log, /^plain console\.log w1$/m, "console.log goes to fd 1 untouched");
+      assert.match(log, new RegExp(`INFO daemonic\\[${pid}\\]: ready \\(pid ${pid}\\)`));
+      assert.doesNotMatch(log, /debug w1|trace w1/);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("--log-level debug shows debug but not trace; --log-level error hides warnings and the runner's info lines", async () => {
+    const sb = new Sandbox();
+    try {
+      const debug = start(sb, "logger.ts", ["--log-level", "debug"], ["w2"]);
+      assert.ok(await eventually(() => readOr(debug.logFile).includes("ready (pid")));
+      assert.match(readOr(debug.logFile), /DEBUG app\.fixture\[\d+\]: debug w2/);
+      assert.doesNotMatch(readOr(debug.logFile), /trace w2/);
+      const quiet = sb.path("quiet.log");
+      const r = run(runner("logger.ts", ["--daemon", "--pid-file", sb.path("q.pid"), "--log-file", quiet, "--log-level", "error", "--", "w3"]));
+      sb.track(Number(r.stdout.trim()) || parseInt(readOr(sb.path("q.pid")), 10) || 0);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(await eventually(() => readOr(quiet).includes("fatal w3")));
+      await sleep(100);
+      const log = readOr(quiet);
+      assert.match(log, /ERROR app\.fixture\[\d+\]: error w3/);
+      assert.doesNotMatch(log, /warning w3|info w3|ready \(pid/);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("--log-format json: every record is one JSON object with @timestamp, level, pid, worker, logger, message, properties", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pid, logFile } = start(sb, "logger.ts", ["--log-format", "json"], ["w4"], { env: { ...process.env, DAEMONIC_WORKER_ID: "3" } });
+      assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
+      const lines = readOr(logFile).trimEnd().split("\n").filter((l) => l !== "plain console.log w4");
+      const records = lines.map((l) => JSON.parse(l));
+      assert.equal(records.length, 5, lines.join("\n"));
+      for (const r of records) {
+        assert.deepEqual(Object.keys(r).sort(), ["@timestamp", "level", "logger", "message", "pid", "properties", "worker"]);
+        assert.equal(r.pid, pid);
+        assert.equal(r.worker, 3);
+        assert.ok(!Number.isNaN(Date.parse(r["@timestamp"])));
+      }
+      const info = records.find((r) => r.level === "INFO" && r.logger === "app.fixture");
+      assert.deepEqual(info.properties, { word: "w4", n: 42 });
+      assert.match(info.message, /^info "?w4"?$/);
+      assert.deepEqual(records.map((r) => r.level), ["INFO", "WARN", "ERROR", "FATAL", "INFO"]);
+      assert.equal(records.at(-1).logger, "daemonic");
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("in the foreground the same entry logs to the terminal's stderr; console.log stays on stdout", () => {
+    const r = run(runner("logger.ts", ["--log-level", "debug", "--", "w5", "once"]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /DEBUG app\.fixture\[\d+\]: debug w5/);
+    assert.match(r.stderr, /FATAL app\.fixture\[\d+\]: fatal w5/);
+    assert.equal(r.stdout, "plain console.log w5\n");
+  });
+
+  for (const [args, message] of [
+    [["--log-level", "verbose"], /Invalid --log-level 'verbose': use trace, debug, info, warning, error, fatal/],
+    [["--log-format", "xml"], /Invalid --log-format 'xml': use text or json/],
+    [["--logs", "-n", "ten"], /Invalid --lines 'ten'/],
+    [["--daemon", "-f"], /Invalid --follow: it only goes with --logs/],
+  ] as const) {
+    test(`${args.join(" ")} gives one line and exit 64`, () => {
+      const sb = new Sandbox();
+      try {
+        const r = run(runner("logger.ts", [...args, "--pid-file", sb.path("d.pid")]));
+        assert.equal(r.status, 64, r.stderr);
+        assert.match(r.stderr, message);
+        assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      } finally {
+        sb.cleanup();
+      }
+    });
+  }
+});
+
+describe(`start-up failures in the log (${RUNTIME})`, () => {
+  test("an entry that exits before it is ready: the reason is on the terminal and in the log", () => {
+    const sb = new Sandbox();
+    try {
+      const logFile = sb.path("d.log");
+      const r = run(runner("throws.ts", ["--daemon", "--pid-file", sb.path("d.pid"), "--log-file", logFile, "--", "exit"]));
+      assert.equal(r.status, 69, r.stderr);
+      assert.match(r.stderr, /exited with code 3 before it was ready/);
+      assert.match(readOr(logFile), /FATAL daemonic\[\d+\]: Cannot start: the entry exited with code 3 before it was ready/);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("a daemon killed for not becoming ready in time: the launcher appends its failure line to the log", () => {
+    const sb = new Sandbox();
+    try {
+      const logFile = sb.path("d.log");
+      const r = run(runner("loop.ts", ["--daemon", "--ready", "manual", "--start-timeout", "0.5", "--pid-file", sb.path("d.pid"), "--log-file", logFile]));
+      assert.equal(r.status, 69, r.stderr);
+      assert.match(r.stderr, /not ready within/);
+      assert.match(readOr(logFile), /FATAL daemonic\[\d+\]: Cannot start: the entry was not ready within/);
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
+describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
+  const create = (postrotate: (pidFile: string) => string) => (logFile: string, pidFiles: string[]) =>
+    `${logFile} {\n  rotate 20\n  nocompress\n  create 0644\n  postrotate\n${pidFiles.map((p) => `    ${postrotate(p)}\n`).join("")}  endscript\n}\n`;
+  const postrotates: [string, (pidFile: string) => string][] = [
+    ["--reopen-logs", (pidFile) => shell(runner("numbered.ts", ["--reopen-logs", "--pid-file", pidFile]))],
+    ["kill -USR1", (pidFile) => `kill -USR1 "$(cat '${pidFile}')"`],
+  ];
+  for (const [name, postrotate] of postrotates) {
+    test(`create + postrotate ${name}: every line exactly once, in order, across 4 rotations under a flat-out writer`, async () => {
+      const sb = new Sandbox();
+      try {
+        const { pids, files } = await rotateUnderLoad(sb, create(postrotate));
+        const numbers = numbersIn(files).get(pids[0]) ?? [];
+        assert.ok(numbers.length > 1000, `too few lines written: ${numbers.length}`);
+        assert.equal(firstGap(numbers), null, "lost or repeated lines");
+        for (const file of files) assert.match(readOr(file), / line \d+$/m, `${file} got no lines: the reopen did not follow the rotation`);
+      } finally {
+        sb.cleanup();
+      }
+    });
+  }
+
+  test("two daemons on one log, rotated under load: no line torn or interleaved, each one's lines exactly once, in order", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pids, files } = await rotateUnderLoad(sb, create((pidFile) => `kill -USR1 "$(cat '${pidFile}')"`), 3, 2);
+      assertWholeLines(files);
+      const byPid = numbersIn(files);
+      for (const pid of pids) {
+        assert.ok((byPid.get(pid)?.length ?? 0) > 1000, `too few lines from ${pid}`);
+        assert.equal(firstGap(byPid.get(pid)!), null, `lost or repeated lines of ${pid}`);
+      }
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("copytruncate: no NUL-filled hole, no torn or repeated line, in order; only logrotate's copy-to-truncate window loses lines", async () => {
+    const sb = new Sandbox();
+    try {
+      const times = 4;
+      const { pids, files } = await rotateUnderLoad(sb, (logFile) => `${logFile} {\n  rotate 20\n  nocompress\n  copytruncate\n}\n`, times);
+      for (const file of files) assert.ok(!readOr(file).includes("\0"), `${file} has NUL bytes: the writer is not O_APPEND`);
+      // A copy may end in part of a line written while logrotate copied: that line is in the window it
+      // loses. Every newline-terminated line must be whole.
+      assertWholeLines(files);
+      const numbers = numbersIn(files).get(pids[0]) ?? [];
+      const gaps = numbers.filter((n, i) => i > 0 && n !== numbers[i - 1] + 1);
+      assert.ok(numbers.every((n, i) => i === 0 || n > numbers[i - 1]), "lines out of order or repeated");
+      assert.equal(numbers[0], 1);
+      assert.ok(gaps.length <= times, `lines lost outside the ${times} rotations: ${gaps.length} gaps`);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("a reopen whose directory is gone says why in the still-open old log and the daemon keeps running", async () => {
+    const sb = new Sandbox();
+    try {
+      mkdirSync(sb.path("logs"));
+      const logFile = sb.path("logs/d.log");
+      const { pid, pidFile } = start(sb, "logger.ts", ["--log-file", logFile], ["w6"]);
+      assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
+      const old = `/proc/${pid}/fd/2`;
+      rmSync(sb.path("logs"), { recursive: true });
+      assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", pidFile])).status, 0);
+      assert.ok(
+        await eventually(() => readOr(old).includes(`Cannot reopen log file ${logFile}: directory ${sb.path("logs")} does not exist`)),
+        readOr(old),
+      );
+      assert.ok(alive(pid));
+      mkdirSync(sb.path("logs"));
+      process.kill(pid, "SIGUSR1");
+      assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")), "a later reopen works once the directory is back");
+      assert.ok(alive(pid));
+      assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", sb.path("other.pid")])).status, 7, "not running: exit 7");
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
+describe(`SIGUSR1 (${RUNTIME})`, () => {
+  test("reopens the log and leaves no debugger listening (Deno starts its inspector on SIGUSR1; the daemon closes it)", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pid, logFile } = start(sb, "logger.ts", [], ["w9"]);
+      await sleep(700); // past Deno's 500 ms grace period, after which SIGUSR1 starts the inspector
+      process.kill(pid, "SIGUSR1");
+      assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")));
+      await sleep(400);
+      // Listening TCP sockets (state 0A) of this process, from the inodes /proc/net/tcp lists.
+      const inodes = new Set([...procFds(pid).values()].map((t) => /^socket:\[(\d+)\]$/.exec(t)?.[1]).filter(Boolean));
+      const listening = readOr(`/proc/${pid}/net/tcp`).split("\n").slice(1).map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[3] === "0A" && inodes.has(f[9])).map((f) => f[1]);
+      assert.deepEqual(listening, [], "the daemon listens on a TCP port (Deno's inspector is 127.0.0.1:9229 = 0100007F:2405)");
+      assert.ok(alive(pid));
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
+describe(`--logs (${RUNTIME})`, () => {
+  test("--logs -n N prints the last N lines, the log path found from the pid file alone", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pidFile, logFile } = start(sb, "logger.ts", [], ["w7"]);
+      assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
+      const r = run(runner("logger.ts", ["--logs", "-n", "3", "--pid-file", pidFile]));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, readOr(logFile).split("\n").slice(-4).join("\n"));
+      const none = run(runner("logger.ts", ["--logs", "--pid-file", sb.path("never.pid")]));
+      assert.equal(none.status, 66, none.stderr);
+      assert.match(none.stderr, /Cannot show logs: no log path recorded next to .*: pass --log-file/);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  test("--logs -f follows the log across a logrotate rotation", async () => {
+    const sb = new Sandbox();
+    try {
+      const { pid, pidFile, logFile } = start(sb, "logger.ts", [], ["w8"]);
+      assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
+      const follower = spawn(runner("logger.ts", [])[0], runner("logger.ts", ["--logs", "-f", "-n", "1", "--pid-file", pidFile]).slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+      sb.track(follower.pid);
+      let out = "";
+      follower.stdout!.on("data", (d) => out += d);
+      assert.ok(await eventually(() => out.includes("ready (pid"), 10_000), `--logs -f printed: ${out}`);
+      // The tail child ends by itself once the follower dies; record it so cleanup kills it at once.
+      for (const name of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+        try {
+          if (readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1].split(" ")[1] === String(follower.pid)) sb.track(Number(name));
+        } catch {
+          // gone
+        }
+      }
+      const conf = sb.path("logrotate.conf");
+      writeFileSync(conf, `${logFile} {\n  rotate 5\n  create 0644\n  postrotate\n    kill -USR1 ${pid}\n  endscript\n}\n`, { mode: 0o644 });
+      logrotate(sb, conf);
+      assert.equal(run(runner("logger.ts", ["--reload", "--pid-file", pidFile])).status, 0);
+      assert.ok(await eventually(() => readOr(logFile).includes("SIGHUP received")), "the new file got the line");
+      assert.ok(await eventually(() => out.includes("SIGHUP received"), 10_000), `not followed across the rotation: ${out}`);
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
