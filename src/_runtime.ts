@@ -69,12 +69,11 @@ export async function shareListeners(): Promise<Listeners> {
       } else return original.apply(this, callback ? [...args, callback] : args); // a Unix socket path
       options.reusePort = true;
       options.exclusive = true; // listen here, not through a cluster primary
-      const server = this;
       closers.push(() =>
         new Promise<void>((resolve) => {
-          if (!server.listening) return resolve();
-          server.close(() => resolve());
-          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+          if (!this.listening) return resolve();
+          this.close(() => resolve());
+          (this as { closeIdleConnections?: () => void }).closeIdleConnections?.();
         })
       );
       return original.apply(this, callback ? [options, callback] : [options]);

@@ -16,7 +16,7 @@ import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
-import { selfCommand, setTitle } from "./_runtime.ts";
+import { selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
@@ -24,7 +24,6 @@ import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
 import { recordLogPath } from "./log_path.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
-import { Supervisor } from "./supervisor.ts";
 import { handleSignals, SIG } from "./signals.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -66,8 +65,10 @@ export interface DaemonStage extends DaemonOptions {
   command: { path: string; args: string[]; cwd: string };
 }
 
-const STAGE_ENV = "DAEMONIC_STAGE";
-const READY_FD = 3;
+/** The environment variable that carries a stage to a re-executed process. */
+export const STAGE_ENV = "DAEMONIC_STAGE";
+/** The ready pipe's fd in the daemon. */
+export const READY_FD = 3;
 
 /** Reads and removes the stage marker: set in a re-executed daemon or a worker, `undefined` in a launcher. */
 export function takeStage(env: Record<string, string | undefined> = process.env): DaemonStage | WorkerStage | undefined {
@@ -107,7 +108,7 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
 }
 
 /** Makes sure a daemon that failed to start is gone, and its pid file with it. */
-function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc): void {
+export function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc): void {
   if (pid) {
     try {
       const pidfd = libc.pidfdOpen(pid);
@@ -221,17 +222,27 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   return fatal;
 }
 
-/**
- * Runs the daemon side: {@linkcode becomeDaemon}, start-up guards, signal handlers, then `run` (which
- * evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
- */
-export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
+/** What every daemon (single process or master) has once started: see {@linkcode startDaemon}. */
+export interface StartedDaemon extends Daemon {
+  /** Reports an error as a start-up failure (before readiness) and exits. */
+  fatal: (err: unknown) => never;
+  /** systemd's notify socket, when it listens. */
+  systemd: Notifier;
+}
+
+/** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
+export function startDaemon(stage: DaemonStage): StartedDaemon {
   configureLogging({ level: stage.logLevel, format: stage.logFormat });
   const daemon = becomeDaemon(stage);
-  const { reporter } = daemon;
-  const fatal = guardStartup(reporter);
-  const systemd = systemdNotifier();
-  if (stage.workers) return superviseWorkers(stage, daemon, fatal, systemd);
+  return { ...daemon, fatal: guardStartup(daemon.reporter), systemd: systemdNotifier() };
+}
+
+/**
+ * Runs the daemon side of a single-process daemon: {@linkcode startDaemon}, signal handlers, then `run`
+ * (which evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
+ */
+export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
+  const { reporter, fatal, systemd } = startDaemon(stage);
   handleSignals(runnerLog, { logFile: stage.logFile, systemd });
   const evaluated = run().catch(fatal);
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
@@ -240,81 +251,6 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     systemd.notify(`READY=1\nMAINPID=${process.pid}`);
   });
   await evaluated;
-}
-
-/** The status file of a master's workers, beside its pid file. */
-export function workerTableFile(pidFile: string): string {
-  return `${pidFile}.workers`;
-}
-
-/**
- * USR2: the binary upgrade. The pid file moves to `.oldbin` (its lock with it), the executable on disk starts
- * as a new master beside this one and takes the pid file; once it reports ready, this master retires. If it
- * fails, the pid file moves back and nothing changes.
- */
-function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): boolean {
-  const oldbin = `${stage.pidFile}.oldbin`;
-  pidFile.rename(oldbin);
-  supervisor.moveStatusFile(workerTableFile(oldbin));
-  const [readEnd, writeEnd] = libc.pipe();
-  let pid: number | undefined;
-  let error: DaemonError | undefined;
-  try {
-    pid = libc.spawn({
-      path: stage.command.path,
-      argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, [STAGE_ENV]: JSON.stringify({ ...stage, readyFd: READY_FD }) },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, writeEnd],
-      cwd: stage.command.cwd,
-    });
-    libc.close(writeEnd);
-    error = waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc).error;
-  } catch (err) {
-    error = new DaemonError("START_FAILED", (err as Error).message);
-  } finally {
-    libc.close(readEnd);
-  }
-  if (!error) {
-    runnerLog(`master: new master ${pid} is ready`);
-    return true;
-  }
-  runnerLog(`master: the upgrade failed, keeping this master: ${error.message.split("\n")[0]}`);
-  if (pid) {
-    cleanUpFailedStart(pid, stage.pidFile, libc);
-    libc.waitpid(pid, true);
-  }
-  pidFile.rename(stage.pidFile);
-  supervisor.moveStatusFile(workerTableFile(stage.pidFile));
-  return false;
-}
-
-async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err: unknown) => never, systemd: Notifier): Promise<void> {
-  const name = stage.name ?? "daemon";
-  setTitle(`${name} master`);
-  systemLibc.setThreadName(`${name} master`);
-  const supervisor: Supervisor = new Supervisor({
-    name,
-    workers: stage.workers!,
-    workerTimeout: stage.workerTimeout ?? 60,
-    timeout: stage.timeout ?? 10,
-    command: stage.command,
-    chdir: stage.chdir ?? "/",
-    logFile: stage.logFile,
-    logLevel: stage.logLevel,
-    logFormat: stage.logFormat,
-    args: stage.args ?? [],
-    ready: stage.ready ?? "auto",
-    statusFile: workerTableFile(stage.pidFile),
-    upgrade: (): boolean => upgradeMaster(stage, daemon.pidFile, supervisor),
-  });
-  try {
-    await supervisor.start();
-  } catch (err) {
-    fatal((err as Error).message);
-  }
-  runnerLog(`ready (pid ${process.pid}, ${stage.workers} workers)`);
-  daemon.reporter.ready();
-  systemd.notify(`READY=1\nMAINPID=${process.pid}`);
 }
 
 /**
@@ -332,7 +268,7 @@ async function superviseWorkers(stage: DaemonStage, daemon: Daemon, fatal: (err:
  */
 export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
-  if (stage?.role === "daemon") return serveDaemon(stage, () => Promise.resolve());
+  if (stage?.role === "daemon") return await serveDaemon(stage, () => Promise.resolve());
   try {
     console.log(launch(options));
     process.exit(0);

@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
-import { type DaemonStage, launch, serveDaemon, takeStage, workerTableFile } from "./daemonize.ts";
+import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
+import { serveMaster, workerTableFile } from "./master.ts";
 import { DaemonError, ExitCode } from "./errors.ts";
 import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
@@ -47,6 +48,7 @@ function exitWith(err: unknown): never {
 }
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
+  if (stage.workers) return serveMaster(stage);
   await serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args ?? []);
