@@ -111,10 +111,15 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
 export function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc): void {
   if (pid) {
     try {
+      // One that reported its error is exiting already; one that never became ready gets a chance to run
+      // its shutdown hooks before SIGKILL.
       const pidfd = libc.pidfdOpen(pid);
-      if (!libc.waitReadable(pidfd, 2000)) {
-        libc.pidfdSignal(pidfd, SIG.KILL);
-        libc.waitReadable(pidfd, 2000);
+      if (!libc.waitReadable(pidfd, 100)) {
+        libc.pidfdSignal(pidfd, SIG.TERM);
+        if (!libc.waitReadable(pidfd, 2000)) {
+          libc.pidfdSignal(pidfd, SIG.KILL);
+          libc.waitReadable(pidfd, 2000);
+        }
       }
       libc.close(pidfd);
     } catch {
