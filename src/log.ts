@@ -5,8 +5,9 @@
  * @module
  */
 import type { LogLevel } from "@logtape/logtape";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
+import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { getLogger } from "./logger.ts";
 import { formatterFor, type LogFormat } from "./log_sink.ts";
@@ -32,12 +33,16 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  * lands in the old file, every write after it in the new one. Returns whether it worked; when it cannot,
  * it says why in the old log, which stays in use.
  *
+ * While `--hold-logs` has left its {@linkcode holdMarker}, it holds instead: lines go to a file of this
+ * process's own until the next call, which writes them to the log first (copytruncate without a loss).
+ *
  * @example
  * ```ts ignore
  * process.on("SIGUSR1", () => reopenLogs("/var/log/app.log"));
  * ```
  */
 export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
+  if (existsSync(holdMarker(path))) return holdLogs(path, libc);
   let fd: number;
   try {
     fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o644);
@@ -46,13 +51,55 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
     runnerLog(`Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then send SIGUSR1 again`, "error");
     return false;
   }
+  const held = heldFile(path);
+  const wasHolding = isOn(held);
+  try {
+    // Lines held while logrotate copied and truncated go first. This handler runs to its end before the
+    // entry writes again, so none of its lines can slip between them.
+    if (wasHolding) libc.write(fd, readFileSync(held));
+    libc.dup2(fd, 1);
+    libc.dup2(fd, 2);
+  } finally {
+    libc.close(fd);
+  }
+  if (wasHolding) rmSync(held, { force: true });
+  runnerLog(`reopened log file ${path}${wasHolding ? " (and wrote the lines held during the rotation)" : ""}`);
+  return true;
+}
+
+/** The marker `--hold-logs` leaves beside the log: while it exists, SIGUSR1 means "hold", not "reopen". */
+export function holdMarker(path: string): string {
+  return `${path}.hold`;
+}
+
+/** Where a process holds its lines while the log is copied and truncated; it exists while it holds. */
+export function heldFile(path: string, pid = process.pid): string {
+  return `${path}.held.${pid}`;
+}
+
+/** Whether stdout is the file at `path`. */
+function isOn(path: string): boolean {
+  try {
+    return readlinkSync("/proc/self/fd/1") === path;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Moves fds 1 and 2 to this process's own {@linkcode heldFile} until the next reopen, so nothing is written
+ * to the log between logrotate's copy and its truncate (`copytruncate` with `--hold-logs` in prerotate).
+ */
+function holdLogs(path: string, libc: Libc): boolean {
+  const held = heldFile(path);
+  if (isOn(held)) return true;
+  const fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o600);
   try {
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);
   } finally {
     libc.close(fd);
   }
-  runnerLog(`reopened log file ${path}`);
   return true;
 }
 

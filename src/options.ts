@@ -19,6 +19,7 @@ export type Action =
   | "restart"
   | "reload"
   | "reopen-logs"
+  | "hold-logs"
   | "logs"
   | "help"
   | "version";
@@ -67,6 +68,7 @@ const FLAGS = {
   restart: { type: "boolean" },
   reload: { type: "boolean" },
   "reopen-logs": { type: "boolean" },
+  "hold-logs": { type: "boolean" },
   logs: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
@@ -86,7 +88,7 @@ const FLAGS = {
   "worker-timeout": { type: "string" },
 } as const;
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "logs", "help", "version"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version"] as const;
 
 /** The usage text of a compiled daemon (`--help`). */
 export function usage(name: string): string {
@@ -99,6 +101,8 @@ Actions (one at most; none runs the entry in the foreground):
       --restart         --stop, then --daemon with the same options
       --reload          send SIGHUP to the daemon (its onReload hooks run)
       --reopen-logs     send SIGUSR1 to the daemon: it reopens --log-file (for logrotate's postrotate)
+      --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
+                        until --reopen-logs, which writes the held lines first; so no line is lost
       --logs            print the last lines of the daemon's log (the path is found next to the pid file,
                         in PIDFILE.log-path, or given with --log-file); -f follows it across rotations
   -h, --help            this text
@@ -129,7 +133,7 @@ Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP r
 TTIN/TTOU one worker more/less, USR1 reopen logs.
 
 Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 69 start-up failed, 73 cannot create the pid
-or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs).`;
+or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;
 }
 
 function fail(message: string): never {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
@@ -15,6 +15,7 @@ import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
 import { systemdNotifier } from "./notify.ts";
 import { watchReadiness } from "./readiness.ts";
+import { heldFile, holdMarker } from "./log.ts";
 import { recordedLogPath } from "./log_path.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
@@ -125,6 +126,34 @@ function rssOf(pid: number): string {
   }
 }
 
+/**
+ * `--hold-logs`: asks the daemon, and through its master every worker, to hold their lines, and returns once
+ * each of them does, so logrotate may copy and truncate. When one does not answer within 5 s it lets them
+ * all go again and fails, and logrotate skips the rotation (a failed prerotate does).
+ */
+function holdLogs(opts: RunnerOptions): void {
+  const path = opts.logFile ?? recordedLogPath(opts.pidFile);
+  if (!path) throw new DaemonError("NO_INPUT", `Cannot hold logs: no log path recorded next to ${opts.pidFile}: pass --log-file`);
+  writeFileSync(holdMarker(path), "");
+  const pid = signalDaemon(opts.pidFile, SIG.USR1);
+  if (pid === null) {
+    rmSync(holdMarker(path), { force: true });
+    throw new DaemonError("NOT_RUNNING", `Cannot hold logs: ${opts.name} is not running (no lock on ${opts.pidFile})`);
+  }
+  const table = readWorkerTable(workerTableFile(opts.pidFile));
+  const pids = [pid, ...(table?.master === pid ? table.workers.map((w) => w.pid) : [])];
+  const deadline = Date.now() + 5000;
+  let waiting = pids;
+  while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
+    if (Date.now() > deadline) {
+      rmSync(holdMarker(path), { force: true });
+      signalDaemon(opts.pidFile, SIG.USR1);
+      throw new DaemonError("START_FAILED", `Cannot hold logs: pid ${waiting.join(", ")} did not answer within 5 s: let logrotate skip this rotation and look at the log`);
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  }
+}
+
 /** `--logs`: the log named by --log-file, else the one the daemon recorded next to its pid file. */
 function logs(opts: RunnerOptions): number {
   const path = opts.logFile ?? recordedLogPath(opts.pidFile);
@@ -176,7 +205,12 @@ export async function main(app: App): Promise<void> {
         }
         return process.exit(0);
       }
+      case "hold-logs":
+        holdLogs(opts);
+        return process.exit(0);
       case "reopen-logs": {
+        const path = opts.logFile ?? recordedLogPath(opts.pidFile);
+        if (path) rmSync(holdMarker(path), { force: true });
         if (signalDaemon(opts.pidFile, SIG.USR1) === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }

@@ -241,6 +241,24 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
     for (const file of files) assert.match(readOr(file), /worker \d+\]: line \d+$/m, `${file} got no worker lines`);
   }));
 
+  for (const workers of [0, 2]) {
+    test(`copytruncate with --hold-logs in prerotate, --reopen-logs in postrotate, ${workers} workers: every line exactly once, in order`, sandboxed(async (sb) => {
+      const ctl = (action: string, pidFile: string) => shell(runner("numbered.ts", [action, "--pid-file", pidFile]));
+      const conf = (logFile: string, pidFiles: string[]) =>
+        `${logFile} {\n  rotate 20\n  nocompress\n  copytruncate\n  prerotate\n${pidFiles.map((p) => `    ${ctl("--hold-logs", p)}\n`).join("")}  endscript\n  postrotate\n${pidFiles.map((p) => `    ${ctl("--reopen-logs", p)}\n`).join("")}  endscript\n}\n`;
+      const { pids, workers: workerPids, files } = await rotateUnderLoad(sb, conf, 4, 1, ["--workers", String(workers)]);
+      const writers = workers ? workerPids : pids;
+      assert.equal(writers.length, workers || 1);
+      const byPid = numbersIn(files);
+      for (const pid of writers) {
+        assert.ok((byPid.get(pid)?.length ?? 0) > 1000, `too few lines from ${pid}`);
+        assert.equal(firstGap(byPid.get(pid)!), null, `lost or repeated lines of ${pid}`);
+      }
+      for (const file of files) assert.ok(!readOr(file).includes("\0"), `${file} has NUL bytes`);
+      assert.deepEqual(readdirSync(sb.dir).filter((f) => /\.held\.|\.hold$/.test(f)), [], "hold files left behind");
+    }));
+  }
+
   test("copytruncate: no NUL-filled hole, no torn or repeated line, in order; only logrotate's copy-to-truncate window loses lines", sandboxed(async (sb) => {
     const times = 4;
     const { pids, files } = await rotateUnderLoad(sb, (logFile) => `${logFile} {\n  rotate 20\n  nocompress\n  copytruncate\n}\n`, times);
