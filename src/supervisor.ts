@@ -206,12 +206,21 @@ export class Supervisor {
         }
       }
       if (this.libc.waitReadable(w.pidfd, 0)) {
-        this.onExit(w, this.libc.waitpid(w.pid, true));
+        this.onExit(w, this.reap(w.pid));
       } else if (now - w.lastBeat > this.options.workerTimeout * 1000) {
         runnerLog(`master: worker[${w.id}] (pid ${w.pid}) timeout (${((now - w.lastBeat) / 1000).toFixed(1)} s > ${this.options.workerTimeout} s), killing`);
         w.lastBeat = Infinity; // report once
         this.signal(w, SIG.KILL);
       }
+    }
+  }
+
+  /** The exit status of a worker that has exited, or `null` if someone else reaped it already. */
+  private reap(pid: number): number | null {
+    try {
+      return this.libc.waitpid(pid, true);
+    } catch {
+      return null; // ECHILD
     }
   }
 
