@@ -86,7 +86,11 @@ export function waitForReady(fd: number, timeoutMs: number, logHint: string, lib
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
       if (line.startsWith("PID ")) pid = Number(line.slice(4));
-      else if (line === "READY") return { pid };
+      else if (line === "READY") {
+        // The daemon closes its end right after: wait for that, so no pipe of ours is left in it.
+        while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
+        return { pid };
+      }
       else if (line.startsWith("ERROR ")) {
         const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };
         return { pid, error: new DaemonError(code, message, { pid }), reported: true };
