@@ -62,6 +62,8 @@ export interface Libc {
   waitReadable(fd: number, timeoutMs: number): boolean;
   /** dup2(2). */
   dup2(from: number, to: number): void;
+  /** fcntl(F_SETFD, FD_CLOEXEC): the fd is not passed on to programs this process starts. */
+  setCloseOnExec(fd: number): void;
   /** ftruncate(2). */
   truncate(fd: number, length: number): void;
   /** fcntl(F_SETLK) with a write lock on the whole file; `false` when another process holds a lock. */
@@ -162,6 +164,7 @@ export function createLibc(raw: RawLibc): Libc {
       return retry(() => f.poll(pfd, 1, Math.max(-1, Math.ceil(timeoutMs))), "poll") > 0;
     },
     dup2: (from, to) => void check(f.dup2(from, to), "dup2"),
+    setCloseOnExec: (fd) => void check(f.fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */), "fcntl(F_SETFD)"),
     truncate: (fd, length) => void check(f.ftruncate(fd, length), "ftruncate"),
     tryLock(fd) {
       const lock = flock(F_WRLCK);

@@ -189,6 +189,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   libc.resetSignal(SIG.INT);
   libc.resetSignal(SIG.QUIT);
   libc.umask(stage.umask ?? 0o022);
+  libc.setCloseOnExec(stage.readyFd); // the entry's own children must not hold the launcher's pipe open
   const reporter = new ReadyReporter(stage.readyFd, libc);
   try {
     process.chdir(stage.chdir ?? "/");

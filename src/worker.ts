@@ -58,6 +58,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   libc.setParentDeathSignal(SIG.TERM);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
+  libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's pipe open
   configureLogging({ level: stage.logLevel, format: stage.logFormat });
 
   let ready = false;
