@@ -371,6 +371,8 @@ async function measure(c: Case): Promise<void> {
 console.error(`bench: building in ${tmp}`);
 const bin = flags.bin ? resolve(flags.bin) : join(tmp, "bench-daemon");
 const bare = join(tmp, "bench-bare");
+const bareSame = join(tmp, "bench-bare-same-flags");
+const SAME_FLAGS = ["--minify", "--splitting", "--bytecode", "--format", "esm"];
 {
   const t = performance.now();
   if (flags.bin) {
@@ -388,6 +390,8 @@ const bare = join(tmp, "bench-bare");
     console.error(`bench: cannot build the bare binary: ${b.stderr}`);
     process.exit(1);
   }
+  // The same entry compiled with the flags daemonic build uses: what the runner itself adds to the size.
+  runSync([BUN, "build", "--compile", ...SAME_FLAGS, ENTRY, "--outfile", bareSame]);
 }
 const help = runSync([bin, "--help"]).stdout;
 const hasWorkers = /--workers\b/.test(help);
@@ -676,6 +680,11 @@ p(`| --- | ---: | ---: |`);
 p(`| daemonic build | ${size} | ${mb(size)} |`);
 p(`| bare \`bun build --compile\` of the entry | ${bareSize} | ${mb(bareSize)} |`);
 p(`| difference | ${size - bareSize} | ${mb(size - bareSize)} |`);
+if (existsSync(bareSame)) {
+  const sameSize = statSync(bareSame).size;
+  p(`| bare \`bun build --compile ${SAME_FLAGS.join(" ")}\` of the entry | ${sameSize} | ${mb(sameSize)} |`);
+  p(`| difference to the same-flags bare compile (daemonic's own code) | ${size - sameSize} | ${mb(size - sameSize)} |`);
+}
 p();
 p(`### Throughput (\`taskset -c ${wrkCpu} wrk -t1 -c32 -d${WRK_SECONDS}s\`: wrk pinned to CPU ${wrkCpu}, the daemon unpinned on ${cpus} CPUs, after a 1 s warm-up)`);
 p();
