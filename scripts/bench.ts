@@ -44,6 +44,7 @@ const READY_TIMEOUT_MS = 20_000;
 const SETTLE_MS = 250; // idle time after ready before RSS is read and --stop is timed
 const WRK_CPU = 1; // wrk runs pinned here; the daemon is not pinned
 const began = performance.now();
+const loadAtStart = loadavg();
 const tmp = mkdtempSync(join(tmpdir(), "daemonic-bench-"));
 
 // ---------------------------------------------------------------------------------------------------------
@@ -353,16 +354,26 @@ async function readPid(path: string, timeoutMs = 3000): Promise<number> {
   }
 }
 
-async function measure(c: Case): Promise<void> {
-  if (c.skip || !c.run) return;
-  try {
-    await c.run(await freePort(), -1); // warm-up: caches (deno's module cache, page cache), not counted
-    for (let i = 0; i < RUNS; i++) c.samples.push(await c.run(await freePort(), i));
-  } catch (err) {
-    c.error = (err as Error).message;
-    skipped.push(`${c.name}: failed: ${c.error}`);
+/** Runs `run` of every case round-robin (a warm-up round, then RUNS rounds), so a burst of load from other
+ * processes on the machine hits all cases alike and the ratios of one run stay comparable. A case that
+ * fails is dropped from later rounds, with the reason. */
+async function measureAll(all: Case[]): Promise<void> {
+  const active = all.filter((c) => !c.skip && c.run);
+  for (let i = -1; i < RUNS; i++) { // i = -1: warm-up (deno's module cache, page cache), not counted
+    for (const c of active) {
+      if (c.error) continue;
+      try {
+        const sample = await c.run!(await freePort(), i);
+        if (i >= 0) c.samples.push(sample);
+      } catch (err) {
+        c.error = (err as Error).message;
+        skipped.push(`${c.name}: failed: ${c.error}`);
+      }
+    }
   }
-  console.error(`bench: ${c.name}: ${c.error ? `failed: ${c.error}` : `${ms(median(c.samples.map((s) => s.ready)))} ms`}`);
+  for (const c of active) {
+    console.error(`bench: ${c.name}: ${c.error ? `failed: ${c.error}` : `${ms(median(c.samples.map((s) => s.ready)))} ms`}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -507,8 +518,8 @@ const pm2: Case = PM2
   : skip("PM2", "pm2 is neither on PATH nor in node_modules/.bin (the bench installs nothing: `npm i -g pm2` to include it)");
 cases.push(pm2);
 
-console.error(`bench: time to ready, ${RUNS} runs per case (+1 warm-up)`);
-for (const c of cases) await measure(c);
+console.error(`bench: time to ready, ${RUNS} rounds over all cases (+1 warm-up round)`);
+await measureAll(cases);
 if (PM2) spawnSync(PM2, ["kill"], { env: { ...process.env, PM2_HOME: join(tmp, "pm2") } }); // the bench's own PM2 God daemon
 
 // ---------------------------------------------------------------------------------------------------------
@@ -617,7 +628,7 @@ const ratio = (x: number | undefined, base: number | undefined) => x !== undefin
 
 p(`## daemonic bench`);
 p();
-p(`${cpus} CPUs (${cpuModel()}), Linux ${osRelease()}, bun ${Bun.version}, ${denoVersion()}; ${RUNS} runs per case after one warm-up, medians.`);
+p(`${cpus} CPUs (${cpuModel()}), Linux ${osRelease()}, bun ${Bun.version}, ${denoVersion()}; ${RUNS} runs per case, taken round-robin after one warm-up round; medians.`);
 p();
 p(`### Time to ready (launch → first successful TCP connect, polled every 1 ms)`);
 p();
@@ -716,6 +727,7 @@ if (skipped.length) {
   p();
 }
 for (const n of notes) p(`- ${n}`);
+p(`- load average (1 min) ${loadAtStart} at the start, ${loadavg()} at the end: other work on the machine slows every case; the cases run round-robin so the ratios stay comparable`);
 p(`- the whole bench took ${((performance.now() - began) / 1000).toFixed(1)} s`);
 console.log(out.join("\n"));
 
@@ -724,6 +736,13 @@ function cpuModel(): string {
     return /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   } catch {
     return "unknown CPU";
+  }
+}
+function loadavg(): string {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+  } catch {
+    return "unknown";
   }
 }
 function osRelease(): string {
