@@ -24,19 +24,36 @@ const TYPES: Record<AbstractType, FFIType> = {
  * ```
  */
 export function openLibc(path: string): RawLibc {
-  const table = Object.fromEntries(
-    Object.entries(SYMBOLS).map(([name, spec]) => [name, { args: spec.args.map((t) => TYPES[t]), returns: TYPES[spec.returns] }]),
-  );
-  const extra = {
-    __errno_location: { args: [], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.ptr },
-  } as const;
-  const lib = dlopen(path, { ...table, ...extra });
-  const symbols = lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
+  // Each symbol is bound (its trampoline compiled) on first use: binding all of them took ~3 ms of every
+  // start-up, in the launcher and again in the daemon, though each uses only some. errno is read through
+  // __errno_location right after a failed call, so that one is bound up front: a lazy dlopen in between
+  // could change errno.
+  const libs: { symbols: unknown }[] = [];
+  const bind = (table: Record<string, { args: FFIType[]; returns: FFIType }>) => {
+    const lib = dlopen(path, table);
+    libs.push(lib); // keep every handle open for the life of the process
+    return lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
+  };
+  const { __errno_location } = bind({ __errno_location: { args: [], returns: FFIType.ptr } });
+  const lazy = (name: string, args: FFIType[], returns: FFIType, target: Record<string, unknown>) => {
+    Object.defineProperty(target, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = bind({ [name]: { args, returns } })[name];
+        Object.defineProperty(target, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  };
+  const fn: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SYMBOLS)) lazy(name, spec.args.map((t) => TYPES[t]), TYPES[spec.returns], fn);
+  const extra: Record<string, unknown> = {};
+  lazy("strerror", [FFIType.i32], FFIType.ptr, extra);
   return {
-    fn: symbols as unknown as RawLibc["fn"],
+    fn: fn as unknown as RawLibc["fn"],
     address: (buffer) => BigInt(ptr(buffer)),
-    errno: () => read.i32(symbols.__errno_location() as never),
-    strerror: (code) => new CString(symbols.strerror(code) as never).toString(),
+    errno: () => read.i32(__errno_location() as never),
+    strerror: (code) => new CString((extra.strerror as (c: number) => unknown)(code) as never).toString(),
   };
 }

@@ -23,21 +23,40 @@ const TYPES: Record<AbstractType, Deno.NativeType | "void"> = {
  * ```
  */
 export function openLibc(path: string): RawLibc {
-  const table: Record<string, Deno.ForeignFunction> = {};
+  // Each symbol is bound on first use: Deno.dlopen of the whole table took 11-17 ms of every start-up (the
+  // launcher and the daemon each pay it), though each process calls only some. __errno_location is bound up
+  // front: a lazy dlopen between a failed call and the errno read could change errno.
+  const libs: Deno.DynamicLibrary<Record<string, Deno.ForeignFunction>>[] = [];
+  const bind = (table: Record<string, Deno.ForeignFunction>) => {
+    const lib = Deno.dlopen(path, table);
+    libs.push(lib); // keep every handle open for the life of the process
+    return lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
+  };
+  const { __errno_location } = bind({ __errno_location: { parameters: [], result: "pointer" } });
+  const lazy = (name: string, spec: Deno.ForeignFunction, target: Record<string, unknown>) => {
+    Object.defineProperty(target, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = bind({ [name]: spec })[name];
+        Object.defineProperty(target, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  };
+  const fn: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(SYMBOLS)) {
-    table[name] = {
+    lazy(name, {
       parameters: spec.args.map((t) => TYPES[t] as Deno.NativeType),
       result: TYPES[spec.returns] as Deno.NativeResultType,
-    };
+    }, fn);
   }
-  table.__errno_location = { parameters: [], result: "pointer" };
-  table.strerror = { parameters: ["i32"], result: "pointer" };
-  const lib = Deno.dlopen(path, table);
-  const symbols = lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const extra: Record<string, unknown> = {};
+  lazy("strerror", { parameters: ["i32"], result: "pointer" }, extra);
   return {
-    fn: symbols as unknown as RawLibc["fn"],
+    fn: fn as unknown as RawLibc["fn"],
     address: (buffer) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer as Uint8Array<ArrayBuffer>))),
-    errno: () => new Deno.UnsafePointerView(symbols.__errno_location() as Deno.PointerObject).getInt32(),
-    strerror: (code) => Deno.UnsafePointerView.getCString(symbols.strerror(code) as Deno.PointerObject),
+    errno: () => new Deno.UnsafePointerView(__errno_location() as Deno.PointerObject).getInt32(),
+    strerror: (code) => Deno.UnsafePointerView.getCString((extra.strerror as (c: number) => unknown)(code) as Deno.PointerObject),
   };
 }
