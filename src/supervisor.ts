@@ -91,13 +91,14 @@ export class Supervisor {
   private starting = true;
   private rolling = false;
   private timer?: ReturnType<typeof setInterval>;
+  private interval = 0;
 
   constructor(private options: SupervisorOptions, private readonly libc: Libc = systemLibc) {}
 
   /** Starts the workers and the supervision loop. */
   async start(): Promise<void> {
     this.warnIfLossyReuseport();
-    this.timer = setInterval(() => this.tick(), 20);
+    this.schedule();
     this.handleSignals();
     try {
       await Promise.all(Array.from({ length: this.options.workers }, (_, i) => this.whenReady(this.spawn(i + 1))));
@@ -188,7 +189,22 @@ export class Supervisor {
     }
   }
 
+  /** Ticks every 2 ms while a worker is starting or retiring (readiness is waited on), else every 50 ms. */
+  private schedule(): void {
+    const busy = this.retiring.size > 0 || [...this.slots.values()].some((w) => !w.ready);
+    const interval = busy ? 2 : 50;
+    if (this.timer && this.interval === interval) return;
+    clearInterval(this.timer);
+    this.interval = interval;
+    this.timer = setInterval(() => this.tick(), interval);
+  }
+
   private tick(): void {
+    this.step();
+    if (!this.stopping) this.schedule();
+  }
+
+  private step(): void {
     const now = Date.now();
     for (const w of this.all()) {
       while (w.fd >= 0 && this.libc.waitReadable(w.fd, 0)) {
