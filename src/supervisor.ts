@@ -168,6 +168,7 @@ export class Supervisor {
     };
     this.slots.set(id, worker);
     runnerLog(`master: worker[${id}] started (pid ${pid})`);
+    this.schedule();
     return worker;
   }
 
@@ -191,7 +192,7 @@ export class Supervisor {
 
   /** Ticks every 2 ms while a worker is starting or retiring (readiness is waited on), else every 50 ms. */
   private schedule(): void {
-    const busy = this.retiring.size > 0 || [...this.slots.values()].some((w) => !w.ready);
+    const busy = this.stopping || this.retiring.size > 0 || [...this.slots.values()].some((w) => !w.ready);
     const interval = busy ? 2 : 50;
     if (this.timer && this.interval === interval) return;
     clearInterval(this.timer);
@@ -201,7 +202,7 @@ export class Supervisor {
 
   private tick(): void {
     this.step();
-    if (!this.stopping) this.schedule();
+    this.schedule();
   }
 
   private step(): void {
@@ -282,6 +283,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     const workers = this.all();
+    this.schedule();
     for (const w of workers) this.signal(w, graceful ? SIG.QUIT : SIG.TERM);
     const bound = setTimeout(() => workers.forEach((w) => this.signal(w, SIG.KILL)), (graceful ? this.options.timeout : 5) * 1000);
     await Promise.all(workers.map((w) => this.whenGone(w)));
@@ -317,6 +319,7 @@ export class Supervisor {
     this.retiring.add(w);
     if (this.slots.get(w.id) === w) this.slots.delete(w.id);
     this.signal(w, SIG.QUIT);
+    this.schedule();
     const bound = setTimeout(() => this.signal(w, SIG.KILL), this.options.timeout * 1000);
     await this.whenGone(w);
     clearTimeout(bound);
