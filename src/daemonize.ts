@@ -205,7 +205,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   }
 }
 
-function describe(err: unknown): string {
+/** The text an uncaught error is reported with: its stack where it has one. */
+export function describe(err: unknown): string {
   return err instanceof Error ? err.stack ?? String(err) : String(err);
 }
 

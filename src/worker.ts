@@ -10,6 +10,7 @@
 import process from "node:process";
 import { libc } from "../ffi/mod.ts";
 import { inspectorUndoer, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
+import { describe } from "./daemonize.ts";
 import { lifecycle } from "./lifecycle.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
 import { configureLogging, type LogLevel } from "./logger.ts";
@@ -63,7 +64,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   let ready = false;
   const fatal = (err: unknown) => {
-    const text = err instanceof Error ? err.stack ?? String(err) : String(err);
+    const text = describe(err);
     console.error(text);
     if (!ready) tell(`ERROR ${JSON.stringify({ code: "START_FAILED", message: text })}`);
     process.exit(1);
