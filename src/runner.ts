@@ -132,8 +132,7 @@ function rssOf(pid: number): string {
  * all go again and fails, and logrotate skips the rotation (a failed prerotate does).
  */
 function holdLogs(opts: RunnerOptions): void {
-  const path = opts.logFile ?? recordedLogPath(opts.pidFile);
-  if (!path) throw new DaemonError("NO_INPUT", `Cannot hold logs: no log path recorded next to ${opts.pidFile}: pass --log-file`);
+  const path = logPathOf(opts, "hold logs");
   writeFileSync(holdMarker(path), "");
   const pid = signalDaemon(opts.pidFile, SIG.USR1);
   if (pid === null) {
@@ -154,13 +153,18 @@ function holdLogs(opts: RunnerOptions): void {
   }
 }
 
-/** `--logs`: the log named by --log-file, else the one the daemon recorded next to its pid file. */
-function logs(opts: RunnerOptions): number {
+/** The log named by --log-file, else the one the daemon recorded next to its pid file; `what` for the error. */
+function logPathOf(opts: RunnerOptions, what: string): string {
   const path = opts.logFile ?? recordedLogPath(opts.pidFile);
   if (!path) {
-    throw new DaemonError("NO_INPUT", `Cannot show logs: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`);
+    throw new DaemonError("NO_INPUT", `Cannot ${what}: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`);
   }
-  return showLogs(path, { lines: opts.lines, follow: opts.follow });
+  return path;
+}
+
+/** `--logs`: prints (and follows) the daemon's log. */
+function logs(opts: RunnerOptions): number {
+  return showLogs(logPathOf(opts, "show logs"), { lines: opts.lines, follow: opts.follow });
 }
 
 function stop(opts: RunnerOptions): void {
