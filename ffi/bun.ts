@@ -3,16 +3,11 @@
  *
  * @module
  */
-import { CString, dlopen, FFIType, ptr, read } from "bun:ffi";
+import type * as BunFFI from "bun:ffi";
 import { type AbstractType, type RawLibc, SYMBOLS } from "./types.ts";
 
-const TYPES: Record<AbstractType, FFIType> = {
-  i32: FFIType.i32,
-  i64: FFIType.i64,
-  u32: FFIType.u32,
-  buf: FFIType.ptr,
-  void: FFIType.void,
-};
+type FFIType = BunFFI.FFIType;
+const TYPES: Record<AbstractType, keyof typeof BunFFI.FFIType> = { i32: "i32", i64: "i64", u32: "u32", buf: "ptr", void: "void" };
 
 /**
  * Opens libc with {@linkcode SYMBOLS} through `bun:ffi`.
@@ -24,6 +19,8 @@ const TYPES: Record<AbstractType, FFIType> = {
  * ```
  */
 export function openLibc(path: string): RawLibc {
+  // Required here, synchronously and only under Bun, so importing this file costs nothing elsewhere.
+  const { CString, dlopen, FFIType, ptr, read } = (import.meta as unknown as { require(id: string): typeof BunFFI }).require("bun:ffi");
   // Each symbol is bound (its trampoline compiled) on first use: binding all of them took ~3 ms of every
   // start-up, in the launcher and again in the daemon, though each uses only some. errno is read through
   // __errno_location right after a failed call, so that one is bound up front: a lazy dlopen in between
@@ -47,7 +44,7 @@ export function openLibc(path: string): RawLibc {
     });
   };
   const fn: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(SYMBOLS)) lazy(name, spec.args.map((t) => TYPES[t]), TYPES[spec.returns], fn);
+  for (const [name, spec] of Object.entries(SYMBOLS)) lazy(name, spec.args.map((t) => FFIType[TYPES[t]]), FFIType[TYPES[spec.returns]], fn);
   const extra: Record<string, unknown> = {};
   lazy("strerror", [FFIType.i32], FFIType.ptr, extra);
   return {

@@ -1,5 +1,7 @@
 /**
- * The one `Libc` for the running runtime, opened once. Nothing outside `ffi/` touches a runtime's FFI.
+ * The one `Libc` for the running runtime, opened on first use: importing daemonic (say, only for
+ * `onShutdown`) loads no FFI, so an entry still runs without `--allow-ffi` outside the runner.
+ * Nothing outside `ffi/` touches a runtime's FFI.
  *
  * @example
  * ```ts ignore
@@ -10,24 +12,25 @@
  * @module
  */
 import { createLibc, type Libc } from "./_libc.ts";
-import type { RawLibc } from "./types.ts";
+import { openLibc as openWithBun } from "./bun.ts";
+import { openLibc as openWithDeno } from "./deno.ts";
 
 export { type ChildFd, type Libc, O, type SpawnOptions } from "./_libc.ts";
 export { SystemCallError } from "./errors.ts";
 
 const LIBC_PATH = "libc.so.6";
 
-async function load(): Promise<RawLibc> {
-  const binding = "Bun" in globalThis ? await import("./bun.ts") : await import("./deno.ts");
+let opened: Libc | undefined;
+
+function open(): Libc {
+  if (opened) return opened;
   try {
-    return binding.openLibc(LIBC_PATH);
+    opened = createLibc("Bun" in globalThis ? openWithBun(LIBC_PATH) : openWithDeno(LIBC_PATH));
   } catch (cause) {
-    throw new Error(
-      `Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.34 or newer`,
-      { cause },
-    );
+    throw new Error(`Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc`, { cause });
   }
+  return opened;
 }
 
-/** The process's libc, bound through the runtime's FFI. */
-export const libc: Libc = createLibc(await load());
+/** The process's libc, bound through the runtime's FFI the first time one of its calls is made. */
+export const libc: Libc = new Proxy({} as Libc, { get: (_, call) => open()[call as keyof Libc] });
