@@ -193,8 +193,10 @@ describe(`readiness (${RUNTIME})`, () => {
   }));
 
   test("an entry that never listens is ready once it has run 1 s; --ready manual waits for ready()", sandboxed(async (sb) => {
+    const began = Date.now();
     const loop = start(sb, "loop.ts", [], []);
     assert.equal(loop.r.status, 0, loop.r.stderr);
+    assert.ok(Date.now() - began >= 1000, `the launcher returned after ${Date.now() - began} ms, before the entry ran 1 s`);
     assert.ok(alive(loop.pid));
     const stamp = sb.path("ready-at");
     const pidFile = sb.path("m.pid");
