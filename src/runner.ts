@@ -169,6 +169,11 @@ function logs(opts: RunnerOptions): number {
   return showLogs(logPathOf(opts, "show logs"), { lines: opts.lines, follow: opts.follow });
 }
 
+/** After signalling `pid`: says so when the pid file is gone and the registry found the daemon. */
+function noteMissingPidFile(opts: RunnerOptions, pid: number): void {
+  if (!existsSync(opts.pidFile)) console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
+}
+
 function stop(opts: RunnerOptions): void {
   const missing = readPidFile(opts.pidFile).state === "running" && !existsSync(opts.pidFile);
   const result = stopDaemon(opts.pidFile, opts.timeout * 1000);
@@ -208,9 +213,11 @@ export async function main(app: App): Promise<void> {
         stop(opts);
         return process.exit(0);
       case "reload": {
-        if (signalDaemon(opts.pidFile, SIG.HUP) === null) {
+        const pid = signalDaemon(opts.pidFile, SIG.HUP);
+        if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reload: ${opts.name} is not running (no lock on ${opts.pidFile}): start it with --daemon`);
         }
+        noteMissingPidFile(opts, pid);
         return process.exit(0);
       }
       case "hold-logs":
@@ -219,9 +226,11 @@ export async function main(app: App): Promise<void> {
       case "reopen-logs": {
         const path = opts.logFile ?? recordedLogPath(opts.pidFile);
         if (path) rmSync(holdMarker(path), { force: true });
-        if (signalDaemon(opts.pidFile, SIG.USR1) === null) {
+        const pid = signalDaemon(opts.pidFile, SIG.USR1);
+        if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }
+        noteMissingPidFile(opts, pid);
         return process.exit(0);
       }
       case "logs":

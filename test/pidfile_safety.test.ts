@@ -106,7 +106,9 @@ describe(`pid file safety (${RUNTIME})`, () => {
     const again = daemonic("server.ts", ["--daemon", "--pid-file", pidFile, "--", "0"]);
     sb.track(Number(again.stdout.trim()));
     assert.equal(again.status, 75, "a second daemon must not start: " + again.stderr);
-    assert.equal(daemonic("server.ts", ["--reload", "--pid-file", pidFile]).status, 0);
+    const reload = daemonic("server.ts", ["--reload", "--pid-file", pidFile]);
+    assert.equal(reload.status, 0, reload.stderr);
+    assert.match(reload.stdout, new RegExp(`pid file ${pidFile} is missing; signalled pid ${pid}`));
     assert.ok(await eventually(() => readOr(logFile).includes("reload hook ran")), readOr(logFile));
     const stop = daemonic("server.ts", ["--stop", "--pid-file", pidFile]);
     assert.equal(stop.status, 0, stop.stderr);
