@@ -51,6 +51,7 @@ export class Registration {
   static claim(pidFile: string, name: string, pid = process.pid, libc: Libc = systemLibc): Registration {
     const dir = runtimeDir();
     ensurePrivateDir(dir);
+    listRegistered(libc); // sweeps the entries of daemons that were killed (SIGKILL leaves them)
     const path = entryPath(pidFile, dir);
     // O_APPEND: after ftruncate(0) a write lands at 0 without a seek.
     const fd = libc.open(path, O.RDWR | O.CREAT | O.APPEND | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);

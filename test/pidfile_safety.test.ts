@@ -132,6 +132,21 @@ describe(`pid file safety (${RUNTIME})`, () => {
     assert.ok(!existsSync(registryEntry(pidFile)), "the stale entry was removed");
   }));
 
+  test("starting a daemon sweeps the registry entries of killed ones", sandboxed((sb) => {
+    const killed = sb.path("killed.pid"), other = sb.path("other.pid");
+    const first = sb.track(Number(daemonic("server.ts", ["--daemon", "--pid-file", killed, "--", "0"]).stdout.trim()));
+    process.kill(first, "SIGKILL");
+    assert.ok(waitGone(first, 5000));
+    assert.ok(existsSync(registryEntry(killed)), "SIGKILL leaves the entry");
+    const r = daemonic("server.ts", ["--daemon", "--pid-file", other, "--", "0"]);
+    const second = sb.track(Number(r.stdout.trim()));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!existsSync(registryEntry(killed)), "the killed daemon's entry is still there");
+    assert.ok(existsSync(registryEntry(other)));
+    assert.equal(daemonic("server.ts", ["--stop", "--pid-file", other]).status, 0);
+    assert.ok(waitGone(second, 5000));
+  }));
+
   test("another user's read lock on a stale root pid file fakes nothing: stale, replaced by --daemon, never signalled", sandboxed(async (sb) => {
     otherUser();
     chmodSync(sb.dir, 0o755);
