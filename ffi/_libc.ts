@@ -14,14 +14,17 @@ export const O = {
   WRONLY: 1,
   RDWR: 2,
   CREAT: 0o100,
+  EXCL: 0o200,
   NOCTTY: 0o400,
+  TRUNC: 0o1000,
   APPEND: 0o2000,
+  NONBLOCK: 0o4000,
   NOFOLLOW: ARM ? 0o100000 : 0o400000,
   CLOEXEC: 0o2000000,
 } as const;
 
 const F_GETLK = 5, F_SETLK = 6, F_DUPFD_CLOEXEC = 1030;
-const F_WRLCK = 1, F_UNLCK = 2;
+const F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
 const SYS_PIDFD_OPEN = 434, SYS_PIDFD_SEND_SIGNAL = 424;
 const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
 const PR_SET_NAME = 15, PR_SET_PDEATHSIG = 1;
@@ -70,6 +73,9 @@ export interface Libc {
   tryLock(fd: number): boolean;
   /** fcntl(F_GETLK): the pid holding a lock that conflicts with a write lock, or `null` when none does. */
   lockHolder(fd: number): number | null;
+  /** fcntl(F_GETLK) with the conflicting lock's type: a read lock proves nothing (anyone who can read the
+   * file can take one), so callers that trust a lock want `write`. */
+  lockOwner(fd: number): { pid: number; type: "read" | "write" } | null;
   /** umask(2); returns the previous mask. */
   umask(mask: number): number;
   /** signal(sig, SIG_DFL). */
@@ -178,6 +184,13 @@ export function createLibc(raw: RawLibc): Libc {
       check(f.fcntl(fd, F_GETLK, raw.address(lock)), "fcntl(F_GETLK)");
       const view = new DataView(lock.buffer);
       return view.getInt16(0, true) === F_UNLCK ? null : view.getInt32(24, true);
+    },
+    lockOwner(fd) {
+      const lock = flock(F_WRLCK);
+      check(f.fcntl(fd, F_GETLK, raw.address(lock)), "fcntl(F_GETLK)");
+      const view = new DataView(lock.buffer), type = view.getInt16(0, true);
+      if (type === F_UNLCK) return null;
+      return { pid: view.getInt32(24, true), type: type === F_RDLCK ? "read" : "write" };
     },
     umask: (mask) => Number(f.umask(mask)),
     resetSignal: (signal) => void f.signal(signal, 0),

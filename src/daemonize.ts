@@ -22,6 +22,7 @@ import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfil
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
 import { recordLogPath } from "./log_path.ts";
+import { ensurePrivateDir, runtimeDir } from "./safe_file.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { handleSignals, SIG } from "./signals.ts";
@@ -78,19 +79,23 @@ export function takeStage(env: Record<string, string | undefined> = process.env)
   return JSON.parse(raw) as DaemonStage | WorkerStage;
 }
 
-function openLog(path: string | undefined, libc: Libc): number | { path: string; flags: number } {
+function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
+  const callers = libc.umask(umask); // the log is the daemon's file: its --umask, not the caller's shell's
   try {
-    return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o644);
+    return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
   } catch (err) {
     const hint = err instanceof SystemCallError && err.code === "ENOENT"
       ? `directory ${dirname(path)} does not exist: create it or pick another --log-file`
       : `${(err as Error).message}: pick a writable --log-file`;
     throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${hint}`, { cause: err });
+  } finally {
+    libc.umask(callers);
   }
 }
 
 function checkPidFileFree(pidFile: string, libc: Libc): void {
+  if (dirname(pidFile) === runtimeDir()) ensurePrivateDir(dirname(pidFile));
   let state;
   try {
     state = readPidFile(pidFile, libc);
@@ -98,7 +103,8 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
     throw err instanceof SystemCallError ? cannotCreate(pidFile, err) : err;
   }
   if (state.state === "running") {
-    throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${state.pid} (pid file ${pidFile} is locked): stop it with --stop, or pick another --pid-file`, { pid: state.pid });
+    const where = state.missing ? `its pid file ${pidFile} is missing, found in the registry` : `pid file ${pidFile} is locked`;
+    throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${state.pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid: state.pid });
   }
   try {
     accessSync(dirname(pidFile), constants.W_OK);
@@ -142,7 +148,7 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
  */
 export function launch(options: DaemonOptions, libc: Libc = systemLibc): number {
   checkPidFileFree(options.pidFile, libc);
-  const log = openLog(options.logFile, libc);
+  const log = openLog(options.logFile, options.umask ?? 0o022, libc);
   const [readEnd, writeEnd] = libc.pipe();
   const self = selfCommand();
   const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD, command: self };
@@ -193,7 +199,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   const reporter = new ReadyReporter(stage.readyFd, libc);
   try {
     process.chdir(stage.chdir ?? "/");
-    const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc);
+    const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc, stage.name);
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
     return { pidFile, reporter };

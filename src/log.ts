@@ -45,7 +45,7 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
   if (existsSync(holdMarker(path))) return holdLogs(path, libc);
   let fd: number;
   try {
-    fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o644);
+    fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666); // mode: the daemon's --umask
   } catch (err) {
     const why = err instanceof SystemCallError && err.code === "ENOENT" ? `directory ${dirname(path)} does not exist` : (err as Error).message;
     runnerLog(`Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then send SIGUSR1 again`, "error");
@@ -93,7 +93,7 @@ function isOn(path: string): boolean {
 function holdLogs(path: string, libc: Libc): boolean {
   const held = heldFile(path);
   if (isOn(held)) return true;
-  const fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o600);
+  const fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
   try {
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);

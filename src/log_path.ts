@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
+import { writeSidecar } from "./safe_file.ts";
 
 /** The sidecar path for `pidFile`. */
 export function logPathFile(pidFile: string): string {
@@ -23,8 +24,12 @@ export function logPathFile(pidFile: string): string {
  * ```
  */
 export function recordLogPath(pidFile: string, logFile: string | undefined): void {
-  if (logFile) writeFileSync(logPathFile(pidFile), `${logFile}\n`, { mode: 0o644 });
-  else rmSync(logPathFile(pidFile), { force: true });
+  if (logFile) return writeSidecar(logPathFile(pidFile), `${logFile}\n`);
+  try {
+    unlinkSync(logPathFile(pidFile));
+  } catch {
+    // None recorded (or not a file: left alone).
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import { basename, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { DaemonError } from "./errors.ts";
+import { runtimeDir } from "./safe_file.ts";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./logger.ts";
 
 /** What the command line asks for. */
@@ -109,8 +110,8 @@ Actions (one at most; none runs the entry in the foreground):
   -V, --version         the version
 
 Options:
-      --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else $XDG_RUNTIME_DIR/NAME.pid,
-                        else /tmp/NAME-UID.pid)
+      --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else in a private 0700 directory:
+                        $XDG_RUNTIME_DIR/daemonic/NAME.pid, else /tmp/daemonic-UID/NAME.pid)
       --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on SIGUSR1
       --log-level LEVEL lowest level getLogger() and the runner write: trace, debug, info, warning, error,
                         fatal (default: info)
@@ -153,12 +154,9 @@ function count(flag: string, value: string | undefined, fallback: number): numbe
   return Number(value);
 }
 
-/** The default pid file for `name`: /run as root, the user's runtime directory otherwise. */
-export function defaultPidFile(name: string, env = process.env): string {
-  const uid = process.getuid?.() ?? 0;
-  if (uid === 0) return `/run/${name}.pid`;
-  if (env.XDG_RUNTIME_DIR) return `${env.XDG_RUNTIME_DIR}/${name}.pid`;
-  return `${env.TMPDIR || "/tmp"}/${name}-${uid}.pid`;
+/** The default pid file for `name`: /run as root (systemd's PIDFile), a private directory otherwise. */
+export function defaultPidFile(name: string, env: Record<string, string | undefined> = process.env): string {
+  return (process.getuid?.() ?? 0) === 0 ? `/run/${name}.pid` : `${runtimeDir(env)}/${name}.pid`;
 }
 
 /**

@@ -1,19 +1,24 @@
 /**
  * The pid file: created without following symlinks, holding the daemon's pid, write-locked with fcntl for
  * the daemon's lifetime. The lock, not the number inside, says whether the daemon runs and which pid it has:
- * the kernel reports the holder, so a recycled pid is never mistaken for the daemon.
+ * the kernel reports the holder, so a recycled pid is never mistaken for the daemon. Only a write lock
+ * held by a process of the file's owner counts (anyone who can read a file can take a read lock), and
+ * only a file of ours or root's is trusted. daemonic never truncates or removes a path that is not a
+ * regular file holding only a pid; it refuses FIFOs, devices, directories and sockets without opening them.
  *
  * @module
  */
-import { readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
+import { findRegistered, Registration, runsAs } from "./registry.ts";
+import { checkPrivateDir, ensurePrivateDir, kindOf, myUid, runtimeDir, statFd } from "./safe_file.ts";
 
-/** What a pid file says about its daemon. */
+/** What a pid file says about its daemon; `missing` when the pid file is gone and the registry found it. */
 export type PidFileState =
-  | { state: "running"; pid: number }
+  | { state: "running"; pid: number; missing?: boolean }
   | { state: "stale"; pid: number | null }
   | { state: "absent" };
 
@@ -31,6 +36,96 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
   return new DaemonError("CANNOT_CREATE", `Cannot create pid file: ${why[err.code] ?? err.message}`, { cause: err });
 }
 
+function notPidFile(path: string, why: string): DaemonError {
+  return new DaemonError("CANNOT_CREATE", `${path} is not a pid file: ${why}; daemonic leaves it alone: remove it yourself or pick another --pid-file`);
+}
+
+/** An existing pid file, open read-only: its inode, the pid inside, and whether its daemon holds it. */
+interface Inspected {
+  stats: Stats;
+  pid: number | null;
+  holder: number | null;
+}
+
+/** Opens `path` without following a symlink or blocking, and checks it is a pid file we may trust. */
+function inspect(path: string, libc: Libc): Inspected | null {
+  if (dirname(path) === runtimeDir()) checkPrivateDir(dirname(path));
+  let before: Stats;
+  try {
+    before = lstatSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    throw err;
+  }
+  if (!before.isFile()) throw notPidFile(path, `it is ${kindOf(before)}`);
+  const fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
+  try {
+    const stats = statFd(fd);
+    if (!stats.isFile() || stats.ino !== before.ino) throw notPidFile(path, "it changed while daemonic looked at it");
+    if (stats.uid !== myUid() && stats.uid !== 0) {
+      throw notPidFile(path, `it belongs to uid ${stats.uid}, neither you nor root, so its lock proves nothing`);
+    }
+    const text = stats.size > 24 ? "-" : new TextDecoder().decode(libc.read(fd, 32));
+    if (!/^(\d+\n?)?$/.test(text)) throw notPidFile(path, `it holds something other than a pid (${stats.size} bytes)`);
+    const owner = libc.lockOwner(fd);
+    const holder = owner?.type === "write" && runsAs(owner.pid, stats.uid) ? owner.pid : null;
+    return { stats, pid: text ? Number.parseInt(text, 10) || null : null, holder };
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** Unlinks `path` if it still is the inode `stats` describes. */
+function unlinkIfSame(path: string, stats: Stats): boolean {
+  try {
+    const now = lstatSync(path);
+    if (now.ino !== stats.ino || now.dev !== stats.dev) return false;
+    unlinkSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function alreadyRunning(path: string, pid: number, missing = false): DaemonError {
+  const where = missing ? `its pid file ${path} is missing, found in the registry` : `pid file ${path} is locked`;
+  return new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid });
+}
+
+/** Creates a locked pid file holding `pid` at `path`: written and locked under a temporary name, then
+ * linked into place, so no one ever sees it empty or unlocked, and an existing file is never overwritten. */
+function create(path: string, pid: number, libc: Libc): number | null {
+  const temporary = `${path}.${pid}.new`;
+  let fd: number;
+  try {
+    fd = libc.open(temporary, O.RDWR | O.CREAT | O.EXCL | O.NOFOLLOW | O.NOCTTY, 0o644);
+  } catch (err) {
+    throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
+  }
+  try {
+    libc.tryLock(fd);
+    libc.write(fd, new TextEncoder().encode(`${pid}\n`));
+    linkSync(temporary, path);
+    return fd;
+  } catch (err) {
+    libc.close(fd);
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
+    throw err;
+  } finally {
+    unlinkSync(temporary);
+  }
+}
+
+/** Removes the held pid file at `path` if it still is the one open as `fd`, and closes `fd` (unlocking it). */
+function dropFile(path: string, fd: number, libc: Libc): void {
+  try {
+    unlinkIfSame(path, statFd(fd));
+  } finally {
+    libc.close(fd);
+  }
+}
+
 /**
  * A held pid file. Create it with {@linkcode PidFile.acquire}; {@linkcode PidFile.release} removes it.
  *
@@ -41,7 +136,7 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
  * ```
  */
 export class PidFile {
-  private constructor(private current: string, private readonly fd: number, private readonly libc: Libc) {}
+  private constructor(private current: string, private readonly fd: number, private readonly registration: Registration, private readonly libc: Libc) {}
 
   /** Where the file is now. */
   get path(): string {
@@ -52,47 +147,45 @@ export class PidFile {
   rename(to: string): void {
     renameSync(this.current, to);
     this.current = to;
+    this.registration.move(to);
   }
 
-  /** Opens (O_NOFOLLOW), locks and writes `pid` into `path`. A file left by a dead daemon is unlocked, so it
-   * is taken over. Note: fcntl locks drop when the process closes any fd of the file, so the holder must
-   * never open its own pid file again. */
-  static acquire(path: string, pid = process.pid, libc: Libc = systemLibc): PidFile {
-    let fd: number;
-    try {
-      fd = libc.open(path, O.RDWR | O.CREAT | O.NOFOLLOW | O.NOCTTY, 0o644);
-    } catch (err) {
-      throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
+  /** Creates, locks and writes `pid` into `path`, and registers the daemon (see registry.ts). A stale pid
+   * file (nobody write-locks it) is replaced by a new inode, so a read lock someone keeps on it is
+   * harmless. Note: fcntl locks drop when the process closes any fd of the file, so the holder must never
+   * open its own pid file again. */
+  static acquire(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid")): PidFile {
+    if (dirname(path) === runtimeDir()) ensurePrivateDir(dirname(path));
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const found = inspect(path, libc);
+      if (found?.holder) throw alreadyRunning(path, found.holder);
+      const registered = findRegistered(path, libc);
+      if (registered) throw alreadyRunning(path, registered.pid, true);
+      if (found) unlinkIfSame(path, found.stats);
+      const fd = create(path, pid, libc);
+      if (fd === null) continue; // another daemon linked its file first: look again
+      try {
+        return new PidFile(path, fd, Registration.claim(path, name, pid, libc), libc);
+      } catch (err) {
+        dropFile(path, fd, libc);
+        throw err;
+      }
     }
-    if (!libc.tryLock(fd)) {
-      const holder = libc.lockHolder(fd);
-      libc.close(fd);
-      throw new DaemonError(
-        "ALREADY_RUNNING",
-        `Cannot start: already running as pid ${holder} (pid file ${path} is locked): stop it with --stop, or pick another --pid-file`,
-        { pid: holder ?? undefined },
-      );
-    }
-    libc.truncate(fd, 0);
-    libc.write(fd, new TextEncoder().encode(`${pid}\n`));
-    return new PidFile(path, fd, libc);
+    throw new DaemonError("ALREADY_RUNNING", `Cannot start: the pid file ${path} keeps changing: another daemon is starting with it`);
   }
 
   /** Removes the file if it is still this one (not replaced by another daemon), then unlocks it. */
   release(): void {
-    try {
-      const mine = statSync(`/proc/self/fd/${this.fd}`), there = statSync(this.path);
-      if (mine.ino === there.ino && mine.dev === there.dev) unlinkSync(this.path);
-    } catch {
-      // Already gone.
-    }
-    this.libc.close(this.fd);
+    this.registration.remove();
+    dropFile(this.path, this.fd, this.libc);
   }
 }
 
 /**
  * Reads the state of the daemon behind `path`: running (the lock is held, by the pid the kernel reports),
- * stale (the file exists but nobody holds its lock), or absent.
+ * stale (the file exists but nobody holds its lock), or absent. When the file is gone but the registry
+ * knows a daemon for `path`, that one is running with `missing: true`. Throws a DaemonError (exit 73)
+ * when `path` is not a pid file daemonic may trust.
  *
  * @example
  * ```ts ignore
@@ -101,29 +194,18 @@ export class PidFile {
  * ```
  */
 export function readPidFile(path: string, libc: Libc = systemLibc): PidFileState {
-  let fd: number;
-  try {
-    fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NOCTTY);
-  } catch (err) {
-    if (err instanceof SystemCallError && err.code === "ENOENT") return { state: "absent" };
-    throw err;
-  }
-  try {
-    const holder = libc.lockHolder(fd);
-    if (holder !== null) return { state: "running", pid: holder };
-    const pid = parseInt(readFileSync(path, "utf8"), 10);
-    return { state: "stale", pid: Number.isInteger(pid) && pid > 0 ? pid : null };
-  } finally {
-    libc.close(fd);
-  }
+  const found = inspect(path, libc);
+  if (found?.holder) return { state: "running", pid: found.holder };
+  const registered = findRegistered(path, libc);
+  if (registered) return { state: "running", pid: registered.pid, missing: true };
+  return found ? { state: "stale", pid: found.pid } : { state: "absent" };
 }
 
-/** Removes a pid file nobody holds; returns whether one was removed. */
+/** Removes a pid file nobody holds, only if it is a regular file holding only a pid; returns whether one was removed. */
 export function removeStalePidFile(path: string, libc: Libc = systemLibc): boolean {
-  if (readPidFile(path, libc).state !== "stale") return false;
   try {
-    unlinkSync(path);
-    return true;
+    const found = inspect(path, libc);
+    return found !== null && found.holder === null && unlinkIfSame(path, found.stats);
   } catch {
     return false;
   }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
@@ -17,6 +17,7 @@ import { systemdNotifier } from "./notify.ts";
 import { watchReadiness } from "./readiness.ts";
 import { heldFile, holdMarker } from "./log.ts";
 import { recordedLogPath } from "./log_path.ts";
+import { writeSidecar } from "./safe_file.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
@@ -60,7 +61,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   if (opts.pidFileGiven) {
-    const pidFile = PidFile.acquire(opts.pidFile);
+    const pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
     process.on("exit", () => pidFile.release());
   }
   const systemd = systemdNotifier();
@@ -95,11 +96,12 @@ function status(opts: RunnerOptions): number {
   try {
     state = readPidFile(opts.pidFile);
   } catch (err) {
+    if (err instanceof DaemonError) throw err; // not a pid file, or an unsafe directory: exit 73
     console.error(`${opts.name}: unknown: cannot read pid file ${opts.pidFile}: ${(err as Error).message}`);
     return ExitCode.UNKNOWN;
   }
   if (state.state === "running") {
-    console.log(`${opts.name}: running (pid ${state.pid})`);
+    console.log(`${opts.name}: running (pid ${state.pid})${state.missing ? ` but its pid file ${opts.pidFile} is missing (found in the registry)` : ""}`);
     const table = readWorkerTable(workerTableFile(opts.pidFile));
     if (table?.master === state.pid) {
       for (const w of table.workers) {
@@ -133,7 +135,7 @@ function rssOf(pid: number): string {
  */
 function holdLogs(opts: RunnerOptions): void {
   const path = logPathOf(opts, "hold logs");
-  writeFileSync(holdMarker(path), "");
+  writeSidecar(holdMarker(path), "");
   const pid = signalDaemon(opts.pidFile, SIG.USR1);
   if (pid === null) {
     rmSync(holdMarker(path), { force: true });
@@ -167,12 +169,19 @@ function logs(opts: RunnerOptions): number {
   return showLogs(logPathOf(opts, "show logs"), { lines: opts.lines, follow: opts.follow });
 }
 
+/** After signalling `pid`: says so when the pid file is gone and the registry found the daemon. */
+function noteMissingPidFile(opts: RunnerOptions, pid: number): void {
+  if (!existsSync(opts.pidFile)) console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
+}
+
 function stop(opts: RunnerOptions): void {
+  const missing = readPidFile(opts.pidFile).state === "running" && !existsSync(opts.pidFile);
   const result = stopDaemon(opts.pidFile, opts.timeout * 1000);
   if (result.pid === null) {
     console.log(`${opts.name}: not running${result.removedStale ? ` (removed stale pid file ${opts.pidFile})` : ""}`);
   } else {
-    console.log(`${opts.name}: stopped (pid ${result.pid}${result.killed ? `, killed after ${opts.timeout} s` : ""})`);
+    const note = `${result.killed ? `, killed after ${opts.timeout} s` : ""}${missing ? `; its pid file ${opts.pidFile} was missing, found in the registry` : ""}`;
+    console.log(`${opts.name}: stopped (pid ${result.pid}${note})`);
   }
 }
 
@@ -204,9 +213,11 @@ export async function main(app: App): Promise<void> {
         stop(opts);
         return process.exit(0);
       case "reload": {
-        if (signalDaemon(opts.pidFile, SIG.HUP) === null) {
+        const pid = signalDaemon(opts.pidFile, SIG.HUP);
+        if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reload: ${opts.name} is not running (no lock on ${opts.pidFile}): start it with --daemon`);
         }
+        noteMissingPidFile(opts, pid);
         return process.exit(0);
       }
       case "hold-logs":
@@ -215,9 +226,11 @@ export async function main(app: App): Promise<void> {
       case "reopen-logs": {
         const path = opts.logFile ?? recordedLogPath(opts.pidFile);
         if (path) rmSync(holdMarker(path), { force: true });
-        if (signalDaemon(opts.pidFile, SIG.USR1) === null) {
+        const pid = signalDaemon(opts.pidFile, SIG.USR1);
+        if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }
+        noteMissingPidFile(opts, pid);
         return process.exit(0);
       }
       case "logs":

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import { inspectorUndoer, runtime } from "./_runtime.ts";
@@ -20,6 +20,7 @@ import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
 import { SIG } from "./signals.ts";
 import type { WorkerStage } from "./worker.ts";
+import { writeSidecar } from "./safe_file.ts";
 
 /** Settings of a {@linkcode Supervisor}. */
 export interface SupervisorOptions {
@@ -397,7 +398,7 @@ export class Supervisor {
     const rows: WorkerRow[] = [...this.slots.values()].map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: this.restarts.get(w.id) ?? 0 }));
     const tmp = `${this.options.statusFile}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id) }) + "\n");
+      writeSidecar(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id) }) + "\n", 0o644);
       renameSync(tmp, this.options.statusFile);
     } catch (err) {
       runnerLog(`master: cannot write ${this.options.statusFile}: ${(err as Error).message}`);

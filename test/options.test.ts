@@ -39,12 +39,12 @@ describe("parseRunnerArgs()", () => {
     }
   });
 
-  test("the default pid file: /run as root, else XDG_RUNTIME_DIR, else TMPDIR", () => {
+  test("the default pid file: /run as root, else a private directory in XDG_RUNTIME_DIR (if ours), else /tmp/daemonic-UID", () => {
     const uid = process.getuid?.() ?? 0;
     if (uid === 0) assert.equal(defaultPidFile("app", {}), "/run/app.pid");
     else {
-      assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: "/run/user/1000" }), "/run/user/1000/app.pid");
-      assert.equal(defaultPidFile("app", { TMPDIR: "/t" }), `/t/app-${uid}.pid`);
+      assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: "/" }), `/tmp/daemonic-${uid}/app.pid`, "/ is not ours");
+      assert.equal(defaultPidFile("app", {}), `/tmp/daemonic-${uid}/app.pid`);
     }
   });
 

@@ -1,0 +1,154 @@
+/**
+ * The registry of running daemons, so a daemon stays findable when its pid file or the pid file's directory
+ * is removed. It lives in the private {@linkcode runtimeDir} (`/run/daemonic` as root).
+ *
+ * Entry format (stable: `--list` reads it): one file per daemon, `<dir>/<sha256(pidFile) in hex, 32
+ * chars>.daemon.json`, mode 0600, holding one JSON object
+ * `{"pidFile": absolute path, "name": string, "pid": number, "exe": path of the executable, "startedAt": ms
+ * since the epoch}` and a newline. The daemon opens it once, write-locks it with fcntl for its whole life
+ * and removes it on exit. Only a write lock held by a process of the entry's owner counts: an entry nobody
+ * holds is stale and is removed by whoever finds it.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { lstatSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import process from "node:process";
+import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
+import { DaemonError } from "./errors.ts";
+import { checkPrivateDir, ensurePrivateDir, runtimeDir, statFd } from "./safe_file.ts";
+
+/** What an entry holds; `pid` is the lock holder's when read back. */
+export interface RegistryEntry {
+  pidFile: string;
+  name: string;
+  pid: number;
+  exe: string;
+  startedAt: number;
+}
+
+const SUFFIX = ".daemon.json";
+
+/** The entry file for the daemon of `pidFile`. */
+export function entryPath(pidFile: string, dir = runtimeDir()): string {
+  return `${dir}/${createHash("sha256").update(pidFile).digest("hex").slice(0, 32)}${SUFFIX}`;
+}
+
+/** Whether the process `pid` runs as `uid` (an unreadable /proc entry, e.g. hidepid, is taken on trust). */
+export function runsAs(pid: number, uid: number): boolean {
+  try {
+    return statSync(`/proc/${pid}`).uid === uid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ENOENT";
+  }
+}
+
+/** A daemon's own entry, held (opened once, write-locked) until {@linkcode Registration.remove}. */
+export class Registration {
+  private constructor(private path: string, private readonly fd: number, private entry: RegistryEntry, private readonly libc: Libc) {}
+
+  /** Creates and locks the entry for `pidFile`; throws ALREADY_RUNNING when a live daemon holds it. */
+  static claim(pidFile: string, name: string, pid = process.pid, libc: Libc = systemLibc): Registration {
+    const dir = runtimeDir();
+    ensurePrivateDir(dir);
+    listRegistered(libc); // sweeps the entries of daemons that were killed (SIGKILL leaves them)
+    const path = entryPath(pidFile, dir);
+    // O_APPEND: after ftruncate(0) a write lands at 0 without a seek.
+    const fd = libc.open(path, O.RDWR | O.CREAT | O.APPEND | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
+    if (!statFd(fd).isFile()) {
+      libc.close(fd);
+      throw new DaemonError("CANNOT_CREATE", `Cannot register the daemon: ${path} is not a regular file: remove it`);
+    }
+    if (!libc.tryLock(fd)) {
+      const holder = libc.lockHolder(fd);
+      libc.close(fd);
+      throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is missing): stop it with --stop --pid-file ${pidFile}`, { pid: holder ?? undefined });
+    }
+    const registration = new Registration(path, fd, { pidFile, name, pid, exe: readlinkSync("/proc/self/exe"), startedAt: Date.now() }, libc);
+    registration.write();
+    return registration;
+  }
+
+  private write(): void {
+    this.libc.truncate(this.fd, 0);
+    this.libc.write(this.fd, new TextEncoder().encode(JSON.stringify(this.entry) + "\n"));
+  }
+
+  /** Re-keys the entry (the lock goes with the inode), e.g. when the pid file moves to `.oldbin`. */
+  move(pidFile: string): void {
+    const to = entryPath(pidFile, this.path.slice(0, this.path.lastIndexOf("/")));
+    renameSync(this.path, to);
+    this.path = to;
+    this.entry = { ...this.entry, pidFile };
+    this.write();
+  }
+
+  /** Removes the entry if it is still ours, then drops the lock. */
+  remove(): void {
+    try {
+      const mine = statFd(this.fd), there = lstatSync(this.path);
+      if (mine.ino === there.ino && mine.dev === there.dev) unlinkSync(this.path);
+    } catch {
+      // Already gone.
+    }
+    this.libc.close(this.fd);
+  }
+}
+
+/** Reads the entry at `path`: the live one with its holder's pid, or `null` (a stale one is removed). */
+function readEntry(path: string, libc: Libc): RegistryEntry | null {
+  let fd: number;
+  try {
+    fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
+  } catch (err) {
+    if (err instanceof SystemCallError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return null;
+    throw err;
+  }
+  try {
+    const stats = statFd(fd);
+    if (!stats.isFile()) return null;
+    const owner = libc.lockOwner(fd);
+    if (owner?.type === "write" && runsAs(owner.pid, stats.uid)) {
+      const text = new TextDecoder().decode(libc.read(fd, 65536));
+      return { ...JSON.parse(text) as RegistryEntry, pid: owner.pid };
+    }
+    if (!owner) {
+      const there = lstatSync(path);
+      if (there.ino === stats.ino && there.dev === stats.dev) unlinkSync(path);
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/**
+ * The running daemon registered for `pidFile`, or `null`. Throws CANNOT_CREATE when the registry directory
+ * is unsafe.
+ *
+ * @example
+ * ```ts ignore
+ * const entry = findRegistered("/run/app.pid"); // { pid: 4242, name: "app", … } while app runs
+ * ```
+ */
+export function findRegistered(pidFile: string, libc: Libc = systemLibc): RegistryEntry | null {
+  const dir = runtimeDir();
+  checkPrivateDir(dir);
+  const entry = readEntry(entryPath(pidFile, dir), libc);
+  return entry?.pidFile === pidFile ? entry : null;
+}
+
+/** Every running daemon registered by this user (stale entries are removed on the way). */
+export function listRegistered(libc: Libc = systemLibc): RegistryEntry[] {
+  const dir = runtimeDir();
+  checkPrivateDir(dir);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(SUFFIX));
+  } catch {
+    return [];
+  }
+  return names.map((n) => readEntry(`${dir}/${n}`, libc)).filter((e): e is RegistryEntry => e !== null);
+}
