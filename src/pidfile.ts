@@ -63,7 +63,9 @@ function inspect(path: string, libc: Libc): Inspected | null {
   try {
     const stats = statFd(fd);
     if (!stats.isFile() || stats.ino !== before.ino) throw notPidFile(path, "it changed while daemonic looked at it");
-    if (stats.uid !== myUid() && stats.uid !== 0) {
+    // Root may look after any user's daemon (the holder must still run as the file's owner); a user trusts
+    // only their own files and root's.
+    if (myUid() !== 0 && stats.uid !== myUid() && stats.uid !== 0) {
       throw notPidFile(path, `it belongs to uid ${stats.uid}, neither you nor root, so its lock proves nothing`);
     }
     const text = stats.size > 24 ? "-" : new TextDecoder().decode(libc.read(fd, 32));
