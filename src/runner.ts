@@ -19,6 +19,7 @@ import { heldFile, holdMarker } from "./log.ts";
 import { recordedLogPath } from "./log_path.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
+import { serveInit } from "./init.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
@@ -58,6 +59,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 }
 
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
+  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   if (opts.pidFileGiven) {
     const pidFile = PidFile.acquire(opts.pidFile);
