@@ -78,6 +78,10 @@ export function daemonTree(pid: number): DaemonTree | null {
       }
     }
   }
+  // A controller started from inside the tree (the entry running `--restart`) spares itself and its callers.
+  for (let p = all.find((q) => q.pid === process.pid); p; p = all.find((q) => q.pid === p!.ppid)) {
+    descendants.delete(p.pid);
+  }
   return { session: sweepable ? self.session : null, uid: self.uid, descendants };
 }
 

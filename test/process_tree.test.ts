@@ -92,6 +92,17 @@ describe(`process tree (${RUNTIME})`, () => {
     assert.match(readOr(log), /child got SIGTERM/);
   }));
 
+  test("as PID 1 the runner exits as its child did: 128 + the signal that killed it", sandboxed(async (sb) => {
+    const unshare = spawn("unshare", ["--fork", "--pid", "--mount-proc", ...direct.argv(fixture("orphans.ts"), ["--", "1"])], { stdio: "ignore" });
+    sb.track(unshare.pid);
+    const exited = new Promise<number | null>((resolve) => unshare.on("exit", (code) => resolve(code)));
+    assert.ok(await eventually(() => childrenOf(unshare.pid!).length === 1, 5000), "unshare started nothing");
+    const init = sb.track(childrenOf(unshare.pid!)[0]);
+    assert.ok(await eventually(() => childrenOf(init).length === 1, 10_000), "init started no child");
+    process.kill(sb.track(childrenOf(init)[0]), "SIGKILL");
+    assert.equal(await exited, 137);
+  }));
+
   for (const workers of [0, 2]) {
     test(`--stop ends the entry's children, its shell's job and its orphans${workers ? " (with workers)" : ""}`, sandboxed(async (sb) => {
       const d = daemon(sb, "tree.ts", workers ? ["--workers", String(workers)] : [], [String(workers ? await freePort() : 0)]);
