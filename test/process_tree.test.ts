@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, FIXTURES, freePort, get, readOr, run,
+  alive, BUN, childrenOf, CLI, commOf, compiledTarget, DENO, eventually, FIXTURES, freePort, get, procStat, readOr, run,
   runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -116,12 +116,28 @@ describe(`process tree (${RUNTIME})`, () => {
       }
       for (const pid of tree) sb.track(pid);
       for (const pid of tree) assert.ok(alive(pid), `${pid} is not running before the stop`);
+      if (workers) { // the master is a subreaper: the orphans of its workers' shells are its children
+        for (const m of lines()) assert.equal(procStat(Number(m[3])).ppid, d.pid, `orphan ${m[3]} not adopted by the master`);
+      }
       const stop = run(target.argv(fixture("tree.ts"), ["--stop", "--pid-file", d.pidFile, "--timeout", "3"]));
       assert.equal(stop.status, 0, stop.stderr);
       assert.ok(waitGone(d.pid, 1000));
       for (const pid of tree) assert.ok(waitGone(pid, 1000), `pid ${pid} (${readOr(`/proc/${pid}/cmdline`)}) outlived --stop`);
     }));
   }
+
+  test("the master adopts the orphans of its workers' children and reaps them: no zombie under it", sandboxed(async (sb) => {
+    const d = daemon(sb, "orphans.ts", ["--workers", "1"], ["40"]);
+    assert.equal(d.r.status, 0, `${d.r.stderr}\n${readOr(d.logFile)}`);
+    for (const pid of childrenOf(d.pid)) sb.track(pid);
+    const adopted = new Set<number>();
+    assert.ok(await eventually(() => {
+      for (const pid of childrenOf(d.pid)) if (commOf(pid) === "sleep") adopted.add(pid);
+      return /orphans made: 40/.test(readOr(d.logFile));
+    }, 20_000), readOr(d.logFile));
+    assert.ok(adopted.size > 0, "no orphan was re-parented to the master");
+    assert.ok(await eventually(() => zombiesUnder(d.pid).length === 0, 3000), `zombies: ${zombiesUnder(d.pid)}`);
+  }));
 
   test("a worker's own child server does not see NODE_UNIQUE_ID, and listens and answers", sandboxed(async (sb) => {
     const d = daemon(sb, "child-server.ts", ["--workers", "1"], [String(await freePort()), BUN]);
