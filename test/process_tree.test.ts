@@ -126,6 +126,25 @@ describe(`process tree (${RUNTIME})`, () => {
     }));
   }
 
+  test("--stop of a runner in a session whose leader lives (a terminal's) ends the runner's tree, not the session", sandboxed(async (sb) => {
+    const pidFile = sb.path("app.pid"), bystander = sb.path("bystander.pid"), log = sb.path("out.log");
+    const out = openSync(log, "w");
+    const script = `sleep 1000 & echo $! > ${bystander}; "$@"; wait`;
+    const leader = spawn("setsid", ["sh", "-c", script, "sh", ...target.argv(fixture("tree.ts"), ["--pid-file", pidFile, "--", "0"])], { stdio: ["ignore", out, out] });
+    closeSync(out);
+    const leaderPid = sb.track(leader.pid);
+    assert.ok(await eventually(() => /tree: \d+ \d+ \d+/.test(readOr(log)) && readOr(pidFile) !== "", 10_000), readOr(log));
+    const sleeper = sb.track(Number(readOr(bystander)));
+    const runner = sb.track(Number(readOr(pidFile)));
+    const tree = /tree: (\d+) (\d+) (\d+)/.exec(readOr(log))!.slice(1).map((pid) => sb.track(Number(pid)));
+    assert.equal(procStat(runner).session, leaderPid);
+    const stop = run(target.argv(fixture("tree.ts"), ["--stop", "--pid-file", pidFile, "--timeout", "3"]));
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.ok(waitGone(runner, 1000));
+    for (const pid of tree.slice(0, 2)) assert.ok(waitGone(pid, 1000), `descendant ${pid} outlived --stop`);
+    assert.ok(alive(leaderPid) && alive(sleeper), "--stop touched the session's other processes");
+  }));
+
   test("the master adopts the orphans of its workers' children and reaps them: no zombie under it", sandboxed(async (sb) => {
     const d = daemon(sb, "orphans.ts", ["--workers", "1"], ["40"]);
     assert.equal(d.r.status, 0, `${d.r.stderr}\n${readOr(d.logFile)}`);
