@@ -27,7 +27,7 @@ const F_GETLK = 5, F_SETLK = 6, F_DUPFD_CLOEXEC = 1030;
 const F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
 const SYS_PIDFD_OPEN = 434, SYS_PIDFD_SEND_SIGNAL = 424;
 const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
-const PR_SET_NAME = 15, PR_SET_PDEATHSIG = 1;
+const PR_SET_NAME = 15, PR_SET_PDEATHSIG = 1, PR_SET_CHILD_SUBREAPER = 36;
 const POLLIN = 0x1;
 
 /** What a spawned child gets at each fd: a parent fd to duplicate, or a path to open read-write. */
@@ -96,6 +96,10 @@ export interface Libc {
   sendDatagram(path: string, data: Uint8Array): void;
   /** posix_spawn(3) with default signal dispositions, an empty signal mask and only `fds` open. */
   spawn(options: SpawnOptions): number;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphans among our descendants are re-parented to us, not to init. */
+  setChildSubreaper(): void;
+  /** waitpid(-1, WNOHANG): reaps any one child that has exited; `null` when none has (or there is no child). */
+  reapAny(): { pid: number; status: number } | null;
 }
 
 const encoder = new TextEncoder();
@@ -267,6 +271,14 @@ export function createLibc(raw: RawLibc): Libc {
         f.posix_spawnattr_destroy(attr);
         for (const fd of high) if (typeof fd === "number") f.close(fd);
       }
+    },
+    setChildSubreaper: () => void check(f.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)"),
+    reapAny() {
+      const status = new Int32Array(1);
+      const pid = Number(f.waitpid(-1, new Uint8Array(status.buffer), 1 /* WNOHANG */));
+      const errno = pid === -1 ? raw.errno() : 0;
+      if (errno !== 0 && errno !== 10 /* ECHILD */ && errno !== 4 /* EINTR */) fail("waitpid", undefined, errno);
+      return pid > 0 ? { pid, status: status[0] } : null;
     },
   };
 }

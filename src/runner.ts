@@ -20,6 +20,7 @@ import { recordedLogPath } from "./log_path.ts";
 import { writeSidecar } from "./safe_file.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
+import { serveInit } from "./init.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
@@ -59,6 +60,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 }
 
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
+  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   if (opts.pidFileGiven) {
     const pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);

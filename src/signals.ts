@@ -13,6 +13,7 @@ import type { Notifier } from "./notify.ts";
 import { reopenLogs } from "./log.ts";
 import type { LogLevel } from "./logger.ts";
 import { readPidFile, removeStalePidFile } from "./pidfile.ts";
+import { daemonTree, type DaemonTree, treeMembers } from "./process_tree.ts";
 
 /** Signal numbers daemonic sends (Linux). */
 export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
@@ -126,7 +127,8 @@ export interface StopResult {
 
 /**
  * Stops the daemon holding `pidFile`'s lock: SIGTERM, wait up to `timeoutMs` for it to exit (a pidfd wakes
- * us the moment it does: no polling), then SIGKILL. Removes a pid file left behind.
+ * us the moment it does: no polling), then SIGKILL; then what is left of its tree (its session once its
+ * leader is gone, and its descendants, of its uid) the same way. Removes a pid file left behind.
  *
  * @example
  * ```ts ignore
@@ -137,6 +139,7 @@ export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = syst
   const holder = openHolder(pidFile, libc);
   if (!holder) return { pid: null, killed: false, removedStale: removeStalePidFile(pidFile, libc) };
   const { pid, pidfd } = holder;
+  const tree = daemonTree(pid);
   let killed = false;
   try {
     send(libc, pidfd, pid, SIG.TERM);
@@ -148,5 +151,33 @@ export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = syst
   } finally {
     libc.close(pidfd);
   }
+  if (tree) endTree(tree, timeoutMs);
   return { pid, killed, removedStale: removeStalePidFile(pidFile, libc) };
+}
+
+function signalAll(pids: number[], signal: number): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
+/** What the daemon left of its tree gets the same escalation: SIGTERM, up to `timeoutMs`, then SIGKILL. */
+function endTree(tree: DaemonTree, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  let left = treeMembers(tree);
+  signalAll(left, SIG.TERM);
+  while (left.length && Date.now() < deadline) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    const now = treeMembers(tree);
+    signalAll(now.filter((p) => !left.includes(p)), SIG.TERM); // started meanwhile (a shell's next job)
+    left = now;
+  }
+  for (let tries = 0; left.length && tries < 100; tries++, left = treeMembers(tree)) {
+    signalAll(left, SIG.KILL);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
 }

@@ -16,6 +16,7 @@ import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import { inspectorUndoer, runtime } from "./_runtime.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
+import { ownChildren, processInfo } from "./process_tree.ts";
 import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
 import { SIG } from "./signals.ts";
@@ -93,12 +94,14 @@ export class Supervisor {
   private rolling = false;
   private timer?: ReturnType<typeof setInterval>;
   private interval = 0;
+  private lastAdoptedReap = 0;
 
   constructor(private options: SupervisorOptions, private readonly libc: Libc = systemLibc) {}
 
   /** Starts the workers and the supervision loop. */
   async start(): Promise<void> {
     this.warnIfLossyReuseport();
+    this.libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
     this.schedule();
     this.handleSignals();
     try {
@@ -208,6 +211,7 @@ export class Supervisor {
 
   private step(): void {
     const now = Date.now();
+    if (now - this.lastAdoptedReap >= 1000) this.reapAdopted(now);
     for (const w of this.all()) {
       while (w.fd >= 0 && this.libc.waitReadable(w.fd, 0)) {
         const chunk = this.libc.read(w.fd, 4096);
@@ -230,6 +234,15 @@ export class Supervisor {
         w.lastBeat = Infinity; // report once
         this.signal(w, SIG.KILL);
       }
+    }
+  }
+
+  /** Reaps the orphans we adopted as a subreaper once they exit; workers are reaped through their pidfds. */
+  private reapAdopted(now: number): void {
+    this.lastAdoptedReap = now;
+    const workers = new Set(this.all().map((w) => w.pid));
+    for (const pid of ownChildren()) {
+      if (!workers.has(pid) && processInfo(pid)?.state === "Z") this.reap(pid);
     }
   }
 

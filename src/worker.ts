@@ -47,7 +47,7 @@ function tell(line: string): void {
   try {
     libc.write(CONTROL_FD, encoder.encode(line + "\n"));
   } catch {
-    // The master is gone; PR_SET_PDEATHSIG ends us.
+    // The master is gone; PR_SET_PDEATHSIG (SIGKILL) ends us.
   }
 }
 
@@ -56,7 +56,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   const title = `${stage.name} worker[${stage.id}]`;
   setTitle(title);
   libc.setThreadName(title);
-  libc.setParentDeathSignal(SIG.TERM);
+  // KILL, not TERM: a worker whose event loop is blocked never runs a JS handler, and must not outlive us.
+  libc.setParentDeathSignal(SIG.KILL);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
   libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's pipe open
@@ -75,6 +76,10 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   const heartbeat = setInterval(() => tell("HB"), stage.heartbeatMs);
   (heartbeat as { unref?: () => void }).unref?.();
   const listeners = await shareListeners();
+  // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see supervisor.ts) when first imported
+  // and keeps what it read: take it out of the environment the entry's own children inherit.
+  await import("node:cluster");
+  delete process.env.NODE_UNIQUE_ID;
 
   let stopping = false;
   process.on("SIGTERM", () => process.exit(0));

@@ -1,0 +1,55 @@
+/**
+ * The runner as PID 1 (a container's first process), tini's way: the kernel re-parents every orphan of the
+ * namespace to PID 1 and nothing else reaps them, while Bun and Deno wait only for their own children (and
+ * break if someone else reaps those). So PID 1 becomes a tiny init: it starts the same command line again as
+ * its only child (which, not being PID 1, runs the entry), forwards signals to it, reaps every child that
+ * exits, and exits as the child did (128 + the signal when it was killed).
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { inspectorUndoer, selfCommand } from "./_runtime.ts";
+
+/** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
+const FORWARDED = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGALRM: 14, SIGTERM: 15, SIGCONT: 18,
+  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGWINCH: 28,
+} as const;
+
+/** The exit code of a shell for a wait status: the code, or 128 + the signal that killed it. */
+export function exitCodeOf(status: number): number {
+  const signal = status & 0x7f;
+  return signal ? 128 + signal : (status >> 8) & 0xff;
+}
+
+/**
+ * Runs init: starts this command line again as its child and never returns; exits when the child does.
+ *
+ * @example
+ * ```ts ignore
+ * if (process.pid === 1) serveInit();
+ * ```
+ */
+export function serveInit(libc: Libc = systemLibc): void {
+  const self = selfCommand();
+  const child = libc.spawn({ path: self.path, argv: [self.path, ...self.args], env: process.env, fds: [0, 1, 2], cwd: self.cwd });
+  const pidfd = libc.pidfdOpen(child);
+  const undoInspector = inspectorUndoer();
+  for (const [name, number] of Object.entries(FORWARDED)) {
+    process.on(name as NodeJS.Signals, () => {
+      if (number === FORWARDED.SIGUSR1) undoInspector();
+      try {
+        libc.pidfdSignal(pidfd, number);
+      } catch {
+        // The child has exited; the next reap ends us.
+      }
+    });
+  }
+  // Orphans come and go at any time: reap them all on a timer (the child among them).
+  setInterval(() => {
+    for (let reaped; (reaped = libc.reapAny());) {
+      if (reaped.pid === child) process.exit(exitCodeOf(reaped.status));
+    }
+  }, 50);
+}
