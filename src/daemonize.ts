@@ -17,14 +17,14 @@ import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { selfCommand } from "./_runtime.ts";
-import { DaemonError } from "./errors.ts";
+import { DaemonError, ExitCode } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
-import { recordLogPath } from "./log_path.ts";
+import { recordedLogPath, recordLogPath } from "./log_path.ts";
 import { ensurePrivateDir, runtimeDir } from "./safe_file.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
-import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
+import { failWhenIdle, ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { handleSignals, SIG } from "./signals.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -148,6 +148,7 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
  */
 export function launch(options: DaemonOptions, libc: Libc = systemLibc): number {
   checkPidFileFree(options.pidFile, libc);
+  const recorded = recordedLogPath(options.pidFile);
   const log = openLog(options.logFile, options.umask ?? 0o022, libc);
   const [readEnd, writeEnd] = libc.pipe();
   const self = selfCommand();
@@ -172,6 +173,7 @@ export function launch(options: DaemonOptions, libc: Libc = systemLibc): number 
   libc.close(readEnd);
   if (!error) return pid!;
   cleanUpFailedStart(pid, options.pidFile, libc);
+  recordLogPath(options.pidFile, recorded); // a failed start leaves the log-path record as it found it
   // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
   if (!reported && options.logFile) appendToLog(options.logFile, error.message, options.logFormat);
   throw error;
@@ -258,6 +260,11 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
   const { reporter, fatal, systemd } = startDaemon(stage);
   handleSignals(runnerLog, { logFile: stage.logFile, systemd });
   const evaluated = run().catch(fatal);
+  failWhenIdle(() => !reporter.pending, (message) => {
+    runnerLog(`Cannot start: ${message}`, "fatal");
+    reporter.fail("START_FAILED", `Cannot start: ${message}`);
+    process.exit(ExitCode.START_FAILED);
+  });
   watchReadiness(stage.ready ?? "auto", evaluated, () => {
     runnerLog(`ready (pid ${process.pid})`);
     reporter.ready();

@@ -183,6 +183,9 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     fail(`${message}: see ${context.name} --help`);
   }
   const { values, positionals } = parsed;
+  const entryArgs = argv.includes("--") ? argv.slice(argv.indexOf("--") + 1) : [];
+  const misplaced = entryArgs.map((a) => a.split("=")[0]).find((a) => a.startsWith("--") && a.slice(2) in FLAGS);
+  if (misplaced) console.error(`warning: ${misplaced} after -- goes to the entry, not to the runner: put runner flags before --`);
   const chosen = ACTIONS.filter((a) => values[a]);
   if (chosen.length > 1) fail(`Conflicting actions --${chosen.join(" and --")}: give one at most`);
   const action: Action = (chosen[0] as Action | undefined) ?? "foreground";

@@ -8,6 +8,7 @@
  * @module
  */
 import { readdirSync, readlinkSync } from "node:fs";
+import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { type DaemonErrorCode, DaemonError } from "./errors.ts";
 import { lifecycle } from "./lifecycle.ts";
@@ -149,4 +150,18 @@ export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unkno
     }, () => {});
   }
   return stop;
+}
+
+/** Why an entry that left nothing to run before it was ready is no server, and the three ways to be one. */
+export const NOT_A_SERVER = "the entry finished loading with nothing left to run and never became ready: " +
+  "listen on a port, export default { fetch }, or call ready() and keep running";
+
+/**
+ * Calls `fail` with {@linkcode NOT_A_SERVER} when the event loop empties ('beforeExit', which Bun and Deno
+ * emit too) before `isReady()`. An explicit `process.exit()` is the entry's own choice and is not caught.
+ */
+export function failWhenIdle(isReady: () => boolean, fail: (message: string) => void): void {
+  process.once("beforeExit", () => {
+    if (!isReady()) fail(NOT_A_SERVER);
+  });
 }

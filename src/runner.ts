@@ -14,10 +14,11 @@ import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
 import { systemdNotifier } from "./notify.ts";
-import { watchReadiness } from "./readiness.ts";
+import { failWhenIdle, watchReadiness } from "./readiness.ts";
 import { heldFile, holdMarker } from "./log.ts";
 import { recordedLogPath } from "./log_path.ts";
 import { writeSidecar } from "./safe_file.ts";
+import { serveDefaultExport } from "./default_export.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
 import { serveInit } from "./init.ts";
@@ -55,7 +56,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   await serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args ?? []);
-    return app.load();
+    return app.load().then(serveDefaultExport);
   });
 }
 
@@ -69,8 +70,13 @@ async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   const systemd = systemdNotifier();
   handleSignals(runnerLog, { systemd });
   setEntryArgv(app.entryPath, opts.args);
-  const evaluated = app.load();
-  if (systemd.active) watchReadiness(opts.ready, evaluated, () => systemd.notify(`READY=1\nMAINPID=${process.pid}`));
+  const evaluated = app.load().then(serveDefaultExport);
+  let ready = false;
+  watchReadiness(opts.ready, evaluated, () => {
+    ready = true;
+    systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+  });
+  failWhenIdle(() => ready, (message) => exitWith(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
   await evaluated;
 }
 

@@ -11,11 +11,12 @@ import process from "node:process";
 import { libc } from "../ffi/mod.ts";
 import { inspectorUndoer, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
 import { describe } from "./daemonize.ts";
+import { serveDefaultExport } from "./default_export.ts";
 import { lifecycle } from "./lifecycle.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
 import { configureLogging, type LogLevel } from "./logger.ts";
 import type { LogFormat } from "./log_sink.ts";
-import { watchReadiness } from "./readiness.ts";
+import { failWhenIdle, watchReadiness } from "./readiness.ts";
 import { SIG } from "./signals.ts";
 
 /** What the master hands a worker, in the environment. */
@@ -101,7 +102,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   });
 
   setEntryArgv(entryPath, stage.args);
-  const evaluated = load().catch(fatal);
+  const evaluated = load().then(serveDefaultExport).catch(fatal);
+  failWhenIdle(() => ready, fatal);
   watchReadiness(stage.ready, evaluated, () => {
     ready = true;
     tell("READY");
