@@ -4,6 +4,7 @@
  * @module
  */
 import { SystemCallError } from "./errors.ts";
+import { addCloseActions, availability, ProcPidfds, spawnIn } from "./_fallback.ts";
 import type { RawLibc } from "./types.ts";
 
 const ARM = typeof process !== "undefined" && process.arch === "arm64";
@@ -104,7 +105,7 @@ const cstr = (s: string) => encoder.encode(s + "\0");
  * const [r, w] = libc.pipe();
  * ```
  */
-export function createLibc(raw: RawLibc): Libc {
+export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const f = raw.fn;
   const fail = (syscall: string, path?: string, errno = raw.errno()): never => {
     throw new SystemCallError(syscall, errno, raw.strerror(errno), path);
@@ -128,6 +129,19 @@ export function createLibc(raw: RawLibc): Libc {
     new DataView(buf.buffer).setInt16(0, type, true);
     return buf;
   };
+  // Newer than glibc 2.17 or Linux 4.18: a fallback stands in where missing; `without` forces it, to test it.
+  const has = availability(raw, without);
+  const procPidfds = new ProcPidfds(raw, fail);
+  const pidfdOpen = (pid: number): number => {
+    if (has("pidfd_open")) {
+      const fd = Number(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0));
+      if (fd !== -1) return fd;
+      const errno = raw.errno();
+      if (errno !== 38 && errno !== 1) fail("pidfd_open", undefined, errno); // ENOSYS; EPERM from an old seccomp filter
+      has.missing("pidfd_open");
+    }
+    return procPidfds.open(pid);
+  };
   const cArray = (strings: readonly string[], keep: Uint8Array[]) => {
     const table = new BigUint64Array(strings.length + 1);
     strings.forEach((s, i) => {
@@ -140,7 +154,10 @@ export function createLibc(raw: RawLibc): Libc {
 
   return {
     open: (path, flags, mode = 0o644) => check(f.open(cstr(path), flags | O.CLOEXEC, mode), "open", path),
-    close: (fd) => void check(f.close(fd), "close"),
+    close(fd) {
+      procPidfds.forget(fd);
+      check(f.close(fd), "close");
+    },
     read(fd, size) {
       const buf = new Uint8Array(size);
       return buf.subarray(0, retry(() => f.read(fd, buf, size), "read"));
@@ -157,6 +174,7 @@ export function createLibc(raw: RawLibc): Libc {
       return [fds[0], fds[1]];
     },
     waitReadable(fd, timeoutMs) {
+      if (procPidfds.has(fd)) return procPidfds.waitExited(fd, timeoutMs);
       const pfd = new Uint8Array(8); // struct pollfd: int fd; short events; short revents
       const view = new DataView(pfd.buffer);
       view.setInt32(0, fd, true);
@@ -191,8 +209,11 @@ export function createLibc(raw: RawLibc): Libc {
       check(f.prctl(PR_SET_NAME, raw.address(bytes), 0, 0, 0), "prctl(PR_SET_NAME)");
     },
     setParentDeathSignal: (signal) => void check(f.prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)"),
-    pidfdOpen: (pid) => check(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0), "pidfd_open"),
-    pidfdSignal: (pidfd, signal) => void check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal"),
+    pidfdOpen,
+    pidfdSignal(pidfd, signal) {
+      if (procPidfds.has(pidfd)) procPidfds.signal(pidfd, signal);
+      else check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal");
+    },
     waitpid(pid, noHang = false) {
       const status = new Int32Array(1);
       const r = retry(() => f.waitpid(pid, new Uint8Array(status.buffer), noHang ? 1 : 0), "waitpid");
@@ -214,46 +235,57 @@ export function createLibc(raw: RawLibc): Libc {
       }
     },
     spawn(options) {
-      const keep: Uint8Array[] = [];
-      const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
-      const spawnCheck = (r: number | bigint, what: string) => {
-        if (Number(r) !== 0) fail(what, undefined, Number(r));
-      };
-      // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
-      const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
-      spawnCheck(f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
-      spawnCheck(f.posix_spawnattr_init(attr), "posix_spawnattr_init");
-      try {
-        high.forEach((fd, target) => {
-          if (typeof fd === "number") {
-            spawnCheck(f.posix_spawn_file_actions_adddup2(actions, fd, target), "posix_spawn_file_actions_adddup2");
-          } else {
-            const path = cstr(fd.path);
-            keep.push(path);
-            spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
-          }
-        });
-        spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
-        if (options.cwd) {
-          const cwd = cstr(options.cwd);
-          keep.push(cwd);
-          spawnCheck(f.posix_spawn_file_actions_addchdir_np(actions, cwd), "posix_spawn_file_actions_addchdir_np");
-        }
-        const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
-        spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
-        spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");
-        const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0);
-        spawnCheck(f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
-        const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-        const pid = new Int32Array(1);
-        const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
-        if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
-        return pid[0];
-      } finally {
-        f.posix_spawn_file_actions_destroy(actions);
-        f.posix_spawnattr_destroy(attr);
-        for (const fd of high) if (typeof fd === "number") f.close(fd);
+      if (options.cwd && !has("posix_spawn_file_actions_addchdir_np")) {
+        return spawnIn(raw, options.cwd, fail, () => spawn({ ...options, cwd: undefined }));
       }
+      return spawn(options);
     },
   };
+
+  function spawn(options: SpawnOptions): number {
+    const keep: Uint8Array[] = [];
+    const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
+    const spawnCheck = (r: number | bigint, what: string) => {
+      if (Number(r) !== 0) fail(what, undefined, Number(r));
+    };
+    // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
+    const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
+    spawnCheck(f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
+    spawnCheck(f.posix_spawnattr_init(attr), "posix_spawnattr_init");
+    try {
+      high.forEach((fd, target) => {
+        if (typeof fd === "number") {
+          spawnCheck(f.posix_spawn_file_actions_adddup2(actions, fd, target), "posix_spawn_file_actions_adddup2");
+        } else {
+          const path = cstr(fd.path);
+          keep.push(path);
+          spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
+        }
+      });
+      if (has("posix_spawn_file_actions_addclosefrom_np")) {
+        spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+      } else {
+        addCloseActions(raw, actions, options.fds.length, fail);
+      }
+      if (options.cwd) {
+        const cwd = cstr(options.cwd);
+        keep.push(cwd);
+        spawnCheck(f.posix_spawn_file_actions_addchdir_np(actions, cwd), "posix_spawn_file_actions_addchdir_np");
+      }
+      const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
+      spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
+      spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");
+      const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0);
+      spawnCheck(f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
+      const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+      const pid = new Int32Array(1);
+      const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
+      if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
+      return pid[0];
+    } finally {
+      f.posix_spawn_file_actions_destroy(actions);
+      f.posix_spawnattr_destroy(attr);
+      for (const fd of high) if (typeof fd === "number") f.close(fd);
+    }
+  }
 }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { createLibc, type Libc } from "./_libc.ts";
 import type { RawLibc } from "./types.ts";
 
@@ -23,11 +24,14 @@ async function load(): Promise<RawLibc> {
     return binding.openLibc(LIBC_PATH);
   } catch (cause) {
     throw new Error(
-      `Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.34 or newer`,
+      `Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.17 or newer`,
       { cause },
     );
   }
 }
 
+/** Names of calls to treat as missing (comma-separated), to exercise their fallbacks on a new system. */
+export const WITHOUT_ENV = "DAEMONIC_FFI_WITHOUT";
+
 /** The process's libc, bound through the runtime's FFI. */
-export const libc: Libc = createLibc(await load());
+export const libc: Libc = createLibc(await load(), (process.env[WITHOUT_ENV] ?? "").split(",").filter(Boolean));

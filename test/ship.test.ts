@@ -1,0 +1,189 @@
+/**
+ * Runs on the servers people have: a binary built here on a Debian 11 root (glibc 2.31, no
+ * `posix_spawn_file_actions_addclosefrom_np`), and each libc/kernel fallback forced on this machine.
+ * The Debian 11 root is made once by scripts/test-roots.sh and cached in /var/cache/daemonic-test.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import {
+  alive, BUN, freePort, childrenOf, CLI, commOf, compiledTarget, eventually, FIXTURES, get, portFromLog, procFds, procStat, readOr,
+  ROOT, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
+} from "./_helpers.ts";
+
+const CACHE = process.env.DAEMONIC_TEST_CACHE ?? "/var/cache/daemonic-test";
+const IS_ROOT = process.getuid?.() === 0;
+const skipUnlessRoot = IS_ROOT ? false : "needs root: debootstrap, chroot and unshare (run the suite as root)";
+if (!IS_ROOT) console.log(`ship.test.ts: SKIPPING the Debian 11 root and qemu tests: ${skipUnlessRoot}`);
+
+/** Makes the cached roots (idempotent); fails loudly when it cannot. */
+function setup(...parts: string[]): void {
+  const r = run(["bash", join(ROOT, "scripts", "test-roots.sh"), ...parts], { timeout: 600_000, stdio: ["ignore", "inherit", "pipe"] });
+  if (r.status !== 0) throw new Error(`scripts/test-roots.sh ${parts.join(" ")} failed: ${r.stderr}`);
+}
+
+// Made at load time: a first debootstrap takes about a minute, longer than a test's timeout.
+if (IS_ROOT) setup("bullseye", "arm64");
+const buildDir = new Sandbox();
+after(() => buildDir.cleanup());
+/** `daemonic build` of a fixture with Bun, whatever runtime runs the suite (the roots have no runtime). */
+function buildBinary(fixture: string, out: string, extra: string[] = []): string {
+  const r = run([BUN, CLI, "build", join(FIXTURES, fixture), "-o", out, ...extra], { timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return out;
+}
+
+/** A pid namespace chrooted into `root`: `exec(argv)` runs a command in it; killing its init ends them all. */
+async function debianNamespace(sb: Sandbox, root: string) {
+  // Its init is a shell that sleeps in a loop: waiting for each sleep, it reaps the daemons that exit too.
+  const ns = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", `mount -t proc proc ${root}/proc && while sleep 0.1; do :; done`], { stdio: "ignore" });
+  sb.track(ns.pid);
+  let init = 0;
+  assert.ok(await eventually(() => (init = childrenOf(ns.pid!)[0] ?? 0) > 0 && childrenOf(init).some((p) => commOf(p) === "sleep")), "the namespace's init did not start");
+  sb.track(init);
+  const exec = (argv: string[]) => run(["nsenter", "-t", String(init), "-m", "-p", "chroot", root, ...argv]);
+  /** The daemons the init adopted. */
+  const daemons = () => childrenOf(init).filter((p) => commOf(p) !== "sleep").map((p) => sb.track(p));
+  return { daemons, exec };
+}
+
+describe(`runs on Debian 11, glibc 2.31 (${RUNTIME})`, { skip: skipUnlessRoot }, () => {
+  test("a binary built here: --daemon answers, --status, --reload, --stop; --workers 2 with a rolling reload", sandboxed(async (sb) => {
+    const root = join(CACHE, "bullseye");
+    const ldd = spawnSync("chroot", [root, "ldd", "--version"], { encoding: "utf8" });
+    assert.match(ldd.stdout, /GLIBC 2\.31/);
+    const dir = mkdtempSync(join(root, "tmp", "daemonic-"));
+    try {
+      const inside = dir.slice(root.length);
+      copyFileSync(buildBinary("server.ts", join(buildDir.dir, "server")), join(dir, "server"));
+      spawnSync("chmod", ["755", join(dir, "server")]);
+      const { daemons, exec } = await debianNamespace(sb, root);
+      const app = (args: string[]) => exec([`${inside}/server`, "--pid-file", `${inside}/d.pid`, "--log-file", `${inside}/d.log`, ...args]);
+
+      let r = app(["--daemon", "--", "0"]);
+      assert.equal(r.status, 0, r.stderr);
+      const [master] = daemons(); // reparented to the namespace's init
+      assert.ok(master, "no daemon under the namespace's init");
+      assert.equal(procStat(master).session !== master, true, "the daemon leads its session");
+      const port = await portFromLog(join(dir, "d.log"));
+      assert.match(await get(port), /^Hello from PID \d+/);
+      assert.match(app(["--status"]).stdout, /running/);
+      assert.equal(app(["--reload"]).status, 0);
+      assert.ok(await eventually(() => /reload hook ran/.test(readOr(join(dir, "d.log")))), readOr(join(dir, "d.log")));
+      r = app(["--stop"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(waitGone(master, 5000));
+      assert.equal(app(["--status"]).status, 3);
+
+      writeFileSync(join(dir, "d.log"), "");
+      const port2 = await freePort(); // the workers share it
+      r = app(["--daemon", "--workers", "2", "--", String(port2)]);
+      assert.equal(r.status, 0, r.stderr);
+      const [master2] = daemons();
+      const workers = childrenOf(master2).map((p) => sb.track(p));
+      assert.equal(workers.length, 2);
+      assert.match(await get(port2), /^Hello/);
+      assert.equal(app(["--reload"]).status, 0);
+      assert.ok(await eventually(() => /rolling restart done/.test(readOr(join(dir, "d.log"))), 15_000), readOr(join(dir, "d.log")));
+      const replaced = childrenOf(master2).map((p) => sb.track(p));
+      assert.equal(replaced.length, 2);
+      for (const pid of workers) assert.ok(!replaced.includes(pid) && !alive(pid), `old worker ${pid} left`);
+      assert.match(await get(port2), /^Hello/);
+      assert.equal(app(["--stop"]).status, 0);
+      for (const pid of [master2, ...replaced]) assert.ok(waitGone(pid, 5000), `${pid} left behind`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }));
+});
+
+describe(`glibc before 2.34 and Linux before 5.3, forced (${RUNTIME})`, () => {
+  const WITHOUT = "posix_spawn_file_actions_addclosefrom_np,posix_spawn_file_actions_addchdir_np,pidfd_open";
+  test("--daemon --workers 2 without closefrom, addchdir and pidfd_open: workers hold only their fds, reload rolls, stop ends all", sandboxed(async (sb) => {
+    const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts"], sb.dir) : runTarget;
+    const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
+    const env = { ...process.env, DAEMONIC_FFI_WITHOUT: WITHOUT };
+    const app = (args: string[]) => run(target.argv(join(FIXTURES, "server.ts"), ["--pid-file", pidFile, "--log-file", logFile, ...args]), { env });
+    const r = app(["--daemon", "--workers", "2", "--", "0"]);
+    assert.equal(r.status, 0, r.stderr);
+    const master = sb.track(Number(r.stdout.trim()));
+    const workers = childrenOf(master).map((p) => sb.track(p));
+    assert.equal(workers.length, 2);
+    // Under deno the worker's command line is relative to the launch directory (`src/cli.ts`): it starts only
+    // if the chdir stand-in worked. Its fds 0-3 are what the master gave it.
+    for (const pid of workers) {
+      const fds = procFds(pid);
+      assert.equal(fds.get(0), "/dev/null");
+      assert.match(fds.get(3) ?? "", /^pipe:/);
+    }
+    const port = await portFromLog(logFile);
+    assert.match(await get(port), /^Hello/);
+    assert.equal(app(["--reload"]).status, 0);
+    assert.ok(await eventually(() => /rolling restart done/.test(readOr(logFile)), 15_000), readOr(logFile));
+    const replaced = childrenOf(master).map((p) => sb.track(p));
+    for (const pid of workers) assert.ok(!replaced.includes(pid) && waitGone(pid, 2000), `old worker ${pid} left: ${workers} ${replaced} ${readOr(`/proc/${pid}/stat`)} ${readOr(logFile)}`);
+    const stop = app(["--stop"]);
+    assert.equal(stop.status, 0, stop.stderr);
+    for (const pid of [master, ...replaced]) assert.ok(waitGone(pid, 5000), `${pid} left behind`);
+    assert.ok(!readdirSync(sb.dir).includes("d.pid"));
+  }));
+});
+
+/** The runtime's raw libc binding, with `without` forced missing (the unit under test is the stand-in). */
+async function libcWithout(without: string[]) {
+  const { createLibc } = await import("../ffi/_libc.ts");
+  const { openLibc } = RUNTIME === "bun" ? await import("../ffi/bun.ts") : await import("../ffi/deno.ts");
+  return createLibc(openLibc("libc.so.6"), without);
+}
+
+describe(`each fallback, forced (${RUNTIME})`, () => {
+  test("spawn without posix_spawn_file_actions_addclosefrom_np: an inheritable fd 40 of ours is closed in the child", sandboxed(async (sb) => {
+    const libc = await libcWithout(["posix_spawn_file_actions_addclosefrom_np"]);
+    const fd = libc.open(sb.path("held"), 0o100 | 1 /* O_CREAT|O_WRONLY */);
+    libc.dup2(fd, 40); // dup2 clears close-on-exec: without a close action the child would inherit fd 40
+    try {
+      const out = sb.path("fds");
+      const pid = sb.track(libc.spawn({
+        path: "/bin/ls", argv: ["ls", "/proc/self/fd"], env: {}, fds: [{ path: "/dev/null", flags: 0 }, { path: out, flags: 0o101 }, 2],
+      }));
+      libc.waitpid(pid);
+      // ls's own fd 3 is the directory it lists.
+      assert.deepEqual(readFileSync(out, "utf8").split("\n").filter(Boolean).map(Number), [0, 1, 2, 3]);
+    } finally {
+      libc.close(40);
+      libc.close(fd);
+    }
+  }));
+
+  test("spawn with cwd without posix_spawn_file_actions_addchdir_np: the child starts there, ours is unchanged", sandboxed(async (sb) => {
+    const libc = await libcWithout(["posix_spawn_file_actions_addchdir_np"]);
+    const before = process.cwd();
+    const pid = sb.track(libc.spawn({ path: "/bin/sh", argv: ["sh", "-c", "pwd > where"], env: {}, fds: [{ path: "/dev/null", flags: 0 }, 1, 2], cwd: sb.dir }));
+    assert.equal(process.cwd(), before);
+    libc.waitpid(pid);
+    assert.equal(readFileSync(sb.path("where"), "utf8").trim(), sb.dir);
+    assert.throws(() => libc.spawn({ path: "/bin/true", argv: ["true"], env: {}, fds: [], cwd: sb.path("missing") }), /chdir .*missing.*ENOENT/);
+    assert.equal(process.cwd(), before);
+  }));
+
+  test("pidfdOpen without pidfd_open: pins the process, signals it, sees its exit, refuses a reaped one", sandboxed(async (sb) => {
+    const libc = await libcWithout(["pidfd_open"]);
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    const pid = sb.track(child.pid);
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    const pidfd = libc.pidfdOpen(pid);
+    try {
+      assert.equal(readlinkSync(`/proc/self/fd/${pidfd}`), `/proc/${pid}`); // the stand-in, not a real pidfd
+      assert.equal(libc.waitReadable(pidfd, 50), false);
+      libc.pidfdSignal(pidfd, 15);
+      assert.equal(libc.waitReadable(pidfd, 5000), true);
+      assert.equal(await exited, null);
+      assert.throws(() => libc.pidfdSignal(pidfd, 15), /ESRCH/);
+    } finally {
+      libc.close(pidfd);
+    }
+    assert.throws(() => libc.pidfdOpen(pid), /ESRCH/);
+  }));
+});
