@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds, once, what the ship tests run on, and caches it in $DAEMONIC_TEST_CACHE (/var/cache/daemonic-test):
 #   bullseye/       a Debian 11 root (glibc 2.31) from `debootstrap --variant=minbase` (~1 min, ~200 MB)
-#   qemu-aarch64    Debian's qemu-user-static and libc6:arm64, to run arm64 binaries here
-# Usage: test-roots.sh bullseye|arm64 ...   Idempotent: a finished part is skipped. Says what it does, fails loudly.
+#   arm64           Debian's qemu-user-static and libc6:arm64, to run arm64 binaries here
+#   binfmt          registers qemu-aarch64 with binfmt_misc (not cached: the test removes it again with
+#                   `echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64` when it was not there before)
+# Usage: test-roots.sh bullseye|arm64|binfmt ...   Idempotent: a finished part is skipped. Says what it does, fails loudly.
 set -u
 CACHE=${DAEMONIC_TEST_CACHE:-/var/cache/daemonic-test}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -42,11 +44,20 @@ arm64() {
   apt_install qemu-user-static libc6:arm64
 }
 
+binfmt() {
+  local dir=/proc/sys/fs/binfmt_misc
+  [ -e $dir/register ] || mount -t binfmt_misc binfmt_misc $dir || die "cannot mount binfmt_misc on $dir"
+  [ -e $dir/qemu-aarch64 ] && return 0
+  echo "test-roots: registering qemu-aarch64 with binfmt_misc"
+  grep -m1 '^:qemu-aarch64:' /usr/lib/binfmt.d/qemu-aarch64.conf > $dir/register || die "cannot register qemu-aarch64 in $dir"
+}
+
 [ $# -gt 0 ] || set -- bullseye arm64
 for part in "$@"; do
   case $part in
     bullseye) bullseye ;;
     arm64) arm64 ;;
-    *) die "unknown part $part: use bullseye or arm64" ;;
+    binfmt) binfmt ;;
+    *) die "unknown part $part: use bullseye, arm64 or binfmt" ;;
   esac
 done

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
@@ -128,6 +128,53 @@ describe(`glibc before 2.34 and Linux before 5.3, forced (${RUNTIME})`, () => {
     assert.equal(stop.status, 0, stop.stderr);
     for (const pid of [master, ...replaced]) assert.ok(waitGone(pid, 5000), `${pid} left behind`);
     assert.ok(!readdirSync(sb.dir).includes("d.pid"));
+  }));
+});
+
+describe(`an arm64 binary from --target linux-arm64, under Debian's qemu-user-static (${RUNTIME})`, { skip: skipUnlessRoot }, () => {
+  test("its ELF header says aarch64; it runs in the foreground and as --daemon (binfmt_misc), answers, stops", sandboxed(async (sb) => {
+    const binary = buildBinary("server.ts", sb.path("server-arm64"), ["--target", "linux-arm64"]);
+    const elf = readFileSync(binary).subarray(0, 20);
+    assert.equal(elf.subarray(1, 4).toString(), "ELF");
+    assert.equal(elf.readUInt16LE(18), 183); // e_machine EM_AARCH64
+    const registry = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
+    const registered = existsSync(registry);
+    setup("binfmt"); // --daemon re-executes the binary: only binfmt_misc makes the kernel hand that to qemu
+    try {
+      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
+      const out = openSync(logFile, "w"); // in the foreground the output goes to stdout
+      const fg = spawn(binary, ["--", "0"], { stdio: ["ignore", out, out] });
+      closeSync(out);
+      sb.track(fg.pid);
+      assert.equal(readFileSync(`/proc/${fg.pid}/exe`).subarray(18, 20).readUInt16LE(0), 62, "not run by an x86-64 qemu"); // EM_X86_64
+      assert.match(await get(await portFromLog(logFile)), /^Hello from PID \d+/);
+      fg.kill("SIGTERM");
+      assert.ok(waitGone(fg.pid!, 10_000));
+      writeFileSync(logFile, "");
+      const r = run([binary, "--pid-file", pidFile, "--log-file", logFile, "--daemon", "--", "0"], { timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.ok(procStat(pid).session !== pid && procStat(pid).ppid === 1, "not detached");
+      assert.match(await get(await portFromLog(logFile)), /^Hello/);
+      assert.match(run([binary, "--pid-file", pidFile, "--status"]).stdout, /running/);
+      assert.equal(run([binary, "--pid-file", pidFile, "--stop"], { timeout: 60_000 }).status, 0);
+      assert.ok(waitGone(pid, 5000));
+    } finally {
+      if (!registered) writeFileSync(registry, "-1");
+    }
+  }));
+});
+
+describe(`daemonic build --target, bad input (${RUNTIME})`, () => {
+  test("an unknown target or --runtime deno: one line naming the choices, exit 64, no file written", sandboxed((sb) => {
+    const out = sb.path("never");
+    const bad = run([BUN, CLI, "build", join(FIXTURES, "server.ts"), "-o", out, "--target", "windows-x64"]);
+    assert.equal(bad.status, 64, bad.stderr);
+    assert.equal(bad.stderr, "Invalid --target 'windows-x64': use one of linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl, linux-arm64-musl\n");
+    const deno = run([BUN, CLI, "build", join(FIXTURES, "server.ts"), "-o", out, "--target", "linux-arm64", "--runtime", "deno"]);
+    assert.equal(deno.status, 64, deno.stderr);
+    assert.equal(deno.stderr.trim().split("\n").length, 1, deno.stderr);
+    assert.ok(!existsSync(out));
   }));
 });
 
