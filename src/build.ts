@@ -30,6 +30,8 @@ export interface BuildOptions {
 const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl]";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
+const EXT = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 
 /** Parses `daemonic build` arguments; relative paths resolve against `baseDir`. */
 export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
@@ -79,9 +81,9 @@ export function build(options: BuildOptions): string {
     // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
     writeFileSync(
       main,
-      `import { main } from ${JSON.stringify(join(ROOT, "src", "runner.ts"))};
-import { VERSION } from ${JSON.stringify(join(ROOT, "src", "version.ts"))};
-import { nameOf } from ${JSON.stringify(join(ROOT, "src", "options.ts"))};
+      `import { main } from ${JSON.stringify(join(ROOT, "src", `runner${EXT}`))};
+import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
+import { nameOf } from ${JSON.stringify(join(ROOT, "src", `options${EXT}`))};
 const entryPath = process.argv[1];
 await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
 `,

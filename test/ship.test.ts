@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, openSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, freePort, childrenOf, CLI, commOf, compiledTarget, eventually, FIXTURES, get, portFromLog, procFds, procStat, readOr,
+  alive, BUN, DENO, freePort, childrenOf, CLI, commOf, compiledTarget, eventually, FIXTURES, get, portFromLog, procFds, procStat, readOr,
   ROOT, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -175,6 +175,54 @@ describe(`daemonic build --target, bad input (${RUNTIME})`, () => {
     assert.equal(deno.status, 64, deno.stderr);
     assert.equal(deno.stderr.trim().split("\n").length, 1, deno.stderr);
     assert.ok(!existsSync(out));
+  }));
+});
+
+describe(`as a user installs it: npm pack, npm i, npx daemonic build; a Deno entry imports it (${RUNTIME})`, () => {
+  test("the tarball holds only dist/, README, LICENSE; the built binary serves hono as a daemon; deno runs npm:daemonic", sandboxed(async (sb) => {
+    const pack = run(["npm", "pack", "--silent", "--pack-destination", sb.dir], { cwd: ROOT, timeout: 120_000 });
+    assert.equal(pack.status, 0, pack.stderr);
+    const tarball = join(sb.dir, pack.stdout.trim().split("\n").pop()!);
+    const listed = run(["tar", "-tzf", tarball]).stdout.trim().split("\n").sort();
+    assert.deepEqual(listed.filter((f) => !/^package\/dist\/(mod|src\/\w+|ffi\/\w+)\.(js|d\.ts)$/.test(f)), ["package/LICENSE", "package/README.md", "package/package.json"]);
+    assert.ok(listed.includes("package/dist/src/cli.js") && listed.includes("package/dist/mod.d.ts"));
+
+    const app = sb.path("app");
+    mkdirSync(app);
+    // What the README tells a user: approve bun's postinstall (it links the native runtime).
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module", allowScripts: { bun: true } }));
+    const npm = (args: string[]) => run(["npm", ...args], { cwd: app, timeout: 180_000 });
+    const installed = npm(["install", "--no-audit", "--no-fund", tarball, "hono"]);
+    assert.equal(installed.status, 0, installed.stderr);
+    assert.doesNotMatch(installed.stderr, /install-scripts|allowScripts/);
+    writeFileSync(join(app, "server.ts"), `import { Hono } from "hono";
+import { onShutdown } from "daemonic";
+const app = new Hono().get("/", (c) => c.text("Hello from hono on " + (globalThis.Deno ? "Deno" : "Bun")));
+onShutdown(() => console.log("bye"));
+const port = Number(process.argv[2] ?? 0);
+if (globalThis.Deno) Deno.serve({ port, hostname: "127.0.0.1", onListen: (a) => console.log("listening on " + a.port) }, app.fetch);
+else console.log("listening on " + Bun.serve({ port, hostname: "127.0.0.1", fetch: app.fetch }).port);
+`);
+    const built = run(["npx", "daemonic", "build", "server.ts", "-o", "mydaemon"], { cwd: app, timeout: 120_000 });
+    assert.equal(built.status, 0, built.stderr);
+    assert.match(built.stderr, /daemonic: compiling .*server\.ts into .*mydaemon/);
+
+    const serves = async (argv: string[], banner: RegExp) => {
+      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
+      writeFileSync(logFile, "");
+      const r = run([...argv, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"], { cwd: app, timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.equal(procStat(pid).ppid, 1);
+      assert.match(await get(await portFromLog(logFile)), banner);
+      const stop = run([...argv, "--stop", "--pid-file", pidFile], { cwd: app });
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.ok(waitGone(pid, 5000));
+      assert.match(readOr(logFile), /bye/);
+    };
+    await serves([join(app, "mydaemon")], /^Hello from hono on Bun$/);
+    // A Deno user: no import map, no deno.json; Deno resolves "daemonic" and "hono" through package.json.
+    await serves([DENO, "run", "-A", "npm:daemonic", "run", "server.ts"], /^Hello from hono on Deno$/);
   }));
 });
 
