@@ -101,7 +101,8 @@ await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: 
     if (options.target) {
       args.push("--target", TARGETS[options.target].bun, "--compile-executable-path", runtimeFor(options.target, exe));
     }
-    console.error(`daemonic: compiling ${options.entry} into ${options.output}${options.target ? ` for ${options.target}` : ""}`);
+    // Said on a terminal only: a script reading stderr gets just the one line of an error.
+    if (process.stderr.isTTY) process.stderr.write(`daemonic: compiling ${options.entry} into ${options.output}${options.target ? ` for ${options.target}` : ""}\n`);
     const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });
     if (result.error || result.status !== 0) {
       const lines = (result.error?.message ?? `${result.stderr}\n${result.stdout}`).split("\n").map((l) => l.trim());

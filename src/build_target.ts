@@ -44,8 +44,11 @@ function bunVersion(bun: string): string {
   return version;
 }
 
-const fail = (what: string, detail: string) =>
-  new DaemonError("BUILD_FAILED", `Cannot fetch ${what} from npm: ${detail.trim().split("\n").pop()}: check the network and npm's registry, or build on a ${what.split("/")[1]} machine`);
+const fail = (spec: string, detail: string) => {
+  const lines = detail.split("\n").map((l) => l.replace(/^npm error /, "").trim()).filter(Boolean);
+  const line = lines.find((l) => /reason:|404|no matching/i.test(l)) ?? lines[0];
+  return new DaemonError("BUILD_FAILED", `Cannot fetch ${spec} from npm (${line ?? "npm pack failed"}): check the network and npm's registry setting`);
+};
 
 /**
  * The path of the Bun runtime for `target` matching the Bun at `bun`, fetched with `npm pack` on first use
@@ -58,11 +61,11 @@ export function runtimeFor(target: Target, bun: string): string {
   const exe = join(dir, "bin", "bun");
   if (existsSync(exe)) return exe;
   const spec = `${pkg}@${version}`;
-  console.error(`daemonic: fetching ${spec} (the Bun runtime for ${target}) into ${dir}, once`);
+  process.stderr.write(`daemonic: fetching ${spec} (the Bun runtime for ${target}) into ${dir}, once\n`);
   mkdirSync(cacheDir(), { recursive: true });
   const tmp = mkdtempSync(join(cacheDir(), ".fetch-"));
   try {
-    const pack = spawnSync("npm", ["pack", "--silent", spec, "--pack-destination", tmp], { encoding: "utf8", cwd: tmp });
+    const pack = spawnSync("npm", ["pack", "--loglevel=error", spec, "--pack-destination", tmp], { encoding: "utf8", cwd: tmp });
     if (pack.error || pack.status !== 0) throw fail(spec, pack.error?.message ?? pack.stderr ?? "");
     const tarball = join(tmp, pack.stdout.trim().split("\n").pop()!);
     const untar = spawnSync("tar", ["-xzf", tarball, "-C", tmp], { encoding: "utf8" });
