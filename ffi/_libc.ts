@@ -152,7 +152,7 @@ export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc 
     return new Uint8Array(table.buffer);
   };
 
-  return {
+  const libc: Libc = {
     open: (path, flags, mode = 0o644) => check(f.open(cstr(path), flags | O.CLOEXEC, mode), "open", path),
     close(fd) {
       procPidfds.forget(fd);
@@ -236,56 +236,53 @@ export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc 
     },
     spawn(options) {
       if (options.cwd && !has("posix_spawn_file_actions_addchdir_np")) {
-        return spawnIn(raw, options.cwd, fail, () => spawn({ ...options, cwd: undefined }));
+        return spawnIn(raw, options.cwd, fail, () => libc.spawn({ ...options, cwd: undefined }));
       }
-      return spawn(options);
+      const keep: Uint8Array[] = [];
+      const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
+      const spawnCheck = (r: number | bigint, what: string) => {
+        if (Number(r) !== 0) fail(what, undefined, Number(r));
+      };
+      // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
+      const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
+      spawnCheck(f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
+      spawnCheck(f.posix_spawnattr_init(attr), "posix_spawnattr_init");
+      try {
+        high.forEach((fd, target) => {
+          if (typeof fd === "number") {
+            spawnCheck(f.posix_spawn_file_actions_adddup2(actions, fd, target), "posix_spawn_file_actions_adddup2");
+          } else {
+            const path = cstr(fd.path);
+            keep.push(path);
+            spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
+          }
+        });
+        if (has("posix_spawn_file_actions_addclosefrom_np")) {
+          spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+        } else {
+          addCloseActions(raw, actions, options.fds.length, fail);
+        }
+        if (options.cwd) {
+          const cwd = cstr(options.cwd);
+          keep.push(cwd);
+          spawnCheck(f.posix_spawn_file_actions_addchdir_np(actions, cwd), "posix_spawn_file_actions_addchdir_np");
+        }
+        const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
+        spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
+        spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");
+        const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0);
+        spawnCheck(f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
+        const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+        const pid = new Int32Array(1);
+        const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
+        if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
+        return pid[0];
+      } finally {
+        f.posix_spawn_file_actions_destroy(actions);
+        f.posix_spawnattr_destroy(attr);
+        for (const fd of high) if (typeof fd === "number") f.close(fd);
+      }
     },
   };
-
-  function spawn(options: SpawnOptions): number {
-    const keep: Uint8Array[] = [];
-    const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
-    const spawnCheck = (r: number | bigint, what: string) => {
-      if (Number(r) !== 0) fail(what, undefined, Number(r));
-    };
-    // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
-    const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
-    spawnCheck(f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
-    spawnCheck(f.posix_spawnattr_init(attr), "posix_spawnattr_init");
-    try {
-      high.forEach((fd, target) => {
-        if (typeof fd === "number") {
-          spawnCheck(f.posix_spawn_file_actions_adddup2(actions, fd, target), "posix_spawn_file_actions_adddup2");
-        } else {
-          const path = cstr(fd.path);
-          keep.push(path);
-          spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
-        }
-      });
-      if (has("posix_spawn_file_actions_addclosefrom_np")) {
-        spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
-      } else {
-        addCloseActions(raw, actions, options.fds.length, fail);
-      }
-      if (options.cwd) {
-        const cwd = cstr(options.cwd);
-        keep.push(cwd);
-        spawnCheck(f.posix_spawn_file_actions_addchdir_np(actions, cwd), "posix_spawn_file_actions_addchdir_np");
-      }
-      const all = new Uint8Array(128).fill(0xff), none = new Uint8Array(128); // sigset_t
-      spawnCheck(f.posix_spawnattr_setsigdefault(attr, all), "posix_spawnattr_setsigdefault");
-      spawnCheck(f.posix_spawnattr_setsigmask(attr, none), "posix_spawnattr_setsigmask");
-      const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0);
-      spawnCheck(f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
-      const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-      const pid = new Int32Array(1);
-      const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
-      if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
-      return pid[0];
-    } finally {
-      f.posix_spawn_file_actions_destroy(actions);
-      f.posix_spawnattr_destroy(attr);
-      for (const fd of high) if (typeof fd === "number") f.close(fd);
-    }
-  }
+  return libc;
 }

@@ -17,7 +17,8 @@ export interface SymbolSpec {
 }
 
 /** Every libc function daemonic calls; all are in glibc 2.17 except the two marked optional. Variadic ones
- * (`open`, `openat`, `fcntl`, `prctl`, `syscall`) are called with integer arguments only (a pointer goes as its address), which the x86-64 and AArch64 Linux ABIs pass like fixed ones. */
+ * (`open`, `openat`, `fcntl`, `prctl`, `syscall`) are called with integer arguments only (a pointer goes as
+ * its address), which the x86-64 and AArch64 Linux ABIs pass like fixed ones. */
 export const SYMBOLS = {
   open: { args: ["buf", "i32", "u32"], returns: "i32" },
   openat: { args: ["i32", "buf", "i32", "u32"], returns: "i32" },
