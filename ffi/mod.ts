@@ -23,10 +23,15 @@ async function load(): Promise<RawLibc> {
   try {
     return binding.openLibc(LIBC_PATH);
   } catch (cause) {
-    throw new Error(
+    // Fails at first use, not at import: `daemonic build --target linux-…` runs on a Mac or a musl system too.
+    const error = new Error(
       `Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.17 or newer`,
       { cause },
     );
+    const fail = (): never => {
+      throw error;
+    };
+    return { fn: new Proxy({}, { get: fail }) as RawLibc["fn"], address: fail, errno: fail, strerror: fail };
   }
 }
 
