@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import type { RawLibc } from "./types.ts";
 
 const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
@@ -123,15 +123,21 @@ export class ProcPidfds {
   }
 }
 
-/** `has(name)`: whether libc has `name` (resolved once, on first ask: a missing symbol throws there) and it
- * is not listed in `without`; `has.missing(name)` records one found missing at run time. */
-export function availability(raw: RawLibc, without: readonly string[]): ((name: string) => boolean) & { missing(name: string): void } {
+/** `has(name)`: whether libc has `name` (resolved once, on first ask: a missing symbol throws there; `probes`
+ * answer for what is not a symbol) and it is not listed in `without`; `has.missing(name)` records one found
+ * missing at run time. */
+export function availability(
+  raw: RawLibc,
+  without: readonly string[],
+  probes: Record<string, () => boolean> = {},
+): ((name: string) => boolean) & { missing(name: string): void } {
   const found = new Map<string, boolean>();
   const has = (name: string): boolean => {
     if (!found.has(name)) {
       let ok = !without.includes(name);
       try {
-        if (ok && name in raw.fn) void raw.fn[name as keyof RawLibc["fn"]];
+        if (ok && name in probes) ok = probes[name]();
+        else if (ok && name in raw.fn) void raw.fn[name as keyof RawLibc["fn"]];
       } catch {
         ok = false;
       }
@@ -140,4 +146,24 @@ export function availability(raw: RawLibc, without: readonly string[]): ((name: 
     return found.get(name)!;
   };
   return Object.assign(has, { missing: (name: string) => void found.set(name, false) });
+}
+
+/** Whether `posix_spawnattr_setflags` takes `flag`: glibc before 2.26 refuses POSIX_SPAWN_SETSID (EINVAL). */
+export function spawnFlagWorks(raw: RawLibc, flag: number): boolean {
+  const attr = new Uint8Array(512);
+  if (Number(raw.fn.posix_spawnattr_init(attr)) !== 0) return false;
+  try {
+    return Number(raw.fn.posix_spawnattr_setflags(attr, flag)) === 0;
+  } finally {
+    raw.fn.posix_spawnattr_destroy(attr);
+  }
+}
+
+/**
+ * Instead of POSIX_SPAWN_SETSID (glibc 2.26): util-linux's setsid(1) starts the session and execs the
+ * program in the same process (it forks only when it leads a process group, and a spawned child does not).
+ */
+export function throughSetsid<T extends { path: string; argv: readonly string[]; setsid?: boolean }>(options: T): T {
+  const setsid = ["/usr/bin/setsid", "/bin/setsid"].find((path) => existsSync(path)) ?? "/usr/bin/setsid";
+  return { ...options, path: setsid, argv: ["setsid", options.path, ...options.argv.slice(1)], setsid: false };
 }

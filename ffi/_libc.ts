@@ -4,7 +4,7 @@
  * @module
  */
 import { SystemCallError } from "./errors.ts";
-import { addCloseActions, availability, ProcPidfds, spawnIn } from "./_fallback.ts";
+import { addCloseActions, availability, ProcPidfds, spawnFlagWorks, spawnIn, throughSetsid } from "./_fallback.ts";
 import type { RawLibc } from "./types.ts";
 
 const ARM = typeof process !== "undefined" && process.arch === "arm64";
@@ -130,7 +130,7 @@ export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc 
     return buf;
   };
   // Newer than glibc 2.17 or Linux 4.18: a fallback stands in where missing; `without` forces it, to test it.
-  const has = availability(raw, without);
+  const has = availability(raw, without, { POSIX_SPAWN_SETSID: () => spawnFlagWorks(raw, POSIX_SPAWN_SETSID) });
   const procPidfds = new ProcPidfds(raw, fail);
   const pidfdOpen = (pid: number): number => {
     if (has("pidfd_open")) {
@@ -235,6 +235,7 @@ export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc 
       }
     },
     spawn(options) {
+      if (options.setsid && !has("POSIX_SPAWN_SETSID")) return libc.spawn(throughSetsid(options));
       if (options.cwd && !has("posix_spawn_file_actions_addchdir_np")) {
         return spawnIn(raw, options.cwd, fail, () => libc.spawn({ ...options, cwd: undefined }));
       }

@@ -135,17 +135,32 @@ console.log(JSON.stringify({ missing, out: readFileSync("${inside}/out", "utf8")
 });
 
 describe(`glibc before 2.34 and Linux before 5.3, forced (${RUNTIME})`, () => {
-  const WITHOUT = "posix_spawn_file_actions_addclosefrom_np,posix_spawn_file_actions_addchdir_np,pidfd_open";
-  test("--daemon --workers 2 without closefrom, addchdir and pidfd_open: workers hold only their fds, reload rolls, stop ends all", sandboxed(async (sb) => {
+  const WITHOUT = "posix_spawn_file_actions_addclosefrom_np,posix_spawn_file_actions_addchdir_np,pidfd_open,POSIX_SPAWN_SETSID";
+  test("--daemon --workers 2 without closefrom, addchdir, SETSID and pidfd_open: detached, no inherited fd, reload rolls, stop ends all", sandboxed(async (sb) => {
     const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts"], sb.dir) : runTarget;
     const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
     const env = { ...process.env, DAEMONIC_FFI_WITHOUT: WITHOUT };
     const app = (args: string[]) => run(target.argv(join(FIXTURES, "server.ts"), ["--pid-file", pidFile, "--log-file", logFile, ...args]), { env });
-    const r = app(["--daemon", "--workers", "2", "--", "0"]);
+    // The launcher's parent shell holds fds 3, 4 and 9 that are not close-on-exec: only close actions stop them.
+    const leak = sb.path("inherited-fd-file");
+    writeFileSync(leak, "");
+    const argv = target.argv(join(FIXTURES, "server.ts"), ["--pid-file", pidFile, "--log-file", logFile, "--daemon", "--workers", "2", "--", "0"]);
+    const r = run(["/bin/sh", "-c", `exec 3<"$0" 4<"$0" 9>>"$0"; exec "$@"`, leak, ...argv], { env });
     assert.equal(r.status, 0, r.stderr);
     const master = sb.track(Number(r.stdout.trim()));
     const workers = childrenOf(master).map((p) => sb.track(p));
     assert.equal(workers.length, 2);
+    const stat = procStat(master);
+    assert.notEqual(stat.session, master, "the daemon leads its session");
+    assert.notEqual(stat.session, procStat(process.pid).session, "the daemon stayed in the caller's session");
+    // The forcing took: the master watches its workers through /proc/PID directories, not pidfds.
+    const watched = [...procFds(master).values()];
+    for (const pid of workers) assert.ok(watched.includes(`/proc/${pid}`), `master fds: ${watched}`);
+    assert.ok(!watched.some((link) => link.includes("pidfd")), `master fds: ${watched}`);
+    assert.equal(stat.ttyNr, 0);
+    for (const pid of [master, ...workers]) {
+      assert.deepEqual([...procFds(pid)].filter(([, link]) => link === leak), [], `${pid} inherited the launcher's fds`);
+    }
     // Under deno the worker's command line is relative to the launch directory (`src/cli.ts`): it starts only
     // if the chdir stand-in worked. Its fds 0-3 are what the master gave it.
     for (const pid of workers) {
@@ -282,6 +297,16 @@ async function libcWithout(without: string[]) {
 }
 
 describe(`each fallback, forced (${RUNTIME})`, () => {
+  test("spawn with setsid without POSIX_SPAWN_SETSID: the child leads a new session, in the same pid as the program", sandboxed(async (sb) => {
+    const libc = await libcWithout(["POSIX_SPAWN_SETSID"]);
+    const pid = sb.track(libc.spawn({ path: "/bin/sleep", argv: ["sleep", "30"], env: {}, fds: [{ path: "/dev/null", flags: 0 }, 1, 2], setsid: true }));
+    assert.ok(await eventually(() => commOf(pid) === "sleep"), `pid ${pid} is ${commOf(pid)}`);
+    assert.equal(procStat(pid).session, pid);
+    assert.notEqual(procStat(pid).session, procStat(process.pid).session);
+    process.kill(pid, "SIGKILL");
+    libc.waitpid(pid);
+  }));
+
   test("spawn without posix_spawn_file_actions_addclosefrom_np: an inheritable fd 40 of ours is closed in the child", sandboxed(async (sb) => {
     const libc = await libcWithout(["posix_spawn_file_actions_addclosefrom_np"]);
     const fd = libc.open(sb.path("held"), 0o100 | 1 /* O_CREAT|O_WRONLY */);
