@@ -1,6 +1,6 @@
 /**
  * Stand-ins for what glibc before 2.34 or Linux before 5.3 lacks, so one binary runs on glibc 2.17 and
- * Linux 4.18 (Debian 10/11, Ubuntu 18.04/20.04, RHEL 8): each is used only where the newer call is missing.
+ * Linux 4.18 (Debian 10/11, Ubuntu 20.04, RHEL 8): each is used only where the newer call is missing.
  *
  * @module
  */
