@@ -77,7 +77,7 @@ describe(`an arm64 binary from --target linux-arm64, under Debian's qemu-user-st
     assert.equal(elf.subarray(1, 4).toString(), "ELF");
     assert.equal(elf.readUInt16LE(18), 183); // e_machine EM_AARCH64
     const registry = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
-    const registered = existsSync(registry);
+    const registered = existsSync(registry), mounted = existsSync("/proc/sys/fs/binfmt_misc/register");
     setup("binfmt"); // --daemon re-executes the binary: only binfmt_misc makes the kernel hand that to qemu
     try {
       const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
@@ -99,7 +99,8 @@ describe(`an arm64 binary from --target linux-arm64, under Debian's qemu-user-st
       assert.equal(run([binary, "--pid-file", pidFile, "--stop"], { timeout: 60_000 }).status, 0);
       assert.ok(waitGone(pid, 5000));
     } finally {
-      if (!registered) writeFileSync(registry, "-1");
+      if (!registered) writeFileSync(registry, "-1"); // leave binfmt_misc as it was
+      if (!mounted) run(["umount", "/proc/sys/fs/binfmt_misc"]);
     }
   }));
 });
