@@ -4,6 +4,7 @@
  * @module
  */
 import { SystemCallError } from "./errors.ts";
+import { addCloseActions, availability, ProcPidfds, spawnFlagWorks, spawnIn, throughSetsid } from "./_fallback.ts";
 import type { RawLibc } from "./types.ts";
 
 const ARM = typeof process !== "undefined" && process.arch === "arm64";
@@ -114,7 +115,7 @@ const cstr = (s: string) => encoder.encode(s + "\0");
  * const [r, w] = libc.pipe();
  * ```
  */
-export function createLibc(raw: RawLibc): Libc {
+export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const f = raw.fn;
   const fail = (syscall: string, path?: string, errno = raw.errno()): never => {
     throw new SystemCallError(syscall, errno, raw.strerror(errno), path);
@@ -138,6 +139,19 @@ export function createLibc(raw: RawLibc): Libc {
     new DataView(buf.buffer).setInt16(0, type, true);
     return buf;
   };
+  // Newer than glibc 2.17 or Linux 4.18: a fallback stands in where missing; `without` forces it, to test it.
+  const has = availability(raw, without, { POSIX_SPAWN_SETSID: () => spawnFlagWorks(raw, POSIX_SPAWN_SETSID) });
+  const procPidfds = new ProcPidfds(raw, fail);
+  const pidfdOpen = (pid: number): number => {
+    if (has("pidfd_open")) {
+      const fd = Number(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0));
+      if (fd !== -1) return fd;
+      const errno = raw.errno();
+      if (errno !== 38 && errno !== 1) fail("pidfd_open", undefined, errno); // ENOSYS; EPERM from an old seccomp filter
+      has.missing("pidfd_open");
+    }
+    return procPidfds.open(pid);
+  };
   const cArray = (strings: readonly string[], keep: Uint8Array[]) => {
     const table = new BigUint64Array(strings.length + 1);
     strings.forEach((s, i) => {
@@ -148,9 +162,12 @@ export function createLibc(raw: RawLibc): Libc {
     return new Uint8Array(table.buffer);
   };
 
-  return {
+  const libc: Libc = {
     open: (path, flags, mode = 0o644) => check(f.open(cstr(path), flags | O.CLOEXEC, mode), "open", path),
-    close: (fd) => void check(f.close(fd), "close"),
+    close(fd) {
+      procPidfds.forget(fd);
+      check(f.close(fd), "close");
+    },
     read(fd, size) {
       const buf = new Uint8Array(size);
       return buf.subarray(0, retry(() => f.read(fd, buf, size), "read"));
@@ -167,6 +184,7 @@ export function createLibc(raw: RawLibc): Libc {
       return [fds[0], fds[1]];
     },
     waitReadable(fd, timeoutMs) {
+      if (procPidfds.has(fd)) return procPidfds.waitExited(fd, timeoutMs);
       const pfd = new Uint8Array(8); // struct pollfd: int fd; short events; short revents
       const view = new DataView(pfd.buffer);
       view.setInt32(0, fd, true);
@@ -208,8 +226,11 @@ export function createLibc(raw: RawLibc): Libc {
       check(f.prctl(PR_SET_NAME, raw.address(bytes), 0, 0, 0), "prctl(PR_SET_NAME)");
     },
     setParentDeathSignal: (signal) => void check(f.prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)"),
-    pidfdOpen: (pid) => check(f.syscall(SYS_PIDFD_OPEN, pid, 0, 0, 0), "pidfd_open"),
-    pidfdSignal: (pidfd, signal) => void check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal"),
+    pidfdOpen,
+    pidfdSignal(pidfd, signal) {
+      if (procPidfds.has(pidfd)) procPidfds.signal(pidfd, signal);
+      else check(f.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0), "pidfd_send_signal");
+    },
     waitpid(pid, noHang = false) {
       const status = new Int32Array(1);
       const r = retry(() => f.waitpid(pid, new Uint8Array(status.buffer), noHang ? 1 : 0), "waitpid");
@@ -231,6 +252,10 @@ export function createLibc(raw: RawLibc): Libc {
       }
     },
     spawn(options) {
+      if (options.setsid && !has("POSIX_SPAWN_SETSID")) return libc.spawn(throughSetsid(options));
+      if (options.cwd && !has("posix_spawn_file_actions_addchdir_np")) {
+        return spawnIn(raw, options.cwd, fail, () => libc.spawn({ ...options, cwd: undefined }));
+      }
       const keep: Uint8Array[] = [];
       const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
       const spawnCheck = (r: number | bigint, what: string) => {
@@ -250,7 +275,11 @@ export function createLibc(raw: RawLibc): Libc {
             spawnCheck(f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
           }
         });
-        spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+        if (has("posix_spawn_file_actions_addclosefrom_np")) {
+          spawnCheck(f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+        } else {
+          addCloseActions(raw, actions, options.fds.length, fail);
+        }
         if (options.cwd) {
           const cwd = cstr(options.cwd);
           keep.push(cwd);
@@ -281,4 +310,5 @@ export function createLibc(raw: RawLibc): Libc {
       return pid > 0 ? { pid, status: status[0] } : null;
     },
   };
+  return libc;
 }

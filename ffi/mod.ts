@@ -11,6 +11,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { createLibc, type Libc } from "./_libc.ts";
 import { openLibc as openWithBun } from "./bun.ts";
 import { openLibc as openWithDeno } from "./deno.ts";
@@ -25,12 +26,16 @@ let opened: Libc | undefined;
 function open(): Libc {
   if (opened) return opened;
   try {
-    opened = createLibc("Bun" in globalThis ? openWithBun(LIBC_PATH) : openWithDeno(LIBC_PATH));
+    const raw = "Bun" in globalThis ? openWithBun(LIBC_PATH) : openWithDeno(LIBC_PATH);
+    opened = createLibc(raw, (process.env[WITHOUT_ENV] ?? "").split(",").filter(Boolean));
   } catch (cause) {
-    throw new Error(`Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc`, { cause });
+    throw new Error(`Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.17 or newer`, { cause });
   }
   return opened;
 }
+
+/** Names of calls to treat as missing (comma-separated), to exercise their fallbacks on a new system. */
+export const WITHOUT_ENV = "DAEMONIC_FFI_WITHOUT";
 
 /** The process's libc, bound through the runtime's FFI the first time one of its calls is made. */
 export const libc: Libc = new Proxy({} as Libc, { get: (_, call) => open()[call as keyof Libc] });

@@ -16,10 +16,15 @@ export interface SymbolSpec {
   readonly returns: AbstractType;
 }
 
-/** Every libc function daemonic calls. Variadic ones (`open`, `fcntl`, `prctl`, `syscall`) are called with
- * integer arguments only (a pointer goes as its address), which the x86-64 and AArch64 Linux ABIs pass like fixed ones. */
+/** Every libc function daemonic calls; all are in glibc 2.17 except the two marked optional. Variadic ones
+ * (`open`, `openat`, `fcntl`, `prctl`, `syscall`) are called with integer arguments only (a pointer goes as
+ * its address), which the x86-64 and AArch64 Linux ABIs pass like fixed ones. */
 export const SYMBOLS = {
   open: { args: ["buf", "i32", "u32"], returns: "i32" },
+  openat: { args: ["i32", "buf", "i32", "u32"], returns: "i32" },
+  chdir: { args: ["buf"], returns: "i32" },
+  fchdir: { args: ["i32"], returns: "i32" },
+  kill: { args: ["i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   read: { args: ["i32", "buf", "i64"], returns: "i64" },
   write: { args: ["i32", "buf", "i64"], returns: "i64" },
@@ -41,6 +46,8 @@ export const SYMBOLS = {
   posix_spawn_file_actions_destroy: { args: ["buf"], returns: "i32" },
   posix_spawn_file_actions_adddup2: { args: ["buf", "i32", "i32"], returns: "i32" },
   posix_spawn_file_actions_addopen: { args: ["buf", "i32", "buf", "i32", "u32"], returns: "i32" },
+  posix_spawn_file_actions_addclose: { args: ["buf", "i32"], returns: "i32" },
+  // glibc 2.34 and 2.29: optional, resolved on first use; ffi/_fallback.ts stands in where they are missing.
   posix_spawn_file_actions_addclosefrom_np: { args: ["buf", "i32"], returns: "i32" },
   posix_spawn_file_actions_addchdir_np: { args: ["buf", "buf"], returns: "i32" },
   posix_spawnattr_init: { args: ["buf"], returns: "i32" },

@@ -12,6 +12,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runtime } from "./_runtime.ts";
+import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "./errors.ts";
 
 /** Options of {@linkcode build}. */
@@ -22,9 +23,15 @@ export interface BuildOptions {
   output: string;
   /** Which runtime to embed (default `bun`). */
   runtime?: "bun" | "deno";
+  /** The platform to build for (default: this machine's); Bun only. */
+  target?: Target;
 }
 
+const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl]";
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
+const EXT = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 
 /** Parses `daemonic build` arguments; relative paths resolve against `baseDir`. */
 export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
@@ -32,22 +39,24 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { output: { type: "string", short: "o" }, runtime: { type: "string" } },
+      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" } },
       allowPositionals: true,
     });
   } catch (cause) {
-    throw new DaemonError("USAGE", `${(cause as Error).message.replace(/\.$/, "")}: usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno]`);
+    throw new DaemonError("USAGE", `${(cause as Error).message.replace(/\.$/, "")}: ${USAGE}`);
   }
   const { values, positionals } = parsed;
   if (positionals.length !== 1) {
-    throw new DaemonError("USAGE", "Missing ENTRY: usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno]");
+    throw new DaemonError("USAGE", `Missing ENTRY: ${USAGE}`);
   }
   if (!values.output) throw new DaemonError("USAGE", "Missing -o OUTPUT: name the executable to write, e.g. -o mydaemon");
   const rt = values.runtime ?? "bun";
   if (rt !== "bun" && rt !== "deno") throw new DaemonError("USAGE", `Invalid --runtime '${rt}': use bun or deno`);
+  const target = values.target === undefined ? undefined : parseTarget(values.target);
+  if (target && rt === "deno") throw new DaemonError("USAGE", "--target needs the Bun runtime: drop --runtime deno");
   const entry = resolve(baseDir, positionals[0]);
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
-  return { entry, output: resolve(baseDir, values.output), runtime: rt };
+  return { entry, output: resolve(baseDir, values.output), runtime: rt, target };
 }
 
 /** The tool binary: the running one when it matches, else the one installed beside daemonic, else PATH's. */
@@ -72,9 +81,9 @@ export function build(options: BuildOptions): string {
     // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
     writeFileSync(
       main,
-      `import { main } from ${JSON.stringify(join(ROOT, "src", "runner.ts"))};
-import { VERSION } from ${JSON.stringify(join(ROOT, "src", "version.ts"))};
-import { nameOf } from ${JSON.stringify(join(ROOT, "src", "options.ts"))};
+      `import { main } from ${JSON.stringify(join(ROOT, "src", `runner${EXT}`))};
+import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
+import { nameOf } from ${JSON.stringify(join(ROOT, "src", `options${EXT}`))};
 const entryPath = process.argv[1];
 await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
 `,
@@ -89,6 +98,11 @@ await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: 
       // the runner and entries use top-level await (bytecode defaults to CommonJS).
       : ["build", "--compile", "--minify", "--splitting", "--bytecode", "--format", "esm", main, "--outfile", options.output];
     const exe = tool(options.runtime ?? "bun");
+    if (options.target) {
+      args.push("--target", TARGETS[options.target].bun, "--compile-executable-path", runtimeFor(options.target, exe));
+    }
+    // Said on a terminal only: a script reading stderr gets just the one line of an error.
+    if (process.stderr.isTTY) process.stderr.write(`daemonic: compiling ${options.entry} into ${options.output}${options.target ? ` for ${options.target}` : ""}\n`);
     const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });
     if (result.error || result.status !== 0) {
       const lines = (result.error?.message ?? `${result.stderr}\n${result.stdout}`).split("\n").map((l) => l.trim());
