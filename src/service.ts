@@ -55,7 +55,6 @@ function execLine(argv: string[], ours: string[]): string {
 /** The runner's flags that survive into ExecStart= (paths and process settings go to systemd settings). */
 function runnerFlags(opts: RunnerOptions, defaultName: string): string[] {
   const flags: string[] = [];
-  if (opts.name !== defaultName) flags.push("--name", opts.name);
   if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
   if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
   if (opts.ready !== "auto") flags.push("--ready", opts.ready);
@@ -70,7 +69,7 @@ function runnerFlags(opts: RunnerOptions, defaultName: string): string[] {
 export function unitText(spec: UnitSpec, defaultName: string): string {
   const { opts, mode, command, userManager } = spec;
   const { pidFile, logFile, ours } = paths(spec);
-  const pidArgs = ["--pid-file", pidFile];
+  const pidArgs = ["--pid-file", pidFile, ...(opts.name !== defaultName ? ["--name", opts.name] : [])];
   const start = mode === "notify"
     ? [...command, ...pidArgs, ...runnerFlags(opts, defaultName)]
     : [...command, "--daemon", ...pidArgs, "--log-file", logFile, "--timeout", String(opts.timeout), "--start-timeout", String(opts.startTimeout), ...runnerFlags(opts, defaultName)];
@@ -96,7 +95,8 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
     "NoNewPrivileges=yes",
     ...(userManager ? [] : [
       "ProtectSystem=full",
-      "PrivateTmp=yes",
+      // A private /tmp would hide a binary or script kept in /tmp.
+      ...(command.some((a) => /^\/(var\/)?tmp\//.test(a)) ? [] : ["PrivateTmp=yes"]),
       "PrivateDevices=yes",
       "ProtectKernelTunables=yes",
       "ProtectKernelModules=yes",
