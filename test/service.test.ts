@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import { compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target } from "./_helpers.ts";
+import { alive, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone } from "./_helpers.ts";
 import { Container, containerSkipReason, runtimeBinds } from "./_container.ts";
 
 const skip = containerSkipReason();
@@ -228,4 +228,30 @@ describe(`--install-service where systemd is absent (${RUNTIME})`, () => {
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     });
   }
+});
+
+describe(`start-stop-daemon, as Debian's init scripts use it, on a --daemon (${RUNTIME})`, () => {
+  test("--status agrees with ours running, after --stop --retry TERM/5/KILL/5, and on a stale pid file", sandboxed((sb) => {
+    const pidFile = sb.path("d.pid");
+    const ours = () => run(target.argv(`${FIXTURES}/server.ts`, ["--status", "--pid-file", pidFile])).status;
+    const theirs = () => run(["start-stop-daemon", "--status", "--pidfile", pidFile]).status;
+    const start = () => {
+      const r = run(target.argv(`${FIXTURES}/server.ts`, ["--daemon", "--pid-file", pidFile, "--", "0"]));
+      assert.equal(r.status, 0, r.stderr);
+      return sb.track(Number(r.stdout.trim()));
+    };
+    const pid = start();
+    assert.deepEqual([ours(), theirs()], [0, 0], "running");
+    const stop = run(["start-stop-daemon", "--stop", "--pidfile", pidFile, "--retry", "TERM/5/KILL/5"]);
+    assert.equal(stop.status, 0, stop.stderr + stop.stdout);
+    assert.equal(alive(pid), false, "start-stop-daemon returned before the daemon was gone");
+    assert.deepEqual([ours(), theirs()], [3, 3], "stopped: the daemon removed its pid file");
+    const again = start();
+    process.kill(again, "SIGKILL");
+    // start-stop-daemon counts a zombie as running (kill(pid, 0)); this machine's PID 1 reaps orphans
+    // only every 1.5 s or so, where systemd or sysvinit reap at once: wait for the reaping.
+    assert.ok(waitGone(again, 5000) && eventually_(() => !existsSync(`/proc/${again}`), 10_000));
+    assert.deepEqual([ours(), theirs()], [1, 1], "killed: the pid file is left, nobody runs");
+    assert.equal(run(["start-stop-daemon", "--stop", "--pidfile", pidFile, "--retry", "TERM/5/KILL/5"]).status, 1, "nothing to stop");
+  }));
 });
