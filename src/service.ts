@@ -172,7 +172,7 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
     throw new DaemonError("NO_PERMISSION", `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for your own systemd`);
   }
   if (existsSync(path) && !readFileSync(path, "utf8").startsWith(MARK)) {
-    throw new DaemonError("ALREADY_RUNNING", `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`);
+    throw new DaemonError("CANNOT_CREATE", `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`);
   }
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, unitText({ mode: unitMode(opts), command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
