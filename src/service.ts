@@ -76,7 +76,7 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
   if (opts.args.length) start.push("--", ...opts.args);
   const service = [
     `Type=${mode}`,
-    ...(mode === "notify" ? ["NotifyAccess=main"] : [`PIDFile=${pidFile}`, `TimeoutStartSec=${opts.startTimeout + 5}`]),
+    ...(mode === "notify" ? ["NotifyAccess=main", `TimeoutStartSec=${opts.startTimeout}`] : [`PIDFile=${pidFile}`, `TimeoutStartSec=${opts.startTimeout + 5}`]),
     `ExecStart=${execLine(start, ours)}`,
     `ExecReload=${execLine([...command, "--reload", ...pidArgs], ours)}`,
     `ExecStop=${execLine([...command, "--stop", ...pidArgs, "--timeout", String(opts.timeout)], ours)}`,
@@ -149,10 +149,12 @@ function systemctl(opts: RunnerOptions, args: string[]): { ok: boolean; output: 
 /** Fails, saying what to use instead, where no systemd manages services. */
 function requireSystemd(opts: RunnerOptions, command: string[]): void {
   if (existsSync("/run/systemd/system")) return;
-  const self = command.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const sh = (argv: string[]) => argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const pidArgs = ["--pid-file", `/run/${opts.name}.pid`];
+  const start = sh([...command, "--daemon", ...pidArgs, ...(opts.args.length ? ["--", ...opts.args] : [])]);
   throw new DaemonError(
     "START_FAILED",
-    `Cannot ${opts.action} a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with '${self} --daemon --pid-file /run/${opts.name}.pid' and stop it with '${self} --stop --pid-file /run/${opts.name}.pid' (start-stop-daemon --pidfile works on that pid file too)`,
+    `Cannot ${opts.action.replace("-service", "")} a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${sh([...command, "--stop", ...pidArgs])} (start-stop-daemon --pidfile works on that pid file too)`,
   );
 }
 
