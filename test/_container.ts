@@ -92,7 +92,10 @@ export class Container {
   /** Shuts down and removes the overlay; the cached root is untouched. */
   cleanup(): void {
     this.shutdown();
-    run(["umount", this.merged]);
+    // The container's last processes may hold the overlay a moment after systemd-nspawn exits.
+    const end = Date.now() + 10_000;
+    while (run(["umount", this.merged]).status !== 0 && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    if (run(["mountpoint", "-q", this.merged]).status === 0) throw new Error(`cannot unmount ${this.merged}: see fuser -m`);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
