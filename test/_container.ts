@@ -106,3 +106,13 @@ export function runtimeBinds(): string[] {
   for (const cache of [process.env.DENO_DIR, `${process.env.HOME}/.cache/deno`]) if (cache && existsSync(cache)) binds.push(realpathSync(cache));
   return binds;
 }
+
+/** Polls `predicate` every 100 ms until true or `ms` passed (container commands are synchronous). */
+export function waitUntil(predicate: () => boolean, ms = 10_000): boolean {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) return false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+  return true;
+}

@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import { alive, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone } from "./_helpers.ts";
-import { Container, containerSkipReason, runtimeBinds } from "./_container.ts";
+import { compiledTarget, eventually, FIXTURES, readOr, runTarget, RUNTIME, Sandbox, sandboxed, type Target } from "./_helpers.ts";
+import { Container, containerSkipReason, runtimeBinds, waitUntil } from "./_container.ts";
 
 const skip = containerSkipReason();
 const buildDir = new Sandbox();
@@ -84,7 +84,7 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       // kill -9 of the main pid (a minbase root has no /bin/kill: systemctl sends it).
       assert.equal(box!.exec(["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "web"]).status, 0);
       let restarted = 0;
-      const back = eventually_(() => box!.show("web", "NRestarts") === "1" && box!.show("web", "ActiveState") === "active" && (restarted = Number(box!.show("web", "MainPID"))) > 0 && restarted !== pid);
+      const back = waitUntil(() => box!.show("web", "NRestarts") === "1" && box!.show("web", "ActiveState") === "active" && (restarted = Number(box!.show("web", "MainPID"))) > 0 && restarted !== pid);
       assert.ok(back, `not restarted: NRestarts=${box!.show("web", "NRestarts")} ${box!.show("web", "ActiveState")}`);
       assert.match(box!.get(8080), new RegExp(`Hello from PID ${restarted}`));
 
@@ -113,7 +113,7 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       assert.equal(r.status, 0, r.stderr);
       const journal = () => box!.exec(["journalctl", "-u", "reload", "--no-pager", "-o", "cat"]).stdout;
       const output = () => box!.exec(["journalctl", `_PID=${pid}`, "--no-pager", "-o", "cat"]).stdout;
-      assert.ok(eventually_(() => /reload hook ran/.test(output())), `no reload hook in the journal: ${box!.exec(["journalctl", "--no-pager", "-o", "verbose", `_PID=${pid}`]).stdout.slice(-3000)}`);
+      assert.ok(waitUntil(() => /reload hook ran/.test(output())), `no reload hook in the journal: ${box!.exec(["journalctl", "--no-pager", "-o", "verbose", `_PID=${pid}`]).stdout.slice(-3000)}`);
       const heard = journal().split("\n").filter((l) => l.includes(`Got notification message from PID ${pid}`)).map((l) => /\((.*)\)/.exec(l)?.[1]);
       const reloading = heard.indexOf("RELOADING=1");
       assert.ok(reloading > 0 && heard.slice(reloading + 1).includes("READY=1"), `notifications systemd heard: ${heard.join(", ")}`);
@@ -163,7 +163,7 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       const pid = installNow("hung", "stall.ts", ["--watchdog-sec", "2"], ["8083"]);
       assert.match(box!.get(8083), /Hello/);
       box!.net(["timeout", "1", "socat", "-", "TCP:127.0.0.1:8083"], { input: "GET /stall HTTP/1.0\r\n\r\n" });
-      const killed = eventually_(() => box!.show("hung", "NRestarts") === "1", 15_000);
+      const killed = waitUntil(() => box!.show("hung", "NRestarts") === "1", 15_000);
       assert.ok(killed, `not restarted after the watchdog: ${box!.show("hung", "ActiveState")}`);
       assert.notEqual(Number(box!.show("hung", "MainPID")), pid);
       assert.match(box!.exec(["journalctl", "-u", "hung", "--no-pager"]).stdout, /[Ww]atchdog timeout/);
@@ -217,7 +217,7 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     assert.equal(box!.exec(["sh", "-c", "id alice || useradd --create-home alice"]).status, 0);
     assert.equal(box!.exec(["loginctl", "enable-linger", "alice"]).status, 0);
     const uid = box!.exec(["id", "-u", "alice"]).stdout.trim();
-    assert.ok(eventually_(() => box!.show(`user@${uid}.service`, "ActiveState") === "active"), "alice's systemd did not start");
+    assert.ok(waitUntil(() => box!.show(`user@${uid}.service`, "ActiveState") === "active"), "alice's systemd did not start");
     const asAlice = (argv: string[]) => box!.exec(["runuser", "-u", "alice", "--", "env", `XDG_RUNTIME_DIR=/run/user/${uid}`, "HOME=/home/alice", ...argv], { timeout: 120_000 });
     const system = asAlice(target.argv(`${FIXTURES}/server.ts`, ["--install-service", "--name", "mine"]));
     assert.equal(system.status, 77, system.stderr);
@@ -249,66 +249,4 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       uninstall("boot");
     }
   });
-});
-
-/** Polls synchronously (container commands are synchronous). */
-function eventually_(predicate: () => boolean, ms = 10_000): boolean {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) return false;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-  }
-  return true;
-}
-
-describe(`--install-service where systemd is absent (${RUNTIME})`, () => {
-  test("says so in one line, exit 69, names --daemon instead, writes nothing", () => {
-    assert.equal(existsSync("/etc/systemd/system/nosd.service"), false);
-    // A private mount namespace with an empty /run: no /run/systemd/system, as on a SysV or OpenRC host.
-    const r = run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /run && exec "$@"', "sh", ...target.argv(`${FIXTURES}/server.ts`, ["--install-service", "--name", "nosd"])]);
-    assert.equal(r.status, 69, r.stderr);
-    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-    assert.match(r.stderr, /systemd is not running here.*--daemon --pid-file \/run\/nosd.pid/);
-    assert.equal(existsSync("/etc/systemd/system/nosd.service"), false);
-  });
-
-  for (const [what, args, pattern] of [
-    ["--now without --install-service", ["--now"], /Invalid --now: it only goes with --install-service/],
-    ["--service-user with --user-service", ["--install-service", "--user-service", "--service-user", "nobody"], /Invalid --service-user with --user-service/],
-    ["a bad user name", ["--print-service", "--service-user", "no body"], /Invalid --service-user 'no body'/],
-    ["--log-file for a Type=notify unit", ["--print-service", "--log-file", "/tmp/x.log"], /journal/],
-  ] as const) {
-    test(`${what}: one line, exit 64`, () => {
-      const r = run(target.argv(`${FIXTURES}/server.ts`, [...args]));
-      assert.equal(r.status, 64, r.stderr);
-      assert.match(r.stderr, pattern);
-      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-    });
-  }
-});
-
-describe(`start-stop-daemon, as Debian's init scripts use it, on a --daemon (${RUNTIME})`, () => {
-  test("--status agrees with ours running, after --stop --retry TERM/5/KILL/5, and on a stale pid file", sandboxed((sb) => {
-    const pidFile = sb.path("d.pid");
-    const ours = () => run(target.argv(`${FIXTURES}/server.ts`, ["--status", "--pid-file", pidFile])).status;
-    const theirs = () => run(["start-stop-daemon", "--status", "--pidfile", pidFile]).status;
-    const start = () => {
-      const r = run(target.argv(`${FIXTURES}/server.ts`, ["--daemon", "--pid-file", pidFile, "--", "0"]));
-      assert.equal(r.status, 0, r.stderr);
-      return sb.track(Number(r.stdout.trim()));
-    };
-    const pid = start();
-    assert.deepEqual([ours(), theirs()], [0, 0], "running");
-    const stop = run(["start-stop-daemon", "--stop", "--pidfile", pidFile, "--retry", "TERM/5/KILL/5"]);
-    assert.equal(stop.status, 0, stop.stderr + stop.stdout);
-    assert.equal(alive(pid), false, "start-stop-daemon returned before the daemon was gone");
-    assert.deepEqual([ours(), theirs()], [3, 3], "stopped: the daemon removed its pid file");
-    const again = start();
-    process.kill(again, "SIGKILL");
-    // start-stop-daemon counts a zombie as running (kill(pid, 0)); this machine's PID 1 reaps orphans
-    // only every 1.5 s or so, where systemd or sysvinit reap at once: wait for the reaping.
-    assert.ok(waitGone(again, 5000) && eventually_(() => !existsSync(`/proc/${again}`), 10_000));
-    assert.deepEqual([ours(), theirs()], [1, 1], "killed: the pid file is left, nobody runs");
-    assert.equal(run(["start-stop-daemon", "--stop", "--pidfile", pidFile, "--retry", "TERM/5/KILL/5"]).status, 1, "nothing to stop");
-  }));
 });
