@@ -51,6 +51,12 @@ function cgroupPids(name: string): number[] {
   return box!.read(`/sys/fs/cgroup/unified${cgroup}/cgroup.procs`).trim().split("\n").filter(Boolean).map(Number);
 }
 
+if (skip) {
+  // Said out loud: a skipped describe alone shows nothing under bun test.
+  console.error(`test/service.test.ts: skipped: ${skip}`);
+  test(`systemd service tests against real systemd: skipped, ${skip}`, { skip });
+}
+
 describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, () => {
   test("--print-service: a complete unit systemd-analyze verify accepts; nothing is installed", () => {
     const r = inside("server.ts", ["--print-service", "--name", "printed", "--service-user", "www-data", "--watchdog-sec", "3", "--timeout", "7", "--", "8080", "a b$%"]);
