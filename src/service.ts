@@ -53,7 +53,7 @@ function execLine(argv: string[], ours: string[]): string {
 }
 
 /** The runner's flags that survive into ExecStart= (paths and process settings go to systemd settings). */
-function runnerFlags(opts: RunnerOptions, defaultName: string): string[] {
+function runnerFlags(opts: RunnerOptions): string[] {
   const flags: string[] = [];
   if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
   if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
@@ -71,8 +71,8 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
   const { pidFile, logFile, ours } = paths(spec);
   const pidArgs = ["--pid-file", pidFile, ...(opts.name !== defaultName ? ["--name", opts.name] : [])];
   const start = mode === "notify"
-    ? [...command, ...pidArgs, ...runnerFlags(opts, defaultName)]
-    : [...command, "--daemon", ...pidArgs, "--log-file", logFile, "--timeout", String(opts.timeout), "--start-timeout", String(opts.startTimeout), ...runnerFlags(opts, defaultName)];
+    ? [...command, ...pidArgs, ...runnerFlags(opts)]
+    : [...command, "--daemon", ...pidArgs, "--log-file", logFile, "--timeout", String(opts.timeout), "--start-timeout", String(opts.startTimeout), ...runnerFlags(opts)];
   if (opts.args.length) start.push("--", ...opts.args);
   const service = [
     `Type=${mode}`,
@@ -107,7 +107,7 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
   ];
   return [
     MARK,
-    `# Regenerate it rather than edit it: ${opts.name} --print-service …`,
+    "# Regenerate it with the binary's --print-service (same options) rather than edit it.",
     "[Unit]",
     `Description=${opts.name} (daemonic)`,
     "After=network.target",
