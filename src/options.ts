@@ -23,7 +23,10 @@ export type Action =
   | "hold-logs"
   | "logs"
   | "help"
-  | "version";
+  | "version"
+  | "install-service"
+  | "uninstall-service"
+  | "print-service";
 
 /** Runner settings after parsing and validation; paths are absolute. */
 export interface RunnerOptions {
@@ -60,6 +63,15 @@ export interface RunnerOptions {
   workerTimeout: number;
   /** Arguments for the entry (everything after `--`). */
   args: string[];
+  /** `--install-service`: into the user's systemd (`systemctl --user`) instead of the system's. */
+  userService: boolean;
+  /** `--install-service`: start it now, not only at boot. */
+  now: boolean;
+  /** The unit's `User=` and `Group=`. */
+  serviceUser?: string;
+  serviceGroup?: string;
+  /** The unit's `WatchdogSec=`. */
+  watchdogSec?: number;
 }
 
 const FLAGS = {
@@ -87,9 +99,17 @@ const FLAGS = {
   name: { type: "string" },
   workers: { type: "string", short: "w" },
   "worker-timeout": { type: "string" },
+  "install-service": { type: "boolean" },
+  "uninstall-service": { type: "boolean" },
+  "print-service": { type: "boolean" },
+  "user-service": { type: "boolean" },
+  now: { type: "boolean" },
+  "service-user": { type: "string" },
+  "service-group": { type: "string" },
+  "watchdog-sec": { type: "string" },
 } as const;
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
 
 /** The usage text of a compiled daemon (`--help`). */
 export function usage(name: string): string {
@@ -106,6 +126,11 @@ Actions (one at most; none runs the entry in the foreground):
                         until --reopen-logs, which writes the held lines first; so no line is lost
       --logs            print the last lines of the daemon's log (the path is found next to the pid file,
                         in PIDFILE.log-path, or given with --log-file); -f follows it across rotations
+      --install-service write a systemd unit running this binary with these options and -- args, reload
+                        systemd and enable it (--now: start it too); /etc/systemd/system/NAME.service,
+                        or ~/.config/systemd/user/ with --user-service
+      --uninstall-service  stop, disable and remove that unit
+      --print-service   print that unit without installing it
   -h, --help            this text
   -V, --version         the version
 
@@ -129,6 +154,10 @@ Options:
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
                         that runs no entry code (default: 0, the entry runs in the daemon itself)
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
+      --now             --install-service: start the service as well
+      --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
+      --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024
+      --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
 
 Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
 TTIN/TTOU one worker more/less, USR1 reopen logs.
@@ -204,6 +233,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const lines = values.lines === undefined ? 10 : Number(values.lines);
   if (!/^\d+$/.test(values.lines ?? "0")) fail(`Invalid --lines '${values.lines}': give a whole number, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
+  serviceFlagsCheck(values, action);
   const ready = values.ready ?? "auto";
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -231,7 +261,33 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     workers: count("workers", values.workers, 0),
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], 60),
     args: positionals,
+    userService: values["user-service"] ?? false,
+    now: values.now ?? false,
+    serviceUser: values["service-user"],
+    serviceGroup: values["service-group"],
+    watchdogSec: values["watchdog-sec"] === undefined ? undefined : seconds("watchdog-sec", values["watchdog-sec"], 0),
   };
+}
+
+/** The service flags go only with the service actions, and a user's systemd has no User= to switch to. */
+function serviceFlagsCheck(values: Record<string, string | boolean | undefined>, action: Action): void {
+  const install = action === "install-service" || action === "print-service";
+  for (const flag of ["now", "service-user", "service-group", "watchdog-sec"]) {
+    if (values[flag] !== undefined && !install) fail(`Invalid --${flag}: it only goes with --install-service or --print-service`);
+  }
+  if (values["user-service"] && !install && action !== "uninstall-service") fail("Invalid --user-service: it only goes with --install-service, --uninstall-service or --print-service");
+  if (values.now && action !== "install-service") fail("Invalid --now: it only goes with --install-service");
+  for (const flag of ["service-user", "service-group"]) {
+    const v = values[flag];
+    if (typeof v === "string" && !/^[a-zA-Z_][\w.-]{0,31}$/.test(v)) fail(`Invalid --${flag} '${v}': give a user or group name such as www-data`);
+    if (v !== undefined && values["user-service"]) fail(`Invalid --${flag} with --user-service: a user's systemd runs services as that user only`);
+  }
+  if (install && values.workers && values.workers !== "0" && values["watchdog-sec"] !== undefined) {
+    fail("Invalid --watchdog-sec with --workers: the unit runs workers with --daemon, which systemd's watchdog cannot reach yet");
+  }
+  if (install && values["log-file"] !== undefined && !(values.workers && values.workers !== "0")) {
+    fail("Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file");
+  }
 }
 
 /** The name of a daemon built from `entryPath` or running as `execPath`. */

@@ -25,6 +25,7 @@ import { serveInit } from "./init.ts";
 import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
+import { installService, serviceCommand, uninstallService, unitMode, unitText } from "./service.ts";
 
 /** The program the runner runs. */
 export interface App {
@@ -207,7 +208,8 @@ export async function main(app: App): Promise<void> {
   if (stage?.role === "worker") return serveWorker(stage, app.entryPath, app.load);
   if (stage) return runDaemon(app, stage);
   try {
-    const opts = parseRunnerArgs(app.argv ?? process.argv.slice(2), { name: app.name, baseDir: app.baseDir });
+    const argv = app.argv ?? process.argv.slice(2);
+    const opts = parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir });
     switch (opts.action) {
       case "help":
         console.log(usage(opts.name));
@@ -249,6 +251,15 @@ export async function main(app: App): Promise<void> {
         return process.exit(0);
       case "daemon":
         start(opts);
+        return process.exit(0);
+      case "install-service":
+        installService(opts, serviceCommand(argv, app.entryPath), app.name);
+        return process.exit(0);
+      case "uninstall-service":
+        uninstallService(opts, serviceCommand(argv, app.entryPath));
+        return process.exit(0);
+      case "print-service":
+        console.log(unitText({ mode: unitMode(opts), command: serviceCommand(argv, app.entryPath), opts, userManager: opts.userService }, app.name).trimEnd());
         return process.exit(0);
       case "foreground":
         return await runForeground(app, opts);

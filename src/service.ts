@@ -1,0 +1,212 @@
+/**
+ * `--install-service`, `--uninstall-service`, `--print-service`: a complete systemd unit for this daemon,
+ * written, enabled and started with systemctl, so one copied binary starts at boot and is restarted.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import process from "node:process";
+import { selfCommand } from "./_runtime.ts";
+import { DaemonError } from "./errors.ts";
+import type { RunnerOptions } from "./options.ts";
+
+/** The first line of every unit daemonic writes; `--uninstall-service` removes only units that have it. */
+const MARK = "# Written by daemonic --install-service.";
+
+/**
+ * How systemd runs the daemon: `notify` runs the entry in the foreground (systemd hears READY=1, RELOADING=1,
+ * STOPPING=1 and the watchdog); `forking` runs `--daemon`, which the foreground does not yet do for
+ * `--workers`, with systemd following the pid file.
+ */
+export type UnitMode = "notify" | "forking";
+
+/** What the unit is generated from. */
+export interface UnitSpec {
+  mode: UnitMode;
+  /** The command that starts the runner: the binary, or the runtime, its flags, the CLI script, `run`, ENTRY. */
+  command: string[];
+  opts: RunnerOptions;
+  /** Whether it goes to the user's manager (`systemctl --user`) instead of the system's. */
+  userManager: boolean;
+}
+
+/** The runtime directory holding the pid file: /run/NAME, or $XDG_RUNTIME_DIR/NAME for a user unit. */
+function paths(spec: UnitSpec): { pidFile: string; logFile: string; ours: string[] } {
+  const { name } = spec.opts;
+  const run = spec.userManager ? "%t" : "/run", log = spec.userManager ? "%L" : "/var/log";
+  const pidFile = `${run}/${name}/${name}.pid`, defaultLog = `${log}/${name}/${name}.log`;
+  return { pidFile, logFile: spec.opts.logFile ?? defaultLog, ours: spec.opts.logFile ? [pidFile] : [pidFile, defaultLog] };
+}
+
+/** Quotes one argument for an Exec*= line: specifiers (%) and variables ($) are taken literally. */
+export function execQuote(arg: string): string {
+  const literal = arg.replaceAll("%", "%%").replaceAll("$", "$$$$");
+  if (/^[\w@%+=:,./-]+$/.test(literal)) return literal;
+  return `"${literal.replace(/[\\"]/g, "\\$&").replace(/\n/g, "\\n")}"`;
+}
+
+/** An Exec*= line; the arguments in `ours` are daemonic's own paths, whose specifiers (%t, %L) systemd expands. */
+function execLine(argv: string[], ours: string[]): string {
+  return argv.map((a) => ours.includes(a) ? a : execQuote(a)).join(" ");
+}
+
+/** The runner's flags that survive into ExecStart= (paths and process settings go to systemd settings). */
+function runnerFlags(opts: RunnerOptions): string[] {
+  const flags: string[] = [];
+  if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
+  if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
+  if (opts.ready !== "auto") flags.push("--ready", opts.ready);
+  if (opts.workers > 0) flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
+  return flags;
+}
+
+/**
+ * The unit text for `spec`: one function for both modes, so switching `--workers` to `notify` once the
+ * foreground runs a master is a change of `mode` only.
+ */
+export function unitText(spec: UnitSpec, defaultName: string): string {
+  const { opts, mode, command, userManager } = spec;
+  const { pidFile, logFile, ours } = paths(spec);
+  const pidArgs = ["--pid-file", pidFile, ...(opts.name !== defaultName ? ["--name", opts.name] : [])];
+  const start = mode === "notify"
+    ? [...command, ...pidArgs, ...runnerFlags(opts)]
+    : [...command, "--daemon", ...pidArgs, "--log-file", logFile, "--timeout", String(opts.timeout), "--start-timeout", String(opts.startTimeout), ...runnerFlags(opts)];
+  if (opts.args.length) start.push("--", ...opts.args);
+  const service = [
+    `Type=${mode}`,
+    ...(mode === "notify" ? ["NotifyAccess=main", `TimeoutStartSec=${opts.startTimeout}`] : [`PIDFile=${pidFile}`, `TimeoutStartSec=${opts.startTimeout + 5}`]),
+    `ExecStart=${execLine(start, ours)}`,
+    `ExecReload=${execLine([...command, "--reload", ...pidArgs], ours)}`,
+    `ExecStop=${execLine([...command, "--stop", ...pidArgs, "--timeout", String(opts.timeout)], ours)}`,
+    "Restart=on-failure",
+    // --stop sends SIGKILL after --timeout itself; systemd steps in only if that too hangs.
+    `TimeoutStopSec=${opts.timeout + 5}`,
+    ...(opts.watchdogSec ? [`WatchdogSec=${opts.watchdogSec}`] : []),
+    ...(opts.serviceUser ? [`User=${opts.serviceUser}`] : []),
+    ...(opts.serviceGroup ? [`Group=${opts.serviceGroup}`] : []),
+    // Ports below 1024 without root, and nothing more: NoNewPrivileges keeps it from gaining others.
+    ...(opts.serviceUser && opts.serviceUser !== "root" ? ["AmbientCapabilities=CAP_NET_BIND_SERVICE"] : []),
+    `RuntimeDirectory=${opts.name}`,
+    ...(mode === "forking" && !opts.logFile ? [`LogsDirectory=${opts.name}`] : []),
+    `WorkingDirectory=${opts.chdir}`,
+    `UMask=${opts.umask.toString(8).padStart(4, "0")}`,
+    "NoNewPrivileges=yes",
+    ...(userManager ? [] : [
+      "ProtectSystem=full",
+      // A private /tmp would hide a binary or script kept in /tmp.
+      ...(command.some((a) => /^\/(var\/)?tmp\//.test(a)) ? [] : ["PrivateTmp=yes"]),
+      "PrivateDevices=yes",
+      "ProtectKernelTunables=yes",
+      "ProtectKernelModules=yes",
+      "ProtectControlGroups=yes",
+      "RestrictSUIDSGID=yes",
+      "LockPersonality=yes",
+    ]),
+  ];
+  return [
+    MARK,
+    "# Regenerate it with the binary's --print-service (same options) rather than edit it.",
+    "[Unit]",
+    `Description=${opts.name} (daemonic)`,
+    "After=network.target",
+    "",
+    "[Service]",
+    ...service,
+    "",
+    "[Install]",
+    `WantedBy=${userManager ? "default.target" : "multi-user.target"}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The command that starts this runner again: the executable alone for a compiled binary; for `daemonic run`
+ * the runtime, its flags and the CLI script (made absolute), `run` and ENTRY. `runnerArgv` is the tail of
+ * the process's argv that the runner parsed.
+ */
+export function serviceCommand(runnerArgv: readonly string[], entryPath: string): string[] {
+  const self = selfCommand();
+  const prefix = self.args.slice(0, self.args.length - runnerArgv.length);
+  if (prefix.length === 0) return [self.path];
+  prefix[prefix.length - 1] = entryPath; // what was typed as ENTRY, maybe relative
+  return [self.path, ...prefix.map((a) => !a.startsWith("-") && !isAbsolute(a) && existsSync(resolve(self.cwd, a)) ? resolve(self.cwd, a) : a)];
+}
+
+function unitPath(opts: RunnerOptions): string {
+  if (!opts.userService) return `/etc/systemd/system/${opts.name}.service`;
+  const config = process.env.XDG_CONFIG_HOME || `${process.env.HOME}/.config`;
+  return `${config}/systemd/user/${opts.name}.service`;
+}
+
+function systemctl(opts: RunnerOptions, args: string[]): { ok: boolean; output: string } {
+  const r = spawnSync("systemctl", [...(opts.userService ? ["--user"] : []), ...args], { encoding: "utf8", timeout: (opts.timeout + opts.startTimeout + 10) * 1000 });
+  const output = `${r.stderr ?? ""}${r.stdout ?? ""}${r.error ? r.error.message : ""}`.trim().replace(/\s*\n\s*/g, "; ");
+  return { ok: r.status === 0, output };
+}
+
+/** Fails, saying what to use instead, where no systemd manages services. */
+function requireSystemd(opts: RunnerOptions, command: string[]): void {
+  if (existsSync("/run/systemd/system")) return;
+  const sh = (argv: string[]) => argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const pidArgs = ["--pid-file", `/run/${opts.name}.pid`];
+  const start = sh([...command, "--daemon", ...pidArgs, ...(opts.args.length ? ["--", ...opts.args] : [])]);
+  throw new DaemonError(
+    "START_FAILED",
+    `Cannot ${opts.action.replace("-service", "")} a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${sh([...command, "--stop", ...pidArgs])} (start-stop-daemon --pidfile works on that pid file too)`,
+  );
+}
+
+/** The mode for these options: `notify` unless workers need `--daemon` (the foreground runs none yet). */
+export function unitMode(opts: RunnerOptions): UnitMode {
+  return opts.workers > 0 ? "forking" : "notify";
+}
+
+/**
+ * `--install-service`: writes the unit, reloads systemd and enables it (`--now`: starts it too). Any failed
+ * step undoes the earlier ones, so a failure leaves no unit behind.
+ */
+export function installService(opts: RunnerOptions, command: string[], defaultName: string): void {
+  requireSystemd(opts, command);
+  const path = unitPath(opts);
+  if (!opts.userService && process.getuid?.() !== 0) {
+    throw new DaemonError("NO_PERMISSION", `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for your own systemd`);
+  }
+  if (existsSync(path) && !readFileSync(path, "utf8").startsWith(MARK)) {
+    throw new DaemonError("CANNOT_CREATE", `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`);
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, unitText({ mode: unitMode(opts), command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
+  const unit = `${opts.name}.service`;
+  for (const step of [["daemon-reload"], ["enable", ...(opts.now ? ["--now"] : []), unit]]) {
+    const r = systemctl(opts, step);
+    if (!r.ok) {
+      removeUnit(opts, path, unit);
+      throw new DaemonError("START_FAILED", `Cannot install ${unit}: systemctl ${step.join(" ")} failed: ${r.output}; removed ${path} again (see journalctl -u ${opts.name})`);
+    }
+  }
+  console.log(`${opts.name}: installed ${path}, enabled${opts.now ? " and started" : ` (start it: systemctl ${opts.userService ? "--user " : ""}start ${opts.name})`}`);
+}
+
+function removeUnit(opts: RunnerOptions, path: string, unit: string): void {
+  systemctl(opts, ["disable", "--now", unit]);
+  rmSync(path, { force: true });
+  systemctl(opts, ["daemon-reload"]);
+  systemctl(opts, ["reset-failed", unit]);
+}
+
+/** `--uninstall-service`: stops, disables and removes a unit `--install-service` wrote. */
+export function uninstallService(opts: RunnerOptions, command: string[]): void {
+  requireSystemd(opts, command);
+  const path = unitPath(opts);
+  if (!existsSync(path)) throw new DaemonError("NO_INPUT", `Cannot uninstall: no ${path}: nothing to remove (another --name, or --user-service?)`);
+  if (!readFileSync(path, "utf8").startsWith(MARK)) {
+    throw new DaemonError("USAGE", `Cannot uninstall ${path}: daemonic did not write it: remove it with systemctl disable --now and rm`);
+  }
+  if (!opts.userService && process.getuid?.() !== 0) {
+    throw new DaemonError("NO_PERMISSION", `Cannot uninstall ${path}: it needs root: run it with sudo`);
+  }
+  removeUnit(opts, path, `${opts.name}.service`);
+  console.log(`${opts.name}: stopped, disabled and removed ${path}`);
+}
