@@ -90,6 +90,8 @@ export interface Libc {
   sendDatagram(path: string, data: Uint8Array): void;
   /** posix_spawn(3) with default signal dispositions, an empty signal mask and only `fds` open. */
   spawn(options: SpawnOptions): number;
+  /** signal(sig, SIG_IGN). */
+  ignoreSignal(signal: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -255,5 +257,6 @@ export function createLibc(raw: RawLibc): Libc {
         for (const fd of high) if (typeof fd === "number") f.close(fd);
       }
     },
+    ignoreSignal: (signal) => void check(f.signal(signal, 1), "signal"),
   };
 }

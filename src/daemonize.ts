@@ -16,7 +16,7 @@ import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
-import { selfCommand } from "./_runtime.ts";
+import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
@@ -31,7 +31,7 @@ import type { WorkerStage } from "./worker.ts";
 export interface DaemonOptions {
   /** Absolute pid file path. */
   pidFile: string;
-  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. Reopened on SIGUSR1. */
+  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. Reopened on SIGURG. */
   logFile?: string;
   /** Lowest level of `getLogger()` records and the runner's lines (default `info`). */
   logLevel?: LogLevel;
@@ -188,6 +188,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that.
   libc.resetSignal(SIG.INT);
   libc.resetSignal(SIG.QUIT);
+  ignoreInspectorSignal(libc);
   libc.umask(stage.umask ?? 0o022);
   libc.setCloseOnExec(stage.readyFd); // the entry's own children must not hold the launcher's pipe open
   const reporter = new ReadyReporter(stage.readyFd, libc);

@@ -19,7 +19,7 @@ import { heldFile, holdMarker } from "./log.ts";
 import { recordedLogPath } from "./log_path.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
-import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
+import { handleSignals, REOPEN, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
 
@@ -134,7 +134,7 @@ function rssOf(pid: number): string {
 function holdLogs(opts: RunnerOptions): void {
   const path = logPathOf(opts, "hold logs");
   writeFileSync(holdMarker(path), "");
-  const pid = signalDaemon(opts.pidFile, SIG.USR1);
+  const pid = signalDaemon(opts.pidFile, REOPEN);
   if (pid === null) {
     rmSync(holdMarker(path), { force: true });
     throw new DaemonError("NOT_RUNNING", `Cannot hold logs: ${opts.name} is not running (no lock on ${opts.pidFile})`);
@@ -146,7 +146,7 @@ function holdLogs(opts: RunnerOptions): void {
   while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
     if (Date.now() > deadline) {
       rmSync(holdMarker(path), { force: true });
-      signalDaemon(opts.pidFile, SIG.USR1);
+      signalDaemon(opts.pidFile, REOPEN);
       throw new DaemonError("START_FAILED", `Cannot hold logs: pid ${waiting.join(", ")} did not answer within 5 s: let logrotate skip this rotation and look at the log`);
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
@@ -215,7 +215,7 @@ export async function main(app: App): Promise<void> {
       case "reopen-logs": {
         const path = opts.logFile ?? recordedLogPath(opts.pidFile);
         if (path) rmSync(holdMarker(path), { force: true });
-        if (signalDaemon(opts.pidFile, SIG.USR1) === null) {
+        if (signalDaemon(opts.pidFile, REOPEN) === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }
         return process.exit(0);

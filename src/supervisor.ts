@@ -3,7 +3,7 @@
  * that exits (at once, or with exponential backoff when it keeps crashing right after start), kills one
  * whose heartbeat is older than `workerTimeout`, and answers Unicorn's signals:
  * TERM/INT quick stop, QUIT graceful stop, HUP rolling restart, TTIN/TTOU one worker more/less,
- * USR1 reopen logs (forwarded to the workers).
+ * URG (and USR1 on Bun) reopen logs (forwarded to the workers as URG).
  *
  * Workers share the port through SO_REUSEPORT (see `shareListeners` in _runtime.ts). A retiring listener
  * hands its queued connections to its siblings only when the kernel's `net.ipv4.tcp_migrate_req` is 1; the
@@ -14,11 +14,11 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { inspectorUndoer, runtime } from "./_runtime.ts";
+import { REOPEN_SIGNALS, runtime } from "./_runtime.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
 import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
-import { SIG } from "./signals.ts";
+import { REOPEN, SIG } from "./signals.ts";
 import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a {@linkcode Supervisor}. */
@@ -37,7 +37,7 @@ export interface SupervisorOptions {
   ready: "auto" | "manual";
   /** Where the worker table is written for `--status`. */
   statusFile: string;
-  /** The log file USR1 reopens, and how workers log. */
+  /** The log file SIGURG reopens, and how workers log. */
   logFile?: string;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
@@ -376,12 +376,12 @@ export class Supervisor {
       await this.stop(true);
       process.exit(0);
     });
-    const undoInspector = inspectorUndoer();
-    process.on("SIGUSR1", () => {
-      if (this.options.logFile) reopenLogs(this.options.logFile);
-      undoInspector();
-      for (const w of this.all()) this.signal(w, SIG.USR1);
-    });
+    for (const signal of REOPEN_SIGNALS) {
+      process.on(signal, () => {
+        if (this.options.logFile) reopenLogs(this.options.logFile);
+        for (const w of this.all()) this.signal(w, REOPEN);
+      });
+    }
   }
 
   /** Moves the worker table (beside a pid file renamed to `.oldbin`). */

@@ -3,13 +3,13 @@
  * It talks to the master over a pipe on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
  *
  * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
- * (bounded by `timeout`), runs the shutdown hooks and exits; USR1 reopens the log file.
+ * (bounded by `timeout`), runs the shutdown hooks and exits; URG (and USR1 on Bun) reopens the log file.
  *
  * @module
  */
 import process from "node:process";
 import { libc } from "../ffi/mod.ts";
-import { inspectorUndoer, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
+import { ignoreInspectorSignal, REOPEN_SIGNALS, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
 import { describe } from "./daemonize.ts";
 import { lifecycle } from "./lifecycle.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
@@ -33,7 +33,7 @@ export interface WorkerStage {
   timeout: number;
   /** The daemon's working directory. */
   chdir: string;
-  /** The log file USR1 reopens (the master's). */
+  /** The log file SIGURG reopens (the master's). */
   logFile?: string;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
@@ -80,11 +80,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
-  const undoInspector = inspectorUndoer();
-  process.on("SIGUSR1", () => {
-    if (stage.logFile) reopenLogs(stage.logFile);
-    undoInspector();
-  });
+  ignoreInspectorSignal(libc);
+  for (const signal of REOPEN_SIGNALS) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;
