@@ -92,6 +92,8 @@ export interface Libc {
   spawn(options: SpawnOptions): number;
   /** signal(sig, SIG_IGN). */
   ignoreSignal(signal: number): void;
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends. */
+  socketPair(): [number, number];
 }
 
 const encoder = new TextEncoder();
@@ -258,5 +260,10 @@ export function createLibc(raw: RawLibc): Libc {
       }
     },
     ignoreSignal: (signal) => void check(f.signal(signal, 1), "signal"),
+    socketPair() {
+      const fds = new Int32Array(2);
+      check(f.socketpair(1 /* AF_UNIX */, 1 /* SOCK_STREAM */ | O.CLOEXEC, 0, new Uint8Array(fds.buffer)), "socketpair");
+      return [fds[0], fds[1]];
+    },
   };
 }

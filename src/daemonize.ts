@@ -3,9 +3,9 @@
  * (fork() from JS is impossible: the child dies as soon as it returns into JS), and the re-executed process
  * finishes the job through libc before the entry runs.
  *
- *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only) ──▶ /bin/sh (session leader)
+ *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only; fd 3 the stage socket) ──▶ /bin/sh (session leader)
  *   /bin/sh ── `cmd &` ──▶ daemon (in the new session, not its leader; reparented to init once sh exits)
- *   daemon: umask, chdir, lock + write the pid file, run the entry, report READY on the ready pipe (fd 3)
+ *   daemon: umask, chdir, lock + write the pid file, run the entry, report READY on the stage socket (fd 3)
  *   launcher: exits 0 on READY; on ERROR, end of file or timeout it prints why and leaves nothing behind.
  *
  * /bin/sh is the second fork: it costs about a millisecond where a second runtime start would cost twenty.
@@ -25,6 +25,7 @@ import { recordLogPath } from "./log_path.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { handleSignals, SIG } from "./signals.ts";
+import { handOver, STAGE_FD, takeStage } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a daemon. */
@@ -57,7 +58,7 @@ export interface DaemonOptions {
   name?: string;
 }
 
-/** What the launcher hands the re-executed daemon, in the environment. */
+/** What the launcher hands the re-executed daemon, on the stage socket (see stage.ts). */
 export interface DaemonStage extends DaemonOptions {
   role: "daemon";
   readyFd: number;
@@ -65,18 +66,8 @@ export interface DaemonStage extends DaemonOptions {
   command: { path: string; args: string[]; cwd: string };
 }
 
-/** The environment variable that carries a stage to a re-executed process. */
-export const STAGE_ENV = "DAEMONIC_STAGE";
-/** The ready pipe's fd in the daemon. */
-export const READY_FD = 3;
-
-/** Reads and removes the stage marker: set in a re-executed daemon or a worker, `undefined` in a launcher. */
-export function takeStage(env: Record<string, string | undefined> = process.env): DaemonStage | WorkerStage | undefined {
-  const raw = env[STAGE_ENV];
-  if (raw === undefined) return undefined;
-  delete env[STAGE_ENV];
-  return JSON.parse(raw) as DaemonStage | WorkerStage;
-}
+/** The stage socket's fd in the daemon: the stage comes in on it, `PID n`, `READY` or `ERROR` go out. */
+export const READY_FD = STAGE_FD;
 
 function openLog(path: string | undefined, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
@@ -143,21 +134,24 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
 export function launch(options: DaemonOptions, libc: Libc = systemLibc): number {
   checkPidFileFree(options.pidFile, libc);
   const log = openLog(options.logFile, libc);
-  const [readEnd, writeEnd] = libc.pipe();
   const self = selfCommand();
   const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD, command: self };
+  const { parentEnd: readEnd, childEnd, env } = handOver(stage, libc);
   let sh: number;
   try {
     sh = libc.spawn({
       path: "/bin/sh",
       // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
       argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${READY_FD}`, self.path, ...self.args],
-      env: { ...process.env, [STAGE_ENV]: JSON.stringify(stage) },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, writeEnd],
+      env: { ...process.env, ...env },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
       setsid: true,
     });
+  } catch (err) {
+    libc.close(readEnd);
+    throw err;
   } finally {
-    libc.close(writeEnd);
+    libc.close(childEnd);
     if (typeof log === "number") libc.close(log);
   }
   libc.waitpid(sh);
@@ -171,7 +165,7 @@ export function launch(options: DaemonOptions, libc: Libc = systemLibc): number 
   throw error;
 }
 
-/** A running daemon's side of the start-up: holds the pid file and the ready pipe. */
+/** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
   /** The held pid file. */
   pidFile: PidFile;
@@ -190,8 +184,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   libc.resetSignal(SIG.QUIT);
   ignoreInspectorSignal(libc);
   libc.umask(stage.umask ?? 0o022);
-  libc.setCloseOnExec(stage.readyFd); // the entry's own children must not hold the launcher's pipe open
-  const reporter = new ReadyReporter(stage.readyFd, libc);
+  libc.setCloseOnExec(READY_FD); // the entry's own children must not hold the launcher's socket open
+  const reporter = new ReadyReporter(READY_FD, libc);
   try {
     process.chdir(stage.chdir ?? "/");
     const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc);
@@ -237,6 +231,8 @@ export interface StartedDaemon extends Daemon {
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
 }
+
+export { takeStage };
 
 /** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
 export function startDaemon(stage: DaemonStage): StartedDaemon {

@@ -6,11 +6,12 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import { setTitle } from "./_runtime.ts";
-import { cleanUpFailedStart, type DaemonStage, READY_FD, STAGE_ENV, startDaemon } from "./daemonize.ts";
+import { cleanUpFailedStart, type DaemonStage, READY_FD, startDaemon } from "./daemonize.ts";
 import { DaemonError } from "./errors.ts";
 import { runnerLog } from "./log.ts";
 import type { PidFile } from "./pidfile.ts";
 import { waitForReady } from "./readiness.ts";
+import { handOver } from "./stage.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** The status file of a master's workers, beside its pid file. */
@@ -27,7 +28,7 @@ function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervi
   const oldbin = `${stage.pidFile}.oldbin`;
   pidFile.rename(oldbin);
   supervisor.moveStatusFile(workerTableFile(oldbin));
-  const [readEnd, writeEnd] = libc.pipe();
+  const { parentEnd: readEnd, childEnd: writeEnd, env } = handOver({ ...stage, readyFd: READY_FD }, libc);
   let pid: number | undefined;
   let error: DaemonError | undefined;
   try {
@@ -35,7 +36,7 @@ function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervi
       pid = libc.spawn({
         path: stage.command.path,
         argv: [stage.command.path, ...stage.command.args],
-        env: { ...process.env, [STAGE_ENV]: JSON.stringify({ ...stage, readyFd: READY_FD }) },
+        env: { ...process.env, ...env },
         fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, writeEnd],
         cwd: stage.command.cwd,
       });

@@ -2,7 +2,7 @@
  * Readiness: how the daemon tells the launcher it is up (or why it is not), and how it notices an entry
  * that listens on a socket without changing the entry.
  *
- * The ready pipe carries lines: `PID n` (written by the session leader that forked the daemon), then
+ * The ready socket (fd 3, see stage.ts) carries lines: `PID n` (written by the session leader that forked the daemon), then
  * `READY`, or `ERROR {"code", "message"}`. End of file without `READY` means failure, never success.
  *
  * @module
@@ -14,7 +14,7 @@ import { lifecycle } from "./lifecycle.ts";
 
 const encoder = new TextEncoder();
 
-/** The daemon's end of the ready pipe: reports once, then closes. */
+/** The daemon's end of the ready socket: reports once, then closes. */
 export class ReadyReporter {
   private open = true;
   constructor(private readonly fd: number, private readonly libc: Libc = systemLibc) {}
@@ -46,7 +46,7 @@ export class ReadyReporter {
   }
 }
 
-/** What the launcher learned from the ready pipe. */
+/** What the launcher learned from the ready socket. */
 export interface ReadyResult {
   /** The daemon's pid, when the session leader reported it. */
   pid?: number;
@@ -57,7 +57,7 @@ export interface ReadyResult {
 }
 
 /**
- * Reads the ready pipe until `READY`, `ERROR`, end of file, or `timeoutMs`.
+ * Reads the ready socket until `READY`, `ERROR`, end of file, or `timeoutMs`.
  *
  * @example
  * ```ts ignore
@@ -87,7 +87,7 @@ export function waitForReady(fd: number, timeoutMs: number, logHint: string, lib
       buffered = buffered.slice(newline + 1);
       if (line.startsWith("PID ")) pid = Number(line.slice(4));
       else if (line === "READY") {
-        // The daemon closes its end right after: wait for that, so no pipe of ours is left in it.
+        // The daemon closes its end right after: wait for that, so no socket of ours is left in it.
         while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
         return { pid };
       }

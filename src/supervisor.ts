@@ -19,6 +19,7 @@ import { reopenLogs, runnerLog } from "./log.ts";
 import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
 import { REOPEN, SIG } from "./signals.ts";
+import { handOver } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a {@linkcode Supervisor}. */
@@ -69,7 +70,6 @@ export interface WorkerRow {
   restarts: number;
 }
 
-const STAGE_ENV = "DAEMONIC_STAGE";
 const decoder = new TextDecoder();
 
 function describeExit(status: number | null): string {
@@ -127,7 +127,6 @@ export class Supervisor {
   }
 
   private spawn(id: number): Worker {
-    const [readEnd, writeEnd] = this.libc.pipe();
     const stage: WorkerStage = {
       role: "worker",
       id,
@@ -142,10 +141,11 @@ export class Supervisor {
       logLevel: this.options.logLevel,
       logFormat: this.options.logFormat,
     };
+    const { parentEnd: readEnd, childEnd: writeEnd, env: marker } = handOver(stage, this.libc);
     // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
     const env = {
       ...process.env,
-      [STAGE_ENV]: JSON.stringify(stage),
+      ...marker,
       [WORKER_ID_ENV]: String(id),
       ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}),
     };

@@ -1,6 +1,6 @@
 /**
  * A worker: one copy of the unchanged entry, started by the master, sharing the port with its siblings.
- * It talks to the master over a pipe on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
+ * It talks to the master over the stage socket on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
  *
  * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
  * (bounded by `timeout`), runs the shutdown hooks and exits; URG (and USR1 on Bun) reopens the log file.
@@ -18,7 +18,7 @@ import type { LogFormat } from "./log_sink.ts";
 import { watchReadiness } from "./readiness.ts";
 import { SIG } from "./signals.ts";
 
-/** What the master hands a worker, in the environment. */
+/** What the master hands a worker, on the stage socket (see stage.ts). */
 export interface WorkerStage {
   role: "worker";
   /** The worker's slot number, 1-based, stable across restarts of that slot. */
@@ -39,7 +39,7 @@ export interface WorkerStage {
   logFormat?: LogFormat;
 }
 
-/** fd of the pipe to the master. */
+/** fd of the socket to the master (the stage socket). */
 export const CONTROL_FD = 3;
 const encoder = new TextEncoder();
 
@@ -59,7 +59,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   libc.setParentDeathSignal(SIG.TERM);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
-  libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's pipe open
+  libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's socket open
   configureLogging({ level: stage.logLevel, format: stage.logFormat });
 
   let ready = false;

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { existsSync, renameSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, procFds, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target,
+  alive, childrenOf, compiledTarget, eventually, FIXTURES, procFds, procStat, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target,
   waitGone,
 } from "./_helpers.ts";
 
@@ -33,9 +33,9 @@ function listeningPorts(pids: number[]): string[] {
   return found.sort();
 }
 
-/** A separate process trying to connect to 127.0.0.1:9229 (Deno's inspector) about every millisecond until
- * `stop()`; resolves with how many connections it got. */
-function pollInspector(sb: Sandbox): { stop(): Promise<number> } {
+/** A separate process in network namespace `ns` trying to connect to 127.0.0.1:9229 (Deno's inspector) about
+ * every millisecond until `stop()`; resolves with how many connections it got. */
+function pollInspector(sb: Sandbox, ns: string): { stop(): Promise<number> } {
   const stopFile = sb.path("poller.stop");
   const script = `
 import os, socket, time
@@ -48,7 +48,7 @@ while not os.path.exists(${JSON.stringify(stopFile)}):
         pass
     s.close(); time.sleep(0.001)
 print(n)`;
-  const child = spawn("python3", ["-c", script], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn("ip", ["netns", "exec", ns, "python3", "-c", script], { stdio: ["ignore", "pipe", "inherit"] });
   sb.track(child.pid);
   let out = "";
   child.stdout!.on("data", (d) => out += d);
@@ -62,13 +62,26 @@ print(n)`;
   };
 }
 
+/** Runs `body` with a fresh network namespace (loopback up) of its own, so no other test's daemon shares its
+ * 127.0.0.1:9229; removes the namespace's name afterwards. */
+async function inOwnNetwork(name: string, body: (ns: string) => Promise<void>): Promise<void> {
+  const ns = `daemonic-${name}-${process.pid}`;
+  assert.equal(run(["ip", "netns", "add", ns]).status, 0, "cannot create a network namespace");
+  try {
+    assert.equal(run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]).status, 0);
+    await body(ns);
+  } finally {
+    run(["ip", "netns", "delete", ns]);
+  }
+}
+
 const reopenedLines = (file: string) => readOr(file).split("\n").filter((l) => l.includes("reopened log file")).length;
 
 describe(`log reopen signal (${RUNTIME})`, () => {
   for (const workers of [0, 1]) {
-    test(`${workers ? "a master and a worker" : "a daemon"}: 20 logrotate-style reopens by --reopen-logs and kill -USR1 open no debugger and no port; kill -URG reopens`, sandboxed(async (sb) => {
+    test(`${workers ? "a master and a worker" : "a daemon"}: 20 logrotate-style reopens by --reopen-logs and kill -USR1 open no debugger and no port; kill -URG reopens`, sandboxed((sb) => inOwnNetwork(`reopen${workers}`, async (ns) => {
       const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-      const r = run(runner("logger.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...(workers ? ["--workers", "1"] : []), "--", "r1"]));
+      const r = run(["ip", "netns", "exec", ns, ...runner("logger.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...(workers ? ["--workers", "1"] : []), "--", "r1"])]);
       const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10));
       assert.equal(r.status, 0, r.stderr);
       const pids = [pid, ...childrenOf(pid)];
@@ -76,7 +89,7 @@ describe(`log reopen signal (${RUNTIME})`, () => {
       assert.equal(pids.length, 1 + workers);
       await sleep(700); // past the 500 ms after which Deno reacts to SIGUSR1
       const portsBefore = listeningPorts(pids);
-      const poller = pollInspector(sb);
+      const poller = pollInspector(sb, ns);
       for (let i = 1; i <= 20; i++) {
         renameSync(logFile, `${logFile}.${i}`);
         const reopen = run(runner("logger.ts", ["--reopen-logs", "--pid-file", pidFile]));
@@ -94,6 +107,46 @@ describe(`log reopen signal (${RUNTIME})`, () => {
       process.kill(pid, "SIGURG");
       assert.ok(await eventually(() => reopenedLines(logFile) >= pids.length), "kill -URG did not reopen every process's log");
       assert.equal(run(runner("logger.ts", ["--stop", "--pid-file", pidFile])).status, 0);
+    })));
+  }
+});
+
+describe(`the stage marker from the caller's environment (${RUNTIME})`, () => {
+  const forgedWorker = JSON.stringify({ role: "worker", id: 1, name: "x", masterPid: process.pid, args: [], ready: "auto", heartbeatMs: 1000, timeout: 1, chdir: "/" });
+  const forgedDaemon = JSON.stringify({ role: "daemon", readyFd: 3, pidFile: "/tmp/forged.pid", command: { path: "/bin/true", args: [], cwd: "/" } });
+  const values: [string, string][] = [["garbage", "}{ not json"], ["{}", "{}"], ["a forged worker stage", forgedWorker], ["a forged daemon stage", forgedDaemon], ["the bare marker", "3"]];
+  /** The warning lines, and no stack trace. */
+  const warned = (stderr: string) => {
+    assert.doesNotMatch(stderr, /^\s+at /m, `a stack trace: ${stderr}`);
+    assert.equal(stderr.split("\n").filter((l) => l.includes("DAEMONIC_STAGE")).length, 1, `not one warning line: ${stderr}`);
+  };
+  for (const [what, value] of values) {
+    test(`${what}: --status, --daemon and the foreground behave as without it, with one warning line`, sandboxed(async (sb) => {
+      const env = { ...process.env, DAEMONIC_STAGE: value };
+      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
+      const undefinedBefore = existsSync("/undefined");
+      const status = run(runner("logger.ts", ["--status", "--pid-file", pidFile]), { env });
+      assert.equal(status.status, 3, `--status: ${status.stderr}`);
+      assert.match(status.stdout, /not running/);
+      warned(status.stderr);
+
+      const started = run(runner("logger.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "s1"]), { env });
+      const pid = sb.track(Number(started.stdout.trim()) || parseInt(readOr(pidFile), 10));
+      assert.equal(started.status, 0, `--daemon: ${started.stderr}`);
+      warned(started.stderr);
+      assert.equal(parseInt(readOr(pidFile), 10), pid, "the daemon holds the pid file it was given");
+      assert.ok(alive(pid), "the daemon runs");
+      assert.notEqual(procStat(pid).session, procStat(process.pid).session, "the daemon did not detach");
+      assert.equal(existsSync("/undefined"), undefinedBefore, "a pid file /undefined appeared");
+      const running = run(runner("logger.ts", ["--status", "--pid-file", pidFile]));
+      assert.equal(running.status, 0, running.stdout);
+      assert.equal(run(runner("logger.ts", ["--stop", "--pid-file", pidFile])).status, 0);
+      assert.ok(waitGone(pid, 5000));
+
+      const foreground = run(runner("logger.ts", ["--", "f1", "once"]), { env });
+      assert.equal(foreground.status, 0, `foreground: ${foreground.stderr}`);
+      assert.match(foreground.stdout, /plain console.log f1/);
+      warned(foreground.stderr);
     }));
   }
 });
