@@ -94,6 +94,8 @@ export interface Libc {
   ignoreSignal(signal: number): void;
   /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends. */
   socketPair(): [number, number];
+  /** fcntl(F_SETLKW): waits until this process holds a write lock on the whole file. */
+  lockWaiting(fd: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -264,6 +266,10 @@ export function createLibc(raw: RawLibc): Libc {
       const fds = new Int32Array(2);
       check(f.socketpair(1 /* AF_UNIX */, 1 /* SOCK_STREAM */ | O.CLOEXEC, 0, new Uint8Array(fds.buffer)), "socketpair");
       return [fds[0], fds[1]];
+    },
+    lockWaiting(fd) {
+      const lock = flock(F_WRLCK);
+      retry(() => f.fcntl(fd, 7 /* F_SETLKW */, raw.address(lock)), "fcntl(F_SETLKW)");
     },
   };
 }

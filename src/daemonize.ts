@@ -15,16 +15,16 @@
 import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
-import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
+import { type ChildFd, type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
-import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
+import { cannotCreate, lockPidFile, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
 import { recordLogPath } from "./log_path.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
-import { handleSignals, SIG } from "./signals.ts";
+import { handleSignals, SIG, stopSignal } from "./signals.ts";
 import { handOver, STAGE_FD, takeStage } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -120,46 +120,72 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
   removeStalePidFile(pidFile, libc);
 }
 
-/**
- * Starts this same command line again as a daemon and waits until it is ready. Returns the daemon's pid;
- * throws a {@linkcode DaemonError} (with the daemon's own error text) when it failed, having left no
- * process and no pid file behind.
- *
- * @example
- * ```ts ignore
- * const pid = launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
- * console.log(pid);
- * ```
- */
-export function launch(options: DaemonOptions, libc: Libc = systemLibc): number {
-  checkPidFileFree(options.pidFile, libc);
-  const log = openLog(options.logFile, libc);
-  const self = selfCommand();
-  const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD, command: self };
-  const { parentEnd: readEnd, childEnd, env } = handOver(stage, libc);
+/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
+ * pid there. Returns the launcher's end of that socket. */
+function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc): number {
+  const { parentEnd, childEnd, env } = handOver(stage, libc);
   let sh: number;
   try {
     sh = libc.spawn({
       path: "/bin/sh",
       // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
-      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${READY_FD}`, self.path, ...self.args],
+      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${READY_FD}`, stage.command.path, ...stage.command.args],
       env: { ...process.env, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
       setsid: true,
     });
   } catch (err) {
-    libc.close(readEnd);
+    libc.close(parentEnd);
     throw err;
   } finally {
     libc.close(childEnd);
-    if (typeof log === "number") libc.close(log);
   }
   libc.waitpid(sh);
+  return parentEnd;
+}
+
+/**
+ * Starts this same command line again as a daemon and waits until it is ready. Returns the daemon's pid;
+ * throws a {@linkcode DaemonError} (with the daemon's own error text) when it failed, having left no
+ * process and no pid file behind. Until the daemon takes over, the launcher holds the pid file's lock, so a
+ * `--stop` meanwhile stops the launcher, which cancels the start (as SIGINT, Ctrl-C, does).
+ *
+ * @example
+ * ```ts ignore
+ * const pid = await launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
+ * console.log(pid);
+ * ```
+ */
+export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
+  checkPidFileFree(options.pidFile, libc);
+  const log = openLog(options.logFile, libc);
+  let lock: number | undefined;
+  let readEnd: number;
+  try {
+    lock = lockPidFile(options.pidFile, { pid: process.pid }, libc);
+    readEnd = spawnDaemon({ ...options, role: "daemon", readyFd: READY_FD, command: selfCommand() }, log, libc);
+  } catch (err) {
+    if (lock !== undefined) libc.close(lock);
+    removeStalePidFile(options.pidFile, libc);
+    throw err;
+  } finally {
+    if (typeof log === "number") libc.close(log);
+  }
+  let stoppedBy: string | undefined;
+  const stop = (signal: string) => () => void (stoppedBy ??= signal);
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
+  const release = () => {
+    if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
+    lock = undefined;
+  };
   const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error, reported } = waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc);
-  libc.close(readEnd);
+  const { pid, error, reported } = await waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  for (const [signal, listener] of listeners) process.off(signal, listener);
+  libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;
   cleanUpFailedStart(pid, options.pidFile, libc);
+  release();
   // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
   if (!reported && options.logFile) appendToLog(options.logFile, error.message, options.logFormat);
   throw error;
@@ -188,7 +214,14 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   const reporter = new ReadyReporter(READY_FD, libc);
   try {
     process.chdir(stage.chdir ?? "/");
+    // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
+    if (!reporter.tell("LOCKING")) process.exit(0);
+    lockPidFile(stage.pidFile, { wait: true }, libc); // its fd stays open: closing it would drop our lock
     const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc);
+    if (!reporter.tell("LOCKED")) {
+      pidFile.release();
+      process.exit(0);
+    }
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
     return { pidFile, reporter };
@@ -217,7 +250,8 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   process.on("unhandledRejection", fatal);
   process.on("exit", (code) => {
     if (!reporter.pending) return;
-    const message = `Cannot start: the entry exited with code ${code} before it was ready`;
+    const signal = stopSignal();
+    const message = signal ? `Cannot start: stopped during start-up (${signal})` : `Cannot start: the entry exited with code ${code} before it was ready`;
     runnerLog(message, "fatal");
     reporter.fail("START_FAILED", message);
   });
@@ -274,7 +308,7 @@ export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
   if (stage?.role === "daemon") return await serveDaemon(stage, () => Promise.resolve());
   try {
-    console.log(launch(options));
+    console.log(await launch(options));
     process.exit(0);
   } catch (err) {
     console.error((err as Error).message);

@@ -24,7 +24,7 @@ export function workerTableFile(pidFile: string): string {
  * as a new master beside this one and takes the pid file; once it reports ready, this master retires. If it
  * fails, the pid file moves back and nothing changes.
  */
-function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): boolean {
+async function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): Promise<boolean> {
   const oldbin = `${stage.pidFile}.oldbin`;
   pidFile.rename(oldbin);
   supervisor.moveStatusFile(workerTableFile(oldbin));
@@ -43,7 +43,7 @@ function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervi
     } finally {
       libc.close(writeEnd); // only the new master may hold it, or end of file never comes
     }
-    error = waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc).error;
+    error = (await waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc)).error;
   } catch (err) {
     error = new DaemonError("START_FAILED", (err as Error).message);
   } finally {
@@ -90,7 +90,7 @@ export async function serveMaster(stage: DaemonStage): Promise<void> {
     args: stage.args ?? [],
     ready: stage.ready ?? "auto",
     statusFile: workerTableFile(stage.pidFile),
-    upgrade: (): boolean => upgradeMaster(stage, daemon.pidFile, supervisor),
+    upgrade: (): Promise<boolean> => upgradeMaster(stage, daemon.pidFile, supervisor),
   });
   try {
     await supervisor.start();

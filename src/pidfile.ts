@@ -128,3 +128,29 @@ export function removeStalePidFile(path: string, libc: Libc = systemLibc): boole
     return false;
   }
 }
+
+/**
+ * Opens `path` (O_NOFOLLOW) and takes its lock on a descriptor of its own: at once (ALREADY_RUNNING when
+ * held), or with `wait`, once the holder lets go. Writes `pid` into it when given. The lock lasts until this
+ * process closes any descriptor of the file: the launcher holds the pid file this way while its daemon
+ * boots, and the daemon waits here for the launcher's lock before it takes a {@linkcode PidFile}.
+ */
+export function lockPidFile(path: string, options: { pid?: number; wait?: boolean }, libc: Libc = systemLibc): number {
+  let fd: number;
+  try {
+    fd = libc.open(path, O.RDWR | O.CREAT | O.NOFOLLOW | O.NOCTTY, 0o644);
+  } catch (err) {
+    throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
+  }
+  if (options.wait) libc.lockWaiting(fd);
+  else if (!libc.tryLock(fd)) {
+    const holder = libc.lockHolder(fd);
+    libc.close(fd);
+    throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${holder} (pid file ${path} is locked): stop it with --stop, or pick another --pid-file`, { pid: holder ?? undefined });
+  }
+  if (options.pid !== undefined) {
+    libc.truncate(fd, 0);
+    libc.write(fd, new TextEncoder().encode(`${options.pid}\n`));
+  }
+  return fd;
+}

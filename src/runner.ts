@@ -71,8 +71,8 @@ async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   await evaluated;
 }
 
-function start(opts: RunnerOptions): void {
-  const pid = launch({
+async function start(opts: RunnerOptions): Promise<void> {
+  const pid = await launch({
     pidFile: opts.pidFile,
     logFile: opts.logFile,
     logLevel: opts.logLevel,
@@ -224,10 +224,10 @@ export async function main(app: App): Promise<void> {
         return process.exit(logs(opts));
       case "restart":
         stop(opts);
-        start(opts);
+        await start(opts);
         return process.exit(0);
       case "daemon":
-        start(opts);
+        await start(opts);
         return process.exit(0);
       case "foreground":
         return await runForeground(app, opts);

@@ -23,6 +23,18 @@ export const REOPEN = SIG.URG;
 /** Where handlers report: one line at a level (the runner's `runnerLog`). */
 export type SignalLog = (line: string, level?: LogLevel) => void;
 
+let stoppedBy: string | undefined;
+
+/** The stop signal (SIGTERM, SIGINT) this daemon received, if any: a start it cuts short is reported as stopped. */
+export function stopSignal(): string | undefined {
+  return stoppedBy;
+}
+
+/** Records a stop signal for {@linkcode stopSignal}. */
+export function noteStopSignal(signal: string): void {
+  stoppedBy ??= signal;
+}
+
 async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void> {
   const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
   for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
@@ -47,6 +59,7 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
     if (stopping) return;
     stopping = true;
+    noteStopSignal(signal);
     log(`${signal} received: shutting down`);
     systemd?.notify("STOPPING=1");
     await runHooks(life.shutdown, log);
@@ -137,19 +150,24 @@ export interface StopResult {
  * ```
  */
 export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = systemLibc): StopResult {
-  const holder = openHolder(pidFile, libc);
-  if (!holder) return { pid: null, killed: false, removedStale: removeStalePidFile(pidFile, libc) };
-  const { pid, pidfd } = holder;
+  let first: number | null = null;
   let killed = false;
-  try {
-    send(libc, pidfd, pid, SIG.TERM);
-    if (!libc.waitReadable(pidfd, timeoutMs)) {
-      killed = true;
-      send(libc, pidfd, pid, SIG.KILL);
-      libc.waitReadable(pidfd, 5000);
+  // A launcher holds the lock until its daemon takes it over: once the one stopped is gone, stop a new holder too.
+  for (let round = 0; round < 3; round++) {
+    const holder = openHolder(pidFile, libc);
+    if (!holder) break;
+    const { pid, pidfd } = holder;
+    first ??= pid;
+    try {
+      send(libc, pidfd, pid, SIG.TERM);
+      if (!libc.waitReadable(pidfd, timeoutMs)) {
+        killed = true;
+        send(libc, pidfd, pid, SIG.KILL);
+        libc.waitReadable(pidfd, 5000);
+      }
+    } finally {
+      libc.close(pidfd);
     }
-  } finally {
-    libc.close(pidfd);
   }
-  return { pid, killed, removedStale: removeStalePidFile(pidFile, libc) };
+  return { pid: first, killed, removedStale: removeStalePidFile(pidFile, libc) };
 }

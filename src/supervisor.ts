@@ -18,7 +18,7 @@ import { REOPEN_SIGNALS, runtime } from "./_runtime.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
 import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
-import { REOPEN, SIG } from "./signals.ts";
+import { noteStopSignal, REOPEN, SIG } from "./signals.ts";
 import { handOver } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -43,7 +43,7 @@ export interface SupervisorOptions {
   logLevel?: LogLevel;
   logFormat?: LogFormat;
   /** USR2: start the binary on disk as a new master; resolves `true` once it is ready. */
-  upgrade?: () => boolean;
+  upgrade?: () => Promise<boolean>;
 }
 
 interface Worker {
@@ -344,6 +344,7 @@ export class Supervisor {
 
   private handleSignals(): void {
     const quit = async (graceful: boolean, signal: string) => {
+      noteStopSignal(signal);
       runnerLog(`master: ${signal}: ${graceful ? "graceful" : "quick"} stop`);
       await this.stop(graceful);
       process.exit(0);
@@ -369,7 +370,7 @@ export class Supervisor {
       if (this.stopping || this.rolling || !this.options.upgrade) return;
       this.rolling = true;
       runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
-      const upgraded = this.options.upgrade();
+      const upgraded = await this.options.upgrade();
       this.rolling = false;
       if (!upgraded) return;
       runnerLog("master: the new master is ready: retiring this one and its workers");
