@@ -15,7 +15,7 @@
 import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
-import { type ChildFd, type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
+import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { cannotCreate, lockPidFile, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
@@ -25,7 +25,7 @@ import { recordLogPath } from "./log_path.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
 import { handleSignals, SIG, stopSignal } from "./signals.ts";
-import { handOver, STAGE_FD, takeStage } from "./stage.ts";
+import { spawnDaemon, STAGE_FD, takeStage } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a daemon. */
@@ -118,30 +118,6 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
     }
   }
   removeStalePidFile(pidFile, libc);
-}
-
-/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
- * pid there. Returns the launcher's end of that socket. */
-function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc): number {
-  const { parentEnd, childEnd, env } = handOver(stage, libc);
-  let sh: number;
-  try {
-    sh = libc.spawn({
-      path: "/bin/sh",
-      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
-      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${READY_FD}`, stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...env },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
-      setsid: true,
-    });
-  } catch (err) {
-    libc.close(parentEnd);
-    throw err;
-  } finally {
-    libc.close(childEnd);
-  }
-  libc.waitpid(sh);
-  return parentEnd;
 }
 
 /**

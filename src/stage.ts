@@ -10,7 +10,7 @@
 import { readlinkSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import process from "node:process";
-import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { type ChildFd, type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import type { DaemonStage } from "./daemonize.ts";
 import type { WorkerStage } from "./worker.ts";
 
@@ -27,6 +27,30 @@ export function handOver(stage: DaemonStage | WorkerStage, libc: Libc = systemLi
   const [parentEnd, childEnd] = libc.socketPair();
   libc.write(parentEnd, new TextEncoder().encode(JSON.stringify(stage) + "\n"));
   return { parentEnd, childEnd, env: { [STAGE_ENV]: String(STAGE_FD) } };
+}
+
+/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
+ * pid there. Returns the launcher's end of that socket. */
+export function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
+  const { parentEnd, childEnd, env } = handOver(stage, libc);
+  let sh: number;
+  try {
+    sh = libc.spawn({
+      path: "/bin/sh",
+      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
+      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, stage.command.path, ...stage.command.args],
+      env: { ...process.env, ...env },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
+      setsid: true,
+    });
+  } catch (err) {
+    libc.close(parentEnd);
+    throw err;
+  } finally {
+    libc.close(childEnd);
+  }
+  libc.waitpid(sh);
+  return parentEnd;
 }
 
 const isString = (v: unknown) => typeof v === "string";
