@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { setEntryArgv, setTitle } from "./_runtime.ts";
+import { ignoreInspectorSignal, setEntryArgv, setTitle } from "./_runtime.ts";
+import { libc } from "../ffi/mod.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
 import { serveMaster, workerTableFile } from "./master.ts";
 import { DaemonError, ExitCode } from "./errors.ts";
@@ -59,6 +60,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
+  ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   if (opts.pidFileGiven) {
     const pidFile = PidFile.acquire(opts.pidFile);
     process.on("exit", () => pidFile.release());

@@ -111,6 +111,27 @@ describe(`log reopen signal (${RUNTIME})`, () => {
   }
 });
 
+describe(`SIGUSR1 in the foreground (${RUNTIME})`, () => {
+test("as under systemd Type=simple: kill -USR1 opens no debugger", sandboxed((sb) => inOwnNetwork("fg", async (ns) => {
+  const pidFile = sb.path("fg.pid");
+  const argv = ["ip", "netns", "exec", ns, ...runner("logger.ts", ["--pid-file", pidFile, "--", "fg"])];
+  const child = spawn(argv[0], argv.slice(1), { stdio: "ignore" });
+  sb.track(child.pid);
+  assert.ok(await eventually(() => parseInt(readOr(pidFile), 10) > 0, 10_000), "the foreground runner wrote no pid file");
+  const pid = sb.track(parseInt(readOr(pidFile), 10));
+  await sleep(700); // past the 500 ms after which Deno reacts to SIGUSR1
+  const poller = pollInspector(sb, ns);
+  for (let i = 0; i < 20; i++) {
+    process.kill(pid, "SIGUSR1");
+    await sleep(20);
+  }
+  await sleep(300);
+  assert.equal(await poller.stop(), 0, "a client connected to 127.0.0.1:9229");
+  assert.deepEqual(listeningPorts([pid]), []);
+  assert.ok(alive(pid), "SIGUSR1 killed it");
+})));
+});
+
 describe(`the stage marker from the caller's environment (${RUNTIME})`, () => {
   const forgedWorker = JSON.stringify({ role: "worker", id: 1, name: "x", masterPid: process.pid, args: [], ready: "auto", heartbeatMs: 1000, timeout: 1, chdir: "/" });
   const forgedDaemon = JSON.stringify({ role: "daemon", readyFd: 3, pidFile: "/tmp/forged.pid", command: { path: "/bin/true", args: [], cwd: "/" } });
