@@ -124,7 +124,7 @@ export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void
   if (runtime !== "deno") return;
   libc.ignoreSignal(SIGUSR1);
   const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
   const watch = setInterval(() => {
     if (caught()) libc.ignoreSignal(SIGUSR1);
     else if (Date.now() < deadline) return;
