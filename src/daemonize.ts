@@ -68,6 +68,7 @@ export interface DaemonStage extends DaemonOptions {
 
 /** The stage socket's fd in the daemon: the stage comes in on it, `PID n`, `READY` or `ERROR` go out. */
 export const READY_FD = STAGE_FD;
+export { takeStage };
 
 function openLog(path: string | undefined, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
@@ -241,8 +242,6 @@ export interface StartedDaemon extends Daemon {
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
 }
-
-export { takeStage };
 
 /** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
 export function startDaemon(stage: DaemonStage): StartedDaemon {
