@@ -101,6 +101,12 @@ export interface Libc {
   setChildSubreaper(): void;
   /** waitpid(-1, WNOHANG): reaps any one child that has exited; `null` when none has (or there is no child). */
   reapAny(): { pid: number; status: number } | null;
+  /** signal(sig, SIG_IGN). */
+  ignoreSignal(signal: number): void;
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends. */
+  socketPair(): [number, number];
+  /** fcntl(F_SETLKW): waits until this process holds a write lock on the whole file. */
+  lockWaiting(fd: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -308,6 +314,16 @@ export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc 
       const errno = pid === -1 ? raw.errno() : 0;
       if (errno !== 0 && errno !== 10 /* ECHILD */ && errno !== 4 /* EINTR */) fail("waitpid", undefined, errno);
       return pid > 0 ? { pid, status: status[0] } : null;
+    },
+    ignoreSignal: (signal) => void check(f.signal(signal, 1), "signal"),
+    socketPair() {
+      const fds = new Int32Array(2);
+      check(f.socketpair(1 /* AF_UNIX */, 1 /* SOCK_STREAM */ | O.CLOEXEC, 0, new Uint8Array(fds.buffer)), "socketpair");
+      return [fds[0], fds[1]];
+    },
+    lockWaiting(fd) {
+      const lock = flock(F_WRLCK);
+      retry(() => f.fcntl(fd, 7 /* F_SETLKW */, raw.address(lock)), "fcntl(F_SETLKW)");
     },
   };
   return libc;

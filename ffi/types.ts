@@ -55,6 +55,7 @@ export const SYMBOLS = {
   posix_spawnattr_setflags: { args: ["buf", "i32"], returns: "i32" },
   posix_spawnattr_setsigdefault: { args: ["buf", "buf"], returns: "i32" },
   posix_spawnattr_setsigmask: { args: ["buf", "buf"], returns: "i32" },
+  socketpair: { args: ["i32", "i32", "i32", "buf"], returns: "i32" },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names in {@linkcode SYMBOLS}. */

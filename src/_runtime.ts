@@ -107,30 +107,28 @@ export async function shareListeners(): Promise<Listeners> {
   return { closeGracefully: async () => void await Promise.all(closers.map((close) => close())) };
 }
 
+/** The signals that reopen (or hold) the logs. SIGURG, whose default action is to ignore it, so a stray one
+ * never kills; on Bun also SIGUSR1, which Unicorn users send. Never SIGUSR1 on Deno: it starts the V8
+ * inspector there (see {@linkcode ignoreInspectorSignal}). */
+export const REOPEN_SIGNALS: readonly ("SIGURG" | "SIGUSR1")[] = runtime === "bun" ? ["SIGURG", "SIGUSR1"] : ["SIGURG"];
+
+const SIGUSR1 = 10;
+
 /**
- * Undoes what Deno (2.9.2 and later) does on SIGUSR1 besides calling our listener: it starts the V8
- * inspector on 127.0.0.1:9229, an unauthenticated debugger any local user could attach to, and no JS
- * listener can prevent it. daemonic uses SIGUSR1 to reopen logs, so the daemon closes an inspector it did
- * not start with, checking for a short while since Deno opens it on another thread. Does nothing on Bun
- * or when the process was started with --inspect.
- *
- * @example
- * ```ts ignore
- * const undo = inspectorUndoer();
- * process.on("SIGUSR1", () => { reopenLogs(path); undo(); });
- * ```
+ * On Deno (2.9.2 and later) a SIGUSR1 starts the V8 inspector on 127.0.0.1:9229, an unauthenticated debugger
+ * any local user could attach to, and no JS listener prevents it. Deno installs that handler about 500 ms
+ * after start, on its event loop, so the disposition is set to SIG_IGN now and again once Deno has
+ * installed its handler. Does nothing on Bun (a SIGUSR1 listener there keeps Bun's inspector off).
  */
-export function inspectorUndoer(): () => void {
-  if (runtime !== "deno") return () => {};
-  const inspector = import("node:inspector");
-  const startedWith = inspector.then((i) => i.url());
-  return () => {
-    for (const ms of [0, 10, 50, 200]) {
-      const check = setTimeout(async () => {
-        const i = await inspector;
-        if (!(await startedWith) && i.url()) i.close();
-      }, ms);
-      (check as { unref?: () => void }).unref?.();
-    }
-  };
+export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
+  if (runtime !== "deno") return;
+  libc.ignoreSignal(SIGUSR1);
+  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
+  const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
+  const watch = setInterval(() => {
+    if (caught()) libc.ignoreSignal(SIGUSR1);
+    else if (Date.now() < deadline) return;
+    clearInterval(watch);
+  }, 1);
+  (watch as { unref?: () => void }).unref?.();
 }

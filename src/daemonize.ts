@@ -3,9 +3,9 @@
  * (fork() from JS is impossible: the child dies as soon as it returns into JS), and the re-executed process
  * finishes the job through libc before the entry runs.
  *
- *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only) ──▶ /bin/sh (session leader)
+ *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only; fd 3 the stage socket) ──▶ /bin/sh (session leader)
  *   /bin/sh ── `cmd &` ──▶ daemon (in the new session, not its leader; reparented to init once sh exits)
- *   daemon: umask, chdir, lock + write the pid file, run the entry, report READY on the ready pipe (fd 3)
+ *   daemon: umask, chdir, lock + write the pid file, run the entry, report READY on the stage socket (fd 3)
  *   launcher: exits 0 on READY; on ERROR, end of file or timeout it prints why and leaves nothing behind.
  *
  * /bin/sh is the second fork: it costs about a millisecond where a second runtime start would cost twenty.
@@ -16,23 +16,24 @@ import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
-import { selfCommand } from "./_runtime.ts";
+import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
 import { DaemonError, ExitCode } from "./errors.ts";
-import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
+import { cannotCreate, holdPidFile, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
 import { recordedLogPath, recordLogPath } from "./log_path.ts";
 import { ensurePrivateDir, runtimeDir } from "./safe_file.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { failWhenIdle, ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";
-import { handleSignals, SIG } from "./signals.ts";
+import { handleSignals, SIG, stopSignal } from "./signals.ts";
+import { spawnDaemon, STAGE_FD, takeStage } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 
 /** Settings of a daemon. */
 export interface DaemonOptions {
   /** Absolute pid file path. */
   pidFile: string;
-  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. Reopened on SIGUSR1. */
+  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. Reopened on SIGURG. */
   logFile?: string;
   /** Lowest level of `getLogger()` records and the runner's lines (default `info`). */
   logLevel?: LogLevel;
@@ -58,7 +59,7 @@ export interface DaemonOptions {
   name?: string;
 }
 
-/** What the launcher hands the re-executed daemon, in the environment. */
+/** What the launcher hands the re-executed daemon, on the stage socket (see stage.ts). */
 export interface DaemonStage extends DaemonOptions {
   role: "daemon";
   readyFd: number;
@@ -66,18 +67,9 @@ export interface DaemonStage extends DaemonOptions {
   command: { path: string; args: string[]; cwd: string };
 }
 
-/** The environment variable that carries a stage to a re-executed process. */
-export const STAGE_ENV = "DAEMONIC_STAGE";
-/** The ready pipe's fd in the daemon. */
-export const READY_FD = 3;
-
-/** Reads and removes the stage marker: set in a re-executed daemon or a worker, `undefined` in a launcher. */
-export function takeStage(env: Record<string, string | undefined> = process.env): DaemonStage | WorkerStage | undefined {
-  const raw = env[STAGE_ENV];
-  if (raw === undefined) return undefined;
-  delete env[STAGE_ENV];
-  return JSON.parse(raw) as DaemonStage | WorkerStage;
-}
+/** The stage socket's fd in the daemon: the stage comes in on it, `PID n`, `READY` or `ERROR` go out. */
+export const READY_FD = STAGE_FD;
+export { takeStage };
 
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
@@ -138,48 +130,53 @@ export function cleanUpFailedStart(pid: number | undefined, pidFile: string, lib
 /**
  * Starts this same command line again as a daemon and waits until it is ready. Returns the daemon's pid;
  * throws a {@linkcode DaemonError} (with the daemon's own error text) when it failed, having left no
- * process and no pid file behind.
+ * process and no pid file behind. Until the daemon takes over, the launcher holds the pid file's lock, so a
+ * `--stop` meanwhile stops the launcher, which cancels the start (as SIGINT, Ctrl-C, does).
  *
  * @example
  * ```ts ignore
- * const pid = launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
+ * const pid = await launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
  * console.log(pid);
  * ```
  */
-export function launch(options: DaemonOptions, libc: Libc = systemLibc): number {
+export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
   checkPidFileFree(options.pidFile, libc);
   const recorded = recordedLogPath(options.pidFile);
   const log = openLog(options.logFile, options.umask ?? 0o022, libc);
-  const [readEnd, writeEnd] = libc.pipe();
-  const self = selfCommand();
-  const stage: DaemonStage = { ...options, role: "daemon", readyFd: READY_FD, command: self };
-  let sh: number;
+  let lock: number | undefined;
+  let readEnd: number;
   try {
-    sh = libc.spawn({
-      path: "/bin/sh",
-      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
-      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${READY_FD}`, self.path, ...self.args],
-      env: { ...process.env, [STAGE_ENV]: JSON.stringify(stage) },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, writeEnd],
-      setsid: true,
-    });
+    lock = holdPidFile(options.pidFile, process.pid, libc);
+    readEnd = spawnDaemon({ ...options, role: "daemon", readyFd: READY_FD, command: selfCommand() }, log, libc);
+  } catch (err) {
+    if (lock !== undefined) libc.close(lock);
+    removeStalePidFile(options.pidFile, libc);
+    throw err;
   } finally {
-    libc.close(writeEnd);
     if (typeof log === "number") libc.close(log);
   }
-  libc.waitpid(sh);
+  let stoppedBy: string | undefined;
+  const stop = (signal: string) => () => void (stoppedBy ??= signal);
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
+  const release = () => {
+    if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
+    lock = undefined;
+  };
   const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error, reported } = waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc);
-  libc.close(readEnd);
+  const { pid, error, reported } = await waitForReady(readEnd, (options.startTimeout ?? 60) * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  for (const [signal, listener] of listeners) process.off(signal, listener);
+  libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;
   cleanUpFailedStart(pid, options.pidFile, libc);
+  release();
   recordLogPath(options.pidFile, recorded); // a failed start leaves the log-path record as it found it
   // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
   if (!reported && options.logFile) appendToLog(options.logFile, error.message, options.logFormat);
   throw error;
 }
 
-/** A running daemon's side of the start-up: holds the pid file and the ready pipe. */
+/** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
   /** The held pid file. */
   pidFile: PidFile;
@@ -196,12 +193,19 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that.
   libc.resetSignal(SIG.INT);
   libc.resetSignal(SIG.QUIT);
+  ignoreInspectorSignal(libc);
   libc.umask(stage.umask ?? 0o022);
-  libc.setCloseOnExec(stage.readyFd); // the entry's own children must not hold the launcher's pipe open
-  const reporter = new ReadyReporter(stage.readyFd, libc);
+  libc.setCloseOnExec(READY_FD); // the entry's own children must not hold the launcher's socket open
+  const reporter = new ReadyReporter(READY_FD, libc);
   try {
     process.chdir(stage.chdir ?? "/");
-    const pidFile = PidFile.acquire(stage.pidFile, process.pid, libc, stage.name);
+    // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
+    if (!reporter.tell("LOCKING")) process.exit(0);
+    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name);
+    if (!reporter.tell("LOCKED")) {
+      pidFile.release();
+      process.exit(0);
+    }
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
     return { pidFile, reporter };
@@ -230,7 +234,8 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   process.on("unhandledRejection", fatal);
   process.on("exit", (code) => {
     if (!reporter.pending) return;
-    const message = `Cannot start: the entry exited with code ${code} before it was ready`;
+    const signal = stopSignal();
+    const message = signal ? `Cannot start: stopped during start-up (${signal})` : `Cannot start: the entry exited with code ${code} before it was ready`;
     runnerLog(message, "fatal");
     reporter.fail("START_FAILED", message);
   });
@@ -290,7 +295,7 @@ export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
   if (stage?.role === "daemon") return await serveDaemon(stage, () => Promise.resolve());
   try {
-    console.log(launch(options));
+    console.log(await launch(options));
     process.exit(0);
   } catch (err) {
     console.error((err as Error).message);

@@ -9,12 +9,12 @@
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { inspectorUndoer, selfCommand } from "./_runtime.ts";
+import { ignoreInspectorSignal, runtime, selfCommand } from "./_runtime.ts";
 
 /** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
 const FORWARDED = {
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGALRM: 14, SIGTERM: 15, SIGCONT: 18,
-  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGWINCH: 28,
+  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGWINCH: 28,
 } as const;
 
 /** The exit code of a shell for a wait status: the code, or 128 + the signal that killed it. */
@@ -35,10 +35,10 @@ export function serveInit(libc: Libc = systemLibc): void {
   const self = selfCommand();
   const child = libc.spawn({ path: self.path, argv: [self.path, ...self.args], env: process.env, fds: [0, 1, 2], cwd: self.cwd });
   const pidfd = libc.pidfdOpen(child);
-  const undoInspector = inspectorUndoer();
+  ignoreInspectorSignal(libc);
   for (const [name, number] of Object.entries(FORWARDED)) {
+    if (name === "SIGUSR1" && runtime === "deno") continue; // listening would open Deno's debugger
     process.on(name as NodeJS.Signals, () => {
-      if (number === FORWARDED.SIGUSR1) undoInspector();
       try {
         libc.pidfdSignal(pidfd, number);
       } catch {

@@ -38,7 +38,7 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  *
  * @example
  * ```ts ignore
- * process.on("SIGUSR1", () => reopenLogs("/var/log/app.log"));
+ * process.on("SIGURG", () => reopenLogs("/var/log/app.log"));
  * ```
  */
 export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
@@ -48,7 +48,7 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
     fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666); // mode: the daemon's --umask
   } catch (err) {
     const why = err instanceof SystemCallError && err.code === "ENOENT" ? `directory ${dirname(path)} does not exist` : (err as Error).message;
-    runnerLog(`Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then send SIGUSR1 again`, "error");
+    runnerLog(`Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then run --reopen-logs again`, "error");
     return false;
   }
   const held = heldFile(path);
@@ -67,7 +67,7 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
   return true;
 }
 
-/** The marker `--hold-logs` leaves beside the log: while it exists, SIGUSR1 means "hold", not "reopen". */
+/** The marker `--hold-logs` leaves beside the log: while it exists, SIGURG means "hold", not "reopen". */
 export function holdMarker(path: string): string {
   return `${path}.hold`;
 }

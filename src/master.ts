@@ -6,11 +6,12 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import { setTitle } from "./_runtime.ts";
-import { cleanUpFailedStart, type DaemonStage, READY_FD, STAGE_ENV, startDaemon } from "./daemonize.ts";
+import { cleanUpFailedStart, type DaemonStage, READY_FD, startDaemon } from "./daemonize.ts";
 import { DaemonError } from "./errors.ts";
 import { runnerLog } from "./log.ts";
 import type { PidFile } from "./pidfile.ts";
 import { waitForReady } from "./readiness.ts";
+import { handOver } from "./stage.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** The status file of a master's workers, beside its pid file. */
@@ -23,11 +24,11 @@ export function workerTableFile(pidFile: string): string {
  * as a new master beside this one and takes the pid file; once it reports ready, this master retires. If it
  * fails, the pid file moves back and nothing changes.
  */
-function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): boolean {
+async function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervisor, libc: Libc = systemLibc): Promise<boolean> {
   const oldbin = `${stage.pidFile}.oldbin`;
   pidFile.rename(oldbin);
   supervisor.moveStatusFile(workerTableFile(oldbin));
-  const [readEnd, writeEnd] = libc.pipe();
+  const { parentEnd: readEnd, childEnd: writeEnd, env } = handOver({ ...stage, readyFd: READY_FD }, libc);
   let pid: number | undefined;
   let error: DaemonError | undefined;
   try {
@@ -35,14 +36,14 @@ function upgradeMaster(stage: DaemonStage, pidFile: PidFile, supervisor: Supervi
       pid = libc.spawn({
         path: stage.command.path,
         argv: [stage.command.path, ...stage.command.args],
-        env: { ...process.env, [STAGE_ENV]: JSON.stringify({ ...stage, readyFd: READY_FD }) },
+        env: { ...process.env, ...env },
         fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, writeEnd],
         cwd: stage.command.cwd,
       });
     } finally {
       libc.close(writeEnd); // only the new master may hold it, or end of file never comes
     }
-    error = waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc).error;
+    error = (await waitForReady(readEnd, (stage.startTimeout ?? 60) * 1000, "", libc)).error;
   } catch (err) {
     error = new DaemonError("START_FAILED", (err as Error).message);
   } finally {
@@ -89,7 +90,7 @@ export async function serveMaster(stage: DaemonStage): Promise<void> {
     args: stage.args ?? [],
     ready: stage.ready ?? "auto",
     statusFile: workerTableFile(stage.pidFile),
-    upgrade: (): boolean => upgradeMaster(stage, daemon.pidFile, supervisor),
+    upgrade: (): Promise<boolean> => upgradeMaster(stage, daemon.pidFile, supervisor),
   });
   try {
     await supervisor.start();

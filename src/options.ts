@@ -121,7 +121,7 @@ Actions (one at most; none runs the entry in the foreground):
       --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
       --restart         --stop, then --daemon with the same options
       --reload          send SIGHUP to the daemon (its onReload hooks run)
-      --reopen-logs     send SIGUSR1 to the daemon: it reopens --log-file (for logrotate's postrotate)
+      --reopen-logs     send SIGURG to the daemon: it reopens --log-file (for logrotate's postrotate)
       --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
                         until --reopen-logs, which writes the held lines first; so no line is lost
       --logs            print the last lines of the daemon's log (the path is found next to the pid file,
@@ -137,7 +137,7 @@ Actions (one at most; none runs the entry in the foreground):
 Options:
       --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else in a private 0700 directory:
                         $XDG_RUNTIME_DIR/daemonic/NAME.pid, else /tmp/daemonic-UID/NAME.pid)
-      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on SIGUSR1
+      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on --reopen-logs
       --log-level LEVEL lowest level getLogger() and the runner write: trace, debug, info, warning, error,
                         fatal (default: info)
       --log-format FMT  text, or json: one JSON object a line with @timestamp, level, pid, worker (in a
@@ -160,7 +160,7 @@ Options:
       --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
 
 Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
-TTIN/TTOU one worker more/less, USR1 reopen logs.
+TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs.
 
 Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 69 start-up failed, 73 cannot create the pid
 or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;

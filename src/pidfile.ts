@@ -152,28 +152,41 @@ export class PidFile {
     this.registration.move(to);
   }
 
-  /** Creates, locks and writes `pid` into `path`, and registers the daemon (see registry.ts). A stale pid
-   * file (nobody write-locks it) is replaced by a new inode, so a read lock someone keeps on it is
-   * harmless. Note: fcntl locks drop when the process closes any fd of the file, so the holder must never
-   * open its own pid file again. */
+  /** Creates, locks and writes `pid` into `path` (see {@linkcode holdPidFile}), and registers the daemon
+   * (see registry.ts). Note: fcntl locks drop when the process closes any fd of the file, so the holder
+   * must never open its own pid file again. */
   static acquire(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid")): PidFile {
-    if (dirname(path) === runtimeDir()) ensurePrivateDir(dirname(path));
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const found = inspect(path, libc);
-      if (found?.holder) throw alreadyRunning(path, found.holder);
-      const registered = findRegistered(path, libc);
-      if (registered) throw alreadyRunning(path, registered.pid, true);
-      if (found) unlinkIfSame(path, found.stats);
-      const fd = create(path, pid, libc);
-      if (fd === null) continue; // another daemon linked its file first: look again
-      try {
-        return new PidFile(path, fd, Registration.claim(path, name, pid, libc), libc);
-      } catch (err) {
-        dropFile(path, fd, libc);
-        throw err;
-      }
+    return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc);
+  }
+
+  /** Takes over the pid file a launcher holds for this daemon: waits (F_SETLKW) until the launcher lets go
+   * of its lock, then writes `pid` into the same file and registers the daemon. */
+  static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid")): PidFile {
+    let fd: number;
+    try {
+      fd = libc.open(path, O.RDWR | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o644);
+    } catch (err) {
+      throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
     }
-    throw new DaemonError("ALREADY_RUNNING", `Cannot start: the pid file ${path} keeps changing: another daemon is starting with it`);
+    try {
+      if (!statFd(fd).isFile()) throw notPidFile(path, `it is ${kindOf(statFd(fd))}`);
+      libc.lockWaiting(fd);
+      libc.truncate(fd, 0);
+      libc.write(fd, new TextEncoder().encode(`${pid}\n`));
+    } catch (err) {
+      libc.close(fd);
+      throw err;
+    }
+    return PidFile.registered(path, fd, pid, name, libc);
+  }
+
+  private static registered(path: string, fd: number, pid: number, name: string, libc: Libc): PidFile {
+    try {
+      return new PidFile(path, fd, Registration.claim(path, name, pid, libc), libc);
+    } catch (err) {
+      dropFile(path, fd, libc);
+      throw err;
+    }
   }
 
   /** Removes the file if it is still this one (not replaced by another daemon), then unlocks it. */
@@ -211,4 +224,25 @@ export function removeStalePidFile(path: string, libc: Libc = systemLibc): boole
   } catch {
     return false;
   }
+}
+
+/**
+ * Creates a new pid file at `path` holding `pid`, write-locked on the returned descriptor, which must stay
+ * open as long as the lock is wanted: the launcher holds the pid file this way while its daemon boots (the
+ * daemon then {@linkcode PidFile.takeOver}s it). A stale pid file (nobody write-locks it) is replaced by a new
+ * inode, so a read lock someone keeps on it is harmless. Throws ALREADY_RUNNING when a daemon holds it.
+ */
+export function holdPidFile(path: string, pid: number, libc: Libc = systemLibc): number {
+  if (dirname(path) === runtimeDir()) ensurePrivateDir(dirname(path));
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const found = inspect(path, libc);
+    if (found?.holder) throw alreadyRunning(path, found.holder);
+    const registered = findRegistered(path, libc);
+    if (registered) throw alreadyRunning(path, registered.pid, true);
+    if (found) unlinkIfSame(path, found.stats);
+    const fd = create(path, pid, libc);
+    if (fd !== null) return fd;
+    // another daemon linked its file first: look again
+  }
+  throw new DaemonError("ALREADY_RUNNING", `Cannot start: the pid file ${path} keeps changing: another daemon is starting with it`);
 }

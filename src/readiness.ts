@@ -2,7 +2,8 @@
  * Readiness: how the daemon tells the launcher it is up (or why it is not), and how it notices an entry
  * that listens on a socket without changing the entry.
  *
- * The ready pipe carries lines: `PID n` (written by the session leader that forked the daemon), then
+ * The ready socket (fd 3, see stage.ts) carries lines: `PID n` (written by the session leader that forked the
+ * daemon), `LOCKING` (the daemon waits for the pid file's lock, which the launcher then lets go), then
  * `READY`, or `ERROR {"code", "message"}`. End of file without `READY` means failure, never success.
  *
  * @module
@@ -15,7 +16,7 @@ import { lifecycle } from "./lifecycle.ts";
 
 const encoder = new TextEncoder();
 
-/** The daemon's end of the ready pipe: reports once, then closes. */
+/** The daemon's end of the ready socket: reports once, then closes. */
 export class ReadyReporter {
   private open = true;
   constructor(private readonly fd: number, private readonly libc: Libc = systemLibc) {}
@@ -28,6 +29,16 @@ export class ReadyReporter {
   /** Reports a start-up failure with the text the launcher prints. */
   fail(code: DaemonErrorCode, message: string): void {
     this.send(`ERROR ${JSON.stringify({ code, message })}\n`);
+  }
+
+  /** Sends a line without closing; `false` when the launcher has gone (its end is closed). */
+  tell(line: string): boolean {
+    try {
+      this.libc.write(this.fd, encoder.encode(line + "\n"));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Whether a report is still owed. */
@@ -47,7 +58,7 @@ export class ReadyReporter {
   }
 }
 
-/** What the launcher learned from the ready pipe. */
+/** What the launcher learned from the ready socket. */
 export interface ReadyResult {
   /** The daemon's pid, when the session leader reported it. */
   pid?: number;
@@ -57,24 +68,40 @@ export interface ReadyResult {
   reported?: boolean;
 }
 
+/** What {@linkcode waitForReady} also listens to. */
+export interface ReadyWatch {
+  /** Called on `LOCKING`: the daemon waits for the pid file's lock. */
+  onLocking?: () => void;
+  /** The signal that stopped the waiting process, if one did. */
+  stoppedBy?: () => string | undefined;
+}
+
 /**
- * Reads the ready pipe until `READY`, `ERROR`, end of file, or `timeoutMs`.
+ * Reads the ready socket until `READY`, `ERROR`, end of file, `timeoutMs`, or a stop signal. Waits in short
+ * slices so the caller's signal listeners run. What is already readable is read even past the deadline,
+ * so the daemon's `PID n` line is never missed.
  *
  * @example
  * ```ts ignore
- * const { pid, error } = waitForReady(readEnd, 60_000);
+ * const { pid, error } = await waitForReady(readEnd, 60_000, "");
  * ```
  */
-export function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc): ReadyResult {
+export async function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc, watch: ReadyWatch = {}): Promise<ReadyResult> {
   const deadline = Date.now() + timeoutMs;
   const decoder = new TextDecoder();
   let buffered = "";
   let pid: number | undefined;
   for (;;) {
     const left = deadline - Date.now();
-    if (left <= 0 || !libc.waitReadable(fd, left)) {
-      const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${Math.round(timeoutMs / 1000)} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
-      return { pid, error };
+    if (!libc.waitReadable(fd, Math.max(0, Math.min(left, 20)))) {
+      const signal = watch.stoppedBy?.();
+      if (signal) return { pid, error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }) };
+      if (left <= 0) {
+        const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${timeoutMs / 1000} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
+        return { pid, error };
+      }
+      await new Promise((r) => setTimeout(r, 0)); // lets a SIGTERM or SIGINT listener run
+      continue;
     }
     const chunk = libc.read(fd, 65536);
     if (chunk.length === 0) {
@@ -87,8 +114,9 @@ export function waitForReady(fd: number, timeoutMs: number, logHint: string, lib
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
       if (line.startsWith("PID ")) pid = Number(line.slice(4));
+      else if (line === "LOCKING") watch.onLocking?.();
       else if (line === "READY") {
-        // The daemon closes its end right after: wait for that, so no pipe of ours is left in it.
+        // The daemon closes its end right after: wait for that, so no socket of ours is left in it.
         while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
         return { pid };
       }

@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import process from "node:process";
-import { setEntryArgv, setTitle } from "./_runtime.ts";
+import { ignoreInspectorSignal, setEntryArgv, setTitle } from "./_runtime.ts";
+import { libc } from "../ffi/mod.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
 import { serveMaster, workerTableFile } from "./master.ts";
 import { DaemonError, ExitCode } from "./errors.ts";
@@ -22,7 +23,7 @@ import { serveDefaultExport } from "./default_export.ts";
 import { showLogs } from "./log_show.ts";
 import { configureLogging } from "./logger.ts";
 import { serveInit } from "./init.ts";
-import { handleSignals, SIG, signalDaemon, stopDaemon } from "./signals.ts";
+import { handleSignals, REOPEN, SIG, signalDaemon, stopDaemon } from "./signals.ts";
 import { readWorkerTable } from "./supervisor.ts";
 import { serveWorker } from "./worker.ts";
 import { installService, serviceCommand, uninstallService, unitMode, unitText } from "./service.ts";
@@ -64,6 +65,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
+  ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   if (opts.pidFileGiven) {
     const pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
     process.on("exit", () => pidFile.release());
@@ -81,8 +83,8 @@ async function runForeground(app: App, opts: RunnerOptions): Promise<void> {
   await evaluated;
 }
 
-function start(opts: RunnerOptions): void {
-  const pid = launch({
+async function start(opts: RunnerOptions): Promise<void> {
+  const pid = await launch({
     pidFile: opts.pidFile,
     logFile: opts.logFile,
     logLevel: opts.logLevel,
@@ -145,7 +147,7 @@ function rssOf(pid: number): string {
 function holdLogs(opts: RunnerOptions): void {
   const path = logPathOf(opts, "hold logs");
   writeSidecar(holdMarker(path), "");
-  const pid = signalDaemon(opts.pidFile, SIG.USR1);
+  const pid = signalDaemon(opts.pidFile, REOPEN);
   if (pid === null) {
     rmSync(holdMarker(path), { force: true });
     throw new DaemonError("NOT_RUNNING", `Cannot hold logs: ${opts.name} is not running (no lock on ${opts.pidFile})`);
@@ -157,7 +159,7 @@ function holdLogs(opts: RunnerOptions): void {
   while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
     if (Date.now() > deadline) {
       rmSync(holdMarker(path), { force: true });
-      signalDaemon(opts.pidFile, SIG.USR1);
+      signalDaemon(opts.pidFile, REOPEN);
       throw new DaemonError("START_FAILED", `Cannot hold logs: pid ${waiting.join(", ")} did not answer within 5 s: let logrotate skip this rotation and look at the log`);
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
@@ -236,7 +238,7 @@ export async function main(app: App): Promise<void> {
       case "reopen-logs": {
         const path = opts.logFile ?? recordedLogPath(opts.pidFile);
         if (path) rmSync(holdMarker(path), { force: true });
-        const pid = signalDaemon(opts.pidFile, SIG.USR1);
+        const pid = signalDaemon(opts.pidFile, REOPEN);
         if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }
@@ -247,10 +249,10 @@ export async function main(app: App): Promise<void> {
         return process.exit(logs(opts));
       case "restart":
         stop(opts);
-        start(opts);
+        await start(opts);
         return process.exit(0);
       case "daemon":
-        start(opts);
+        await start(opts);
         return process.exit(0);
       case "install-service":
         installService(opts, serviceCommand(argv, app.entryPath), app.name);

@@ -1,5 +1,5 @@
 /**
- * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload, USR1 reopen logs) and the controller's
+ * Signals, both ends: the daemon's handlers (TERM/INT stop, HUP reload, URG reopen logs) and the controller's
  * "signal the lock holder and wait for it to exit" used by `--stop`, `--reload`, `--restart`.
  *
  * @module
@@ -7,7 +7,7 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
-import { inspectorUndoer } from "./_runtime.ts";
+import { REOPEN_SIGNALS } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
 import { reopenLogs } from "./log.ts";
@@ -16,10 +16,25 @@ import { readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { daemonTree, type DaemonTree, treeMembers } from "./process_tree.ts";
 
 /** Signal numbers daemonic sends (Linux). */
-export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 } as const;
+export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15, URG: 23 } as const;
+
+/** The signal `--reopen-logs` and `--hold-logs` send: its default action is "ignore", so a stray one never kills. */
+export const REOPEN = SIG.URG;
 
 /** Where handlers report: one line at a level (the runner's `runnerLog`). */
 export type SignalLog = (line: string, level?: LogLevel) => void;
+
+let stoppedBy: string | undefined;
+
+/** The stop signal (SIGTERM, SIGINT) this daemon received, if any: a start it cuts short is reported as stopped. */
+export function stopSignal(): string | undefined {
+  return stoppedBy;
+}
+
+/** Records a stop signal for {@linkcode stopSignal}. */
+export function noteStopSignal(signal: string): void {
+  stoppedBy ??= signal;
+}
 
 async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void> {
   const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
@@ -29,8 +44,8 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
 /**
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
- * SIGHUP runs the `onReload` hooks instead of killing the process; SIGUSR1 reopens `logFile` onto stdout and
- * stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears of stops and
+ * SIGHUP runs the `onReload` hooks instead of killing the process; SIGURG (and SIGUSR1 on Bun) reopens
+ * `logFile` onto stdout and stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears of stops and
  * reloads when it listens.
  *
  * @example
@@ -45,6 +60,7 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
     if (stopping) return;
     stopping = true;
+    noteStopSignal(signal);
     log(`${signal} received: shutting down`);
     systemd?.notify("STOPPING=1");
     await runHooks(life.shutdown, log);
@@ -58,12 +74,12 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
     await runHooks(life.reload, log);
     systemd?.notify("READY=1");
   });
-  const undoInspector = inspectorUndoer();
-  process.on("SIGUSR1", () => {
-    if (logFile) reopenLogs(logFile);
-    else log("SIGUSR1 received: no --log-file, nothing to reopen", "debug");
-    undoInspector();
-  });
+  for (const signal of REOPEN_SIGNALS) {
+    process.on(signal, () => {
+      if (logFile) reopenLogs(logFile);
+      else log(`${signal} received: no --log-file, nothing to reopen`, "debug");
+    });
+  }
 }
 
 /** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
@@ -136,23 +152,30 @@ export interface StopResult {
  * ```
  */
 export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = systemLibc): StopResult {
-  const holder = openHolder(pidFile, libc);
-  if (!holder) return { pid: null, killed: false, removedStale: removeStalePidFile(pidFile, libc) };
-  const { pid, pidfd } = holder;
-  const tree = daemonTree(pid);
+  let first: number | null = null;
+  const trees: DaemonTree[] = [];
   let killed = false;
-  try {
-    send(libc, pidfd, pid, SIG.TERM);
-    if (!libc.waitReadable(pidfd, timeoutMs)) {
-      killed = true;
-      send(libc, pidfd, pid, SIG.KILL);
-      libc.waitReadable(pidfd, 5000);
+  // A launcher holds the lock until its daemon takes it over: once the one stopped is gone, stop a new holder too.
+  for (let round = 0; round < 3; round++) {
+    const holder = openHolder(pidFile, libc);
+    if (!holder) break;
+    const { pid, pidfd } = holder;
+    first ??= pid;
+    const tree = daemonTree(pid); // read before the stop: once the daemon is gone, its children are orphans
+    if (tree) trees.push(tree);
+    try {
+      send(libc, pidfd, pid, SIG.TERM);
+      if (!libc.waitReadable(pidfd, timeoutMs)) {
+        killed = true;
+        send(libc, pidfd, pid, SIG.KILL);
+        libc.waitReadable(pidfd, 5000);
+      }
+    } finally {
+      libc.close(pidfd);
     }
-  } finally {
-    libc.close(pidfd);
   }
-  if (tree) endTree(tree, timeoutMs);
-  return { pid, killed, removedStale: removeStalePidFile(pidFile, libc) };
+  for (const tree of trees) endTree(tree, timeoutMs);
+  return { pid: first, killed, removedStale: removeStalePidFile(pidFile, libc) };
 }
 
 function signalAll(pids: number[], signal: number): void {

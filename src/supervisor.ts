@@ -3,7 +3,7 @@
  * that exits (at once, or with exponential backoff when it keeps crashing right after start), kills one
  * whose heartbeat is older than `workerTimeout`, and answers Unicorn's signals:
  * TERM/INT quick stop, QUIT graceful stop, HUP rolling restart, TTIN/TTOU one worker more/less,
- * USR1 reopen logs (forwarded to the workers).
+ * URG (and USR1 on Bun) reopen logs (forwarded to the workers as URG).
  *
  * Workers share the port through SO_REUSEPORT (see `shareListeners` in _runtime.ts). A retiring listener
  * hands its queued connections to its siblings only when the kernel's `net.ipv4.tcp_migrate_req` is 1; the
@@ -14,12 +14,13 @@
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { inspectorUndoer, runtime } from "./_runtime.ts";
+import { REOPEN_SIGNALS, runtime } from "./_runtime.ts";
 import { reopenLogs, runnerLog } from "./log.ts";
 import { ownChildren, processInfo } from "./process_tree.ts";
 import type { LogLevel } from "./logger.ts";
 import { type LogFormat, WORKER_ID_ENV } from "./log_sink.ts";
-import { SIG } from "./signals.ts";
+import { noteStopSignal, REOPEN, SIG } from "./signals.ts";
+import { handOver } from "./stage.ts";
 import type { WorkerStage } from "./worker.ts";
 import { writeSidecar } from "./safe_file.ts";
 
@@ -39,12 +40,12 @@ export interface SupervisorOptions {
   ready: "auto" | "manual";
   /** Where the worker table is written for `--status`. */
   statusFile: string;
-  /** The log file USR1 reopens, and how workers log. */
+  /** The log file SIGURG reopens, and how workers log. */
   logFile?: string;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
   /** USR2: start the binary on disk as a new master; resolves `true` once it is ready. */
-  upgrade?: () => boolean;
+  upgrade?: () => Promise<boolean>;
 }
 
 interface Worker {
@@ -71,7 +72,6 @@ export interface WorkerRow {
   restarts: number;
 }
 
-const STAGE_ENV = "DAEMONIC_STAGE";
 const decoder = new TextDecoder();
 
 function describeExit(status: number | null): string {
@@ -131,7 +131,6 @@ export class Supervisor {
   }
 
   private spawn(id: number): Worker {
-    const [readEnd, writeEnd] = this.libc.pipe();
     const stage: WorkerStage = {
       role: "worker",
       id,
@@ -146,10 +145,11 @@ export class Supervisor {
       logLevel: this.options.logLevel,
       logFormat: this.options.logFormat,
     };
+    const { parentEnd: readEnd, childEnd: writeEnd, env: marker } = handOver(stage, this.libc);
     // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
     const env = {
       ...process.env,
-      [STAGE_ENV]: JSON.stringify(stage),
+      ...marker,
       [WORKER_ID_ENV]: String(id),
       ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}),
     };
@@ -358,6 +358,7 @@ export class Supervisor {
 
   private handleSignals(): void {
     const quit = async (graceful: boolean, signal: string) => {
+      noteStopSignal(signal);
       runnerLog(`master: ${signal}: ${graceful ? "graceful" : "quick"} stop`);
       await this.stop(graceful);
       process.exit(0);
@@ -383,19 +384,19 @@ export class Supervisor {
       if (this.stopping || this.rolling || !this.options.upgrade) return;
       this.rolling = true;
       runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
-      const upgraded = this.options.upgrade();
+      const upgraded = await this.options.upgrade();
       this.rolling = false;
       if (!upgraded) return;
       runnerLog("master: the new master is ready: retiring this one and its workers");
       await this.stop(true);
       process.exit(0);
     });
-    const undoInspector = inspectorUndoer();
-    process.on("SIGUSR1", () => {
-      if (this.options.logFile) reopenLogs(this.options.logFile);
-      undoInspector();
-      for (const w of this.all()) this.signal(w, SIG.USR1);
-    });
+    for (const signal of REOPEN_SIGNALS) {
+      process.on(signal, () => {
+        if (this.options.logFile) reopenLogs(this.options.logFile);
+        for (const w of this.all()) this.signal(w, REOPEN);
+      });
+    }
   }
 
   /** Moves the worker table (beside a pid file renamed to `.oldbin`). */

@@ -1,15 +1,15 @@
 /**
  * A worker: one copy of the unchanged entry, started by the master, sharing the port with its siblings.
- * It talks to the master over a pipe on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
+ * It talks to the master over the stage socket on fd 3: `READY`, `HB` (heartbeat), `ERROR {json}`.
  *
  * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
- * (bounded by `timeout`), runs the shutdown hooks and exits; USR1 reopens the log file.
+ * (bounded by `timeout`), runs the shutdown hooks and exits; URG (and USR1 on Bun) reopens the log file.
  *
  * @module
  */
 import process from "node:process";
 import { libc } from "../ffi/mod.ts";
-import { inspectorUndoer, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
+import { ignoreInspectorSignal, REOPEN_SIGNALS, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
 import { describe } from "./daemonize.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { lifecycle } from "./lifecycle.ts";
@@ -19,7 +19,7 @@ import type { LogFormat } from "./log_sink.ts";
 import { failWhenIdle, watchReadiness } from "./readiness.ts";
 import { SIG } from "./signals.ts";
 
-/** What the master hands a worker, in the environment. */
+/** What the master hands a worker, on the stage socket (see stage.ts). */
 export interface WorkerStage {
   role: "worker";
   /** The worker's slot number, 1-based, stable across restarts of that slot. */
@@ -34,13 +34,13 @@ export interface WorkerStage {
   timeout: number;
   /** The daemon's working directory. */
   chdir: string;
-  /** The log file USR1 reopens (the master's). */
+  /** The log file SIGURG reopens (the master's). */
   logFile?: string;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
 }
 
-/** fd of the pipe to the master. */
+/** fd of the socket to the master (the stage socket). */
 export const CONTROL_FD = 3;
 const encoder = new TextEncoder();
 
@@ -61,7 +61,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   libc.setParentDeathSignal(SIG.KILL);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
-  libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's pipe open
+  libc.setCloseOnExec(CONTROL_FD); // the entry's own children must not hold the master's socket open
   configureLogging({ level: stage.logLevel, format: stage.logFormat });
 
   let ready = false;
@@ -86,11 +86,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
-  const undoInspector = inspectorUndoer();
-  process.on("SIGUSR1", () => {
-    if (stage.logFile) reopenLogs(stage.logFile);
-    undoInspector();
-  });
+  ignoreInspectorSignal(libc);
+  for (const signal of REOPEN_SIGNALS) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;

@@ -1,6 +1,6 @@
 /**
  * Black-box tests of logging: getLogger() and the runner's lines by level and format, the log reopened on
- * SIGUSR1 while the real logrotate rotates it under a writer going flat out, and `--logs`. Under `bun test`
+ * SIGURG while the real logrotate rotates it under a writer going flat out, and `--logs`. Under `bun test`
  * the daemon is a binary built with `daemonic build`; under `deno test` it is `deno run -A src/cli.ts run`.
  */
 import assert from "node:assert/strict";
@@ -206,7 +206,7 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
     `${logFile} {\n  rotate 20\n  nocompress\n  create 0644\n  postrotate\n${pidFiles.map((p) => `    ${postrotate(p)}\n`).join("")}  endscript\n}\n`;
   const postrotates: [string, (pidFile: string) => string][] = [
     ["--reopen-logs", (pidFile) => shell(runner("numbered.ts", ["--reopen-logs", "--pid-file", pidFile]))],
-    ["kill -USR1", (pidFile) => `kill -USR1 "$(cat '${pidFile}')"`],
+    ["kill -URG", (pidFile) => `kill -URG "$(cat '${pidFile}')"`],
   ];
   for (const [name, postrotate] of postrotates) {
     test(`create + postrotate ${name}: every line exactly once, in order, across 4 rotations under a flat-out writer`, sandboxed(async (sb) => {
@@ -219,7 +219,7 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
   }
 
   test("two daemons on one log, rotated under load: no line torn or interleaved, each one's lines exactly once, in order", sandboxed(async (sb) => {
-    const { pids, files } = await rotateUnderLoad(sb, create((pidFile) => `kill -USR1 "$(cat '${pidFile}')"`), 3, 2);
+    const { pids, files } = await rotateUnderLoad(sb, create((pidFile) => `kill -URG "$(cat '${pidFile}')"`), 3, 2);
     assertWholeLines(files);
     const byPid = numbersIn(files);
     for (const pid of pids) {
@@ -287,26 +287,10 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
     );
     assert.ok(alive(pid));
     mkdirSync(sb.path("logs"));
-    process.kill(pid, "SIGUSR1");
+    process.kill(pid, "SIGURG");
     assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")), "a later reopen works once the directory is back");
     assert.ok(alive(pid));
     assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", sb.path("other.pid")])).status, 7, "not running: exit 7");
-  }));
-});
-
-describe(`SIGUSR1 (${RUNTIME})`, () => {
-  test("reopens the log and leaves no debugger listening (Deno starts its inspector on SIGUSR1; the daemon closes it)", sandboxed(async (sb) => {
-    const { pid, logFile } = start(sb, "logger.ts", [], ["w9"]);
-    await sleep(700); // past Deno's 500 ms grace period, after which SIGUSR1 starts the inspector
-    process.kill(pid, "SIGUSR1");
-    assert.ok(await eventually(() => readOr(logFile).includes("reopened log file")));
-    await sleep(400);
-    // Listening TCP sockets (state 0A) of this process, from the inodes /proc/net/tcp lists.
-    const inodes = new Set([...procFds(pid).values()].map((t) => /^socket:\[(\d+)\]$/.exec(t)?.[1]).filter(Boolean));
-    const listening = readOr(`/proc/${pid}/net/tcp`).split("\n").slice(1).map((l) => l.trim().split(/\s+/))
-      .filter((f) => f[3] === "0A" && inodes.has(f[9])).map((f) => f[1]);
-    assert.deepEqual(listening, [], "the daemon listens on a TCP port (Deno's inspector is 127.0.0.1:9229 = 0100007F:2405)");
-    assert.ok(alive(pid));
   }));
 });
 
@@ -339,7 +323,7 @@ describe(`--logs (${RUNTIME})`, () => {
       }
     }
     const conf = sb.path("logrotate.conf");
-    writeFileSync(conf, `${logFile} {\n  rotate 5\n  create 0644\n  postrotate\n    kill -USR1 ${pid}\n  endscript\n}\n`, { mode: 0o644 });
+    writeFileSync(conf, `${logFile} {\n  rotate 5\n  create 0644\n  postrotate\n    kill -URG ${pid}\n  endscript\n}\n`, { mode: 0o644 });
     logrotate(sb, conf);
     assert.equal(run(runner("logger.ts", ["--reload", "--pid-file", pidFile])).status, 0);
     assert.ok(await eventually(() => readOr(logFile).includes("SIGHUP received")), "the new file got the line");
