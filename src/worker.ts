@@ -74,7 +74,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   const heartbeat = setInterval(() => tell("HB"), stage.heartbeatMs);
   (heartbeat as { unref?: () => void }).unref?.();
-  const listeners = await shareListeners();
+  const listeners = await shareListeners(stage.masterPid);
 
   let stopping = false;
   process.on("SIGTERM", () => process.exit(0));
