@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { selfCommand } from "./_runtime.ts";
-import { DaemonError } from "./errors.ts";
+import { DaemonError, pathProblem } from "./errors.ts";
 import { cannotCreate, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
@@ -80,13 +80,16 @@ export function takeStage(env: Record<string, string | undefined> = process.env)
 
 function openLog(path: string | undefined, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
+  // A FIFO would block the open (and the daemon's every write); a socket cannot be opened at all.
+  const type = existsSync(path) ? statSync(path) : undefined;
+  if (type?.isFIFO() || type?.isSocket()) {
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`);
+  }
   try {
     return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o644);
   } catch (err) {
-    const hint = err instanceof SystemCallError && err.code === "ENOENT"
-      ? `directory ${dirname(path)} does not exist: create it or pick another --log-file`
-      : `${(err as Error).message}: pick a writable --log-file`;
-    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${hint}`, { cause: err });
+    const problem = pathProblem("--log-file", path, err instanceof SystemCallError ? err.code : "", (err as Error).message);
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${problem}`, { cause: err });
   }
 }
 

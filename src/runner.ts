@@ -9,7 +9,7 @@ import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
 import { serveMaster, workerTableFile } from "./master.ts";
-import { DaemonError, ExitCode } from "./errors.ts";
+import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
@@ -40,9 +40,10 @@ export interface App {
 }
 
 function exitWith(err: unknown): never {
-  if (err instanceof DaemonError) {
-    console.error(err.message);
-    process.exit(err.exitCode);
+  const userError = userPathError(err);
+  if (userError) {
+    console.error(userError.message);
+    process.exit(userError.exitCode);
   }
   console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
   process.exit(ExitCode.SOFTWARE);
