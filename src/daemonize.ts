@@ -106,7 +106,8 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
   try {
     accessSync(dirname(pidFile), constants.W_OK);
   } catch {
-    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dirname(pidFile)} does not exist or is not writable: pick another --pid-file`);
+    const dir = dirname(pidFile);
+    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dir} ${existsSync(dir) ? "is not writable" : "does not exist"}: pick another --pid-file`);
   }
 }
 

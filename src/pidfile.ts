@@ -27,6 +27,7 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
     EROFS: `${dir} is read-only: pick a writable --pid-file`,
     EISDIR: `${path} is a directory: give a file path to --pid-file`,
     ENOTDIR: `a parent of ${path} is not a directory: pick another --pid-file`,
+    ENXIO: `${path} is a socket: pick another --pid-file`,
   };
   return new DaemonError("CANNOT_CREATE", `Cannot create pid file: ${why[err.code] ?? err.message}`, { cause: err });
 }

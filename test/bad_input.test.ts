@@ -1,0 +1,209 @@
+/**
+ * Bad input, table-driven: every row is a command line (and environment) a user could type that must fail
+ * with its documented exit code and exactly one line on stderr naming the problem and the fix, having
+ * started no process and created, changed or deleted nothing in the test's directory.
+ * Under `bun test` the daemon is a built binary; under `deno test` it is `deno task daemonic run`.
+ */
+import assert from "node:assert/strict";
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { compiledTarget, eventually, FIXTURES, pidsMentioning, run, runTarget, RUNTIME, Sandbox, type Target } from "./_helpers.ts";
+
+// The entry under a name no other test uses, so any process it leaves is found by its command line.
+const buildDir = new Sandbox();
+const entry = join(buildDir.dir, "bad_input_app.ts");
+copyFileSync(join(FIXTURES, "app.ts"), entry);
+const target: Target = RUNTIME === "bun" ? await compiledTarget([entry], buildDir.dir) : runTarget;
+const marker = RUNTIME === "bun" ? join(buildDir.dir, "bad_input_app_ts") : entry;
+
+/** One bad command line: its arguments (D is the test's directory), the exit code and the fix it must name. */
+interface Row {
+  args: (D: string) => string[];
+  code: number;
+  fix: RegExp;
+  env?: (D: string) => Record<string, string>;
+  /** Run as an unprivileged user. */
+  asUser?: boolean;
+  /** Another branch's work this row waits for. */
+  dependsOn?: string;
+}
+
+const USAGE = 64, NO_INPUT = 66, CANNOT_CREATE = 73, NOT_RUNNING = 7;
+/** `--daemon` with the pid file and log inside D, so a wrongly started daemon would show there. */
+const start = (D: string, ...more: string[]) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", `${D}/app.log`, ...more];
+const PLACES: Record<string, string> = { DIR: "dir", FIFO: "fifo", SOCK: "sock", LOOP: "loop", MISSING: "missing", FILE: "file" };
+/** `--daemon` plus `more`, where a leading DIR, FIFO, SOCK, LOOP, MISSING or FILE names that file in D. */
+const flag = (code: number, fix: RegExp, ...more: string[]): Row => ({
+  args: (D) => start(D, ...more.map((a) => a.replace(/^(DIR|FIFO|SOCK|LOOP|MISSING|FILE)\b/, (p) => `${D}/${PLACES[p]}`))),
+  code,
+  fix,
+});
+const SECONDS = /give seconds from 0(\.001)? to 86400/, COUNT = /give a whole number from 0 to 1024/, OCTAL = /give an octal mask/;
+const PIDFILE = "the pidfile branch (FIFO/device/dir/content refusals in pidfile.ts)";
+
+const CASES: Row[] = [
+  // Flags
+  flag(USAGE, /put them after --/, "--bogus"),
+  flag(USAGE, /put them after --/, "-x"),
+  flag(USAGE, /give one at most/, "--stop"),
+  { args: () => ["--status", "--reload"], code: USAGE, fix: /give one at most/ },
+  { args: () => ["--logs", "--hold-logs"], code: USAGE, fix: /give one at most/ },
+  flag(USAGE, /Missing value for --workers: give it one/, "--workers"),
+  { args: () => ["--daemon", "--pid-file"], code: USAGE, fix: /Missing value for --pid-file/ },
+  { args: (D) => ["--pid-file", "--daemon", "--log-file", `${D}/app.log`], code: USAGE, fix: /Missing value for --pid-file/ },
+  flag(USAGE, /Missing value for --log-level/, "--log-level", "--"),
+  flag(USAGE, /without a value/, "--daemon=yes"),
+  flag(USAGE, COUNT, "--workers", "-1"),
+  flag(USAGE, COUNT, "--workers=-1"),
+  flag(USAGE, COUNT, "-w", "-3"),
+  flag(USAGE, COUNT, "--workers", "1025"),
+  flag(USAGE, COUNT, "--workers", "1.5"),
+  flag(USAGE, COUNT, "--workers", "abc"),
+  flag(USAGE, COUNT, "--workers", ""),
+  flag(USAGE, COUNT, "--workers="),
+  flag(USAGE, COUNT, "--workers", "99999999999999999999"),
+  flag(USAGE, OCTAL, "--umask", "-1"),
+  flag(USAGE, OCTAL, "--umask", "8"),
+  flag(USAGE, OCTAL, "--umask", "0o22"),
+  flag(USAGE, OCTAL, "--umask", "1234"),
+  flag(USAGE, OCTAL, "--umask=0x12"),
+  flag(USAGE, OCTAL, "--umask", ""),
+  flag(USAGE, SECONDS, "--timeout", "-5"),
+  flag(USAGE, SECONDS, "--timeout=-5"),
+  flag(USAGE, SECONDS, "--timeout", "4294968"),
+  flag(USAGE, SECONDS, "--timeout", "1e20"),
+  flag(USAGE, SECONDS, "--timeout", "NaN"),
+  flag(USAGE, SECONDS, "--timeout", "Infinity"),
+  flag(USAGE, SECONDS, "--timeout", "0x10"),
+  flag(USAGE, SECONDS, "--timeout", ""),
+  flag(USAGE, SECONDS, "--start-timeout", "0"),
+  flag(USAGE, SECONDS, "--start-timeout", "-1"),
+  flag(USAGE, SECONDS, "--start-timeout", "86401"),
+  flag(USAGE, SECONDS, "--worker-timeout", "0"),
+  flag(USAGE, SECONDS, "--worker-timeout", "1e3"),
+  flag(USAGE, /only goes with --logs/, "--lines", "5"),
+  flag(USAGE, /only goes with --logs/, "-f"),
+  { args: (D) => ["--logs", "--log-file", `${D}/file`, "--lines", "-5"], code: USAGE, fix: /give a whole number/ },
+  { args: (D) => ["--logs", "--log-file", `${D}/file`, "-n", "abc"], code: USAGE, fix: /give a whole number/ },
+  { args: (D) => ["--logs", "--log-file", `${D}/file`, "--lines=99999999999"], code: USAGE, fix: /give a whole number/ },
+  flag(USAGE, /use trace, debug/, "--log-level", "loud"),
+  flag(USAGE, /use trace, debug/, "--log-level="),
+  flag(USAGE, /use text or json/, "--log-format", "xml"),
+  flag(USAGE, /use auto or manual/, "--ready=sometimes"),
+  flag(USAGE, /use letters, digits/, "--name", ""),
+  flag(USAGE, /use letters, digits/, "--name", "a/b"),
+  flag(USAGE, /use letters, digits/, "--name", "a b"),
+  { args: (D) => ["--daemon", "--pid-file", "", "--log-file", `${D}/app.log`], code: USAGE, fix: /give a path, or leave the flag out/ },
+  { args: (D) => ["--daemon", "--pid-file=", "--log-file", `${D}/app.log`], code: USAGE, fix: /give a path, or leave the flag out/ },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", ""], code: USAGE, fix: /give a path, or leave the flag out/ },
+  flag(USAGE, /give a path, or leave the flag out/, "--chdir", ""),
+  // Paths of every type at --pid-file
+  { args: (D) => ["--daemon", "--pid-file", `${D}/dir`], code: CANNOT_CREATE, fix: /--pid-file/, dependsOn: PIDFILE },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/fifo`], code: CANNOT_CREATE, fix: /--pid-file/, dependsOn: PIDFILE },
+  { args: () => ["--daemon", "--pid-file", "/dev/null"], code: CANNOT_CREATE, fix: /--pid-file/, dependsOn: PIDFILE },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/file`], code: CANNOT_CREATE, fix: /--pid-file/, dependsOn: PIDFILE },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/sock`], code: CANNOT_CREATE, fix: /is a socket: pick another --pid-file/ },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/loop`], code: CANNOT_CREATE, fix: /symbolic link.*--pid-file/ },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/loop/app.pid`], code: CANNOT_CREATE, fix: /--pid-file/ },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/missing/app.pid`], code: CANNOT_CREATE, fix: /does not exist.*pick another --pid-file/ },
+  { args: (D) => ["--daemon", "--pid-file", `${D}/file/app.pid`], code: CANNOT_CREATE, fix: /not a directory.*pick another --pid-file/ },
+  { args: () => ["--daemon", "--pid-file", "/proc/app.pid"], code: CANNOT_CREATE, fix: /\/proc (does not take new files|is not writable): pick another --pid-file/ },
+  { args: () => ["--daemon", "--pid-file", "/etc/daemonic-bad-input.pid"], code: CANNOT_CREATE, fix: /not writable.*--pid-file/, asUser: true },
+  // … at --log-file
+  flag(CANNOT_CREATE, /is a directory: give a file path: pick another --log-file/, "--log-file", "DIR"),
+  flag(CANNOT_CREATE, /FIFO: give a regular file to --log-file/, "--log-file", "FIFO"),
+  flag(CANNOT_CREATE, /socket: give a regular file to --log-file/, "--log-file", "SOCK"),
+  flag(CANNOT_CREATE, /symbolic link loop: pick another --log-file/, "--log-file", "LOOP"),
+  flag(CANNOT_CREATE, /symbolic link loop: pick another --log-file/, "--log-file", "LOOP/app.log"),
+  flag(CANNOT_CREATE, /does not exist: create it or pick another --log-file/, "--log-file", "MISSING/app.log"),
+  flag(CANNOT_CREATE, /not a directory: pick another --log-file/, "--log-file", "FILE/app.log"),
+  flag(CANNOT_CREATE, /\/proc does not take new files: pick another --log-file/, "--log-file", "/proc/app.log"),
+  { args: (D) => ["--daemon", "--pid-file", `${D}/user/app.pid`, "--log-file", "/etc/daemonic-bad-input.log"], code: CANNOT_CREATE, fix: /not writable: pick another --log-file/, asUser: true },
+  // … at --chdir
+  flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "FILE"),
+  flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "MISSING"),
+  flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "FIFO"),
+  flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "LOOP"),
+  flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "/dev/null"),
+  // Control actions with nothing to act on, or the wrong kind of file
+  { args: (D) => ["--reload", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*start it with --daemon/ },
+  { args: (D) => ["--reopen-logs", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*nothing to reopen/ },
+  { args: (D) => ["--hold-logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },
+  { args: (D) => ["--logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },
+  { args: (D) => ["--logs", "--log-file", `${D}/missing.log`], code: NO_INPUT, fix: /add -f to wait for it/ },
+  { args: (D) => ["--logs", "--log-file", `${D}/dir`], code: NO_INPUT, fix: /not a regular file: give the daemon's log file/ },
+  { args: (D) => ["--logs", "--log-file", `${D}/fifo`], code: NO_INPUT, fix: /not a regular file: give the daemon's log file/ },
+  // Environment
+  { args: () => ["--daemon"], env: (D) => ({ XDG_RUNTIME_DIR: `${D}/missing` }), code: CANNOT_CREATE, fix: /directory .*\/missing does not exist: pick another --pid-file/, asUser: true },
+];
+
+// The directory every row points at: one file of each type.
+const sb = new Sandbox();
+const D = sb.dir;
+const socketServer = createServer();
+const TEST_USER = "daemonic-test";
+let userHome = "";
+before(async () => {
+  mkdirSync(join(D, "dir"));
+  writeFileSync(join(D, "file"), "not a pid\n");
+  symlinkSync("loop", join(D, "loop"));
+  run(["mkfifo", join(D, "fifo")]);
+  await new Promise<void>((r) => socketServer.listen(join(D, "sock"), () => r()));
+  if (run(["id", TEST_USER]).status !== 0) {
+    run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
+  }
+  chmodSync(D, 0o755); // the unprivileged rows look into it
+  mkdirSync(join(D, "user"));
+  run(["chown", TEST_USER, join(D, "user")]);
+  userHome = mkdtempSync("/tmp/daemonic-test-home-");
+  run(["chown", TEST_USER, userHome]);
+  chmodSync(buildDir.dir, 0o755);
+});
+after(async () => {
+  await new Promise((r) => socketServer.close(r));
+  sb.cleanup();
+  buildDir.cleanup();
+  run(["rm", "-rf", userHome]);
+});
+
+/** Names, types, modes, sizes and mtimes of everything under `dir`. */
+function snapshot(dir: string): string[] {
+  const entries: string[] = [];
+  const walk = (path: string, name: string) => {
+    const s = lstatSync(path);
+    entries.push(`${name} ${s.mode.toString(8)} ${s.isDirectory() ? "-" : s.size} ${s.mtimeMs} ${s.uid}`);
+    if (s.isDirectory()) for (const child of readdirSync(path).sort()) walk(join(path, child), `${name}/${child}`);
+  };
+  walk(dir, ".");
+  return entries;
+}
+
+describe(`bad input (${RUNTIME})`, () => {
+  for (const row of CASES) {
+    const name = `${row.args(D).join(" ") || "(no args)"}${row.env ? ` [${Object.entries(row.env(D)).map(([k, v]) => `${k}=${v}`).join(" ")}]` : ""}${row.asUser ? " [unprivileged]" : ""} → ${row.code}${row.dependsOn ? ` (needs ${row.dependsOn})` : ""}`;
+    test(name, () => {
+      const beforeFiles = snapshot(D);
+      const beforePids = new Set(pidsMentioning(marker));
+      const extraEnv: Record<string, string> = { ...row.env?.(D), ...(row.asUser ? { HOME: userHome, DENO_DIR: join(userHome, "deno") } : {}) };
+      const argv = target.argv(entry, row.args(D));
+      const env: Record<string, string | undefined> = { ...process.env, XDG_RUNTIME_DIR: undefined, ...extraEnv };
+      const asUser = ["runuser", "-u", TEST_USER, "--", "env", ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
+      const r = run(row.asUser ? [...asUser, ...argv] : argv, { env: env as NodeJS.ProcessEnv, timeout: 10_000 });
+      const started = () => pidsMentioning(marker).filter((pid) => !beforePids.has(pid)).map((pid) => sb.track(pid));
+      // A failed start's leftovers may take a moment to exit; one that runs on is a failure.
+      const leftovers = eventually(() => started().length === 0, 2000);
+      return leftovers.then((gone) => {
+        assert.ok(gone, `left running: ${started().join(", ")}`);
+        assert.equal(r.status, row.code, `exit ${r.status} (signal ${r.signal}); stderr: ${r.stderr}`);
+        const lines = r.stderr.trimEnd().split("\n");
+        assert.equal(lines.length, 1, `not one line on stderr:\n${r.stderr}`);
+        assert.match(lines[0], row.fix);
+        assert.doesNotMatch(r.stderr, /internal error|    at /);
+        assert.equal(r.stdout, "", "a failure prints nothing on stdout");
+        assert.deepEqual(snapshot(D), beforeFiles, "the test directory changed");
+      });
+    });
+  }
+});
