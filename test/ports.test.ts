@@ -16,17 +16,16 @@ after(() => buildDir.cleanup());
 const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts", "serve.ts"], buildDir.dir) : runTarget;
 const fixture = (name: string) => `${ROOT}/test/fixtures/${name}`;
 
-/** Starts `entry` as a daemon on `port` with pid file and log `name`.pid/.log; tracks whatever it started. */
-function daemon(sb: Sandbox, entry: string, name: string, port: number, extra: string[]) {
-  const pidFile = sb.path(`${name}.pid`), logFile = sb.path(`${name}.log`);
-  const before = new Set(pidsMentioning(pidFile));
-  const r = run(target.argv(fixture(entry), ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...extra, "--", String(port)]));
+/** Starts `entry` as daemon `id` on `port` with pid file and log `file`.pid/.log; tracks whatever it started. */
+function daemon(sb: Sandbox, entry: string, id: string, file: string, port: number, extra: string[]) {
+  const pidFile = sb.path(`${file}.pid`), logFile = sb.path(`${file}.log`);
+  // A name no other test uses: on the command line (--name), then in the process titles.
+  const name = `${id}-${process.pid}-${port}`;
+  const r = run(target.argv(fixture(entry), ["--daemon", "--name", name, "--pid-file", pidFile, "--log-file", logFile, ...extra, "--", String(port)]));
   const master = /^\d+$/.test(r.stdout.trim()) ? sb.track(Number(r.stdout.trim())) : 0;
   if (master) childrenOf(master).forEach((pid) => sb.track(pid));
-  // Anything left of a failed start still names its pid file on its command line.
-  const leftovers = pidsMentioning(pidFile).filter((pid) => !before.has(pid) && pid !== master && !childrenOf(master).includes(pid));
-  leftovers.forEach((pid) => sb.track(pid));
-  return { ...r, master, pidFile, logFile, leftovers };
+  const running = () => pidsMentioning(name).map((pid) => sb.track(pid));
+  return { ...r, master, pidFile, logFile, running };
 }
 
 async function answeringPids(port: number, tries: number): Promise<number[]> {
@@ -51,19 +50,19 @@ const migrating = (body: (sb: Sandbox) => Promise<void>) =>
 describe(`one daemon a port (${RUNTIME})`, () => {
   test("a second daemon with workers on a port the first one's workers serve fails (69, names port and pid), leaves nothing; the first keeps all traffic and reloads losslessly", migrating(async (sb) => {
     const port = await freePort();
-    const a = daemon(sb, "app.ts", "a", port, ["--workers", "2"]);
+    const a = daemon(sb, "app.ts", "a", "a", port, ["--workers", "2"]);
     assert.equal(a.status, 0, `${a.stderr}\n${readOr(a.logFile)}`);
     const aWorkers = childrenOf(a.master);
     assert.equal(aWorkers.length, 2);
+    assert.deepEqual(a.running().sort(), [a.master, ...aWorkers].sort(), "a daemon's processes are found by its name");
 
-    const b = daemon(sb, "app.ts", "b", port, ["--workers", "2"]);
+    const b = daemon(sb, "app.ts", "b", "b", port, ["--workers", "2"]);
     assert.equal(b.status, 69, `B started: ${b.stdout} ${b.stderr}`);
     assert.equal(b.stdout, "");
     assert.match(b.stderr, new RegExp(`EADDRINUSE.*port ${port}`));
     assert.match(b.stderr, new RegExp(`pid ${a.master}\\b`), "the message names the daemon serving the port");
     assert.equal(b.stderr.trim().split("\n").length, 1, b.stderr);
-    assert.deepEqual(b.leftovers, [], "B left processes running");
-    assert.ok(await eventually(() => pidsMentioning(b.pidFile).length === 0, 3000), `B left ${pidsMentioning(b.pidFile)}`);
+    assert.ok(await eventually(() => b.running().length === 0, 3000), `B left ${b.running()} running`);
 
     const pids = await answeringPids(port, 40);
     for (const pid of pids) assert.ok(aWorkers.includes(pid), `pid ${pid}, not a worker of A, answered`);
@@ -84,26 +83,25 @@ describe(`one daemon a port (${RUNTIME})`, () => {
 
   test("after A's pid file is deleted, a second daemon with the same pid file is refused the port too", sandboxed(async (sb) => {
     const port = await freePort();
-    const a = daemon(sb, "serve.ts", "a", port, ["--workers", "2"]);
+    const a = daemon(sb, "serve.ts", "a", "a", port, ["--workers", "2"]);
     assert.equal(a.status, 0, `${a.stderr}\n${readOr(a.logFile)}`);
     rmSync(a.pidFile);
-    const b = daemon(sb, "serve.ts", "a", port, ["--workers", "1"]);
+    const b = daemon(sb, "serve.ts", "b", "a", port, ["--workers", "1"]);
     assert.equal(b.status, 69, `B started: ${b.stdout} ${b.stderr}`);
     assert.match(b.stderr, new RegExp(`EADDRINUSE.*pid ${a.master}\\b.*port ${port}`));
-    assert.deepEqual(b.leftovers, [], "B left processes running");
+    assert.ok(await eventually(() => b.running().length === 0, 3000), `B left ${b.running()} running`);
     const pids = await answeringPids(port, 20);
     for (const pid of pids) assert.ok(childrenOf(a.master).includes(pid), `pid ${pid}, not a worker of A, answered`);
   }));
 
   test("a single-process second daemon on the port fails with the kernel's EADDRINUSE (69)", sandboxed(async (sb) => {
     const port = await freePort();
-    const a = daemon(sb, "app.ts", "a", port, ["--workers", "2"]);
+    const a = daemon(sb, "app.ts", "a", "a", port, ["--workers", "2"]);
     assert.equal(a.status, 0, `${a.stderr}\n${readOr(a.logFile)}`);
-    const c = daemon(sb, "app.ts", "c", port, []);
+    const c = daemon(sb, "app.ts", "c", "c", port, []);
     assert.equal(c.status, 69, `C started: ${c.stdout} ${c.stderr}`);
     assert.match(c.stderr, /in use/i);
-    assert.deepEqual(c.leftovers, []);
-    assert.ok(await eventually(() => pidsMentioning(c.pidFile).length === 0, 3000));
+    assert.ok(await eventually(() => c.running().length === 0, 3000), `C left ${c.running()} running`);
     const pids = await answeringPids(port, 20);
     for (const pid of pids) assert.ok(childrenOf(a.master).includes(pid), `pid ${pid}, not a worker of A, answered`);
   }));
