@@ -5,7 +5,7 @@
  * Under `bun test` the daemon is a built binary; under `deno test` it is `deno task daemonic run`.
  */
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -239,4 +239,30 @@ describe(`bad input (${RUNTIME})`, () => {
       assert.deepEqual(snapshot(D), beforeFiles, "the test directory changed");
     });
   }
+
+  test("--reopen-logs fails (73, one line) when the daemon could not reopen its log, and succeeds once it can", async () => {
+    const other = new Sandbox();
+    try {
+      const logs = other.path("logs"), pidFile = other.path("app.pid");
+      mkdirSync(logs);
+      const control = (action: string) => run(target.argv(entry, [action, "--pid-file", pidFile]));
+      const r = run(target.argv(entry, ["--daemon", "--pid-file", pidFile, "--log-file", `${logs}/app.log`, "--", "0"]));
+      other.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      renameSync(logs, `${logs}.1`); // rotated away, and a file now stands where the directory was
+      writeFileSync(logs, "");
+      const failed = control("--reopen-logs");
+      assert.equal(failed.status, 73, failed.stderr);
+      assert.equal(failed.stderr.trimEnd().split("\n").length, 1, failed.stderr);
+      assert.match(failed.stderr, /still writes to the old file.*fix the path, then run --reopen-logs again/);
+      rmSync(logs);
+      mkdirSync(logs);
+      const ok = control("--reopen-logs");
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.ok(existsSync(`${logs}/app.log`));
+      assert.equal(control("--stop").status, 0);
+    } finally {
+      other.cleanup();
+    }
+  });
 });
