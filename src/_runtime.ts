@@ -5,6 +5,7 @@
  */
 import { readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
+import { claimPort } from "./port_owner.ts";
 
 /** `"bun"` or `"deno"`. */
 export const runtime: "bun" | "deno" = "Bun" in globalThis ? "bun" : "deno";
@@ -50,8 +51,10 @@ type AnyFn = (...args: unknown[]) => unknown;
  * Makes every server the entry opens share its port with the other workers (SO_REUSEPORT), whatever API
  * it uses: node:net and node:http `listen`, `Bun.serve`, `Deno.serve`. Bun's node:http takes reusePort only
  * in a cluster worker, which `NODE_UNIQUE_ID` in the worker's environment makes it (see supervisor.ts).
+ * A port another daemon (or any process outside the family of `masterPid`) listens on is refused with
+ * EADDRINUSE, as without SO_REUSEPORT (see port_owner.ts).
  */
-export async function shareListeners(): Promise<Listeners> {
+export async function shareListeners(masterPid: number): Promise<Listeners> {
   const closers: (() => Promise<void>)[] = [];
   const net = await import("node:net");
   const http = await import("node:http");
@@ -67,6 +70,12 @@ export async function shareListeners(): Promise<Listeners> {
         const backlog = typeof args[1] === "number" ? args[1] : args[2];
         if (typeof backlog === "number") options.backlog = backlog;
       } else return original.apply(this, callback ? [...args, callback] : args); // a Unix socket path
+      try {
+        claimPort(Number(options.port ?? 0), options.host as string | undefined, masterPid);
+      } catch (err) {
+        process.nextTick(() => this.emit("error", err)); // where node reports its own EADDRINUSE
+        return this;
+      }
       options.reusePort = true;
       options.exclusive = true; // listen here, not through a cluster primary
       closers.push(() =>
@@ -86,6 +95,9 @@ export async function shareListeners(): Promise<Listeners> {
   if (runtime === "bun") {
     const serve = g.Bun.serve;
     g.Bun.serve = (options: unknown, ...rest: unknown[]) => {
+      const o = options as { port?: number | string; hostname?: string; unix?: string };
+      const env = process.env;
+      if (!o.unix) claimPort(Number(o.port ?? env.BUN_PORT ?? env.PORT ?? env.NODE_PORT ?? 3000), o.hostname, masterPid);
       const server = serve.call(g.Bun, { ...options as object, reusePort: true }, ...rest) as { stop(force?: boolean): Promise<void> };
       closers.push(async () => await server.stop(false));
       return server;
@@ -98,6 +110,8 @@ export async function shareListeners(): Promise<Listeners> {
         if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
           args[0] = { ...args[0] as object, reusePort: true };
         } else args.unshift({ reusePort: true });
+        const o = args[0] as { port?: number; hostname?: string; path?: string };
+        if (!o.path) claimPort(o.port ?? 8000, o.hostname ?? "0.0.0.0", masterPid);
         const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
         closers.push(() => server.shutdown());
         return server;

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { DaemonError, ExitCode } from "./errors.ts";
+import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { nameOf } from "./options.ts";
 import { main } from "./runner.ts";
 import { VERSION } from "./version.ts";
@@ -63,9 +63,10 @@ async function cli(argv: string[]): Promise<void> {
 try {
   await cli(process.argv.slice(2));
 } catch (err) {
-  if (err instanceof DaemonError) {
-    console.error(err.message);
-    process.exit(err.exitCode);
+  const userError = userPathError(err);
+  if (userError) {
+    console.error(userError.message);
+    process.exit(userError.exitCode);
   }
   console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
   process.exit(ExitCode.SOFTWARE);

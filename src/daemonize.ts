@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
-import { DaemonError, ExitCode } from "./errors.ts";
+import { DaemonError, ExitCode, pathProblem } from "./errors.ts";
 import { cannotCreate, holdPidFile, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { appendToLog, runnerLog } from "./log.ts";
 import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
@@ -73,14 +73,17 @@ export { takeStage };
 
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
+  // A FIFO would block the open (and the daemon's every write); a socket cannot be opened at all.
+  const type = existsSync(path) ? statSync(path) : undefined;
+  if (type?.isFIFO() || type?.isSocket()) {
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`);
+  }
   const callers = libc.umask(umask); // the log is the daemon's file: its --umask, not the caller's shell's
   try {
     return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
   } catch (err) {
-    const hint = err instanceof SystemCallError && err.code === "ENOENT"
-      ? `directory ${dirname(path)} does not exist: create it or pick another --log-file`
-      : `${(err as Error).message}: pick a writable --log-file`;
-    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${hint}`, { cause: err });
+    const problem = pathProblem("--log-file", path, err instanceof SystemCallError ? err.code : "", (err as Error).message);
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${problem}`, { cause: err });
   } finally {
     libc.umask(callers);
   }
@@ -101,7 +104,8 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
   try {
     accessSync(dirname(pidFile), constants.W_OK);
   } catch {
-    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dirname(pidFile)} does not exist or is not writable: pick another --pid-file`);
+    const dir = dirname(pidFile);
+    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dir} ${existsSync(dir) ? "is not writable" : "does not exist"}: pick another --pid-file`);
   }
 }
 

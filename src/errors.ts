@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 
 /** Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart. */
 export const ExitCode = {
@@ -76,4 +77,33 @@ export class DaemonError extends Error {
     this.exitCode = EXIT_CODES[code];
     this.pid = options.pid;
   }
+}
+
+/**
+ * A failure of a system call on a path the user gave (a node:fs error: it has `code` and `path` or `syscall`) as a
+ * one-line {@linkcode DaemonError} (exit 73) naming the path, instead of an internal error with a stack.
+ * Anything else stays as it is: an internal error.
+ */
+export function userPathError(err: unknown): DaemonError | undefined {
+  if (err instanceof DaemonError) return err;
+  const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown } | null;
+  if (typeof e?.code !== "string" || !/^E[A-Z]+$/.test(e.code) || (typeof e.path !== "string" && typeof e.syscall !== "string")) return undefined;
+  const why = String(e.message).split("\n")[0];
+  return new DaemonError("CANNOT_CREATE", `Cannot use ${e.path ?? "a file"}: ${why}: check the paths given to --pid-file and --log-file`, { cause: err });
+}
+
+/** What is wrong with `path` given to `flag` when open() failed with errno `code`, with the fix. */
+export function pathProblem(flag: string, path: string, code: string, fallback: string): string {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const why: Record<string, string> = {
+    ENOENT: existsSync(dir) ? `${dir} does not take new files` : `directory ${dir} does not exist: create it or pick another ${flag}`,
+    ENOTDIR: `a parent of ${path} is not a directory`,
+    ELOOP: `${path} goes through a symbolic link loop`,
+    EISDIR: `${path} is a directory: give a file path`,
+    EACCES: `${path} or its directory is not writable`,
+    EROFS: `${dir} is on a read-only file system`,
+    ENXIO: `${path} is a socket or a device without a reader`,
+  };
+  const text = why[code] ?? fallback;
+  return text.includes(flag) ? text : `${text}: pick another ${flag}`;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import process from "node:process";
 import { DaemonError } from "./errors.ts";
 
@@ -30,6 +30,9 @@ export interface ShowLogsOptions {
 export function showLogs(path: string, options: ShowLogsOptions = {}): number {
   if (!options.follow && !existsSync(path)) {
     throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} does not exist: the daemon has not written to it yet, or add -f to wait for it`);
+  }
+  if (existsSync(path) && !statSync(path).isFile()) {
+    throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`);
   }
   const args = ["-n", String(options.lines ?? 10)];
   if (options.follow) args.push("-F", `--pid=${process.pid}`, "-s", "0.2");

@@ -170,10 +170,16 @@ function fail(message: string): never {
   throw new DaemonError("USAGE", message);
 }
 
-function seconds(flag: string, value: string | undefined, fallback: number): number {
+/** Longest duration a flag takes: timers and poll() count milliseconds in 32 bits, which a day fits. */
+const MAX_SECONDS = 86_400;
+
+function seconds(flag: string, value: string | undefined, fallback: number, min: "zero" | "positive" = "zero"): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!value.trim() || !Number.isFinite(n) || n < 0) fail(`Invalid --${flag} '${value}': give a number of seconds, e.g. --${flag} 10`);
+  const least = min === "zero" ? 0 : 0.001;
+  if (!/^\d+(\.\d+)?$/.test(value) || n < least || n > MAX_SECONDS) {
+    fail(`Invalid --${flag} '${value}': give seconds from ${min === "zero" ? 0 : 0.001} to ${MAX_SECONDS}, e.g. --${flag} 10`);
+  }
   return n;
 }
 
@@ -181,6 +187,36 @@ function count(flag: string, value: string | undefined, fallback: number): numbe
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) > 1024) fail(`Invalid --${flag} '${value}': give a whole number from 0 to 1024`);
   return Number(value);
+}
+
+const SHORT_FLAGS = new Map(Object.entries(FLAGS).flatMap(([name, f]) => "short" in f ? [[`-${f.short}`, name]] : []));
+
+/**
+ * `--workers -1` becomes `--workers=-1` (parseArgs calls a value with a dash ambiguous; the checks below name
+ * the fix); a flag whose value is missing, or is another flag, fails here with the fix.
+ */
+function joinDashValues(argv: readonly string[], programName: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--") return [...out, ...argv.slice(i)];
+    const flag = /^--([\w-]+)$/.exec(argv[i])?.[1] ?? SHORT_FLAGS.get(argv[i]);
+    const next = argv[i + 1];
+    if (flag === undefined || FLAGS[flag as keyof typeof FLAGS]?.type !== "string" || !(next === undefined || next.startsWith("-"))) {
+      out.push(argv[i]);
+      continue;
+    }
+    if (next === undefined || next === "--" || /^--?[a-zA-Z]/.test(next)) {
+      fail(`Missing value for --${flag}: give it one, e.g. --${flag}=VALUE (see ${programName} --help)`);
+    }
+    out.push(`--${flag}=${next}`);
+    i++;
+  }
+  return out;
+}
+
+/** A path flag given as '' would silently fall back to its default: refuse it. */
+function refuseEmptyPath(flag: string, value: string | undefined): void {
+  if (value !== undefined && !value.trim()) fail(`Invalid --${flag} '${value}': give a path, or leave the flag out for the default`);
 }
 
 /** The default pid file for `name`: /run as root (systemd's PIDFile), a private directory otherwise. */
@@ -201,14 +237,16 @@ export function defaultPidFile(name: string, env: Record<string, string | undefi
  */
 export function parseRunnerArgs(argv: readonly string[], context: { name: string; baseDir?: string }): RunnerOptions {
   const baseDir = context.baseDir ?? process.cwd();
+  const args = joinDashValues(argv, context.name);
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: FLAGS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
   } catch (cause) {
     const message = (cause as Error).message.split("\n")[0].replace(/\.? ?To specify a positional argument.*$/, "").replace(/\.$/, "");
     if (message.startsWith("Unknown option")) {
       fail(`${message}: to pass options to the entry, put them after --, e.g. ${context.name} -- --port 8080`);
     }
+    if (message.includes("does not take an argument")) fail(`${message}: give it without a value`);
     fail(`${message}: see ${context.name} --help`);
   }
   const { values, positionals } = parsed;
@@ -218,6 +256,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const chosen = ACTIONS.filter((a) => values[a]);
   if (chosen.length > 1) fail(`Conflicting actions --${chosen.join(" and --")}: give one at most`);
   const action: Action = (chosen[0] as Action | undefined) ?? "foreground";
+  for (const flag of ["pid-file", "log-file", "chdir"] as const) refuseEmptyPath(flag, values[flag]);
   const name = values.name ?? context.name;
   if (!/^[\w.@+-]+$/.test(name)) fail(`Invalid --name '${name}': use letters, digits and . _ - @ + only`);
 
@@ -231,7 +270,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const logFormat = values["log-format"] ?? "text";
   if (!isFormat(logFormat)) fail(`Invalid --log-format '${logFormat}': use ${LOG_FORMATS.join(" or ")}`);
   const lines = values.lines === undefined ? 10 : Number(values.lines);
-  if (!/^\d+$/.test(values.lines ?? "0")) fail(`Invalid --lines '${values.lines}': give a whole number, e.g. -n 50`);
+  if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
   const ready = values.ready ?? "auto";
@@ -256,10 +295,10 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     chdir,
     umask,
     timeout: seconds("timeout", values.timeout, 10),
-    startTimeout: seconds("start-timeout", values["start-timeout"], 60),
+    startTimeout: seconds("start-timeout", values["start-timeout"], 60, "positive"),
     ready,
     workers: count("workers", values.workers, 0),
-    workerTimeout: seconds("worker-timeout", values["worker-timeout"], 60),
+    workerTimeout: seconds("worker-timeout", values["worker-timeout"], 60, "positive"),
     args: positionals,
     userService: values["user-service"] ?? false,
     now: values.now ?? false,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
@@ -27,11 +27,12 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
   const dir = dirname(path);
   const why: Record<string, string> = {
     ELOOP: `${path} is a symbolic link: daemonic does not follow it; remove it or pick another --pid-file`,
-    ENOENT: `directory ${dir} does not exist: create it or pick another --pid-file`,
+    ENOENT: existsSync(dir) ? `${dir} does not take new files: pick another --pid-file` : `directory ${dir} does not exist: create it or pick another --pid-file`,
     EACCES: `directory ${dir} is not writable: pick a writable --pid-file`,
     EROFS: `${dir} is read-only: pick a writable --pid-file`,
     EISDIR: `${path} is a directory: give a file path to --pid-file`,
     ENOTDIR: `a parent of ${path} is not a directory: pick another --pid-file`,
+    ENXIO: `${path} is a socket: pick another --pid-file`,
   };
   return new DaemonError("CANNOT_CREATE", `Cannot create pid file: ${why[err.code] ?? err.message}`, { cause: err });
 }

@@ -4,13 +4,13 @@
  *
  * @module
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import process from "node:process";
 import { ignoreInspectorSignal, setEntryArgv, setTitle } from "./_runtime.ts";
 import { libc } from "../ffi/mod.ts";
 import { type DaemonStage, launch, serveDaemon, takeStage } from "./daemonize.ts";
 import { serveMaster, workerTableFile } from "./master.ts";
-import { DaemonError, ExitCode } from "./errors.ts";
+import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { type RunnerOptions, parseRunnerArgs, usage } from "./options.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { runnerLog } from "./log.ts";
@@ -45,9 +45,10 @@ export interface App {
 }
 
 function exitWith(err: unknown): never {
-  if (err instanceof DaemonError) {
-    console.error(err.message);
-    process.exit(err.exitCode);
+  const userError = userPathError(err);
+  if (userError) {
+    console.error(userError.message);
+    process.exit(userError.exitCode);
   }
   console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
   process.exit(ExitCode.SOFTWARE);
@@ -175,6 +176,27 @@ function logPathOf(opts: RunnerOptions, what: string): string {
   return path;
 }
 
+/**
+ * `--reopen-logs` succeeds once the daemon's stdout is the file now at `path`: a reopen that failed (the daemon
+ * logs why) leaves it on the old file, and logrotate must hear of it. Unverifiable without access to /proc/PID/fd.
+ */
+function confirmReopened(name: string, pid: number, path: string): void {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      const now = statSync(path), out = statSync(`/proc/${pid}/fd/1`);
+      if (now.ino === out.ino && now.dev === out.dev) return;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return;
+    }
+    if (Date.now() > deadline) {
+      throw new DaemonError("CANNOT_CREATE", `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${path}: its log says why; fix the path, then run --reopen-logs again`);
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}
+
 /** `--logs`: prints (and follows) the daemon's log. */
 function logs(opts: RunnerOptions): number {
   return showLogs(logPathOf(opts, "show logs"), { lines: opts.lines, follow: opts.follow });
@@ -237,12 +259,18 @@ export async function main(app: App): Promise<void> {
         return process.exit(0);
       case "reopen-logs": {
         const path = opts.logFile ?? recordedLogPath(opts.pidFile);
-        if (path) rmSync(holdMarker(path), { force: true });
+        try {
+          if (path) rmSync(holdMarker(path), { force: true });
+        } catch {
+          // No marker can be there (its directory is gone): nothing held.
+        }
         const pid = signalDaemon(opts.pidFile, REOPEN);
         if (pid === null) {
           throw new DaemonError("NOT_RUNNING", `Cannot reopen logs: ${opts.name} is not running (no lock on ${opts.pidFile}): nothing to reopen`);
         }
         noteMissingPidFile(opts, pid);
+        const daemonLog = recordedLogPath(opts.pidFile); // the path the daemon reopens, whatever --log-file says
+        if (daemonLog) confirmReopened(opts.name, pid, daemonLog);
         return process.exit(0);
       }
       case "logs":

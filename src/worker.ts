@@ -76,7 +76,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   const heartbeat = setInterval(() => tell("HB"), stage.heartbeatMs);
   (heartbeat as { unref?: () => void }).unref?.();
-  const listeners = await shareListeners();
+  const listeners = await shareListeners(stage.masterPid);
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see supervisor.ts) when first imported
   // and keeps what it read: take it out of the environment the entry's own children inherit.
   await import("node:cluster");

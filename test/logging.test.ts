@@ -280,7 +280,7 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
     assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
     const old = `/proc/${pid}/fd/2`;
     rmSync(sb.path("logs"), { recursive: true });
-    assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", pidFile])).status, 0);
+    assert.equal(run(runner("logger.ts", ["--reopen-logs", "--pid-file", pidFile])).status, 73, "the failed reopen is reported");
     assert.ok(
       await eventually(() => readOr(old).includes(`Cannot reopen log file ${logFile}: directory ${sb.path("logs")} does not exist`)),
       readOr(old),

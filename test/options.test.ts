@@ -29,7 +29,7 @@ describe("parseRunnerArgs()", () => {
     for (const [argv, message] of [
       [["--port", "1"], /Unknown option '--port'.*after --/],
       [["--umask", "8"], /Invalid --umask '8'/],
-      [["--workers", "-1"], /--workers.*ambiguous: see app --help/],
+      [["--workers", "-1"], /Invalid --workers '-1': give a whole number from 0 to 1024/],
       [["--workers", "two"], /Invalid --workers 'two'/],
       [["--ready", "soon"], /Invalid --ready 'soon': use auto or manual/],
       [["--daemon", "--stop"], /Conflicting actions --daemon and --stop/],

@@ -1,0 +1,157 @@
+/**
+ * Keeps a port to one daemon. Workers bind with SO_REUSEPORT, which would let any other process of the same
+ * user join the port and take part of its traffic; so before a worker binds, it looks up who listens on the
+ * port already (/proc/net/tcp, tcp6) and refuses with EADDRINUSE when a listener belongs to no process of
+ * its own daemon: its master's workers, or during a binary upgrade (USR2) the old master's.
+ *
+ * @module
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { isIP } from "node:net";
+
+interface Listener {
+  address: string;
+  inode: string;
+}
+
+/** `0100007F` (tcp) or 32 hex digits (tcp6), each 32-bit word in host (little-endian) order, as an address. */
+function addressOf(hex: string): string {
+  const bytes = (hex.match(/../g) ?? []).map((h) => parseInt(h, 16));
+  for (let i = 0; i < bytes.length; i += 4) bytes.splice(i, 4, ...bytes.slice(i, i + 4).reverse());
+  if (bytes.length === 4) return bytes.join(".");
+  const words = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16));
+  return canonical(words.join(":"));
+}
+
+/** One spelling per address: IPv6 compressed, IPv4-mapped IPv6 as plain IPv4. */
+function canonical(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const text = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
+  if (!mapped) return text;
+  const [hi, lo] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join(".");
+}
+
+/** The TCP sockets listening on `port`. */
+function listenersOn(port: number): Listener[] {
+  const found: Listener[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue; // no IPv6 in this kernel
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] !== "0A") continue; // TCP_LISTEN
+      const [hex, portHex] = f[1].split(":");
+      if (parseInt(portHex, 16) === port) found.push({ address: addressOf(hex), inode: f[9] });
+    }
+  }
+  return found;
+}
+
+const WILDCARDS = new Set(["0.0.0.0", "::"]);
+
+/** Whether binding `host` conflicts with a listener on `address` (same address, or either is a wildcard). */
+function overlaps(host: string | undefined, address: string): boolean {
+  if (!host || !isIP(host)) return true; // a name or no host may bind any address
+  const mine = canonical(host);
+  return mine === address || WILDCARDS.has(mine) || WILDCARDS.has(address);
+}
+
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (text) children.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return children;
+}
+
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
+
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""); // an upgrade replaced the binary
+  } catch {
+    return "";
+  }
+}
+
+/** The master's processes, and when it is a USR2 successor (its parent runs the same executable), the old
+ * master's too: children and grandchildren. */
+function familyOf(masterPid: number): number[] {
+  const roots = [masterPid];
+  const parent = parentOf(masterPid);
+  if (parent > 1 && exeOf(parent) === exeOf(masterPid)) roots.push(parent);
+  const children = roots.flatMap(childrenOf);
+  return [...roots, ...children, ...children.flatMap(childrenOf)];
+}
+
+function socketsOf(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // gone, or not ours to read
+  }
+  return inodes;
+}
+
+/** The process holding socket `inode`, and its parent, for the message; searched only on a refusal. */
+function ownerOf(inode: string): string {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || !socketsOf(Number(name)).has(inode)) continue;
+    const parent = parentOf(Number(name));
+    return parent > 1 ? `pid ${name} (child of pid ${parent})` : `pid ${name}`;
+  }
+  return "another process";
+}
+
+function foreignListener(port: number, host: string | undefined, masterPid: number): string | undefined {
+  const listeners = listenersOn(port).filter((l) => overlaps(host, l.address));
+  if (!listeners.length) return undefined;
+  const ours = new Set(familyOf(masterPid).flatMap((pid) => [...socketsOf(pid)]));
+  return listeners.find((l) => !ours.has(l.inode))?.inode;
+}
+
+/**
+ * Throws an EADDRINUSE error, as the runtime's own listen would, when a process outside the daemon of
+ * `masterPid` listens on `port` at an address `host` overlaps. Port 0 (any free port) always passes.
+ */
+export function claimPort(port: number, host: string | undefined, masterPid: number): void {
+  if (!Number.isInteger(port) || port <= 0) return;
+  let inode = foreignListener(port, host, masterPid);
+  // A sibling that just closed its listener may still show in the table a moment after its fd went.
+  for (let retry = 0; inode && retry < 3; retry++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    inode = foreignListener(port, host, masterPid);
+  }
+  if (!inode) return;
+  const where = `${host && isIP(host) === 6 ? `[${host}]` : host ?? "::"}:${port}`;
+  const message = `listen EADDRINUSE: address already in use ${where}: ${ownerOf(inode)} serves port ${port}: stop it, or give this daemon another port`;
+  const err = Object.assign(new Error(message), { code: "EADDRINUSE", errno: -98, syscall: "listen", port, address: host });
+  err.stack = `Error: ${message}`; // the user's problem, not daemonic's: one line without a stack
+  throw err;
+}
