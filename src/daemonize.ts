@@ -19,9 +19,9 @@ import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts
 import { ignoreInspectorSignal, selfCommand } from "./_runtime.ts";
 import { DaemonError, ExitCode, pathProblem } from "./errors.ts";
 import { cannotCreate, holdPidFile, PidFile, readPidFile, removeStalePidFile } from "./pidfile.ts";
-import { appendToLog, runnerLog } from "./log.ts";
-import { configureLogging, type LogFormat, type LogLevel } from "./logger.ts";
-import { recordedLogPath, recordLogPath } from "./log_path.ts";
+import { appendToLog, runnerLog } from "./log/setup.ts";
+import { configureLogging, type LogFormat, type LogLevel } from "./log/setup.ts";
+import { recordedLogPath, recordLogPath } from "./log/show.ts";
 import { ensurePrivateDir, runtimeDir } from "./safe_file.ts";
 import { type Notifier, systemdNotifier } from "./notify.ts";
 import { failWhenIdle, ReadyReporter, waitForReady, watchReadiness } from "./readiness.ts";

@@ -8,7 +8,7 @@ import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
 import { setTitle } from "./_runtime.ts";
 import { cleanUpFailedStart, type DaemonStage, READY_FD, startDaemon } from "./daemonize.ts";
 import { DaemonError } from "./errors.ts";
-import { runnerLog } from "./log.ts";
+import { runnerLog } from "./log/setup.ts";
 import type { PidFile } from "./pidfile.ts";
 import { waitForReady } from "./readiness.ts";
 import { handOver } from "./stage.ts";

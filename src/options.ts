@@ -9,7 +9,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
-import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./logger.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log/setup.ts";
 
 /** What the command line asks for. */
 export type Action =

@@ -10,8 +10,8 @@ import { DaemonError } from "./errors.ts";
 import { REOPEN_SIGNALS } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
-import { reopenLogs } from "./log.ts";
-import type { LogLevel } from "./logger.ts";
+import { reopenLogs } from "./log/rotate.ts";
+import type { LogLevel } from "./log/setup.ts";
 import { readPidFile, removeStalePidFile } from "./pidfile.ts";
 import { daemonTree, type DaemonTree, treeMembers } from "./process_tree.ts";
 

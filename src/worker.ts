@@ -13,9 +13,10 @@ import { ignoreInspectorSignal, REOPEN_SIGNALS, setEntryArgv, setTitle, shareLis
 import { describe } from "./daemonize.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { lifecycle } from "./lifecycle.ts";
-import { reopenLogs, runnerLog } from "./log.ts";
-import { configureLogging, type LogLevel } from "./logger.ts";
-import type { LogFormat } from "./log_sink.ts";
+import { reopenLogs } from "./log/rotate.ts";
+import { runnerLog } from "./log/setup.ts";
+import { configureLogging, type LogLevel } from "./log/setup.ts";
+import type { LogFormat } from "./log/sink.ts";
 import { failWhenIdle, watchReadiness } from "./readiness.ts";
 import { SIG } from "./signals.ts";
 

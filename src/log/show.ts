@@ -1,4 +1,8 @@
 /**
+ * Where a daemon's log is, and `--logs`. The daemon records its `--log-file` in a sidecar `PIDFILE.log-path`
+ * beside its pid file, so `--logs --pid-file P` needs nothing else; the record stays after the daemon exits,
+ * so the log of a crashed daemon can still be shown; a start without `--log-file` removes it.
+ *
  * `--logs`: the daemon's log on stdout, like `pm2 logs`. GNU `tail` does the work: `-n N` for the last lines,
  * `-F` to follow by name across rotations (a new file after `create`, a truncated one after `copytruncate`),
  * `--pid` so it ends by itself within a fraction of a second once this process is gone, however it died.
@@ -6,9 +10,10 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import process from "node:process";
-import { DaemonError } from "./errors.ts";
+import { DaemonError } from "../errors.ts";
+import { writeSidecar } from "../safe_file.ts";
 
 /** Options of {@linkcode showLogs}. */
 export interface ShowLogsOptions {
@@ -41,4 +46,43 @@ export function showLogs(path: string, options: ShowLogsOptions = {}): number {
     throw new DaemonError("NO_INPUT", `Cannot show logs: cannot run tail: ${result.error.message}: install GNU coreutils`);
   }
   return result.status ?? 1;
+}
+
+/** The sidecar path for `pidFile`. */
+export function logPathFile(pidFile: string): string {
+  return `${pidFile}.log-path`;
+}
+
+/**
+ * Records `logFile` (or its absence) next to `pidFile`. Called by the daemon once it holds the pid file's
+ * lock, so it never overwrites the record of another running daemon.
+ *
+ * @example
+ * ```ts ignore
+ * recordLogPath("/run/app.pid", "/var/log/app.log"); // writes /run/app.pid.log-path
+ * ```
+ */
+export function recordLogPath(pidFile: string, logFile: string | undefined): void {
+  if (logFile) return writeSidecar(logPathFile(pidFile), `${logFile}\n`);
+  try {
+    unlinkSync(logPathFile(pidFile));
+  } catch {
+    // None recorded (or not a file: left alone).
+  }
+}
+
+/**
+ * The log path recorded next to `pidFile`, or `undefined` when there is none.
+ *
+ * @example
+ * ```ts ignore
+ * const log = recordedLogPath("/run/app.pid"); // "/var/log/app.log"
+ * ```
+ */
+export function recordedLogPath(pidFile: string): string | undefined {
+  try {
+    return readFileSync(logPathFile(pidFile), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

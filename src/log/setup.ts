@@ -1,15 +1,16 @@
 /**
- * The entry's logger: LogTape, configured by the runner from `--log-level` and `--log-format` to write to
- * fd 2. In the foreground that is the terminal; in a daemon it is the log file: the same entry code logs
- * to either with no change.
+ * Logging set up in every process: LogTape, configured by the runner from `--log-level` and `--log-format` to
+ * write to fd 2 — the terminal in the foreground, the log file in a daemon, so the same entry code logs to
+ * either with no change — and the runner's own lines (start, ready, signals) under category `daemonic`.
  *
  * @module
  */
 import { configureSync, getLogger as getLogTapeLogger, isLogLevel, type Logger, type LogLevel } from "@logtape/logtape";
-import { formatterFor, getFdSink, LOG_FORMATS, type LogFormat } from "./log_sink.ts";
+import { appendFileSync } from "node:fs";
+import { formatterFor, getFdSink, LOG_FORMATS, type LogFormat } from "./sink.ts";
 
 export type { Logger, LogLevel } from "@logtape/logtape";
-export { LOG_FORMATS, type LogFormat } from "./log_sink.ts";
+export { LOG_FORMATS, type LogFormat } from "./sink.ts";
 
 /** The levels `--log-level` accepts, most verbose first. */
 export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error", "fatal"];
@@ -68,4 +69,38 @@ export function configureLogging(options: LoggingOptions = {}): void {
  */
 export function getLogger(category: string | readonly string[] = "app"): Logger {
   return getLogTapeLogger(category);
+}
+
+/**
+ * Writes one runner line at `level` (default `info`) under category `daemonic`.
+ *
+ * @example
+ * ```ts
+ * import { runnerLog } from "./setup.ts";
+ * runnerLog("ready");
+ * runnerLog("hook failed: boom", "error");
+ * ```
+ */
+export function runnerLog(line: string, level: LogLevel = "info"): void {
+  // A plain message with braces doubled: LogTape would read "{x}" as a placeholder.
+  getLogger("daemonic")[level](line.replaceAll("{", "{{").replaceAll("}", "}}"));
+}
+
+/**
+ * Appends one runner line at `fatal` to the log file at `path`, formatted as the daemon would have: for the
+ * launcher, to record a start-up failure the daemon could not write itself (killed, or died silently).
+ * Never throws: the failure is already on the launcher's terminal.
+ *
+ * @example
+ * ```ts ignore
+ * appendToLog("/var/log/app.log", "Cannot start: the entry was not ready within 60 s", "text");
+ * ```
+ */
+export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {
+  const record = { category: ["daemonic"], level: "fatal", message: [line], rawMessage: line, properties: {}, timestamp: Date.now() } as const;
+  try {
+    appendFileSync(path, formatterFor(format)(record));
+  } catch {
+    // The log file is what failed; the terminal has the message.
+  }
 }

@@ -8,7 +8,7 @@
  */
 import { getJsonLinesFormatter, getTextFormatter, type Sink, type TextFormatter } from "@logtape/logtape";
 import process from "node:process";
-import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 
 /** The two log formats `--log-format` accepts. */
 export const LOG_FORMATS = ["text", "json"] as const;
@@ -28,7 +28,7 @@ export const WORKER_ID_ENV = "DAEMONIC_WORKER_ID";
  *
  * @example
  * ```ts
- * import { formatterFor } from "./log_sink.ts";
+ * import { formatterFor } from "./sink.ts";
  * const format = formatterFor("json", { DAEMONIC_WORKER_ID: "2" }, 1234);
  * console.log(format({ category: ["app"], level: "info", message: ["hi"], rawMessage: "hi", properties: {}, timestamp: 0 }));
  * ```

@@ -1,31 +1,16 @@
 /**
- * The runner's own log lines (start, ready, signals) through LogTape under category `daemonic`, so they
- * obey `--log-level` and `--log-format`; and the reopen of the log file that logrotate's postrotate asks for.
+ * Log rotation, both ends: the daemon's reopen of its log file after logrotate moved it (`create`), or its
+ * hold while logrotate copies and truncates it (`copytruncate` with `--hold-logs`); and the controller's
+ * side of `--hold-logs` and `--reopen-logs`.
  *
  * @module
  */
-import type { LogLevel } from "@logtape/logtape";
-import { appendFileSync, existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
-import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
-import { getLogger } from "./logger.ts";
-import { formatterFor, type LogFormat } from "./log_sink.ts";
+import { type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
+import { runnerLog } from "./setup.ts";
 
-/**
- * Writes one runner line at `level` (default `info`) under category `daemonic`.
- *
- * @example
- * ```ts
- * import { runnerLog } from "./log.ts";
- * runnerLog("ready");
- * runnerLog("hook failed: boom", "error");
- * ```
- */
-export function runnerLog(line: string, level: LogLevel = "info"): void {
-  // A plain message with braces doubled: LogTape would read "{x}" as a placeholder.
-  getLogger("daemonic")[level](line.replaceAll("{", "{{").replaceAll("}", "}}"));
-}
 
 /**
  * Opens `path` again (O_WRONLY|O_APPEND|O_CREAT) and puts it on fds 1 and 2, so after logrotate moved the
@@ -103,21 +88,3 @@ function holdLogs(path: string, libc: Libc): boolean {
   return true;
 }
 
-/**
- * Appends one runner line at `fatal` to the log file at `path`, formatted as the daemon would have: for the
- * launcher, to record a start-up failure the daemon could not write itself (killed, or died silently).
- * Never throws: the failure is already on the launcher's terminal.
- *
- * @example
- * ```ts ignore
- * appendToLog("/var/log/app.log", "Cannot start: the entry was not ready within 60 s", "text");
- * ```
- */
-export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {
-  const record = { category: ["daemonic"], level: "fatal", message: [line], rawMessage: line, properties: {}, timestamp: Date.now() } as const;
-  try {
-    appendFileSync(path, formatterFor(format)(record));
-  } catch {
-    // The log file is what failed; the terminal has the message.
-  }
-}
