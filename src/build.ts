@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { runtime } from "./_runtime.ts";
+import { RUNTIME } from "./_runtime.ts";
 import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "./errors.ts";
 
@@ -61,7 +61,7 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
 
 /** The tool binary: the running one when it matches, else the one installed beside daemonic, else PATH's. */
 function tool(name: "bun" | "deno"): string {
-  if (runtime === name) return process.execPath;
+  if (RUNTIME.key === name) return process.execPath;
   const local = join(ROOT, "node_modules", ".bin", name);
   return existsSync(local) ? local : name;
 }

@@ -9,7 +9,7 @@
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { ignoreInspectorSignal, runtime, selfCommand } from "./_runtime.ts";
+import { ignoreInspectorSignal, RUNTIME, selfCommand } from "./_runtime.ts";
 
 /** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
 const FORWARDED = {
@@ -37,7 +37,7 @@ export function serveInit(libc: Libc = systemLibc): void {
   const pidfd = libc.pidfdOpen(child);
   ignoreInspectorSignal(libc);
   for (const [name, number] of Object.entries(FORWARDED)) {
-    if (name === "SIGUSR1" && runtime === "deno") continue; // listening would open Deno's debugger
+    if (name === "SIGUSR1" && !RUNTIME.usr1IsSafe) continue; // listening would open Deno's debugger
     process.on(name as NodeJS.Signals, () => {
       try {
         libc.pidfdSignal(pidfd, number);

@@ -7,7 +7,7 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
-import { REOPEN_SIGNALS } from "./_runtime.ts";
+import { RUNTIME } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
 import { reopenLogs } from "./log/rotate.ts";
@@ -74,7 +74,7 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
     await runHooks(life.reload, log);
     systemd?.notify("READY=1");
   });
-  for (const signal of REOPEN_SIGNALS) {
+  for (const signal of RUNTIME.reopenSignals) {
     process.on(signal, () => {
       if (logFile) reopenLogs(logFile);
       else log(`${signal} received: no --log-file, nothing to reopen`, "debug");

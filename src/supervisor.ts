@@ -14,7 +14,7 @@
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { REOPEN_SIGNALS, runtime } from "./_runtime.ts";
+import { RUNTIME } from "./_runtime.ts";
 import { reopenLogs } from "./log/rotate.ts";
 import { runnerLog } from "./log/setup.ts";
 import { ownChildren, processInfo } from "./process_tree.ts";
@@ -152,7 +152,7 @@ export class Supervisor {
       ...process.env,
       ...marker,
       [WORKER_ID_ENV]: String(id),
-      ...(runtime === "bun" ? { NODE_UNIQUE_ID: String(id) } : {}),
+      ...RUNTIME.workerEnv(id),
     };
     let pid: number;
     try {
@@ -392,7 +392,7 @@ export class Supervisor {
       await this.stop(true);
       process.exit(0);
     });
-    for (const signal of REOPEN_SIGNALS) {
+    for (const signal of RUNTIME.reopenSignals) {
       process.on(signal, () => {
         if (this.options.logFile) reopenLogs(this.options.logFile);
         for (const w of this.all()) this.signal(w, REOPEN);

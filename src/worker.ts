@@ -9,7 +9,8 @@
  */
 import process from "node:process";
 import { libc } from "../ffi/mod.ts";
-import { ignoreInspectorSignal, REOPEN_SIGNALS, setEntryArgv, setTitle, shareListeners } from "./_runtime.ts";
+import { ignoreInspectorSignal, RUNTIME, setEntryArgv, setTitle } from "./_runtime.ts";
+import { shareListeners } from "./listeners.ts";
 import { describe } from "./daemonize.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { lifecycle } from "./lifecycle.ts";
@@ -88,7 +89,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
   ignoreInspectorSignal(libc);
-  for (const signal of REOPEN_SIGNALS) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
+  for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;

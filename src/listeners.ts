@@ -1,0 +1,71 @@
+/**
+ * Listener sharing in a worker: every server the entry opens shares its port with the other workers
+ * (SO_REUSEPORT), whatever API it uses — node:net and node:http `listen`, `Bun.serve`, `Deno.serve` — and a
+ * retiring worker can stop them all from accepting while in-flight requests finish.
+ *
+ * @module
+ */
+import process from "node:process";
+import { RUNTIME, type Stopper } from "./_runtime.ts";
+import { claimPort } from "./port_owner.ts";
+
+/** Servers the entry opened, so a worker can stop accepting and let in-flight requests finish. */
+export interface Listeners {
+  /** Stops every server from accepting; resolves once their open connections have ended. */
+  closeGracefully(): Promise<void>;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+type NetServer = import("node:net").Server;
+
+/** node:net's `listen(port, host, backlog, cb)` and `listen(options, cb)` as options; `undefined` for a path. */
+function listenOptions(args: unknown[]): Record<string, unknown> | undefined {
+  if (typeof args[0] === "object" && args[0] !== null) return { ...args[0] as object };
+  if (!(typeof args[0] === "number" || (typeof args[0] === "string" && /^\d+$/.test(args[0])))) return undefined;
+  const options: Record<string, unknown> = { port: Number(args[0]) };
+  if (typeof args[1] === "string") options.host = args[1];
+  const backlog = typeof args[1] === "number" ? args[1] : args[2];
+  if (typeof backlog === "number") options.backlog = backlog;
+  return options;
+}
+
+/**
+ * Patches node:net/node:http `listen` and the runtime's serve() in this worker. Bun's node:http takes
+ * reusePort only in a cluster worker, which the worker's environment makes it (see `Runtime.workerEnv`). A
+ * port another daemon (any process outside the family of `masterPid`) listens on is refused with EADDRINUSE,
+ * as without SO_REUSEPORT (see port_owner.ts).
+ */
+export async function shareListeners(masterPid: number): Promise<Listeners> {
+  const stoppers: Stopper[] = [];
+  const check = (port: number, host: string | undefined) => claimPort(port, host, masterPid);
+  const patch = (proto: { listen: AnyFn }) => {
+    const original = proto.listen;
+    proto.listen = function (this: NetServer, ...args: unknown[]) {
+      const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
+      const options = listenOptions(args);
+      if (!options) return original.apply(this, callback ? [...args, callback] : args); // a Unix socket path
+      try {
+        check(Number(options.port ?? 0), options.host as string | undefined);
+      } catch (err) {
+        process.nextTick(() => this.emit("error", err)); // where node reports its own EADDRINUSE
+        return this;
+      }
+      options.reusePort = true;
+      options.exclusive = true; // listen here, not through a cluster primary
+      stoppers.push(() =>
+        new Promise<void>((resolve) => {
+          if (!this.listening) return resolve();
+          this.close(() => resolve());
+          (this as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        })
+      );
+      return original.apply(this, callback ? [options, callback] : [options]);
+    };
+  };
+  const net = await import("node:net");
+  const http = await import("node:http");
+  patch(net.Server.prototype as unknown as { listen: AnyFn });
+  if (http.Server.prototype.listen !== net.Server.prototype.listen) patch(http.Server.prototype as unknown as { listen: AnyFn });
+  RUNTIME.wrapServe(check, (stop) => stoppers.push(stop));
+  return { closeGracefully: async () => void await Promise.all(stoppers.map((stop) => stop())) };
+}
