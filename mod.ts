@@ -18,8 +18,8 @@
 export { daemonize, type DaemonOptions, launch } from "./src/daemonize.ts";
 export { DaemonError, type DaemonErrorCode, ExitCode } from "./src/errors.ts";
 export { onReload, onShutdown, ready } from "./src/lifecycle.ts";
-export { getLogger, type Logger, type LogLevel } from "./src/logger.ts";
-export { reopenLogs } from "./src/log.ts";
+export { getLogger, type Logger, type LogLevel } from "./src/log/setup.ts";
+export { reopenLogs } from "./src/log/rotate.ts";
 export { type PidFileState, readPidFile } from "./src/pidfile.ts";
-export { signalDaemon, stopDaemon, type StopResult } from "./src/signals.ts";
+export { signalDaemon, stopDaemon, type StopResult } from "./src/roles/control.ts";
 export { SystemCallError } from "./ffi/mod.ts";

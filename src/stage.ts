@@ -10,9 +10,86 @@
 import { readlinkSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import process from "node:process";
-import { type ChildFd, type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import type { DaemonStage } from "./daemonize.ts";
-import type { WorkerStage } from "./worker.ts";
+import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import type { LogFormat, LogLevel } from "./log/setup.ts";
+
+/** A daemon's settings, every default applied: where the command line is parsed (options.ts), or by
+ * {@linkcode withDefaults} for the library's {@linkcode DaemonOptions}. */
+export interface DaemonSettings {
+  /** The daemon's name: default pid file, process titles, messages. */
+  name: string;
+  /** Absolute pid file path. */
+  pidFile: string;
+  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. */
+  logFile?: string;
+  /** Lowest level of `getLogger()` records and the runner's lines. */
+  logLevel: LogLevel;
+  /** `text` or `json` (JSON Lines). */
+  logFormat: LogFormat;
+  /** Working directory of the daemon. */
+  chdir: string;
+  /** File mode creation mask of the daemon. */
+  umask: number;
+  /** Seconds `--stop` (and a graceful worker stop) waits before SIGKILL. */
+  timeout: number;
+  /** Seconds the launcher waits for the daemon to become ready. */
+  startTimeout: number;
+  /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
+  ready: "auto" | "manual";
+  /** Pre-forked workers sharing the entry's port; 0 runs the entry in the daemon itself. */
+  workers: number;
+  /** Seconds without a worker heartbeat before the master kills it. */
+  workerTimeout: number;
+  /** Arguments for the entry (everything after `--`). */
+  args: string[];
+}
+
+/** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
+export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
+
+/**
+ * `options` with every default the command line has.
+ *
+ * @example
+ * ```ts
+ * import { withDefaults } from "./stage.ts";
+ * console.log(withDefaults({ pidFile: "/run/app.pid" }).timeout); // 10
+ * ```
+ */
+export function withDefaults(options: DaemonOptions): DaemonSettings {
+  const settings: DaemonSettings = {
+    name: "daemon", pidFile: options.pidFile, logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10,
+    startTimeout: 60, ready: "auto", workers: 0, workerTimeout: 60, args: [],
+  };
+  // Only the settings, so a caller's wider object (the parsed command line) does not travel in the stage.
+  for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
+    if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
+  }
+  if (options.logFile !== undefined) settings.logFile = options.logFile;
+  return settings;
+}
+
+/** The command as the user started it: what a daemon runs again for its workers and its upgrades. */
+export interface Command {
+  path: string;
+  args: string[];
+  cwd: string;
+}
+
+/** What the launcher (or an old master, on USR2) hands the re-executed daemon. */
+export interface DaemonStage extends DaemonSettings {
+  role: "daemon";
+  command: Command;
+}
+
+/** What the master hands a worker: the daemon's own settings, and which worker it is. */
+export interface WorkerStage extends DaemonSettings {
+  role: "worker";
+  command: Command;
+  /** The worker's slot, 1-based, stable across restarts of that slot. */
+  id: number;
+  masterPid: number;
+}
 
 /** The environment variable that marks a re-executed process; its value is the stage's fd. */
 export const STAGE_ENV = "DAEMONIC_STAGE";
@@ -29,30 +106,6 @@ export function handOver(stage: DaemonStage | WorkerStage, libc: Libc = systemLi
   return { parentEnd, childEnd, env: { [STAGE_ENV]: String(STAGE_FD) } };
 }
 
-/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
- * pid there. Returns the launcher's end of that socket. */
-export function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
-  const { parentEnd, childEnd, env } = handOver(stage, libc);
-  let sh: number;
-  try {
-    sh = libc.spawn({
-      path: "/bin/sh",
-      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
-      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...env },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
-      setsid: true,
-    });
-  } catch (err) {
-    libc.close(parentEnd);
-    throw err;
-  } finally {
-    libc.close(childEnd);
-  }
-  libc.waitpid(sh);
-  return parentEnd;
-}
-
 const isString = (v: unknown) => typeof v === "string";
 const isStrings = (v: unknown) => Array.isArray(v) && v.every(isString);
 const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
@@ -61,18 +114,13 @@ const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 function validStage(value: unknown): DaemonStage | WorkerStage | undefined {
   const s = value as Record<string, unknown> | null;
   if (typeof s !== "object" || s === null) return undefined;
-  if (s.role === "daemon") {
-    const c = s.command as Record<string, unknown> | null;
-    const ok = isString(s.pidFile) && isAbsolute(s.pidFile as string) && typeof c === "object" && c !== null &&
-      isString(c.path) && isStrings(c.args) && isString(c.cwd) && (s.args === undefined || isStrings(s.args)) &&
-      (s.logFile === undefined || isString(s.logFile)) && (s.workers === undefined || isNumber(s.workers));
-    return ok ? s as unknown as DaemonStage : undefined;
-  }
-  if (s.role === "worker") {
-    const ok = Number.isInteger(s.id) && isString(s.name) && Number.isInteger(s.masterPid) && isStrings(s.args) &&
-      (s.ready === "auto" || s.ready === "manual") && isNumber(s.heartbeatMs) && isNumber(s.timeout) && isString(s.chdir);
-    return ok ? s as unknown as WorkerStage : undefined;
-  }
+  const c = s.command as Record<string, unknown> | null;
+  const common = isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && typeof c === "object" &&
+    c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd) && isStrings(s.args) && isString(s.chdir) &&
+    (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
+    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual");
+  if (common && s.role === "daemon") return s as unknown as DaemonStage;
+  if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;
 }
 

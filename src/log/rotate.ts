@@ -5,12 +5,13 @@
  *
  * @module
  */
-import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
+import { DaemonError } from "../errors.ts";
+import { writeSidecar } from "../safe_file.ts";
 import { runnerLog } from "./setup.ts";
-
 
 /**
  * Opens `path` again (O_WRONLY|O_APPEND|O_CREAT) and puts it on fds 1 and 2, so after logrotate moved the
@@ -27,7 +28,7 @@ import { runnerLog } from "./setup.ts";
  * ```
  */
 export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
-  if (existsSync(holdMarker(path))) return holdLogs(path, libc);
+  if (existsSync(holdMarker(path))) return holdLines(path, libc);
   let fd: number;
   try {
     fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666); // mode: the daemon's --umask
@@ -75,7 +76,7 @@ function isOn(path: string): boolean {
  * Moves fds 1 and 2 to this process's own {@linkcode heldFile} until the next reopen, so nothing is written
  * to the log between logrotate's copy and its truncate (`copytruncate` with `--hold-logs` in prerotate).
  */
-function holdLogs(path: string, libc: Libc): boolean {
+function holdLines(path: string, libc: Libc): boolean {
   const held = heldFile(path);
   if (isOn(held)) return true;
   const fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
@@ -88,3 +89,59 @@ function holdLogs(path: string, libc: Libc): boolean {
   return true;
 }
 
+/**
+ * The controller's `--hold-logs`: leaves the {@linkcode holdMarker}, signals the daemon (`signal()` returns its
+ * pid), and returns once it and its workers (`workersOf(pid)`) hold their lines, so logrotate may copy and
+ * truncate. When one does not answer within 5 s it lets them all go again and fails, and logrotate skips the
+ * rotation (a failed prerotate does).
+ */
+export function askToHold(path: string, signal: () => number, workersOf: (pid: number) => number[]): void {
+  writeSidecar(holdMarker(path), "");
+  let pid: number;
+  try {
+    pid = signal();
+  } catch (err) {
+    rmSync(holdMarker(path), { force: true });
+    throw err;
+  }
+  const deadline = Date.now() + 5000;
+  let waiting = [pid, ...workersOf(pid)];
+  while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
+    if (Date.now() > deadline) {
+      rmSync(holdMarker(path), { force: true });
+      signal();
+      throw new DaemonError("START_FAILED", `Cannot hold logs: pid ${waiting.join(", ")} did not answer within 5 s: let logrotate skip this rotation and look at the log`);
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  }
+}
+
+/**
+ * The controller's `--reopen-logs`: ends a hold, signals the daemon (`signal()` returns its pid), and succeeds
+ * once the daemon's stdout is the file now at `daemonLog` (the path it reopens): a reopen that failed (the
+ * daemon logs why) leaves it on the old file, and logrotate must hear of it (exit 73). Unverifiable without
+ * access to /proc/PID/fd.
+ */
+export function askToReopen(name: string, path: string | undefined, daemonLog: string | undefined, signal: () => number): void {
+  try {
+    if (path) rmSync(holdMarker(path), { force: true });
+  } catch {
+    // No marker can be there (its directory is gone): nothing held.
+  }
+  const pid = signal();
+  if (!daemonLog) return;
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      const now = statSync(daemonLog), out = statSync(`/proc/${pid}/fd/1`);
+      if (now.ino === out.ino && now.dev === out.dev) return;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return;
+    }
+    if (Date.now() > deadline) {
+      throw new DaemonError("CANNOT_CREATE", `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; fix the path, then run --reopen-logs again`);
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}

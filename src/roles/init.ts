@@ -8,8 +8,8 @@
  * @module
  */
 import process from "node:process";
-import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { ignoreInspectorSignal, RUNTIME, selfCommand } from "./_runtime.ts";
+import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
+import { ignoreInspectorSignal, RUNTIME, selfCommand } from "../_runtime.ts";
 
 /** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
 const FORWARDED = {

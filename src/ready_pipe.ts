@@ -1,0 +1,173 @@
+/**
+ * The ready socket's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
+ * one line at a time: `PID n` (from the /bin/sh that forked the daemon), `LOCKING` (the daemon waits for the
+ * pid file's lock, which the launcher then lets go), `LOCKED`, then `READY` or `ERROR {"code", "message"}`;
+ * a worker also sends `HB` (heartbeat). End of file without `READY` means failure, never success.
+ *
+ * @module
+ */
+import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { type DaemonErrorCode, DaemonError } from "./errors.ts";
+
+/** One line of the protocol. */
+export type Report =
+  | { kind: "PID"; pid: number }
+  | { kind: "LOCKING" | "LOCKED" | "READY" | "HB" }
+  | { kind: "ERROR"; code: DaemonErrorCode; message: string };
+
+/**
+ * The line for `report`, newline included.
+ *
+ * @example
+ * ```ts
+ * import { encode } from "./ready_pipe.ts";
+ * console.log(encode({ kind: "ERROR", code: "START_FAILED", message: "boom" })); // ERROR {"code":"START_FAILED","message":"boom"}
+ * ```
+ */
+export function encode(report: Report): string {
+  if (report.kind === "PID") return `PID ${report.pid}\n`;
+  if (report.kind === "ERROR") return `ERROR ${JSON.stringify({ code: report.code, message: report.message })}\n`;
+  return `${report.kind}\n`;
+}
+
+/**
+ * The report a line (without its newline) carries, or `undefined` for a line that is none.
+ *
+ * @example
+ * ```ts
+ * import { decode } from "./ready_pipe.ts";
+ * console.log(decode("PID 42")); // { kind: "PID", pid: 42 }
+ * ```
+ */
+export function decode(line: string): Report | undefined {
+  if (line.startsWith("PID ")) return { kind: "PID", pid: Number(line.slice(4)) };
+  if (line === "LOCKING" || line === "LOCKED" || line === "READY" || line === "HB") return { kind: line };
+  if (!line.startsWith("ERROR ")) return undefined;
+  try {
+    const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };
+    return { kind: "ERROR", code, message };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits what a socket delivers into reports, keeping a partial line for the next chunk. */
+export class ReportReader {
+  private buffered = "";
+  private readonly decoder = new TextDecoder();
+
+  /** The reports completed by `chunk`. */
+  push(chunk: Uint8Array): Report[] {
+    this.buffered += this.decoder.decode(chunk, { stream: true });
+    const lines = this.buffered.split("\n");
+    this.buffered = lines.pop()!;
+    return lines.map(decode).filter((r) => r !== undefined);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** The daemon's end of the ready socket: reports once, then closes. */
+export class ReadyReporter {
+  private open = true;
+  constructor(private readonly fd: number, private readonly libc: Libc = systemLibc) {}
+
+  /** Reports success. */
+  ready(): void {
+    this.send(encode({ kind: "READY" }));
+  }
+
+  /** Reports a start-up failure with the text the launcher prints. */
+  fail(code: DaemonErrorCode, message: string): void {
+    this.send(encode({ kind: "ERROR", code, message }));
+  }
+
+  /** Sends a report without closing; `false` when the launcher has gone (its end is closed). */
+  tell(report: Report): boolean {
+    try {
+      this.libc.write(this.fd, encoder.encode(encode(report)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether a report is still owed. */
+  get pending(): boolean {
+    return this.open;
+  }
+
+  private send(line: string): void {
+    if (!this.open) return;
+    this.open = false;
+    try {
+      this.libc.write(this.fd, encoder.encode(line));
+      this.libc.close(this.fd);
+    } catch {
+      // The launcher is gone (killed, or timed out): nobody to tell.
+    }
+  }
+}
+
+/** What the launcher learned from the ready socket. */
+export interface ReadyResult {
+  /** The daemon's pid, when the session leader reported it. */
+  pid?: number;
+  /** `undefined` when the daemon reported `READY`. */
+  error?: DaemonError;
+  /** Whether the error came from the daemon itself (an `ERROR` line), so it is already in its log. */
+  reported?: boolean;
+}
+
+/** What {@linkcode waitForReady} also listens to. */
+export interface ReadyWatch {
+  /** Called on `LOCKING`: the daemon waits for the pid file's lock. */
+  onLocking?: () => void;
+  /** The signal that stopped the waiting process, if one did. */
+  stoppedBy?: () => string | undefined;
+}
+
+/**
+ * Reads the ready socket until `READY`, `ERROR`, end of file, `timeoutMs`, or a stop signal. Waits in short
+ * slices so the caller's signal listeners run. What is already readable is read even past the deadline,
+ * so the daemon's `PID n` line is never missed.
+ *
+ * @example
+ * ```ts ignore
+ * const { pid, error } = await waitForReady(readEnd, 60_000, "");
+ * ```
+ */
+export async function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc, watch: ReadyWatch = {}): Promise<ReadyResult> {
+  const deadline = Date.now() + timeoutMs;
+  const reader = new ReportReader();
+  let pid: number | undefined;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (!libc.waitReadable(fd, Math.max(0, Math.min(left, 20)))) {
+      const signal = watch.stoppedBy?.();
+      if (signal) return { pid, error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }) };
+      if (left <= 0) {
+        const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${timeoutMs / 1000} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
+        return { pid, error };
+      }
+      await new Promise((r) => setTimeout(r, 0)); // lets a SIGTERM or SIGINT listener run
+      continue;
+    }
+    const chunk = libc.read(fd, 65536);
+    if (chunk.length === 0) {
+      const error = new DaemonError("START_FAILED", `Cannot start: the daemon exited during start-up without a report${logHint}`, { pid });
+      return { pid, error };
+    }
+    for (const report of reader.push(chunk)) {
+      if (report.kind === "PID") pid = report.pid;
+      else if (report.kind === "LOCKING") watch.onLocking?.();
+      else if (report.kind === "READY") {
+        // The daemon closes its end right after: wait for that, so no socket of ours is left in it.
+        while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
+        return { pid };
+      } else if (report.kind === "ERROR") {
+        return { pid, error: new DaemonError(report.code, report.message, { pid }), reported: true };
+      }
+    }
+  }
+}

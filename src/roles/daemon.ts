@@ -1,0 +1,122 @@
+/**
+ * The daemon: the re-executed process the launcher started, for a single-process daemon (and the first
+ * steps of a master). It finishes daemonizing through libc — undoes what /bin/sh set for its background job,
+ * applies umask and working directory, takes the pid file over from the launcher — then runs the entry and
+ * reports READY (or the entry's error) on the stage socket.
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
+import { ignoreInspectorSignal } from "../_runtime.ts";
+import { DaemonError, ExitCode } from "../errors.ts";
+import { recordLogPath } from "../log/show.ts";
+import { configureLogging, runnerLog } from "../log/setup.ts";
+import { type Notifier, systemdNotifier } from "../notify.ts";
+import { PidFile } from "../pidfile.ts";
+import { ReadyReporter } from "../ready_pipe.ts";
+import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { handleSignals, SIG, stopSignal } from "../signals.ts";
+import { type DaemonStage, STAGE_FD } from "../stage.ts";
+
+/** A running daemon's side of the start-up: holds the pid file and the ready socket. */
+export interface Daemon {
+  /** The held pid file. */
+  pidFile: PidFile;
+  /** Reports readiness or failure to the launcher. */
+  reporter: ReadyReporter;
+}
+
+/**
+ * Finishes daemonizing in the re-executed process: resets what /bin/sh set for its background job,
+ * applies umask and working directory, locks and writes the pid file. A failure is reported to the
+ * launcher and ends the process.
+ */
+export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemon {
+  // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that.
+  libc.resetSignal(SIG.INT);
+  libc.resetSignal(SIG.QUIT);
+  ignoreInspectorSignal(libc);
+  libc.umask(stage.umask);
+  libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the launcher's socket open
+  const reporter = new ReadyReporter(STAGE_FD, libc);
+  try {
+    process.chdir(stage.chdir);
+    // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
+    if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
+    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name);
+    if (!reporter.tell({ kind: "LOCKED" })) {
+      pidFile.release();
+      process.exit(0);
+    }
+    process.on("exit", () => pidFile.release());
+    recordLogPath(stage.pidFile, stage.logFile);
+    return { pidFile, reporter };
+  } catch (err) {
+    const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
+    runnerLog(e.message, "fatal");
+    reporter.fail(e.code, e.message);
+    process.exit(e.exitCode);
+  }
+}
+
+/** The text an uncaught error is reported with: its stack where it has one. */
+export function describe(err: unknown): string {
+  return err instanceof Error ? err.stack ?? String(err) : String(err);
+}
+
+/** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */
+function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
+  const fatal = (err: unknown): never => {
+    const text = describe(err);
+    runnerLog(text, "fatal");
+    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
+    process.exit(1);
+  };
+  process.on("uncaughtException", fatal);
+  process.on("unhandledRejection", fatal);
+  process.on("exit", (code) => {
+    if (!reporter.pending) return;
+    const signal = stopSignal();
+    const message = signal ? `Cannot start: stopped during start-up (${signal})` : `Cannot start: the entry exited with code ${code} before it was ready`;
+    runnerLog(message, "fatal");
+    reporter.fail("START_FAILED", message);
+  });
+  return fatal;
+}
+
+/** What every daemon (single process or master) has once started: see {@linkcode startDaemon}. */
+export interface StartedDaemon extends Daemon {
+  /** Reports an error as a start-up failure (before readiness) and exits. */
+  fatal: (err: unknown) => never;
+  /** systemd's notify socket, when it listens. */
+  systemd: Notifier;
+}
+
+/** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
+export function startDaemon(stage: DaemonStage): StartedDaemon {
+  configureLogging({ level: stage.logLevel, format: stage.logFormat });
+  const daemon = becomeDaemon(stage);
+  return { ...daemon, fatal: guardStartup(daemon.reporter), systemd: systemdNotifier() };
+}
+
+/**
+ * Runs the daemon side of a single-process daemon: {@linkcode startDaemon}, signal handlers, then `run`
+ * (which evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
+ */
+export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
+  const { reporter, fatal, systemd } = startDaemon(stage);
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  const evaluated = run().catch(fatal);
+  failWhenIdle(() => !reporter.pending, (message) => {
+    runnerLog(`Cannot start: ${message}`, "fatal");
+    reporter.fail("START_FAILED", `Cannot start: ${message}`);
+    process.exit(ExitCode.START_FAILED);
+  });
+  watchReadiness(stage.ready, evaluated, () => {
+    runnerLog(`ready (pid ${process.pid})`);
+    reporter.ready();
+    systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+  });
+  await evaluated;
+}

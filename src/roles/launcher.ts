@@ -1,0 +1,154 @@
+/**
+ * The launcher: the process a user starts with `--daemon`. It cannot fork (the child of a fork() from JS dies
+ * as soon as it returns into JS), so it re-executes its own command line in the background, holds the pid
+ * file until the daemon takes it over, and waits on the stage socket until the daemon is ready.
+ *
+ *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only; fd 3 the stage socket) ──▶ /bin/sh
+ *   /bin/sh (session leader) ── `cmd &` ──▶ daemon (in the new session, not its leader; reparented to init)
+ *   launcher: exits 0 on READY; on ERROR, end of file, timeout or a stop signal it prints why and leaves
+ *   nothing behind.
+ *
+ * /bin/sh is the second fork: it costs about a millisecond where a second runtime start would cost twenty.
+ *
+ * @module
+ */
+import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import process from "node:process";
+import { type ChildFd, type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
+import { selfCommand } from "../_runtime.ts";
+import { DaemonError, pathProblem } from "../errors.ts";
+import { appendToLog } from "../log/setup.ts";
+import { recordedLogPath, recordLogPath } from "../log/show.ts";
+import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
+import { waitForReady } from "../ready_pipe.ts";
+import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
+import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
+import { terminate } from "../terminate.ts";
+
+function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
+  if (!path) return { path: "/dev/null", flags: O.WRONLY };
+  // A FIFO would block the open (and the daemon's every write); a socket cannot be opened at all.
+  const type = existsSync(path) ? statSync(path) : undefined;
+  if (type?.isFIFO() || type?.isSocket()) {
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`);
+  }
+  const callers = libc.umask(umask); // the log is the daemon's file: its --umask, not the caller's shell's
+  try {
+    return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
+  } catch (err) {
+    const problem = pathProblem("--log-file", path, err instanceof SystemCallError ? err.code : "", (err as Error).message);
+    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${problem}`, { cause: err });
+  } finally {
+    libc.umask(callers);
+  }
+}
+
+function checkPidFileFree(pidFile: string, libc: Libc): void {
+  if (dirname(pidFile) === runtimeDir()) ensurePrivateDir(dirname(pidFile));
+  let state;
+  try {
+    state = readPidFile(pidFile, libc);
+  } catch (err) {
+    throw err instanceof SystemCallError ? cannotCreate(pidFile, err) : err;
+  }
+  if (state.state === "running") {
+    const where = state.missing ? `its pid file ${pidFile} is missing, found in the registry` : `pid file ${pidFile} is locked`;
+    throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${state.pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid: state.pid });
+  }
+  try {
+    accessSync(dirname(pidFile), constants.W_OK);
+  } catch {
+    const dir = dirname(pidFile);
+    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dir} ${existsSync(dir) ? "is not writable" : "does not exist"}: pick another --pid-file`);
+  }
+}
+
+/** Makes sure a daemon that failed to start is gone, and its pid file with it. One that reported its error
+ * is exiting already; one that never became ready gets a chance to run its shutdown hooks before SIGKILL. */
+function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc): void {
+  if (pid) {
+    try {
+      const pidfd = libc.pidfdOpen(pid);
+      terminate(pidfd, pid, 2000, { waitFirstMs: 100 }, libc);
+      libc.close(pidfd);
+    } catch {
+      // Already gone.
+    }
+  }
+  removeStalePidFile(pidFile, libc);
+}
+
+/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
+ * pid there. Returns the launcher's end of that socket. */
+function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
+  const { parentEnd, childEnd, env } = handOver(stage, libc);
+  let sh: number;
+  try {
+    sh = libc.spawn({
+      path: "/bin/sh",
+      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
+      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, stage.command.path, ...stage.command.args],
+      env: { ...process.env, ...env },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
+      setsid: true,
+    });
+  } catch (err) {
+    libc.close(parentEnd);
+    throw err;
+  } finally {
+    libc.close(childEnd);
+  }
+  libc.waitpid(sh);
+  return parentEnd;
+}
+
+/**
+ * Starts this same command line again as a daemon and waits until it is ready. Returns the daemon's pid;
+ * throws a {@linkcode DaemonError} (with the daemon's own error text) when it failed, having left no
+ * process and no pid file behind. Until the daemon takes over, the launcher holds the pid file's lock, so a
+ * `--stop` meanwhile stops the launcher, which cancels the start (as SIGINT, Ctrl-C, does).
+ *
+ * @example
+ * ```ts ignore
+ * const pid = await launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
+ * console.log(pid);
+ * ```
+ */
+export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
+  const settings = withDefaults(options);
+  checkPidFileFree(options.pidFile, libc);
+  const recorded = recordedLogPath(options.pidFile);
+  const log = openLog(options.logFile, settings.umask, libc);
+  let lock: number | undefined;
+  let readEnd: number;
+  try {
+    lock = holdPidFile(options.pidFile, process.pid, libc);
+    readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, libc);
+  } catch (err) {
+    if (lock !== undefined) libc.close(lock);
+    removeStalePidFile(options.pidFile, libc);
+    throw err;
+  } finally {
+    if (typeof log === "number") libc.close(log);
+  }
+  let stoppedBy: string | undefined;
+  const stop = (signal: string) => () => void (stoppedBy ??= signal);
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
+  const release = () => {
+    if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
+    lock = undefined;
+  };
+  const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
+  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  for (const [signal, listener] of listeners) process.off(signal, listener);
+  libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
+  if (!error) return pid!;
+  cleanUpFailedStart(pid, options.pidFile, libc);
+  release();
+  recordLogPath(options.pidFile, recorded); // a failed start leaves the log-path record as it found it
+  // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
+  if (!reported && options.logFile) appendToLog(options.logFile, error.message, settings.logFormat);
+  throw error;
+}

@@ -1,0 +1,263 @@
+/**
+ * The master: the daemon of `--workers N`. It runs no entry code; it keeps N workers up, Unicorn's way.
+ * Signal handlers only queue the signal and wake the loop; one loop handles the queue, then reaps the
+ * workers that exited, kills the lazy ones and brings the workers to the wanted count and generation.
+ *
+ *   TERM/INT quick stop · QUIT graceful stop · HUP rolling restart · TTIN/TTOU one worker more/fewer
+ *   USR2 binary upgrade · the reopen signal: reopen the log, and forward to the workers
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { libc } from "../../ffi/mod.ts";
+import { RUNTIME, setTitle } from "../_runtime.ts";
+import { reopenLogs } from "../log/rotate.ts";
+import { runnerLog } from "../log/setup.ts";
+import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
+import type { DaemonStage } from "../stage.ts";
+import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
+import {
+  closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable,
+} from "../worker_handle.ts";
+import { type StartedDaemon, startDaemon } from "./daemon.ts";
+
+const STOPS = ["SIGTERM", "SIGINT", "SIGQUIT"];
+const TRAPPED = [...STOPS, "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
+
+interface Master {
+  stage: DaemonStage;
+  daemon: StartedDaemon;
+  /** How many workers are wanted (TTIN/TTOU change it). */
+  target: number;
+  /** Bumped by HUP: workers of an older generation are replaced one at a time. */
+  generation: number;
+  workers: Worker[];
+  /** Crashes in a row per slot, and when the slot may be started again. */
+  backoff: Map<number, { crashes: number; retryAt: number }>;
+  restarts: Map<number, number>;
+  queue: string[];
+  starting: boolean;
+  stopping?: { graceful: boolean; killAt: number };
+  upgrade?: Upgrade;
+  statusFile: string;
+}
+
+/** Runs the master until it has stopped; never returns. */
+export async function runMaster(stage: DaemonStage): Promise<never> {
+  const daemon = startDaemon(stage);
+  const title = `${stage.name} master`;
+  setTitle(title);
+  libc.setThreadName(title);
+  libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
+  const m: Master = {
+    stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    queue: [], starting: true, statusFile: workerTableFile(stage.pidFile),
+  };
+  warnIfLossyReuseport();
+  let wake = () => {};
+  for (const signal of TRAPPED) {
+    process.on(signal, () => {
+      m.queue.push(signal);
+      wake();
+    });
+  }
+  while (!(m.stopping && m.workers.length === 0)) {
+    for (const signal of m.queue.splice(0)) handleSignal(m, signal);
+    readMessages(m);
+    reapWorkers(m);
+    killLazyWorkers(m);
+    maintainWorkerCount(m);
+    watchUpgradeOf(m);
+    // Tick fast while a worker is starting or leaving (readiness and exits are waited on), else slowly.
+    const busy = m.stopping || m.upgrade || m.workers.some((w) => !w.ready || w.retireBy);
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, busy ? 2 : 50);
+    });
+  }
+  writeWorkerTable(m.statusFile, null);
+  process.exit(0);
+}
+
+function handleSignal(m: Master, signal: string): void {
+  if (m.stopping && signal !== "SIGTERM" && signal !== "SIGINT") return;
+  switch (signal) {
+    case "SIGTERM":
+    case "SIGINT":
+    case "SIGQUIT":
+      return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
+    case "SIGHUP":
+      runnerLog("master: SIGHUP: rolling restart");
+      m.generation++;
+      return;
+    case "SIGTTIN":
+      m.target++;
+      runnerLog(`master: SIGTTIN: adding worker[${m.target}]`);
+      return;
+    case "SIGTTOU":
+      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target--}]`);
+      return;
+    case "SIGUSR2":
+      if (m.upgrade || m.starting) return;
+      runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
+      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile);
+      return moveStatus(m);
+    default: // the reopen signal
+      if (m.stage.logFile) reopenLogs(m.stage.logFile);
+      for (const w of m.workers) signalWorker(w, REOPEN);
+  }
+}
+
+function stop(m: Master, graceful: boolean, why: string, signal?: string): void {
+  if (m.stopping && (graceful || !m.stopping.graceful)) return;
+  if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
+  runnerLog(why);
+  m.stopping = { graceful, killAt: Date.now() + (graceful ? m.stage.timeout : 5) * 1000 };
+  for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
+}
+
+function readMessages(m: Master): void {
+  const now = Date.now();
+  for (const w of m.workers) {
+    for (const report of readReports(w)) {
+      w.lastBeat = now;
+      if (report.kind === "READY" && !w.ready) {
+        w.ready = true;
+        runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
+      } else if (report.kind === "ERROR") w.error = report.message;
+    }
+  }
+  if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
+    m.starting = false;
+    runnerLog(`master: ${m.target} workers ready`);
+    runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
+    m.daemon.reporter.ready();
+    m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    writeStatus(m);
+  }
+}
+
+/** Collects every child that exited: workers, and (as subreaper) any orphan of theirs. */
+function reapWorkers(m: Master): void {
+  for (let exited; (exited = libc.reapAny()) !== null;) {
+    const w = m.workers.find((w) => w.pid === exited.pid);
+    if (w) workerExited(m, w, exited.status);
+  }
+}
+
+function workerExited(m: Master, w: Worker, status: number): void {
+  for (const report of readReports(w)) if (report.kind === "ERROR") w.error = report.message; // its last words
+  closeChannel(w);
+  m.workers.splice(m.workers.indexOf(w), 1);
+  const lived = Date.now() - w.startedAt;
+  const how = describeExit(status);
+  if (m.starting) {
+    for (const other of m.workers) signalWorker(other, SIG.KILL);
+    m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
+  }
+  if (w.retireBy || m.stopping) {
+    runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how}`);
+    const replaced = w.generation < m.generation && !m.workers.some((o) => o.generation < m.generation);
+    if (replaced && !m.stopping) runnerLog("master: rolling restart done");
+    return writeStatus(m);
+  }
+  if (!w.ready && m.workers.some((o) => o.id === w.id)) {
+    // A successor in a rolling restart: keep the worker it was to replace, and end the restart.
+    runnerLog(`master: worker[${w.id}] successor failed, keeping pid ${m.workers.find((o) => o.id === w.id)!.pid}: ${(w.error ?? how).split("\n")[0]}`);
+    for (const o of m.workers) o.generation = m.generation;
+    return;
+  }
+  // An unplanned exit: replace it, backing off while it keeps dying young.
+  const crashes = !w.ready || lived < 5000 ? (m.backoff.get(w.id)?.crashes ?? 0) + 1 : 0;
+  const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
+  m.backoff.set(w.id, { crashes, retryAt: Date.now() + delay });
+  m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
+  const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
+  runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+}
+
+/** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */
+function killLazyWorkers(m: Master): void {
+  const now = Date.now();
+  for (const w of m.workers) {
+    if (m.stopping && now > m.stopping.killAt) signalWorker(w, SIG.KILL);
+    else if (w.retireBy && now > w.retireBy) signalWorker(w, SIG.KILL);
+    else if (now - w.lastBeat > m.stage.workerTimeout * 1000) {
+      runnerLog(`master: worker[${w.id}] (pid ${w.pid}) timeout (${((now - w.lastBeat) / 1000).toFixed(1)} s > ${m.stage.workerTimeout} s), killing`);
+      w.lastBeat = Infinity; // report once
+      signalWorker(w, SIG.KILL);
+    }
+  }
+}
+
+/** Starts and retires workers until the slots 1..target each hold one ready worker of this generation. */
+function maintainWorkerCount(m: Master): void {
+  if (m.stopping) return;
+  const now = Date.now();
+  const serving = m.workers.filter((w) => !w.retireBy);
+  for (let id = 1; id <= m.target; id++) {
+    if (!serving.some((w) => w.id === id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
+  }
+  for (const w of serving) if (w.id > m.target) retire(m, w);
+  const stale = serving.filter((w) => w.generation < m.generation);
+  if (stale.length === 0 || m.starting) return;
+  const successor = serving.find((w) => w.id === stale[0].id && w.generation === m.generation);
+  if (!successor) {
+    if (!serving.some((w) => !w.ready)) start(m, stale[0].id);
+  } else if (successor.ready) {
+    retire(m, stale[0]);
+  }
+}
+
+function start(m: Master, id: number): void {
+  try {
+    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation);
+    m.workers.push(w);
+    runnerLog(`master: worker[${id}] started (pid ${w.pid})`);
+    writeStatus(m);
+  } catch (err) {
+    if (m.starting) m.daemon.fatal(err);
+    runnerLog(`master: cannot start worker[${id}]: ${(err as Error).message}`, "error");
+    m.backoff.set(id, { crashes: 1, retryAt: Date.now() + 1000 });
+  }
+}
+
+function retire(m: Master, w: Worker): void {
+  w.retireBy = Date.now() + m.stage.timeout * 1000;
+  signalWorker(w, SIG.QUIT);
+}
+
+/** USR2's outcome once known: on success this master retires gracefully; on failure nothing changes. */
+function watchUpgradeOf(m: Master): void {
+  if (!m.upgrade) return;
+  const ok = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile);
+  if (ok === undefined) return;
+  if (ok) return stop(m, true, "master: the new master is ready: retiring this one and its workers");
+  m.upgrade = undefined;
+  moveStatus(m);
+}
+
+/** The worker table follows the pid file (to `.oldbin` and back). */
+function moveStatus(m: Master): void {
+  writeWorkerTable(m.statusFile, null);
+  m.statusFile = workerTableFile(m.daemon.pidFile.path);
+  writeStatus(m);
+}
+
+function writeStatus(m: Master): void {
+  if (m.stopping) return;
+  const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
+  const error = writeWorkerTable(m.statusFile, rows);
+  if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
+}
+
+function warnIfLossyReuseport(): void {
+  try {
+    if (readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "0") {
+      runnerLog("master: net.ipv4.tcp_migrate_req is 0: a rolling restart can reset connections queued at a retiring worker: set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)");
+    }
+  } catch {
+    // Kernel before 5.14: no migration at all.
+  }
+}

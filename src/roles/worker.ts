@@ -1,0 +1,96 @@
+/**
+ * A worker: one copy of the unchanged entry, started by the master, sharing the port with its siblings.
+ * It reports to the master on the stage socket (fd 3, see ready_pipe.ts): `READY`, `HB`, `ERROR`, and dies
+ * with the master whatever its event loop does.
+ *
+ * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
+ * (bounded by `timeout`), runs the shutdown hooks and exits; URG (and USR1 on Bun) reopens the log file.
+ *
+ * @module
+ */
+import process from "node:process";
+import { libc } from "../../ffi/mod.ts";
+import { ignoreInspectorSignal, RUNTIME, setEntryArgv, setTitle } from "../_runtime.ts";
+import { serveDefaultExport } from "../default_export.ts";
+import { lifecycle } from "../lifecycle.ts";
+import { type Listeners, shareListeners } from "../listeners.ts";
+import { reopenLogs } from "../log/rotate.ts";
+import { configureLogging, runnerLog } from "../log/setup.ts";
+import { encode, type Report } from "../ready_pipe.ts";
+import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { SIG } from "../signals.ts";
+import { STAGE_FD, type WorkerStage } from "../stage.ts";
+import { describe } from "./daemon.ts";
+
+const encoder = new TextEncoder();
+
+/** Reports to the master on the stage socket. */
+function tell(report: Report): void {
+  try {
+    libc.write(STAGE_FD, encoder.encode(encode(report)));
+  } catch {
+    // The master is gone; PR_SET_PDEATHSIG (SIGKILL) ends us.
+  }
+}
+
+/** Unicorn's worker signals: TERM/INT exit at once, QUIT finishes in-flight requests, the reopen signal. */
+function handleSignals(stage: WorkerStage, title: string, listeners: Listeners): void {
+  let stopping = false;
+  process.on("SIGTERM", () => process.exit(0));
+  process.on("SIGINT", () => process.exit(0));
+  process.on("SIGHUP", () => {}); // the master's business; never die of it
+  ignoreInspectorSignal(libc);
+  for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
+  process.on("SIGQUIT", async () => {
+    if (stopping) return;
+    stopping = true;
+    runnerLog(`${title}: SIGQUIT: finishing in-flight requests`);
+    const bound = setTimeout(() => process.exit(0), stage.timeout * 1000);
+    (bound as { unref?: () => void }).unref?.();
+    await Promise.allSettled([listeners.closeGracefully(), ...lifecycle().shutdown.map(async (hook) => await hook())]);
+    process.exit(0);
+  });
+}
+
+/** Runs the worker side: names the process, shares listeners, heartbeats, then evaluates the entry. */
+export async function serveWorker(stage: WorkerStage, entryPath: string, load: () => Promise<unknown>): Promise<void> {
+  const title = `${stage.name} worker[${stage.id}]`;
+  setTitle(title);
+  libc.setThreadName(title);
+  // KILL, not TERM: a worker whose event loop is blocked never runs a JS handler, and must not outlive us.
+  libc.setParentDeathSignal(SIG.KILL);
+  if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
+  process.chdir(stage.chdir);
+  libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the master's socket open
+  configureLogging({ level: stage.logLevel, format: stage.logFormat });
+
+  let ready = false;
+  const fatal = (err: unknown) => {
+    const text = describe(err);
+    console.error(text);
+    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: text });
+    process.exit(1);
+  };
+  process.on("uncaughtException", fatal);
+  process.on("unhandledRejection", fatal);
+
+  // Four beats within --worker-timeout, between 0.1 s and 1 s apart.
+  const heartbeat = setInterval(() => tell({ kind: "HB" }), Math.max(100, Math.min(1000, stage.workerTimeout * 250)));
+  (heartbeat as { unref?: () => void }).unref?.();
+  const listeners = await shareListeners(stage.masterPid);
+  // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
+  // and keeps what it read: take it out of the environment the entry's own children inherit.
+  await import("node:cluster");
+  delete process.env.NODE_UNIQUE_ID;
+
+  handleSignals(stage, title, listeners);
+
+  setEntryArgv(entryPath, stage.args);
+  const evaluated = load().then(serveDefaultExport).catch(fatal);
+  failWhenIdle(() => ready, fatal);
+  watchReadiness(stage.ready, evaluated, () => {
+    ready = true;
+    tell({ kind: "READY" });
+  });
+  await evaluated;
+}

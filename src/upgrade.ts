@@ -1,0 +1,81 @@
+/**
+ * USR2, the binary upgrade, as the master's loop sees it: the pid file moves to `.oldbin` (its lock with it),
+ * the executable on disk starts as a new master beside this one and takes the pid file; the loop watches
+ * its reports without blocking. Once it is ready, this master retires; if it fails, the new one is ended,
+ * the pid file moves back and nothing changes.
+ *
+ * @module
+ */
+import process from "node:process";
+import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
+import { runnerLog } from "./log/setup.ts";
+import type { PidFile } from "./pidfile.ts";
+import { ReportReader } from "./ready_pipe.ts";
+import { type DaemonStage, handOver } from "./stage.ts";
+import { terminate } from "./terminate.ts";
+
+/** An upgrade under way. */
+export interface Upgrade {
+  pid: number;
+  /** Our end of the new master's stage socket. */
+  channel: number;
+  reader: ReportReader;
+  deadline: number;
+}
+
+/** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
+ * cannot be started (the pid file is back then). */
+export function startUpgrade(stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): Upgrade | undefined {
+  pidFile.rename(`${stage.pidFile}.oldbin`);
+  const { parentEnd, childEnd, env } = handOver(stage, libc);
+  try {
+    const pid = libc.spawn({
+      path: stage.command.path,
+      argv: [stage.command.path, ...stage.command.args],
+      env: { ...process.env, ...env },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
+      cwd: stage.command.cwd,
+    });
+    return { pid, channel: parentEnd, reader: new ReportReader(), deadline: Date.now() + stage.startTimeout * 1000 };
+  } catch (err) {
+    runnerLog(`master: the upgrade failed, keeping this master: ${(err as Error).message}`);
+    libc.close(parentEnd);
+    pidFile.rename(stage.pidFile);
+    return undefined;
+  } finally {
+    libc.close(childEnd); // only the new master may hold it, or end of file never comes
+  }
+}
+
+/**
+ * Reads what the new master reported so far: `true` once it is ready, `false` once it failed (it is ended
+ * and the pid file is back), `undefined` while it is still starting.
+ */
+export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): boolean | undefined {
+  let failure: string | undefined;
+  while (failure === undefined && libc.waitReadable(upgrade.channel, 0)) {
+    const chunk = libc.read(upgrade.channel, 4096);
+    if (chunk.length === 0) failure = "it exited during start-up";
+    for (const report of upgrade.reader.push(chunk)) {
+      if (report.kind === "READY") {
+        libc.close(upgrade.channel);
+        runnerLog(`master: new master ${upgrade.pid} is ready`);
+        return true;
+      }
+      if (report.kind === "ERROR") failure = report.message.split("\n")[0];
+    }
+  }
+  if (failure === undefined && Date.now() > upgrade.deadline) failure = `it was not ready within ${stage.startTimeout} s`;
+  if (failure === undefined) return undefined;
+  runnerLog(`master: the upgrade failed, keeping this master: ${failure}`);
+  libc.close(upgrade.channel);
+  try {
+    const pidfd = libc.pidfdOpen(upgrade.pid);
+    terminate(pidfd, upgrade.pid, 2000, { waitFirstMs: 100 }, libc);
+    libc.close(pidfd);
+  } catch {
+    // Already gone (and reaped by the loop).
+  }
+  pidFile.rename(stage.pidFile);
+  return false;
+}

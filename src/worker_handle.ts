@@ -1,0 +1,119 @@
+/**
+ * The master's handle on one worker process: how it is started, what it said on its channel, how it is
+ * signalled, and the worker table `--status` reads. The master's loop (roles/master.ts) decides when.
+ *
+ * @module
+ */
+import { readFileSync, renameSync, rmSync } from "node:fs";
+import process from "node:process";
+import { libc, O } from "../ffi/mod.ts";
+import { RUNTIME } from "./_runtime.ts";
+import { WORKER_ID_ENV } from "./log/sink.ts";
+import { type Report, ReportReader } from "./ready_pipe.ts";
+import { writeSidecar } from "./safe_file.ts";
+import { handOver, type WorkerStage } from "./stage.ts";
+
+/** One worker as the master sees it. */
+export interface Worker {
+  /** Its slot, 1-based; a slot keeps its id across restarts. */
+  id: number;
+  pid: number;
+  /** The master's end of the worker's channel (READY, HB, ERROR lines), -1 once closed. */
+  channel: number;
+  startedAt: number;
+  lastBeat: number;
+  ready: boolean;
+  /** The rolling-restart generation it was started in. */
+  generation: number;
+  /** When set, the worker is retiring and is killed at this time if still alive. */
+  retireBy?: number;
+  /** The error it reported before it was ready. */
+  error?: string;
+  reader: ReportReader;
+}
+
+/** Starts the worker `stage` describes, handing it the stage on its channel. */
+export function spawnWorker(stage: WorkerStage, generation: number): Worker {
+  const { parentEnd, childEnd, env } = handOver(stage, libc);
+  let pid: number;
+  try {
+    pid = libc.spawn({
+      path: stage.command.path,
+      argv: [stage.command.path, ...stage.command.args],
+      env: { ...process.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
+      cwd: stage.command.cwd, // where its relative paths (the script's) resolve
+    });
+  } catch (err) {
+    libc.close(parentEnd);
+    throw err;
+  } finally {
+    libc.close(childEnd);
+  }
+  const now = Date.now();
+  return { id: stage.id, pid, channel: parentEnd, startedAt: now, lastBeat: now, ready: false, generation, reader: new ReportReader() };
+}
+
+/** The reports the worker wrote since the last call (none when none); closes the channel at end of file. */
+export function readReports(w: Worker): Report[] {
+  const reports: Report[] = [];
+  while (w.channel >= 0 && libc.waitReadable(w.channel, 0)) {
+    const chunk = libc.read(w.channel, 4096);
+    if (chunk.length === 0) {
+      closeChannel(w);
+      break;
+    }
+    reports.push(...w.reader.push(chunk));
+  }
+  return reports;
+}
+
+/** Closes the master's end of the worker's channel. */
+export function closeChannel(w: Worker): void {
+  if (w.channel >= 0) libc.close(w.channel);
+  w.channel = -1;
+}
+
+/** Sends `signal` to the worker; one already gone is left to the reaper. */
+export function signalWorker(w: Worker, signal: number): void {
+  try {
+    process.kill(w.pid, signal);
+  } catch {
+    // Exited; reaped by the loop.
+  }
+}
+
+/** One row of the worker table written for `--status`. */
+export interface WorkerRow {
+  id: number;
+  pid: number;
+  startedAt: number;
+  restarts: number;
+}
+
+/** The worker table beside a pid file. */
+export function workerTableFile(pidFile: string): string {
+  return `${pidFile}.workers`;
+}
+
+/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null): string | undefined {
+  if (rows === null) return void rmSync(path, { force: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeSidecar(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id) }) + "\n", 0o644);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    return (err as Error).message;
+  }
+}
+
+/** Reads the worker table a master wrote, or `null` when there is none. */
+export function readWorkerTable(path: string): { master: number; workers: WorkerRow[] } | null {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return null;
+  }
+}
