@@ -76,3 +76,81 @@ export interface RawLibc {
   /** `strerror(code)`. */
   strerror(code: number): string;
 }
+
+/** What a spawned child gets at each fd: a parent fd to duplicate, or a path to open read-write. */
+export type ChildFd = number | { path: string; flags: number; mode?: number };
+
+/** Options of {@linkcode Libc.spawn}. */
+export interface SpawnOptions {
+  /** Absolute path of the program. */
+  path: string;
+  /** Its argv, argv[0] included. */
+  argv: readonly string[];
+  /** Its whole environment. */
+  env: Record<string, string | undefined>;
+  /** Child fd i is `fds[i]`; every fd from `fds.length` up is closed (glibc's closefrom file action). */
+  fds: readonly ChildFd[];
+  /** Start a new session (setsid) in the child. */
+  setsid?: boolean;
+  /** Working directory of the child (default: ours). */
+  cwd?: string;
+}
+
+/** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */
+export interface Libc {
+  /** open(2); returns the fd. */
+  open(path: string, flags: number, mode?: number): number;
+  /** close(2). */
+  close(fd: number): void;
+  /** read(2) of up to `size` bytes; an empty array means end of file. */
+  read(fd: number, size: number): Uint8Array;
+  /** write(2) of all of `data`. */
+  write(fd: number, data: Uint8Array): void;
+  /** pipe2(2) with O_CLOEXEC: `[readEnd, writeEnd]`. */
+  pipe(): [number, number];
+  /** poll(2) for input on one fd; `true` when readable (or hung up), `false` on timeout. */
+  waitReadable(fd: number, timeoutMs: number): boolean;
+  /** dup2(2). */
+  dup2(from: number, to: number): void;
+  /** fcntl(F_SETFD, FD_CLOEXEC): the fd is not passed on to programs this process starts. */
+  setCloseOnExec(fd: number): void;
+  /** ftruncate(2). */
+  truncate(fd: number, length: number): void;
+  /** fcntl(F_SETLK) with a write lock on the whole file; `false` when another process holds a lock. */
+  tryLock(fd: number): boolean;
+  /** fcntl(F_GETLK): the pid holding a lock that conflicts with a write lock, or `null` when none does. */
+  lockHolder(fd: number): number | null;
+  /** fcntl(F_GETLK) with the conflicting lock's type: a read lock proves nothing (anyone who can read the
+   * file can take one), so callers that trust a lock want `write`. */
+  lockOwner(fd: number): { pid: number; type: "read" | "write" } | null;
+  /** umask(2); returns the previous mask. */
+  umask(mask: number): number;
+  /** signal(sig, SIG_DFL). */
+  resetSignal(signal: number): void;
+  /** getsockopt(SO_ACCEPTCONN): `true` when `fd` is a listening socket. */
+  isListening(fd: number): boolean;
+  /** prctl(PR_SET_NAME): the name `ps` and `top` show (15 bytes at most). */
+  setThreadName(name: string): void;
+  /** prctl(PR_SET_PDEATHSIG): `signal` arrives when the parent exits. */
+  setParentDeathSignal(signal: number): void;
+  /** pidfd_open(2): a descriptor that becomes readable when `pid` exits. */
+  pidfdOpen(pid: number): number;
+  /** pidfd_send_signal(2): signal exactly the process the pidfd refers to. */
+  pidfdSignal(pidfd: number, signal: number): void;
+  /** waitpid(2); with `noHang`, `null` while the child runs. Returns the raw wait status. */
+  waitpid(pid: number, noHang?: boolean): number | null;
+  /** Sends one datagram to the AF_UNIX socket at `path` (a leading `@` means the abstract namespace). */
+  sendDatagram(path: string, data: Uint8Array): void;
+  /** posix_spawn(3) with default signal dispositions, an empty signal mask and only `fds` open. */
+  spawn(options: SpawnOptions): number;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphans among our descendants are re-parented to us, not to init. */
+  setChildSubreaper(): void;
+  /** waitpid(-1, WNOHANG): reaps any one child that has exited; `null` when none has (or there is no child). */
+  reapAny(): { pid: number; status: number } | null;
+  /** signal(sig, SIG_IGN). */
+  ignoreSignal(signal: number): void;
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends. */
+  socketPair(): [number, number];
+  /** fcntl(F_SETLKW): waits until this process holds a write lock on the whole file. */
+  lockWaiting(fd: number): void;
+}

@@ -9,7 +9,8 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
-import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log/setup.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
+import type { DaemonSettings } from "./stage.ts";
 
 /** What the command line asks for. */
 export type Action =
@@ -28,41 +29,16 @@ export type Action =
   | "uninstall-service"
   | "print-service";
 
-/** Runner settings after parsing and validation; paths are absolute. */
-export interface RunnerOptions {
+/** Runner settings after parsing and validation; paths are absolute. The daemon's own settings are the
+ * stage's (see stage.ts), declared once there. */
+export interface RunnerOptions extends DaemonSettings {
   action: Action;
-  /** The daemon's name: pid file default, process title, messages. */
-  name: string;
-  /** Absolute pid file path (a default is derived from `name`). */
-  pidFile: string;
   /** Whether `pidFile` was given explicitly (a foreground run writes it only then). */
   pidFileGiven: boolean;
-  /** Absolute log file path; `undefined` means /dev/null. */
-  logFile?: string;
-  /** The lowest level the logger writes. */
-  logLevel: LogLevel;
-  /** `text` or `json` (JSON Lines). */
-  logFormat: LogFormat;
   /** `--logs`: how many lines from the end to print. */
   lines: number;
   /** `--logs`: keep following the log across rotations. */
   follow: boolean;
-  /** Working directory of the daemon. */
-  chdir: string;
-  /** File mode creation mask of the daemon. */
-  umask: number;
-  /** Seconds `--stop` waits after SIGTERM before SIGKILL. */
-  timeout: number;
-  /** Seconds the launcher waits for the daemon to become ready. */
-  startTimeout: number;
-  /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
-  ready: "auto" | "manual";
-  /** Pre-forked workers sharing the entry's port; 0 runs the entry in the daemon itself. */
-  workers: number;
-  /** Seconds without a worker heartbeat before the master kills it. */
-  workerTimeout: number;
-  /** Arguments for the entry (everything after `--`). */
-  args: string[];
   /** `--install-service`: into the user's systemd (`systemctl --user`) instead of the system's. */
   userService: boolean;
   /** `--install-service`: start it now, not only at boot. */
@@ -111,60 +87,6 @@ const FLAGS = {
 
 const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
 
-/** The usage text of a compiled daemon (`--help`). */
-export function usage(name: string): string {
-  return `Usage: ${name} [action] [options] [-- args for the entry]
-
-Actions (one at most; none runs the entry in the foreground):
-  -d, --daemon          detach per daemon(7); exit 0 once the entry is ready, printing its pid
-      --stop            SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped
-      --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
-      --restart         --stop, then --daemon with the same options
-      --reload          send SIGHUP to the daemon (its onReload hooks run)
-      --reopen-logs     send SIGURG to the daemon: it reopens --log-file (for logrotate's postrotate)
-      --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
-                        until --reopen-logs, which writes the held lines first; so no line is lost
-      --logs            print the last lines of the daemon's log (the path is found next to the pid file,
-                        in PIDFILE.log-path, or given with --log-file); -f follows it across rotations
-      --install-service write a systemd unit running this binary with these options and -- args, reload
-                        systemd and enable it (--now: start it too); /etc/systemd/system/NAME.service,
-                        or ~/.config/systemd/user/ with --user-service
-      --uninstall-service  stop, disable and remove that unit
-      --print-service   print that unit without installing it
-  -h, --help            this text
-  -V, --version         the version
-
-Options:
-      --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else in a private 0700 directory:
-                        $XDG_RUNTIME_DIR/daemonic/NAME.pid, else /tmp/daemonic-UID/NAME.pid)
-      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on --reopen-logs
-      --log-level LEVEL lowest level getLogger() and the runner write: trace, debug, info, warning, error,
-                        fatal (default: info)
-      --log-format FMT  text, or json: one JSON object a line with @timestamp, level, pid, worker (in a
-                        worker), logger, message, properties (default: text)
-  -n, --lines N         --logs: how many lines from the end (default: 10)
-  -f, --follow          --logs: keep printing new lines, across rotations, until interrupted
-      --chdir DIR       working directory of the daemon (default: /)
-      --umask OCTAL     file mode creation mask of the daemon (default: 022)
-      --timeout SEC     how long --stop waits before SIGKILL (default: 10)
-      --start-timeout SEC  how long --daemon waits for readiness (default: 60)
-      --ready MODE      auto: ready when the entry listens on a socket or calls ready(), or has run 1 s
-                        without failing; manual: only when it calls ready() (default: auto)
-      --name NAME       name for the default pid file and the process title (default: ${name})
-  -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
-                        that runs no entry code (default: 0, the entry runs in the daemon itself)
-      --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
-      --now             --install-service: start the service as well
-      --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
-      --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024
-      --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
-
-Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
-TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs.
-
-Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 69 start-up failed, 73 cannot create the pid
-or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;
-}
 
 function fail(message: string): never {
   throw new DaemonError("USAGE", message);
