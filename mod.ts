@@ -5,11 +5,11 @@
  * may import it to take part in its lifecycle, and a script may daemonize itself with {@linkcode daemonize}.
  *
  * @example Taking part in the lifecycle
- * ```ts ignore
- * import { getLogger, onReload, onShutdown, ready } from "daemonic";
+ * ```ts
+ * import { getLogger, onReload, onShutdown, ready } from "./mod.ts";
  * const log = getLogger("app"); // to the terminal in the foreground, to --log-file as a daemon
- * onShutdown(() => db.close());
- * onReload(() => config.reload());
+ * onShutdown(() => log.info("closing connections"));
+ * onReload(() => log.info("re-reading the configuration"));
  * ready(); // only needed with --ready manual, or when the entry never listens
  * ```
  *

@@ -230,10 +230,13 @@ function processCalls({ f, raw, fail, check, retry, procPidfds, pidfdOpen }: Kit
  * their fallbacks).
  *
  * @example
- * ```ts ignore
- * // ignore: it needs a runtime binding (ffi/bun.ts or ffi/deno.ts); ffi/mod.ts builds the real one
+ * ```ts
+ * import { createLibc } from "./_libc.ts";
+ * import { openLibc } from "./deno.ts";
  * const libc = createLibc(openLibc("libc.so.6"));
  * const [r, w] = libc.pipe();
+ * libc.close(r);
+ * libc.close(w);
  * ```
  */
 export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {

@@ -14,6 +14,8 @@ const TYPES: Record<AbstractType, keyof typeof BunFFI.FFIType> = { i32: "i32", i
  *
  * @example
  * ```ts ignore
+ * // ignore: bun:ffi exists only under Bun
+ * import { openLibc } from "./bun.ts";
  * const raw = openLibc("libc.so.6");
  * raw.fn.umask(0o022);
  * ```

@@ -17,9 +17,11 @@ const TYPES: Record<AbstractType, Deno.NativeType | "void"> = {
  * Opens libc with {@linkcode SYMBOLS} through `Deno.dlopen`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openLibc } from "./deno.ts";
  * const raw = openLibc("libc.so.6");
- * raw.fn.umask(0o022);
+ * const old = raw.fn.umask(0o022); // each symbol is bound on its first call
+ * raw.fn.umask(old);
  * ```
  */
 export function openLibc(path: string): RawLibc {

@@ -4,9 +4,11 @@
  * Nothing outside `ffi/` touches a runtime's FFI.
  *
  * @example
- * ```ts ignore
- * import { libc } from "./ffi/mod.ts";
- * const old = libc.umask(0o022);
+ * ```ts
+ * import { libc } from "./mod.ts";
+ * const [r, w] = libc.pipe(); // libc is bound on this first call
+ * libc.close(r);
+ * libc.close(w);
  * ```
  *
  * @module

@@ -15,6 +15,17 @@ echo "== type check (deno check, tsc)"
 check_fail=0
 bash scripts/check.sh || { echo "type check failed"; check_fail=1; }
 
+echo "== layout (issue 9's bounds: file and function sizes, import cycles, FFI only in ffi/)"
+python3 scripts/layout-check.py || check_fail=1
+
+echo "== doc examples (deno test --doc: every @example not marked ignore runs)"
+docs=$(ls mod.ts src/*.ts src/*/*.ts ffi/*.ts | grep -v '^src/cli.ts$')
+NO_COLOR=1 deno test --doc -A --unstable-net $docs 2>&1 | tee "$out/doc.txt" | grep -E '^(ok|FAILED) \|'
+doc_rc=${PIPESTATUS[0]}
+doc_pass=$(grep -oE '[0-9]+ passed' "$out/doc.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+doc_fail=$(grep -oE '[0-9]+ failed' "$out/doc.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+[ "$doc_rc" -ne 0 ] && [ "${doc_fail:-0}" -eq 0 ] && doc_fail=1
+
 echo "== bun test"
 bun test --timeout 60000 "${files[@]}" 2>&1 | tee "$out/bun.txt"
 bun_rc=${PIPESTATUS[0]}
@@ -39,9 +50,9 @@ deno_skip=$(grep -cE '\.\.\. (ignored|skipped)' "$out/deno.txt" || true)
 # A runner that crashed before its summary counts as one failure, so a broken run is never green.
 [ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ] && bun_fail=1
 [ "$deno_rc" -ne 0 ] && [ "${deno_fail:-0}" -eq 0 ] && deno_fail=1
-passed=$((bun_pass + deno_pass))
-failed=$((bun_fail + deno_fail + check_fail))
+passed=$((bun_pass + deno_pass + doc_pass))
+failed=$((bun_fail + deno_fail + doc_fail + check_fail))
 skipped=$((bun_skip + deno_skip))
-echo "bun: $bun_pass passed, $bun_fail failed, $bun_skip skipped; deno: $deno_pass passed, $deno_fail failed, $deno_skip skipped"
+echo "bun: $bun_pass passed, $bun_fail failed, $bun_skip skipped; deno: $deno_pass passed, $deno_fail failed, $deno_skip skipped; doc examples: $doc_pass passed, $doc_fail failed"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -71,7 +71,9 @@ function tool(name: "bun" | "deno"): string {
  *
  * @example
  * ```ts ignore
- * await build({ entry: "/srv/server.ts", output: "/srv/mydaemon" });
+ * // ignore: it compiles a binary (test/build.test.ts does)
+ * import { build } from "./build.ts";
+ * build({ entry: "/srv/server.ts", output: "/srv/mydaemon" });
  * ```
  */
 export function build(options: BuildOptions): string {

@@ -5,7 +5,15 @@
  */
 import { existsSync } from "node:fs";
 
-/** Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart. */
+/**
+ * Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart.
+ *
+ * @example
+ * ```ts
+ * import { ExitCode } from "./errors.ts";
+ * console.log(ExitCode.ALREADY_RUNNING); // 75: another daemon holds the pid file's lock
+ * ```
+ */
 export const ExitCode = {
   OK: 0,
   /** `--status`: not running, but a pid file remains. */

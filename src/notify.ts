@@ -24,9 +24,11 @@ export interface Notifier {
  * watchdog keep-alive when systemd asked for one.
  *
  * @example
- * ```ts ignore
- * const systemd = systemdNotifier();
- * systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+ * ```ts
+ * import { systemdNotifier } from "./notify.ts";
+ * const systemd = systemdNotifier({}); // no NOTIFY_SOCKET: not under systemd
+ * systemd.notify(`READY=1\nMAINPID=${process.pid}`); // does nothing here
+ * console.log(systemd.active); // false
  * ```
  */
 export function systemdNotifier(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Notifier {

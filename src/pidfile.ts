@@ -133,9 +133,11 @@ function dropFile(path: string, fd: number, libc: Libc): void {
  * A held pid file. Create it with {@linkcode PidFile.acquire}; {@linkcode PidFile.release} removes it.
  *
  * @example
- * ```ts ignore
- * const pidFile = PidFile.acquire("/run/app.pid"); // throws DaemonError ALREADY_RUNNING when held
- * process.on("exit", () => pidFile.release());
+ * ```ts
+ * import { PidFile } from "./pidfile.ts";
+ * import { mkdtempSync } from "node:fs";
+ * const pidFile = PidFile.acquire(`${mkdtempSync("/tmp/daemonic-doc-")}/app.pid`); // ALREADY_RUNNING when held
+ * pidFile.release();
  * ```
  */
 export class PidFile {
@@ -204,9 +206,11 @@ export class PidFile {
  * when `path` is not a pid file daemonic may trust.
  *
  * @example
- * ```ts ignore
- * const s = readPidFile("/run/app.pid");
+ * ```ts
+ * import { readPidFile } from "./pidfile.ts";
+ * const s = readPidFile("/nonexistent/app.pid");
  * if (s.state === "running") process.kill(s.pid, "SIGHUP");
+ * console.log(s.state); // absent
  * ```
  */
 export function readPidFile(path: string, libc: Libc = systemLibc): PidFileState {

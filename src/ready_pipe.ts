@@ -133,8 +133,14 @@ export interface ReadyWatch {
  * so the daemon's `PID n` line is never missed.
  *
  * @example
- * ```ts ignore
- * const { pid, error } = await waitForReady(readEnd, 60_000, "");
+ * ```ts
+ * import { waitForReady } from "./ready_pipe.ts";
+ * import { libc } from "../ffi/mod.ts";
+ * const [mine, theirs] = libc.socketPair();
+ * libc.write(theirs, new TextEncoder().encode("PID 42\nREADY\n"));
+ * libc.close(theirs);
+ * const { pid, error } = await waitForReady(mine, 1000, "");
+ * console.log(pid, error); // 42 undefined
  * ```
  */
 export async function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc, watch: ReadyWatch = {}): Promise<ReadyResult> {

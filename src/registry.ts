@@ -129,8 +129,9 @@ function readEntry(path: string, libc: Libc): RegistryEntry | null {
  * is unsafe.
  *
  * @example
- * ```ts ignore
- * const entry = findRegistered("/run/app.pid"); // { pid: 4242, name: "app", … } while app runs
+ * ```ts
+ * import { findRegistered } from "./registry.ts";
+ * console.log(findRegistered("/nonexistent/app.pid")); // null: no daemon registered for that path
  * ```
  */
 export function findRegistered(pidFile: string, libc: Libc = systemLibc): RegistryEntry | null {

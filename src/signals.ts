@@ -61,6 +61,9 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
  *
  * @example
  * ```ts ignore
+ * // ignore: it installs SIGTERM/SIGINT handlers that exit this process
+ * import { handleSignals } from "./signals.ts";
+ * import { runnerLog } from "./log/setup.ts";
  * handleSignals(runnerLog, { logFile: "/var/log/app.log" });
  * ```
  */

@@ -16,8 +16,14 @@ const TERM = 15, KILL = 9;
  * (NO_PERMISSION, exit 77) naming the fix.
  *
  * @example
- * ```ts ignore
- * sendSignal(pidfd, pid, 1); // SIGHUP
+ * ```ts
+ * import { sendSignal } from "./terminate.ts";
+ * import { libc } from "../ffi/mod.ts";
+ * import { spawn } from "node:child_process";
+ * const child = spawn("sleep", ["10"]);
+ * const pidfd = libc.pidfdOpen(child.pid!);
+ * sendSignal(pidfd, child.pid!, 15); // SIGTERM, to exactly that process
+ * libc.close(pidfd);
  * ```
  */
 export function sendSignal(pidfd: number, pid: number, signal: number, libc: Libc = systemLibc): void {
@@ -37,8 +43,14 @@ export function sendSignal(pidfd: number, pid: number, signal: number, libc: Lib
  * Returns whether SIGKILL was needed.
  *
  * @example
- * ```ts ignore
- * const killed = terminate(libc.pidfdOpen(pid), pid, 10_000);
+ * ```ts
+ * import { terminate } from "./terminate.ts";
+ * import { libc } from "../ffi/mod.ts";
+ * import { spawn } from "node:child_process";
+ * const child = spawn("sleep", ["10"]);
+ * const pidfd = libc.pidfdOpen(child.pid!);
+ * console.log(terminate(pidfd, child.pid!, 1000)); // false: SIGTERM was enough
+ * libc.close(pidfd);
  * ```
  */
 export function terminate(pidfd: number, pid: number, graceMs: number, options: { waitFirstMs?: number } = {}, libc: Libc = systemLibc): boolean {
@@ -66,8 +78,11 @@ function signalAll(pids: number[], signal: number): void {
  *
  * @example
  * ```ts ignore
- * const tree = daemonTree(pid); // before the daemon is stopped
- * terminateTree(tree, 10_000);
+ * // ignore: it needs a daemon whose tree to end (test/process_tree.test.ts starts one)
+ * import { terminateTree } from "./terminate.ts";
+ * import { daemonTree } from "./process_tree.ts";
+ * const tree = daemonTree(4242); // read before the daemon is stopped
+ * if (tree) terminateTree(tree, 10_000);
  * ```
  */
 export function terminateTree(tree: DaemonTree, graceMs: number): void {

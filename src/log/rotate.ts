@@ -24,6 +24,8 @@ import { runnerLog } from "./setup.ts";
  *
  * @example
  * ```ts ignore
+ * // ignore: it moves this process's stdout and stderr onto the log file
+ * import { reopenLogs } from "./rotate.ts";
  * process.on("SIGURG", () => reopenLogs("/var/log/app.log"));
  * ```
  */

@@ -38,8 +38,10 @@ export function isFormat(value: string): value is LogFormat {
  * own diagnostics only from `warning` up. Replaces any earlier configuration.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { configureLogging, getLogger } from "./setup.ts";
  * configureLogging({ level: "debug", format: "json" });
+ * getLogger("app").debug("one JSON line on stderr");
  * ```
  */
 export function configureLogging(options: LoggingOptions = {}): void {
@@ -60,8 +62,8 @@ export function configureLogging(options: LoggingOptions = {}): void {
  * Outside the runner nothing is configured and records are dropped, as LogTape does.
  *
  * @example
- * ```ts ignore
- * import { getLogger } from "daemonic";
+ * ```ts
+ * import { getLogger } from "./setup.ts";
  * const log = getLogger(["app", "db"]);
  * log.info("connected to {host}", { host: "db1" });
  * log.debug("only with --log-level debug");
@@ -92,8 +94,12 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  * Never throws: the failure is already on the launcher's terminal.
  *
  * @example
- * ```ts ignore
- * appendToLog("/var/log/app.log", "Cannot start: the entry was not ready within 60 s", "text");
+ * ```ts
+ * import { appendToLog } from "./setup.ts";
+ * import { mkdtempSync, readFileSync } from "node:fs";
+ * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
+ * appendToLog(log, "Cannot start: the entry was not ready within 60 s", "text");
+ * console.log(readFileSync(log, "utf8")); // 2026-…Z FATAL daemonic[1234]: Cannot start: …
  * ```
  */
 export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {

@@ -28,8 +28,12 @@ export interface ShowLogsOptions {
  * process is interrupted. Returns tail's exit code.
  *
  * @example
- * ```ts ignore
- * showLogs("/var/log/app.log", { lines: 50, follow: true });
+ * ```ts
+ * import { showLogs } from "./show.ts";
+ * import { mkdtempSync, writeFileSync } from "node:fs";
+ * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
+ * writeFileSync(log, "one\ntwo\n");
+ * showLogs(log, { lines: 1 }); // prints "two"
  * ```
  */
 export function showLogs(path: string, options: ShowLogsOptions = {}): number {
@@ -58,8 +62,12 @@ export function logPathFile(pidFile: string): string {
  * lock, so it never overwrites the record of another running daemon.
  *
  * @example
- * ```ts ignore
- * recordLogPath("/run/app.pid", "/var/log/app.log"); // writes /run/app.pid.log-path
+ * ```ts
+ * import { recordedLogPath, recordLogPath } from "./show.ts";
+ * import { mkdtempSync } from "node:fs";
+ * const pidFile = `${mkdtempSync("/tmp/daemonic-doc-")}/app.pid`;
+ * recordLogPath(pidFile, "/var/log/app.log"); // writes app.pid.log-path beside it
+ * console.log(recordedLogPath(pidFile)); // /var/log/app.log
  * ```
  */
 export function recordLogPath(pidFile: string, logFile: string | undefined): void {
@@ -75,8 +83,9 @@ export function recordLogPath(pidFile: string, logFile: string | undefined): voi
  * The log path recorded next to `pidFile`, or `undefined` when there is none.
  *
  * @example
- * ```ts ignore
- * const log = recordedLogPath("/run/app.pid"); // "/var/log/app.log"
+ * ```ts
+ * import { recordedLogPath } from "./show.ts";
+ * console.log(recordedLogPath("/nonexistent/app.pid")); // undefined: nothing recorded there
  * ```
  */
 export function recordedLogPath(pidFile: string): string | undefined {

@@ -57,9 +57,11 @@ export function formatterFor(format: LogFormat, env: Record<string, string | und
  * buffered, so nothing is lost when the process exits or the log is reopened).
  *
  * @example
- * ```ts ignore
- * import { configureSync } from "@logtape/logtape";
- * configureSync({ sinks: { stderr: getFdSink(2, formatterFor("text")) }, loggers: [{ category: [], sinks: ["stderr"] }] });
+ * ```ts
+ * import { configureSync, getLogger } from "@logtape/logtape";
+ * import { formatterFor, getFdSink } from "./sink.ts";
+ * configureSync({ reset: true, sinks: { stderr: getFdSink(2, formatterFor("text")) }, loggers: [{ category: [], sinks: ["stderr"] }] });
+ * getLogger("app").info("one line on stderr, in one write(2)");
  * ```
  */
 export function getFdSink(fd: number, formatter: TextFormatter, libc: Libc = systemLibc): Sink {

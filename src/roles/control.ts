@@ -40,8 +40,9 @@ function openHolder(pidFile: string, libc: Libc): { pid: number; pidfd: number }
  * Sends `signal` to the daemon holding `pidFile`'s lock. Returns its pid, or `null` when none runs.
  *
  * @example
- * ```ts ignore
- * signalDaemon("/run/app.pid", SIG.HUP);
+ * ```ts
+ * import { signalDaemon } from "./control.ts";
+ * console.log(signalDaemon("/nonexistent/app.pid", 1)); // null: no daemon holds that pid file
  * ```
  */
 export function signalDaemon(pidFile: string, signal: number, libc: Libc = systemLibc): number | null {
@@ -71,8 +72,10 @@ export interface StopResult {
  * leader is gone, and its descendants, of its uid) the same way. Removes a pid file left behind.
  *
  * @example
- * ```ts ignore
- * const { pid, killed } = stopDaemon("/run/app.pid", 10_000);
+ * ```ts
+ * import { stopDaemon } from "./control.ts";
+ * const { pid, killed } = stopDaemon("/nonexistent/app.pid", 10_000);
+ * console.log(pid, killed); // null false: nothing was running
  * ```
  */
 export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = systemLibc): StopResult {

@@ -28,6 +28,8 @@ export function exitCodeOf(status: number): number {
  *
  * @example
  * ```ts ignore
+ * // ignore: it re-runs this command line as its child (test/process_tree.test.ts runs it as PID 1)
+ * import { serveInit } from "./init.ts";
  * if (process.pid === 1) serveInit();
  * ```
  */

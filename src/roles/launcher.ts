@@ -111,6 +111,8 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
  *
  * @example
  * ```ts ignore
+ * // ignore: it starts a daemon (test/daemon.test.ts does, through the runner)
+ * import { launch } from "./launcher.ts";
  * const pid = await launch({ pidFile: "/run/app.pid", logFile: "/var/log/app.log" });
  * console.log(pid);
  * ```
