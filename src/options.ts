@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
-import type { DaemonSettings } from "./stage.ts";
+import { type DaemonSettings, DEFAULTS } from "./stage.ts";
 
 /** What the command line asks for. */
 export type Action =
@@ -142,8 +142,8 @@ function refuseEmptyPath(flag: string, value: string | undefined): void {
 }
 
 /** The default pid file for `name`: /run as root (systemd's PIDFile), a private directory otherwise. */
-export function defaultPidFile(name: string, env: Record<string, string | undefined> = process.env): string {
-  return (process.getuid?.() ?? 0) === 0 ? `/run/${name}.pid` : `${runtimeDir(env)}/${name}.pid`;
+export function defaultPidFile(name: string, env: Record<string, string | undefined> = process.env, uid = process.getuid?.() ?? 0): string {
+  return uid === 0 ? `/run/${name}.pid` : `${runtimeDir(env, uid)}/${name}.pid`;
 }
 
 /**
@@ -182,23 +182,23 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const name = values.name ?? context.name;
   if (!/^[\w.@+-]+$/.test(name)) fail(`Invalid --name '${name}': use letters, digits and . _ - @ + only`);
 
-  let umask = 0o022;
+  let umask: number = DEFAULTS.umask;
   if (values.umask !== undefined) {
     if (!/^0?[0-7]{1,3}$/.test(values.umask)) fail(`Invalid --umask '${values.umask}': give an octal mask such as 022 or 077`);
     umask = parseInt(values.umask, 8);
   }
-  const logLevel = values["log-level"] ?? "info";
+  const logLevel = values["log-level"] ?? DEFAULTS.logLevel;
   if (!isLevel(logLevel)) fail(`Invalid --log-level '${logLevel}': use ${LOG_LEVELS.join(", ")}`);
-  const logFormat = values["log-format"] ?? "text";
+  const logFormat = values["log-format"] ?? DEFAULTS.logFormat;
   if (!isFormat(logFormat)) fail(`Invalid --log-format '${logFormat}': use ${LOG_FORMATS.join(" or ")}`);
   const lines = values.lines === undefined ? 10 : Number(values.lines);
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
-  const ready = values.ready ?? "auto";
+  const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
-  const chdir = resolve(baseDir, values.chdir ?? "/");
+  const chdir = resolve(baseDir, values.chdir ?? DEFAULTS.chdir);
   if (values.chdir !== undefined && (action === "daemon" || action === "restart" || action === "foreground")) {
     if (!existsSync(chdir) || !statSync(chdir).isDirectory()) {
       throw new DaemonError("NO_INPUT", `Invalid --chdir '${values.chdir}': ${chdir} is not a directory: create it or pick another`);
@@ -216,11 +216,11 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     follow: values.follow ?? false,
     chdir,
     umask,
-    timeout: seconds("timeout", values.timeout, 10),
-    startTimeout: seconds("start-timeout", values["start-timeout"], 60, "positive"),
+    timeout: seconds("timeout", values.timeout, DEFAULTS.timeout),
+    startTimeout: seconds("start-timeout", values["start-timeout"], DEFAULTS.startTimeout, "positive"),
     ready,
-    workers: count("workers", values.workers, 0),
-    workerTimeout: seconds("worker-timeout", values["worker-timeout"], 60, "positive"),
+    workers: count("workers", values.workers, DEFAULTS.workers),
+    workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     args: positionals,
     userService: values["user-service"] ?? false,
     now: values.now ?? false,

@@ -28,8 +28,7 @@ export function kindOf(stats: Stats): string {
  * The per-user private directory for default pid files and the registry: `/run/daemonic` as root, else
  * `$XDG_RUNTIME_DIR/daemonic` when that is a directory of ours, else `/tmp/daemonic-UID`. Not created here.
  */
-export function runtimeDir(env: Record<string, string | undefined> = process.env): string {
-  const uid = myUid();
+export function runtimeDir(env: Record<string, string | undefined> = process.env, uid = myUid()): string {
   if (uid === 0) return "/run/daemonic";
   const xdg = env.XDG_RUNTIME_DIR;
   try {

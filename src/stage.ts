@@ -47,6 +47,13 @@ export interface DaemonSettings {
 /** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
 export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
 
+/** The default of every setting but the pid file (options.ts derives that one from the name) and the
+ * entry's arguments: the command line's defaults and the library's. */
+export const DEFAULTS = {
+  name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
+  ready: "auto", workers: 0, workerTimeout: 60,
+} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile">;
+
 /**
  * `options` with every default the command line has.
  *
@@ -57,10 +64,7 @@ export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
  * ```
  */
 export function withDefaults(options: DaemonOptions): DaemonSettings {
-  const settings: DaemonSettings = {
-    name: "daemon", pidFile: options.pidFile, logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10,
-    startTimeout: 60, ready: "auto", workers: 0, workerTimeout: 60, args: [],
-  };
+  const settings: DaemonSettings = { ...DEFAULTS, pidFile: options.pidFile, args: [] };
   // Only the settings, so a caller's wider object (the parsed command line) does not travel in the stage.
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });

@@ -1,5 +1,8 @@
 /** Unit tests of the runner's command line (no processes started). */
 import assert from "node:assert/strict";
+import { chownSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
 import { defaultPidFile, nameOf, parseRunnerArgs } from "../src/options.ts";
@@ -40,11 +43,17 @@ describe("parseRunnerArgs()", () => {
   });
 
   test("the default pid file: /run as root, else a private directory in XDG_RUNTIME_DIR (if ours), else /tmp/daemonic-UID", () => {
-    const uid = process.getuid?.() ?? 0;
-    if (uid === 0) assert.equal(defaultPidFile("app", {}), "/run/app.pid");
-    else {
-      assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: "/" }), `/tmp/daemonic-${uid}/app.pid`, "/ is not ours");
-      assert.equal(defaultPidFile("app", {}), `/tmp/daemonic-${uid}/app.pid`);
+    // Both branches, whoever runs the suite: the uid is a parameter.
+    assert.equal(defaultPidFile("app", {}, 0), "/run/app.pid");
+    assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: "/" }, 4242), "/tmp/daemonic-4242/app.pid", "/ is not uid 4242's");
+    assert.equal(defaultPidFile("app", {}, 4242), "/tmp/daemonic-4242/app.pid");
+    const mine = mkdtempSync(join(tmpdir(), "daemonic-xdg-")); // a runtime directory of uid 4242: used
+    try {
+      if ((process.getuid?.() ?? 0) === 0) chownSync(mine, 4242, 4242);
+      const owner = statSync(mine).uid;
+      assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: mine }, owner), `${mine}/daemonic/app.pid`);
+    } finally {
+      rmSync(mine, { recursive: true });
     }
   });
 
