@@ -137,7 +137,7 @@ describe(`as a user installs it: npm pack, npm i, npx daemonic build; a Deno ent
     assert.equal(pack.status, 0, pack.stderr);
     const tarball = join(sb.dir, pack.stdout.trim().split("\n").pop()!);
     const listed = run(["tar", "-tzf", tarball]).stdout.trim().split("\n").sort();
-    assert.deepEqual(listed.filter((f) => !/^package\/dist\/(mod|src\/\w+|ffi\/\w+)\.(js|d\.ts)$/.test(f)), ["package/LICENSE", "package/README.md", "package/package.json"]);
+    assert.deepEqual(listed.filter((f) => !/^package\/dist\/(mod|src\/(\w+\/)?\w+|ffi\/\w+)\.(js|d\.ts)$/.test(f)), ["package/LICENSE", "package/README.md", "package/package.json"]);
     assert.ok(listed.includes("package/dist/src/cli.js") && listed.includes("package/dist/mod.d.ts"));
 
     const app = sb.path("app");

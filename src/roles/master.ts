@@ -154,6 +154,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const how = describeExit(status);
   if (m.starting) {
     for (const other of m.workers) signalWorker(other, SIG.KILL);
+    writeWorkerTable(m.statusFile, null);
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -246,7 +247,7 @@ function moveStatus(m: Master): void {
 }
 
 function writeStatus(m: Master): void {
-  if (m.stopping) return;
+  if (m.stopping || m.starting) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
   const error = writeWorkerTable(m.statusFile, rows);
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
