@@ -12,7 +12,7 @@ import { ExitCode, userPathError } from "./errors.ts";
 import { parseRunnerArgs } from "./options.ts";
 import { usage } from "./usage.ts";
 import { holdLogs, logs, reload, reopenLogs, status, stop } from "./roles/control.ts";
-import { serveDaemon } from "./roles/daemon.ts";
+import { serveDaemon, startDaemon } from "./roles/daemon.ts";
 import { runForeground } from "./roles/foreground.ts";
 import { launch } from "./roles/launcher.ts";
 import { runMaster } from "./roles/master.ts";
@@ -48,7 +48,7 @@ function exitWith(err: unknown): never {
 }
 
 function runDaemon(app: App, stage: DaemonStage): Promise<void> {
-  if (stage.workers) return runMaster(stage);
+  if (stage.workers) return runMaster(stage, startDaemon(stage));
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);

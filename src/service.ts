@@ -17,8 +17,8 @@ const MARK = "# Written by daemonic --install-service.";
 
 /**
  * How systemd runs the daemon: `notify` runs the entry in the foreground (systemd hears READY=1, RELOADING=1,
- * STOPPING=1 and the watchdog); `forking` runs `--daemon`, which the foreground does not yet do for
- * `--workers`, with systemd following the pid file.
+ * STOPPING=1 and the watchdog), with `--workers` the master in the foreground; `forking` runs `--daemon`,
+ * with systemd following the pid file.
  */
 export type UnitMode = "notify" | "forking";
 
@@ -158,9 +158,18 @@ function requireSystemd(opts: RunnerOptions, command: string[]): void {
   );
 }
 
-/** The mode for these options: `notify` unless workers need `--daemon` (the foreground runs none yet). */
-export function unitMode(opts: RunnerOptions): UnitMode {
-  return opts.workers > 0 ? "forking" : "notify";
+/** The mode for these options: `notify`, workers included (the master runs in the foreground, its pid is
+ * MAINPID). `forking` stays for init scripts and for whoever wants `--daemon` under systemd.
+ *
+ * @example
+ * ```ts
+ * import { unitMode } from "./service.ts";
+ * import { parseRunnerArgs } from "./options.ts";
+ * console.log(unitMode(parseRunnerArgs(["--print-service", "--workers", "2"], { name: "app" }))); // notify
+ * ```
+ */
+export function unitMode(_opts: RunnerOptions): UnitMode {
+  return "notify";
 }
 
 /**

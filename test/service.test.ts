@@ -134,7 +134,8 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
   test("--workers 2: systemctl reload replaces the workers, a sequential client sees no failure", sandboxed(async (sb) => {
     try {
       const master = installNow("pool", "server.ts", ["--workers", "2"], ["8082"]);
-      assert.equal(box!.show("pool", "Type"), "forking");
+      assert.equal(box!.show("pool", "Type"), "notify"); // the master in the foreground, MAINPID
+      assert.equal(Number(box!.show("pool", "MainPID")), master);
       const workers = () => box!.read(`/proc/${master}/task/${master}/children`).trim().split(/\s+/).filter(Boolean).sort();
       const before = workers();
       assert.equal(before.length, 2, `workers: ${before}`);

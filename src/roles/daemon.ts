@@ -21,8 +21,8 @@ import { type DaemonStage, STAGE_FD } from "../stage.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
-  /** The held pid file. */
-  pidFile: PidFile;
+  /** The held pid file (a foreground run holds one only when given `--pid-file`). */
+  pidFile?: PidFile;
   /** Reports readiness or failure to the launcher. */
   reporter: ReadyReporter;
 }

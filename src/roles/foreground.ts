@@ -1,41 +1,75 @@
 /**
  * The foreground run: `./mydaemon` without `--daemon` (a terminal, a container, systemd's `Type=notify` or
- * `Type=simple`). The entry runs in this process with the same signal handlers as in a daemon; systemd hears
- * when it is ready. As a container's PID 1 the runner becomes a tiny init instead (see init.ts).
+ * `Type=simple`). The entry runs in this process — or, with `--workers N`, this process is the master and
+ * the workers run under it, as Unicorn's master runs without `-D` — with the same signal handlers as a
+ * daemon; output goes to `--log-file` when given; systemd hears when it is ready (MAINPID: this process).
+ * As a container's PID 1 the runner becomes a tiny init instead (see init.ts).
  *
  * @module
  */
 import process from "node:process";
-import { libc } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, setEntryArgv } from "../_runtime.ts";
+import { libc, O } from "../../ffi/mod.ts";
+import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
 import { DaemonError } from "../errors.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
+import { recordLogPath } from "../log/show.ts";
 import { systemdNotifier } from "../notify.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
+import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
+import { withDefaults } from "../stage.ts";
+import { describe, type StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
+import { runMaster } from "./master.ts";
 
-/** Runs the entry (`load`, whose path is `entryPath`) in this process; resolves once it is evaluated.
- * `fail` ends the process with an error's message and exit code. */
-export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
-  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
+/** Puts stdout and stderr on `--log-file` (O_APPEND, created under `--umask`), as a daemon has them. */
+function logTo(path: string, umask: number): void {
+  const callers = libc.umask(umask);
+  try {
+    const fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
+    libc.dup2(fd, 1);
+    libc.dup2(fd, 2);
+    libc.close(fd);
+  } finally {
+    libc.umask(callers);
+  }
+}
+
+/** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
+function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
+  if (opts.logFile) logTo(opts.logFile, opts.umask);
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
+  let pidFile: PidFile | undefined;
   if (opts.pidFileGiven) {
-    const pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
-    process.on("exit", () => pidFile.release());
+    const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
+    process.on("exit", () => held.release());
+    recordLogPath(opts.pidFile, opts.logFile);
   }
-  const systemd = systemdNotifier();
-  handleSignals(runnerLog, { systemd });
+  const fatal = (err: unknown): never => {
+    runnerLog(describe(err), "fatal");
+    return fail(err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${describe(err)}`));
+  };
+  // No launcher waits on a foreground run: its reports go nowhere.
+  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: systemdNotifier() };
+}
+
+/** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
+ * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
+export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
+  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
+  const started = startInForeground(opts, fail);
+  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, started);
+  handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);
   let ready = false;
   watchReadiness(opts.ready, evaluated, () => {
     ready = true;
-    systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
   });
   failWhenIdle(() => ready, (message) => fail(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
   await evaluated;

@@ -20,7 +20,7 @@ import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
 import {
   closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable,
 } from "../worker_handle.ts";
-import { type StartedDaemon, startDaemon } from "./daemon.ts";
+import type { StartedDaemon } from "./daemon.ts";
 
 const STOPS = ["SIGTERM", "SIGINT", "SIGQUIT"];
 const TRAPPED = [...STOPS, "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
@@ -40,19 +40,19 @@ interface Master {
   starting: boolean;
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
-  statusFile: string;
+  /** The worker table for `--status`: beside the pid file, when there is one. */
+  statusFile?: string;
 }
 
 /** Runs the master until it has stopped; never returns. */
-export async function runMaster(stage: DaemonStage): Promise<never> {
-  const daemon = startDaemon(stage);
+export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Promise<never> {
   const title = `${stage.name} master`;
   setTitle(title);
   libc.setThreadName(title);
   libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
     stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
-    queue: [], starting: true, statusFile: workerTableFile(stage.pidFile),
+    queue: [], starting: true, statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
   };
   warnIfLossyReuseport();
   let wake = () => {};
@@ -76,7 +76,7 @@ export async function runMaster(stage: DaemonStage): Promise<never> {
       setTimeout(resolve, busy ? 2 : 50);
     });
   }
-  writeWorkerTable(m.statusFile, null);
+  if (m.statusFile) writeWorkerTable(m.statusFile, null);
   process.exit(0);
 }
 
@@ -100,6 +100,7 @@ function handleSignal(m: Master, signal: string): void {
       return;
     case "SIGUSR2":
       if (m.upgrade || m.starting) return;
+      if (!m.daemon.pidFile) return runnerLog("master: SIGUSR2 ignored: an upgrade hands over the pid file; start with --pid-file", "warning");
       runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
       m.upgrade = startUpgrade(m.stage, m.daemon.pidFile);
       return moveStatus(m);
@@ -154,7 +155,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const how = describeExit(status);
   if (m.starting) {
     for (const other of m.workers) signalWorker(other, SIG.KILL);
-    writeWorkerTable(m.statusFile, null);
+    if (m.statusFile) writeWorkerTable(m.statusFile, null);
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -232,7 +233,7 @@ function retire(m: Master, w: Worker): void {
 /** USR2's outcome once known: on success this master retires gracefully; on failure nothing changes. */
 function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
-  const ok = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile);
+  const ok = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
   if (ok === undefined) return;
   if (ok) return stop(m, true, "master: the new master is ready: retiring this one and its workers");
   m.upgrade = undefined;
@@ -241,13 +242,13 @@ function watchUpgradeOf(m: Master): void {
 
 /** The worker table follows the pid file (to `.oldbin` and back). */
 function moveStatus(m: Master): void {
-  writeWorkerTable(m.statusFile, null);
-  m.statusFile = workerTableFile(m.daemon.pidFile.path);
+  if (m.statusFile) writeWorkerTable(m.statusFile, null);
+  m.statusFile = m.daemon.pidFile && workerTableFile(m.daemon.pidFile.path);
   writeStatus(m);
 }
 
 function writeStatus(m: Master): void {
-  if (m.stopping || m.starting) return; // written once all are ready: a failed start leaves none
+  if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
   const error = writeWorkerTable(m.statusFile, rows);
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
