@@ -83,9 +83,15 @@ export function build(options: BuildOptions): string {
     // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
     writeFileSync(
       main,
-      `import { main } from ${JSON.stringify(join(ROOT, "src", `runner${EXT}`))};
-import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
-import { nameOf } from ${JSON.stringify(join(ROOT, "src", `options${EXT}`))};
+      `import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
+const argv = process.argv.slice(2);
+// --version alone is answered before the runner is loaded (its own chunk): no module, FFI or parser to pay for.
+if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !process.env.DAEMONIC_STAGE) {
+  const name = process.execPath.slice(process.execPath.lastIndexOf("/") + 1).replace(/\\.[cm]?[jt]sx?$/, "") || "daemon";
+  console.log(\`\${name} (daemonic \${VERSION})\`);
+  process.exit(0);
+}
+const [{ main }, { nameOf }] = await Promise.all([import(${JSON.stringify(join(ROOT, "src", `runner${EXT}`))}), import(${JSON.stringify(join(ROOT, "src", `options${EXT}`))})]);
 const entryPath = process.argv[1];
 await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
 `,

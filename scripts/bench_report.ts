@@ -1,0 +1,200 @@
+/**
+ * The bench's report: markdown tables of one run's medians, and the goals of issue 10 with ✓/✗ computed
+ * from them.
+ *
+ * @module
+ */
+import { readFileSync, statSync } from "node:fs";
+import { type Case, med, type Sample } from "./bench_cases.ts";
+import { runSync, SETTLE_MS } from "./bench_proc.ts";
+import { type Throughput, WRK_CPU } from "./bench_wrk.ts";
+
+type Cases = Record<
+  | "bareEntry" | "foreground" | "daemon" | "workers2" | "ruby" | "ssd" | "pm2" | "denoBare" | "denoFg" | "denoTask" | "denoDaemon"
+  | "exitCase" | "version" | "status",
+  Case
+>;
+
+export interface ReportInput {
+  runs: number;
+  bin: string;
+  bare: string;
+  bareExit: string;
+  deno?: string;
+  notes: string[];
+  skipped: string[];
+  tp: Throughput[];
+  sameFlags: string[];
+  c: Cases;
+  seconds: number;
+}
+
+const MiB = 1048576;
+const ms = (x: number | undefined) => x === undefined ? "–" : x.toFixed(1);
+const mib = (bytes: number | undefined) => bytes === undefined ? "–" : (bytes / MiB).toFixed(1);
+const ratio = (x: number | undefined, base: number | undefined) => x !== undefined && base ? `${(x / base).toFixed(2)}×` : "–";
+const plus = (x: number | undefined, base: number | undefined) =>
+  x !== undefined && base !== undefined ? `${x >= base ? "+" : ""}${((x - base) / MiB).toFixed(1)} MiB` : "–";
+const range = (c: Case, key: keyof Sample) => {
+  const xs = c.samples.map((s) => s[key]).filter((x): x is number => typeof x === "number");
+  return xs.length ? `${ms(Math.min(...xs))}–${ms(Math.max(...xs))}` : "";
+};
+const num = (v: number | string | undefined) => typeof v === "number" ? v : undefined;
+const why = (c: Case) => c.skip ? `skipped: ${c.skip}` : c.error && !c.samples.length ? `failed: ${c.error.replace(/\|/g, "/").slice(0, 200)}` : undefined;
+
+function readyTable(p: (l?: string) => void, c: Cases): void {
+  p(`### Time to ready (launch → first successful TCP connect, polled every 1 ms)`);
+  p();
+  p(`| case | ready ms (median) | min–max | launcher exits ms | × its bare baseline | × Ruby |`);
+  p(`| --- | ---: | ---: | ---: | ---: | ---: |`);
+  const bun = med(c.bareEntry, "ready"), deno = med(c.denoBare, "ready"), ruby = med(c.ruby, "ready");
+  const rows: [Case, number | undefined][] = [
+    [c.bareEntry, bun], [c.foreground, bun], [c.daemon, bun], [c.workers2, bun], [c.ruby, bun], [c.ssd, bun], [c.pm2, bun],
+    [c.denoBare, deno], [c.denoFg, deno], [c.denoTask, deno], [c.denoDaemon, deno],
+  ];
+  for (const [k, base] of rows) {
+    const r = med(k, "ready");
+    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ms(med(k, "launcher"))} | ${ratio(r, base)} | ${ratio(r, ruby)} |`);
+  }
+  p();
+  p(`Bun rows are compared with the bare compiled entry, Deno rows with bare \`deno run\` of the \`Deno.serve\` entry.`);
+  p();
+}
+
+function shortTable(p: (l?: string) => void, c: Cases): void {
+  p(`### Short commands (launch → exit; peak RSS: GNU time's %M, in separate runs)`);
+  p();
+  p(`| command | ms (median) | min–max | × bare exit | peak RSS MiB | over bare exit |`);
+  p(`| --- | ---: | ---: | ---: | ---: | ---: |`);
+  const t = med(c.exitCase, "ready"), m = num(c.exitCase.peak);
+  const peak = (k: Case) => typeof k.peak === "string" ? k.peak : mib(k.peak);
+  for (const k of [c.exitCase, c.version, c.status]) {
+    const r = med(k, "ready");
+    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ratio(r, t)} | ${peak(k)} | ${plus(num(k.peak), m)} |`);
+  }
+  p(`| daemonic \`--daemon\` launcher (until the daemon is ready) | ${ms(med(c.daemon, "launcher"))} | ${range(c.daemon, "launcher")} | | ${peak(c.daemon)} | ${plus(num(c.daemon.peak), m)} |`);
+  p();
+}
+
+function stopTable(p: (l?: string) => void, c: Cases): void {
+  p(`### Stop latency (idle daemon, from the stop command to every process gone)`);
+  p();
+  p(`| case | how | median ms | min–max |`);
+  p(`| --- | --- | ---: | ---: |`);
+  const how: [Case, string][] = [
+    [c.daemon, "`--stop`"], [c.workers2, "`--stop` (master and workers gone)"], [c.denoDaemon, "`deno run … --stop`"],
+    [c.ruby, "kill -TERM pid"], [c.ssd, "kill -TERM pid"], [c.pm2, "`pm2 delete`"],
+  ];
+  for (const [k, h] of how) p(`| ${k.name} | ${h} | ${why(k) ?? ms(med(k, "stop"))} | ${range(k, "stop")} |`);
+  p();
+}
+
+function memoryTable(p: (l?: string) => void, c: Cases): void {
+  p(`### Memory (VmRSS ${SETTLE_MS} ms after ready, idle, median)`);
+  p();
+  p(`| process | RSS MiB | over its bare baseline |`);
+  p(`| --- | ---: | ---: |`);
+  const bun = med(c.bareEntry, "rss"), deno = med(c.denoBare, "rss");
+  const row = (name: string, v: number | undefined, base: number | undefined) => p(`| ${name} | ${mib(v)} | ${base === v ? "" : plus(v, base)} |`);
+  row(c.bareEntry.name, bun, bun);
+  row(c.foreground.name, med(c.foreground, "rss"), bun);
+  row(c.daemon.name, med(c.daemon, "rss"), bun);
+  row(`${c.workers2.name}: master`, med(c.workers2, "rss"), bun);
+  row(`${c.workers2.name}: each worker`, med(c.workers2, "childRss"), bun);
+  row(c.denoBare.name, deno, deno);
+  row(c.denoFg.name, med(c.denoFg, "rss"), deno);
+  row(c.denoDaemon.name, med(c.denoDaemon, "rss"), deno);
+  row(c.ruby.name, med(c.ruby, "rss"), undefined);
+  p();
+}
+
+function sizeTable(p: (l?: string) => void, input: ReportInput): { size: number; sameSize: number } {
+  const size = statSync(input.bin).size, sameSize = statSync(input.bare).size;
+  p(`### Size`);
+  p();
+  p(`| binary | bytes | MB |`);
+  p(`| --- | ---: | ---: |`);
+  p(`| daemonic build | ${size} | ${(size / 1e6).toFixed(2)} |`);
+  p(`| bare \`bun build --compile ${input.sameFlags.join(" ")}\` of the entry | ${sameSize} | ${(sameSize / 1e6).toFixed(2)} |`);
+  p(`| difference (daemonic's own code) | ${size - sameSize} | ${((size - sameSize) / 1e6).toFixed(2)} |`);
+  p();
+  return { size, sameSize };
+}
+
+function throughputTable(p: (l?: string) => void, tp: Throughput[]): void {
+  p(`### Throughput (\`taskset -c ${WRK_CPU} wrk -t1 -c32\`, wrk pinned to CPU ${WRK_CPU}, the daemon unpinned, after a 1 s warm-up)`);
+  p();
+  p(`| daemon | requests/s on \`/\` (hello) | requests/s on \`/work\` (~0.2 ms CPU each) |`);
+  p(`| --- | ---: | ---: |`);
+  for (const t of tp) p(`| ${t.name} | ${t.rps ? t.rps.toFixed(0) : t.why} | ${t.work ? t.work.toFixed(0) : t.why ?? ""} |`);
+  p();
+}
+
+function goalTable(p: (l?: string) => void, c: Cases, size: number, sameSize: number): void {
+  p(`### Goals (issue 10), from this run's medians`);
+  p();
+  p(`| goal | measured | |`);
+  p(`| --- | --- | :---: |`);
+  const goal = (text: string, value: number | undefined, limit: number, shown: (v: number) => string) => {
+    const ok = value === undefined || Number.isNaN(value) ? undefined : value <= limit;
+    p(`| ${text} | ${ok === undefined ? "not measured" : shown(value!)} | ${ok === undefined ? "–" : ok ? "✓" : "✗"} |`);
+  };
+  const x = (v: number) => `${v.toFixed(2)}×`;
+  const over = (v: number) => `+${(v / MiB).toFixed(1)} MiB`;
+  const div = (a: number | undefined, b: number | undefined) => a !== undefined && b ? a / b : undefined;
+  const sub = (a: number | undefined, b: number | undefined) => a !== undefined && b !== undefined ? a - b : undefined;
+  const bun = med(c.bareEntry, "ready"), deno = med(c.denoBare, "ready");
+  const exitPeak = num(c.exitCase.peak);
+  goal("foreground binary ready ≤ 1.15× the bare compiled entry", div(med(c.foreground, "ready"), bun), 1.15, x);
+  goal("`--daemon` ready ≤ 2.2× the bare compiled entry", div(med(c.daemon, "ready"), bun), 2.2, x);
+  goal("`--daemon` ready ≤ 0.5× Ruby `Process.daemon`", div(med(c.daemon, "ready"), med(c.ruby, "ready")), 0.5, x);
+  goal("`--daemon --workers 2` ready ≤ 2.6× the bare compiled entry", div(med(c.workers2, "ready"), bun), 2.6, x);
+  goal("`--status` ≤ 1.2× a bare `process.exit(0)` binary", div(med(c.status, "ready"), med(c.exitCase, "ready")), 1.2, x);
+  goal("`--stop` ≤ 40 ms", med(c.daemon, "stop"), 40, (v) => `${v.toFixed(1)} ms`);
+  goal("peak RSS of `--version` ≤ bare exit binary + 3 MiB", sub(num(c.version.peak), exitPeak), 3 * MiB, over);
+  goal("peak RSS of the `--daemon` launcher ≤ bare exit binary + 3 MiB", sub(num(c.daemon.peak), exitPeak), 3 * MiB, over);
+  goal("RSS of the idle daemon ≤ bare compiled entry + 3 MiB", sub(med(c.daemon, "rss"), med(c.bareEntry, "rss")), 3 * MiB, over);
+  goal("Deno CLI foreground ready ≤ 1.15× bare `deno run`", div(med(c.denoFg, "ready"), deno), 1.15, x);
+  goal("Deno CLI `--daemon` ready ≤ 2.3× bare `deno run`", div(med(c.denoDaemon, "ready"), deno), 2.3, x);
+  goal("binary ≤ bare compile with the same flags + 0.5 MB", size - sameSize, 500_000, (v) => `+${(v / 1e6).toFixed(2)} MB`);
+  p();
+}
+
+function firstLine(argv: string[]): string {
+  return runSync(argv).stdout.split("\n")[0].trim() || `no ${argv[0]}`;
+}
+
+function machine(input: ReportInput): string {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
+  const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+  const deno = input.deno ? firstLine([input.deno, "--version"]) : "no deno";
+  return `${navigator.hardwareConcurrency} CPUs (${cpu}), Linux ${kernel}, bun ${Bun.version}, ${deno}, ${firstLine(["ruby", "--version"]).split(" (")[0]}`;
+}
+
+/** The whole report, as markdown. */
+export function report(input: ReportInput): string {
+  const out: string[] = [];
+  const p = (line = "") => out.push(line);
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  p(`## daemonic bench`);
+  p();
+  p(`${machine(input)}; ${input.runs} runs per server case, ${input.runs * 3} per short command, round-robin after one warm-up round; medians.`);
+  p();
+  readyTable(p, input.c);
+  shortTable(p, input.c);
+  stopTable(p, input.c);
+  memoryTable(p, input.c);
+  const { size, sameSize } = sizeTable(p, input);
+  throughputTable(p, input.tp);
+  goalTable(p, input.c, size, sameSize);
+  if (input.skipped.length) {
+    p(`Skipped or failed:`);
+    for (const s of input.skipped) p(`- ${s}`);
+    p();
+  }
+  for (const n of input.notes) p(`- ${n}`);
+  p(`- load average ${load} at the end (1, 5, 15 min): other work on the machine slows every case alike, as the cases run round-robin`);
+  p(`- the whole bench took ${input.seconds.toFixed(1)} s`);
+  return out.join("\n");
+}
+
