@@ -35,6 +35,8 @@ export interface RunnerOptions extends DaemonSettings {
   action: Action;
   /** Whether `pidFile` was given explicitly (a foreground run writes it only then). */
   pidFileGiven: boolean;
+  /** The flags given on the command line (long names), for what applies only when asked for. */
+  given: ReadonlySet<string>;
   /** `--logs`: how many lines from the end to print. */
   lines: number;
   /** `--logs`: keep following the log across rotations. */
@@ -195,6 +197,11 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
+  // Every flag works in every mode or is refused where it cannot: the start of a foreground run is timed by
+  // whoever started it (systemd's TimeoutStartSec).
+  if (action === "foreground" && values["start-timeout"] !== undefined) {
+    fail("Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon");
+  }
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -209,6 +216,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     name,
     pidFile: values["pid-file"] ? resolve(baseDir, values["pid-file"]) : defaultPidFile(name),
     pidFileGiven: values["pid-file"] !== undefined,
+    given: new Set(Object.keys(values)),
     logFile: values["log-file"] ? resolve(baseDir, values["log-file"]) : undefined,
     logLevel,
     logFormat,

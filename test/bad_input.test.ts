@@ -81,6 +81,8 @@ const CASES: Row[] = [
   flag(USAGE, SECONDS, "--start-timeout", "0"),
   flag(USAGE, SECONDS, "--start-timeout", "-1"),
   flag(USAGE, SECONDS, "--start-timeout", "86401"),
+  // A flag that cannot work in the foreground is refused there, not ignored.
+  { args: () => ["--start-timeout", "5", "--", "0"], code: USAGE, fix: /--start-timeout in the foreground.*TimeoutStartSec=, or add --daemon/ },
   flag(USAGE, SECONDS, "--worker-timeout", "0"),
   flag(USAGE, SECONDS, "--worker-timeout", "1e3"),
   flag(USAGE, /only goes with --logs/, "--lines", "5"),

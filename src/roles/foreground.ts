@@ -38,9 +38,19 @@ function logTo(path: string, umask: number): void {
   }
 }
 
+/** This process's umask (read by setting it and back). */
+function currentUmask(): number {
+  const mask = libc.umask(0o022);
+  libc.umask(mask);
+  return mask;
+}
+
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
 function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
-  if (opts.logFile) logTo(opts.logFile, opts.umask);
+  // --chdir and --umask apply when asked for; otherwise the foreground keeps what it was started with.
+  if (opts.given.has("chdir")) process.chdir(opts.chdir);
+  if (opts.given.has("umask")) libc.umask(opts.umask);
+  if (opts.logFile) logTo(opts.logFile, opts.given.has("umask") ? opts.umask : currentUmask());
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   let pidFile: PidFile | undefined;
