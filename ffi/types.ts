@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { ReuseportCalls } from "./_reuseport.ts";
 
 /** Abstract FFI types: `buf` is a `Uint8Array`-like buffer (or `null`), passed as a pointer. */
 export type AbstractType = "i32" | "i64" | "u32" | "buf" | "void";
@@ -55,6 +56,8 @@ export const SYMBOLS = {
   posix_spawnattr_setflags: { args: ["buf", "i32"], returns: "i32" },
   posix_spawnattr_setsigdefault: { args: ["buf", "buf"], returns: "i32" },
   posix_spawnattr_setsigmask: { args: ["buf", "buf"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "buf", "u32"], returns: "i32" },
+  shutdown: { args: ["i32", "i32"], returns: "i32" },
   socketpair: { args: ["i32", "i32", "i32", "buf"], returns: "i32" },
 } as const satisfies Record<string, SymbolSpec>;
 
@@ -97,7 +100,7 @@ export interface SpawnOptions {
 }
 
 /** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */
-export interface Libc {
+export interface Libc extends ReuseportCalls {
   /** open(2); returns the fd. */
   open(path: string, flags: number, mode?: number): number;
   /** close(2). */

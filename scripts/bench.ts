@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { type Case, daemonRun, foregroundRun, measureAll, peakRss, shortRun, skip, skipped, type Stopper } from "./bench_cases.ts";
 import { freePort, kill, killOnExit, lastInt, listeners, readPid, record, runSync, start, stopPid, tail, which } from "./bench_proc.ts";
 import { report } from "./bench_report.ts";
+import { restartLosses } from "./bench_restarts.ts";
 import { throughputs } from "./bench_wrk.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -207,8 +208,11 @@ if (statusPid) {
 
 console.error(`bench: throughput (wrk -t1 -c32 -d${WRK_SECONDS}s)`);
 const tp = await throughputs(bin, hasWorkers, WRK_SECONDS, tmp, notes);
+console.error("bench: requests failed during 5 rolling restarts (program on and off)");
+const restarts = await restartLosses(bin, which("wrk"), tmp, freePort);
 console.log(report({
   runs: RUNS, bin, bare, bareExit, deno: DENO, notes, skipped, tp, sameFlags: SAME_FLAGS,
   c: { bareEntry, foreground, daemon, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, exitCase, version, status },
   seconds: (performance.now() - began) / 1000,
 }));
+console.log(restarts.join("\n"));

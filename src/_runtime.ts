@@ -9,8 +9,12 @@ import process from "node:process";
 
 type AnyFn = (...args: unknown[]) => unknown;
 type Served = Record<string, unknown> & { fetch: AnyFn };
-/** A server opened by the runtime's own serve(): how to stop it from accepting, gracefully. */
-export type Stopper = () => Promise<void>;
+/** How a worker's servers are drained (see drain.ts): handlers wrapped, one stop registered per server
+ * (called with `idle`, which resolves when idle connections may be closed). */
+export interface Drainer {
+  wrapHandler<H extends (request: Request, ...rest: unknown[]) => Response | Promise<Response>>(handler: H): H;
+  onStop(stop: (idle: () => Promise<void>) => Promise<void>): void;
+}
 /** Called before a server binds `port` on `host` with SO_REUSEPORT; throws to refuse it (EADDRINUSE). */
 export type PortCheck = (port: number, host: string | undefined) => void;
 
@@ -25,9 +29,9 @@ export interface Runtime {
   workerEnv(id: number): Record<string, string>;
   /** Makes `Deno.args` / `Bun.argv` match `args` (process.argv is set by the caller). */
   setArgs(args: readonly string[]): void;
-  /** Wraps the runtime's serve() so every server shares its port, passing each through `check`; `onServer`
-   * receives how to stop it gracefully. */
-  wrapServe(check: PortCheck, onServer: (stop: Stopper) => void): void;
+  /** Wraps the runtime's serve() so every server shares its port, passing each through `check`, and drains
+   * through `drain` when the worker retires. */
+  wrapServe(check: PortCheck, drain: Drainer): void;
   /** Serves a default export with `fetch` as the runtime itself does (`bun run`, `deno serve`). */
   serveExport(app: Served): void;
 }
@@ -49,14 +53,18 @@ const bun: Runtime = {
   // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
   workerEnv: (id) => ({ NODE_UNIQUE_ID: String(id) }),
   setArgs: () => {},
-  wrapServe(check, onServer) {
+  wrapServe(check, drain) {
     const serve = g.Bun.serve;
     g.Bun.serve = (options: unknown, ...rest: unknown[]) => {
-      const o = options as { port?: number | string; hostname?: string; unix?: string };
+      const o = options as { port?: number | string; hostname?: string; unix?: string; fetch?: AnyFn };
       const env = process.env;
       if (!o.unix) check(Number(o.port ?? env.BUN_PORT ?? env.PORT ?? env.NODE_PORT ?? 3000), o.hostname);
-      const server = serve.call(g.Bun, { ...options as object, reusePort: true }, ...rest) as { stop(force?: boolean): Promise<void> };
-      onServer(async () => await server.stop(false));
+      const shared = { ...options as object, reusePort: true, ...(o.fetch ? { fetch: drain.wrapHandler(o.fetch as never) } : {}) };
+      const server = serve.call(g.Bun, shared, ...rest) as { stop(force?: boolean): Promise<void> };
+      drain.onStop(async (idle) => {
+        await idle(); // stop() closes idle connections at once: the drain has stopped the listener
+        await server.stop(false);
+      });
       return server;
     };
   },
@@ -77,7 +85,7 @@ const deno: Runtime = {
   usr1IsSafe: false,
   workerEnv: () => ({}),
   setArgs: (args) => Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true }),
-  wrapServe(check, onServer) {
+  wrapServe(check, drain) {
     const serve = g.Deno.serve;
     Object.defineProperty(g.Deno, "serve", {
       configurable: true,
@@ -85,10 +93,16 @@ const deno: Runtime = {
         if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
           args[0] = { ...args[0] as object, reusePort: true };
         } else args.unshift({ reusePort: true });
-        const o = args[0] as { port?: number; hostname?: string; path?: string };
+        const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn };
         if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
+        const handlerAt = args.findIndex((a) => typeof a === "function");
+        if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never);
+        else if (typeof o.handler === "function") args[0] = { ...o, handler: drain.wrapHandler(o.handler as never) };
         const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
-        onServer(() => server.shutdown());
+        drain.onStop(async (idle) => {
+          await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
+          await server.shutdown();
+        });
         return server;
       },
     });

@@ -1,12 +1,14 @@
 /**
  * Listener sharing in a worker: every server the entry opens shares its port with the other workers
  * (SO_REUSEPORT), whatever API it uses — node:net and node:http `listen`, `Bun.serve`, `Deno.serve` — and a
- * retiring worker can stop them all from accepting while in-flight requests finish.
+ * retiring worker drains them (see drain.ts): stops accepting, answers what was received with
+ * `Connection: close`, and closes connections once idle.
  *
  * @module
  */
 import process from "node:process";
-import { RUNTIME, type Stopper } from "./_runtime.ts";
+import { RUNTIME } from "./_runtime.ts";
+import { Drain } from "./drain.ts";
 import { claimPort } from "./port_owner.ts";
 
 /** Servers the entry opened, so a worker can stop accepting and let in-flight requests finish. */
@@ -36,8 +38,10 @@ function listenOptions(args: unknown[]): Record<string, unknown> | undefined {
  * as without SO_REUSEPORT (see port_owner.ts).
  */
 export async function shareListeners(masterPid: number): Promise<Listeners> {
-  const stoppers: Stopper[] = [];
+  const drain = new Drain();
   const check = (port: number, host: string | undefined) => claimPort(port, host, masterPid);
+  const net = await import("node:net");
+  const http = await import("node:http");
   const patch = (proto: { listen: AnyFn }) => {
     const original = proto.listen;
     proto.listen = function (this: NetServer, ...args: unknown[]) {
@@ -52,20 +56,20 @@ export async function shareListeners(masterPid: number): Promise<Listeners> {
       }
       options.reusePort = true;
       options.exclusive = true; // listen here, not through a cluster primary
-      stoppers.push(() =>
-        new Promise<void>((resolve) => {
-          if (!this.listening) return resolve();
-          this.close(() => resolve());
-          (this as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-        })
-      );
+      if (this instanceof http.Server) drain.watchNodeServer(this);
+      drain.onStop(async (idle) => {
+        await idle(); // close() closes idle connections at once: the drain has stopped the listener
+        if (!this.listening) return;
+        const closed = new Promise((resolve) => this.close(resolve));
+        (this as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        await closed;
+      });
       return original.apply(this, callback ? [options, callback] : [options]);
     };
   };
-  const net = await import("node:net");
-  const http = await import("node:http");
   patch(net.Server.prototype as unknown as { listen: AnyFn });
   if (http.Server.prototype.listen !== net.Server.prototype.listen) patch(http.Server.prototype as unknown as { listen: AnyFn });
-  RUNTIME.wrapServe(check, (stop) => stoppers.push(stop));
-  return { closeGracefully: async () => void await Promise.all(stoppers.map((stop) => stop())) };
+  RUNTIME.wrapServe(check, drain);
+  // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
+  return { closeGracefully: () => drain.run() };
 }

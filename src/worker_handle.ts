@@ -10,6 +10,7 @@ import { libc, O } from "../ffi/mod.ts";
 import { RUNTIME } from "./_runtime.ts";
 import { WORKER_ID_ENV } from "./log/sink.ts";
 import { type Report, ReportReader } from "./ready_pipe.ts";
+import type { MigrationMode } from "./reuseport_migrate.ts";
 import { writeSidecar } from "./safe_file.ts";
 import { handOver, type WorkerStage } from "./stage.ts";
 
@@ -97,11 +98,11 @@ export function workerTableFile(pidFile: string): string {
 }
 
 /** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null): string | undefined {
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null, migration?: MigrationMode): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeSidecar(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id) }) + "\n", 0o644);
+    writeSidecar(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id), migration }) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -110,7 +111,7 @@ export function writeWorkerTable(path: string, rows: WorkerRow[] | null): string
 }
 
 /** Reads the worker table a master wrote, or `null` when there is none. */
-export function readWorkerTable(path: string): { master: number; workers: WorkerRow[] } | null {
+export function readWorkerTable(path: string): { master: number; workers: WorkerRow[]; migration?: MigrationMode } | null {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {

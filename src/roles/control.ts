@@ -13,6 +13,7 @@ import { recordedLogPath, showLogs } from "../log/show.ts";
 import type { RunnerOptions } from "../options.ts";
 import { readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { daemonTree, type DaemonTree } from "../process_tree.ts";
+import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
 import { REOPEN, SIG } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
@@ -126,6 +127,7 @@ export function status(opts: RunnerOptions): number {
         const age = ((Date.now() - w.startedAt) / 1000).toFixed(0);
         console.log(`  worker[${w.id}] pid ${w.pid}, up ${age} s, ${w.restarts} restarts, RSS ${rssOf(w.pid)}`);
       }
+      if (table.migration) console.log(`  rolling restarts: ${MIGRATION_STATUS[table.migration]}`);
     }
     return ExitCode.OK;
   }

@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { runnerLog } from "../log/setup.ts";
+import { type MigrationMode, migrationMode } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
@@ -40,6 +40,8 @@ interface Master {
   starting: boolean;
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
+  /** How queued connections survive a retiring worker (see reuseport_migrate.ts), for `--status`. */
+  migration: MigrationMode;
   /** The worker table for `--status`: beside the pid file, when there is one. */
   statusFile?: string;
 }
@@ -52,9 +54,8 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
     stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
-    queue: [], starting: true, statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
+    queue: [], starting: true, migration: migrationOf(), statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
   };
-  warnIfLossyReuseport();
   let wake = () => {};
   for (const signal of TRAPPED) {
     process.on(signal, () => {
@@ -250,16 +251,13 @@ function moveStatus(m: Master): void {
 function writeStatus(m: Master): void {
   if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const error = writeWorkerTable(m.statusFile, rows);
+  const error = writeWorkerTable(m.statusFile, rows, m.migration);
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
 }
 
-function warnIfLossyReuseport(): void {
-  try {
-    if (readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "0") {
-      runnerLog("master: net.ipv4.tcp_migrate_req is 0: a rolling restart can reset connections queued at a retiring worker: set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)");
-    }
-  } catch {
-    // Kernel before 5.14: no migration at all.
-  }
+/** How a retiring worker's queued connections reach a sibling: logged once when they would not. */
+function migrationOf(): MigrationMode {
+  const { mode, reason } = migrationMode(libc);
+  if (reason) runnerLog(`master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`);
+  return mode;
 }

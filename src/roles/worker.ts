@@ -18,6 +18,7 @@ import { reopenLogs } from "../log/rotate.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
 import { encode, type Report } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { attachMigration } from "../reuseport_migrate.ts";
 import { SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { describe } from "./daemon.ts";
@@ -90,6 +91,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   failWhenIdle(() => ready, fatal);
   watchReadiness(stage.ready, evaluated, () => {
     ready = true;
+    attachMigration(); // the port's group needs it before any worker's listener closes: a crash included
     tell({ kind: "READY" });
   });
   await evaluated;
