@@ -113,6 +113,10 @@ function fileCalls({ f, check, retry, procPidfds }: Kit): Partial<Libc> {
     const buf = new Uint8Array(size);
     return buf.subarray(0, retry(() => f.read(fd, buf, size), "read"));
   },
+  peek(fd, size) {
+    const buf = new Uint8Array(size);
+    return buf.subarray(0, retry(() => f.recv(fd, buf, size, 2 /* MSG_PEEK */), "recv"));
+  },
   write(fd, data) {
     for (let done = 0; done < data.length;) {
       const rest = data.subarray(done);

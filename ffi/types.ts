@@ -56,6 +56,7 @@ export const SYMBOLS = {
   posix_spawnattr_setsigdefault: { args: ["buf", "buf"], returns: "i32" },
   posix_spawnattr_setsigmask: { args: ["buf", "buf"], returns: "i32" },
   socketpair: { args: ["i32", "i32", "i32", "buf"], returns: "i32" },
+  recv: { args: ["i32", "buf", "i64", "i32"], returns: "i64" },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names in {@linkcode SYMBOLS}. */
@@ -104,6 +105,8 @@ export interface Libc {
   close(fd: number): void;
   /** read(2) of up to `size` bytes; an empty array means end of file. */
   read(fd: number, size: number): Uint8Array;
+  /** recv(2) with MSG_PEEK: up to `size` bytes of a socket, left there for the next read. */
+  peek(fd: number, size: number): Uint8Array;
   /** write(2) of all of `data`. */
   write(fd: number, data: Uint8Array): void;
   /** pipe2(2) with O_CLOEXEC: `[readEnd, writeEnd]`. */
