@@ -38,3 +38,24 @@ export class SystemCallError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * libc, or a function daemonic needs in it, cannot be bound: the system is not glibc 2.17 or newer.
+ *
+ * @example
+ * ```ts
+ * import { MissingLibcError } from "./errors.ts";
+ * const err = new MissingLibcError("posix_spawn in libc.so.6", new Error("undefined symbol"));
+ * console.log(err.message); // posix_spawn in libc.so.6 is missing: undefined symbol
+ * ```
+ */
+export class MissingLibcError extends Error {
+  constructor(
+    /** What is missing: the library, or a function in it. */
+    readonly what: string,
+    cause: unknown,
+  ) {
+    super(`${what} is missing: ${(cause as Error)?.message ?? cause}`, { cause });
+    this.name = "MissingLibcError";
+  }
+}
