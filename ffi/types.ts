@@ -103,7 +103,7 @@ export interface Libc {
   open(path: string, flags: number, mode?: number): number;
   /** close(2). */
   close(fd: number): void;
-  /** read(2) of up to `size` bytes; an empty array means end of file. */
+  /** read(2) of up to `size` bytes; an empty array means end of file (or a socket reset by its peer). */
   read(fd: number, size: number): Uint8Array;
   /** recv(2) with MSG_PEEK: up to `size` bytes of a socket, left there for the next read. */
   peek(fd: number, size: number): Uint8Array;

@@ -109,17 +109,6 @@ export class ReadyReporter {
   }
 }
 
-/** A read of the socket; a child that exited with a stage line still unread (a shell that failed, a daemon
- * that died first) resets it, which ends the reports as an end of file does. */
-function readOrEnd(fd: number, libc: Libc): Uint8Array {
-  try {
-    return libc.read(fd, 65536);
-  } catch (err) {
-    if ((err as { code?: string }).code === "ECONNRESET") return new Uint8Array();
-    throw err;
-  }
-}
-
 /** What the launcher learned from the ready socket. */
 export interface ReadyResult {
   /** The daemon's pid, when the session leader reported it. */
@@ -170,7 +159,7 @@ export async function waitForReady(fd: number, timeoutMs: number, logHint: strin
       await new Promise((r) => setTimeout(r, 0)); // lets a SIGTERM or SIGINT listener run
       continue;
     }
-    const chunk = readOrEnd(fd, libc);
+    const chunk = libc.read(fd, 65536);
     if (chunk.length === 0) {
       const error = new DaemonError("START_FAILED", `Cannot start: the daemon exited during start-up without a report${logHint}`, { pid });
       return { pid, error };
