@@ -11,8 +11,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, CLI, compiledTarget, DENO, eventually, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
-  procStat, procStatus, readOr, run, RUNTIME, Sandbox, sandboxed, waitGone,
+  alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
+  procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone,
 } from "./_helpers.ts";
 import { buildBinary, debianNamespace, minimalRoot, skipUnlessRoot } from "./_roots.ts";
 
@@ -80,6 +80,24 @@ describe(`--daemon without /bin/sh, forced here (${RUNTIME})`, { skip: skipUnles
     assert.equal(run(runner(["--status", "--pid-file", pidFile])).status, 0);
     assert.equal(run(runner(["--stop", "--pid-file", pidFile])).status, 0);
     assert.ok(waitGone(pid, 5000));
+  }));
+});
+
+describe(`daemonize() without /bin/sh, forced here (${RUNTIME})`, () => {
+  test("DAEMONIC_WITHOUT=sh: the script's detach stage starts it once as a daemon and exits, without running the script", sandboxed(async (sb) => {
+    const pidFile = sb.path("lib.pid"), logFile = sb.path("lib.log");
+    const argv = RUNTIME === "bun" ? [BUN, `${FIXTURES}/self-daemonize.ts`] : [DENO, "run", "-A", `${FIXTURES}/self-daemonize.ts`];
+    const r = run([...argv, pidFile, logFile], { cwd: ROOT, ...withEnv({ DAEMONIC_WITHOUT: "sh" }) });
+    assert.equal(r.status, 0, r.stderr);
+    const pid = sb.track(Number(r.stdout));
+    assert.equal(readOr(pidFile), `${pid}\n`);
+    assert.equal(procStat(pid).ppid, 1);
+    assert.notEqual(procStat(pid).session, pid);
+    assert.equal(await exchange(await portFromLog(logFile)), `daemonized ${pid}\n`);
+    assert.equal(readOr(logFile).match(/listening on/g)?.length, 1, readOr(logFile));
+    process.kill(pid, "SIGTERM");
+    assert.ok(waitGone(pid, 5000));
+    assert.ok(!existsSync(pidFile));
   }));
 });
 
