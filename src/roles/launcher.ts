@@ -21,8 +21,8 @@ import { selfCommand } from "../_runtime.ts";
 import { DaemonError, pathProblem } from "../errors.ts";
 import { appendToLog } from "../log/setup.ts";
 import { recordedLogPath, recordLogPath } from "../log/show.ts";
-import { findProgram } from "../programs.ts";
 import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
+import { findProgram } from "../programs.ts";
 import { waitForReady } from "../ready_pipe.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
@@ -91,7 +91,7 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
   try {
     second = libc.spawn({
       path: sh ?? path,
-      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
+      // The daemon is the shell's (or the detach stage's) child, so not the session leader; that one reports its pid.
       argv: sh ? ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, path, ...args] : [path, ...args],
       env: { ...process.env, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
