@@ -14,7 +14,7 @@ import {
   alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
   procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone,
 } from "./_helpers.ts";
-import { buildBinary, debianNamespace, minimalRoot, skipUnlessRoot } from "./_roots.ts";
+import { buildBinary, debianNamespace, IS_ROOT, minimalRoot, skipUnlessRoot } from "./_roots.ts";
 
 const buildDir = new Sandbox();
 after(() => buildDir.cleanup());
@@ -37,19 +37,23 @@ const migrating = (body: (sb: Sandbox) => Promise<void>) =>
     }
   });
 
-describe(`--daemon without /bin/sh, forced here (${RUNTIME})`, { skip: skipUnlessRoot }, () => {
+describe(`--daemon without /bin/sh, forced here (${RUNTIME})`, () => {
   test("DAEMONIC_WITHOUT=sh: the detach stage is the second fork; daemon(7) holds, read from /proc", sandboxed(async (sb) => {
     const pidFile = sb.path("d.pid"), logFile = sb.path("d.log"), leak = sb.path("inherited-fd-file");
     writeFileSync(leak, "");
     const argv = runner(["--daemon", "--pid-file", pidFile, "--log-file", logFile, "--umask", "077", "--chdir", sb.dir, "--", "0"]);
-    // In its own mount namespace /bin/sh is /bin/false, so a launcher that ran it fails. Its parent holds fds
-    // 3, 4 and 9 and ignores HUP INT QUIT USR2 TERM, as a shell's redirections and nohup or a trap leave them.
+    // The launcher's parent holds fds 3, 4 and 9 and ignores HUP INT QUIT USR2 TERM, as a shell's redirections
+    // and nohup or a trap leave them. As root, in its own mount namespace /bin/sh is /bin/false, so a launcher
+    // that ran it fails.
+    const inherit = `exec 3<"$0" 4<"$0" 9>>"$0" && trap '' HUP INT QUIT USR2 TERM && exec "$@"`;
     const launch = (env: Record<string, string>) =>
-      run(["unshare", "--mount", "/bin/sh", "-c", `mount --bind /bin/false /bin/sh && exec 3<"$0" 4<"$0" 9>>"$0" && trap '' HUP INT QUIT USR2 TERM && exec "$@"`, leak, ...argv], withEnv(env));
-    const throughSh = launch({});
-    assert.equal(throughSh.status, 69, `the launcher did not run /bin/sh: ${throughSh.stdout} ${throughSh.stderr}`);
-    assert.match(throughSh.stderr, /^Cannot start: the daemon exited during start-up without a report/);
-    assert.ok(!existsSync(pidFile));
+      run(IS_ROOT ? ["unshare", "--mount", "/bin/sh", "-c", `mount --bind /bin/false /bin/sh && ${inherit}`, leak, ...argv] : ["/bin/sh", "-c", inherit, leak, ...argv], withEnv(env));
+    if (IS_ROOT) {
+      const throughSh = launch({});
+      assert.equal(throughSh.status, 69, `the launcher did not run /bin/sh: ${throughSh.stdout} ${throughSh.stderr}`);
+      assert.match(throughSh.stderr, /^Cannot start: the daemon exited during start-up without a report/);
+      assert.ok(!existsSync(pidFile));
+    }
 
     const r = launch({ DAEMONIC_WITHOUT: "sh" });
     assert.equal(r.status, 0, r.stderr);
