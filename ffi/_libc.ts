@@ -33,6 +33,7 @@ const F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
 const SYS_PIDFD_OPEN = 434, SYS_PIDFD_SEND_SIGNAL = 424;
 const PR_SET_NAME = 15, PR_SET_PDEATHSIG = 1, PR_SET_CHILD_SUBREAPER = 36;
 const POLLIN = 0x1;
+const EINTR = 4, ECONNRESET = 104;
 
 const encoder = new TextEncoder();
 const cstr = (s: string) => encoder.encode(s + "\0");
@@ -103,7 +104,7 @@ function kitOf(raw: RawLibc, without: readonly string[]): Kit {
 }
 
 /** Files, pipes, sockets and polling. */
-function fileCalls({ f, check, retry, procPidfds }: Kit): Partial<Libc> {
+function fileCalls({ f, raw, fail, check, retry, procPidfds }: Kit): Partial<Libc> {
   return {
   open: (path, flags, mode = 0o644) => check(f.open(cstr(path), flags | O.CLOEXEC, mode), "open", path),
   close(fd) {
@@ -112,7 +113,19 @@ function fileCalls({ f, check, retry, procPidfds }: Kit): Partial<Libc> {
   },
   read(fd, size) {
     const buf = new Uint8Array(size);
-    return buf.subarray(0, retry(() => f.read(fd, buf, size), "read"));
+    for (;;) {
+      const n = Number(f.read(fd, buf, size));
+      if (n !== -1) return buf.subarray(0, n);
+      const errno = raw.errno();
+      // A socket whose peer exited with our data unread (a child that died before it took its stage) is reset:
+      // to every reader here that is the end of what it will say.
+      if (errno === ECONNRESET) return buf.subarray(0, 0);
+      if (errno !== EINTR) fail("read", undefined, errno);
+    }
+  },
+  peek(fd, size) {
+    const buf = new Uint8Array(size);
+    return buf.subarray(0, retry(() => f.recv(fd, buf, size, 2 /* MSG_PEEK */), "recv"));
   },
   write(fd, data) {
     for (let done = 0; done < data.length;) {

@@ -4,6 +4,7 @@
  * @module
  */
 import type * as BunFFI from "bun:ffi";
+import { MissingLibcError } from "./errors.ts";
 import { type AbstractType, type RawLibc, SYMBOLS } from "./types.ts";
 
 type FFIType = BunFFI.FFIType;
@@ -29,7 +30,12 @@ export function openLibc(path: string): RawLibc {
   // could change errno.
   const libs: { symbols: unknown }[] = [];
   const bind = (table: Record<string, { args: FFIType[]; returns: FFIType }>) => {
-    const lib = dlopen(path, table);
+    let lib;
+    try {
+      lib = dlopen(path, table);
+    } catch (cause) {
+      throw new MissingLibcError(`${Object.keys(table).join(", ")} in ${path}`, cause);
+    }
     libs.push(lib); // keep every handle open for the life of the process
     return lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
   };

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { MissingLibcError } from "./errors.ts";
 import { type AbstractType, type RawLibc, SYMBOLS } from "./types.ts";
 
 const TYPES: Record<AbstractType, Deno.NativeType | "void"> = {
@@ -30,7 +31,12 @@ export function openLibc(path: string): RawLibc {
   // front: a lazy dlopen between a failed call and the errno read could change errno.
   const libs: Deno.DynamicLibrary<Record<string, Deno.ForeignFunction>>[] = [];
   const bind = (table: Record<string, Deno.ForeignFunction>) => {
-    const lib = Deno.dlopen(path, table);
+    let lib;
+    try {
+      lib = Deno.dlopen(path, table);
+    } catch (cause) {
+      throw new MissingLibcError(`${Object.keys(table).join(", ")} in ${path}`, cause);
+    }
     libs.push(lib); // keep every handle open for the life of the process
     return lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
   };

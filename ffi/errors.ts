@@ -7,7 +7,7 @@
 const NAMES: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
   12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 40: "ELOOP", 98: "EADDRINUSE",
+  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 40: "ELOOP", 98: "EADDRINUSE", 104: "ECONNRESET",
 };
 
 /**
@@ -36,5 +36,26 @@ export class SystemCallError extends Error {
     super(`${syscall}${path ? ` ${path}` : ""}: ${description} (${code})`);
     this.name = "SystemCallError";
     this.code = code;
+  }
+}
+
+/**
+ * libc, or a function daemonic needs in it, cannot be bound: the system is not glibc 2.17 or newer.
+ *
+ * @example
+ * ```ts
+ * import { MissingLibcError } from "./errors.ts";
+ * const err = new MissingLibcError("posix_spawn in libc.so.6", new Error("undefined symbol"));
+ * console.log(err.message); // posix_spawn in libc.so.6 is missing: undefined symbol
+ * ```
+ */
+export class MissingLibcError extends Error {
+  constructor(
+    /** What is missing: the library, or a function in it. */
+    readonly what: string,
+    cause: unknown,
+  ) {
+    super(`${what} is missing: ${(cause as Error)?.message ?? cause}`, { cause });
+    this.name = "MissingLibcError";
   }
 }

@@ -15,11 +15,12 @@
  */
 import process from "node:process";
 import { createLibc, type Libc } from "./_libc.ts";
+import { MissingLibcError } from "./errors.ts";
 import { openLibc as openWithBun } from "./bun.ts";
 import { openLibc as openWithDeno } from "./deno.ts";
 
 export { type ChildFd, type Libc, O, type SpawnOptions } from "./_libc.ts";
-export { SystemCallError } from "./errors.ts";
+export { MissingLibcError, SystemCallError } from "./errors.ts";
 
 const LIBC_PATH = "libc.so.6";
 
@@ -31,7 +32,7 @@ function open(): Libc {
     const raw = "Bun" in globalThis ? openWithBun(LIBC_PATH) : openWithDeno(LIBC_PATH);
     opened = createLibc(raw, (process.env[WITHOUT_ENV] ?? "").split(",").filter(Boolean));
   } catch (cause) {
-    throw new Error(`Cannot load ${LIBC_PATH}: ${(cause as Error).message}: daemonic needs Linux with glibc 2.17 or newer`, { cause });
+    throw cause instanceof MissingLibcError ? cause : new MissingLibcError(LIBC_PATH, cause);
   }
   return opened;
 }

@@ -59,6 +59,7 @@ export const SYMBOLS = {
   setsockopt: { args: ["i32", "i32", "i32", "buf", "u32"], returns: "i32" },
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   socketpair: { args: ["i32", "i32", "i32", "buf"], returns: "i32" },
+  recv: { args: ["i32", "buf", "i64", "i32"], returns: "i64" },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names in {@linkcode SYMBOLS}. */
@@ -105,8 +106,10 @@ export interface Libc extends ReuseportCalls {
   open(path: string, flags: number, mode?: number): number;
   /** close(2). */
   close(fd: number): void;
-  /** read(2) of up to `size` bytes; an empty array means end of file. */
+  /** read(2) of up to `size` bytes; an empty array means end of file (or a socket reset by its peer). */
   read(fd: number, size: number): Uint8Array;
+  /** recv(2) with MSG_PEEK: up to `size` bytes of a socket, left there for the next read. */
+  peek(fd: number, size: number): Uint8Array;
   /** write(2) of all of `data`. */
   write(fd: number, data: Uint8Array): void;
   /** pipe2(2) with O_CLOEXEC: `[readEnd, writeEnd]`. */

@@ -6,8 +6,9 @@
  * @module
  */
 import process from "node:process";
-import { DaemonError, ExitCode } from "./errors.ts";
+import { ExitCode, userPathError } from "./errors.ts";
 import { serveDaemon } from "./roles/daemon.ts";
+import { detach } from "./roles/detach.ts";
 import { launch } from "./roles/launcher.ts";
 import { type DaemonOptions, takeStage, withDefaults } from "./stage.ts";
 
@@ -31,11 +32,13 @@ export { launch } from "./roles/launcher.ts";
 export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
   if (stage?.role === "daemon") return await serveDaemon(stage, () => Promise.resolve());
+  if (stage?.role === "detach") detach(stage); // the second fork where there is no /bin/sh: exits
   try {
     console.log(await launch(withDefaults(options)));
     process.exit(0);
   } catch (err) {
-    console.error((err as Error).message);
-    process.exit(err instanceof DaemonError ? err.exitCode : ExitCode.SOFTWARE);
+    const known = userPathError(err); // a missing program or libc function too: one line, exit 72
+    console.error((known ?? err as Error).message);
+    process.exit(known?.exitCode ?? ExitCode.SOFTWARE);
   }
 }

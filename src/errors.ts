@@ -4,6 +4,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { MissingLibcError } from "../ffi/errors.ts";
 
 /**
  * Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart.
@@ -34,6 +35,8 @@ export const ExitCode = {
   START_FAILED: 69,
   /** Something inside daemonic failed. */
   SOFTWARE: 70,
+  /** A system file daemonic needs is missing: a program it runs, libc or a function in it (EX_OSFILE). */
+  OS_FILE: 72,
   /** The pid file or the log file cannot be created. */
   CANNOT_CREATE: 73,
   /** Another daemon holds the pid file's lock. */
@@ -48,6 +51,7 @@ export type DaemonErrorCode =
   | "BUILD_FAILED"
   | "NO_INPUT"
   | "START_FAILED"
+  | "OS_FILE"
   | "CANNOT_CREATE"
   | "ALREADY_RUNNING"
   | "NOT_RUNNING"
@@ -58,6 +62,7 @@ const EXIT_CODES: Record<DaemonErrorCode, number> = {
   BUILD_FAILED: ExitCode.BUILD_FAILED,
   NO_INPUT: ExitCode.NO_INPUT,
   START_FAILED: ExitCode.START_FAILED,
+  OS_FILE: ExitCode.OS_FILE,
   CANNOT_CREATE: ExitCode.CANNOT_CREATE,
   ALREADY_RUNNING: ExitCode.ALREADY_RUNNING,
   NOT_RUNNING: ExitCode.RELOAD_NOT_RUNNING,
@@ -89,15 +94,40 @@ export class DaemonError extends Error {
 
 /**
  * A failure of a system call on a path the user gave (a node:fs error: it has `code` and `path` or `syscall`) as a
- * one-line {@linkcode DaemonError} (exit 73) naming the path, instead of an internal error with a stack.
- * Anything else stays as it is: an internal error.
+ * one-line {@linkcode DaemonError} (exit 73) naming the path, and a missing program or libc function (exit
+ * 72, see {@linkcode missingSystemFile}), instead of an internal error with a stack. Anything else stays as
+ * it is: an internal error.
+ *
+ * @example
+ * ```ts
+ * import { userPathError } from "./errors.ts";
+ * import { SystemCallError } from "../ffi/errors.ts";
+ * const err = userPathError(new SystemCallError("posix_spawn", 2, "No such file or directory", "/usr/bin/setsid"));
+ * console.log(err?.exitCode); // 72
+ * console.log(err?.message); // Cannot run /usr/bin/setsid: posix_spawn /usr/bin/setsid: No such file or directory (ENOENT): this system lacks a program daemonic needs: install it
+ * ```
  */
 export function userPathError(err: unknown): DaemonError | undefined {
   if (err instanceof DaemonError) return err;
+  const missing = missingSystemFile(err);
+  if (missing) return missing;
   const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown } | null;
   if (typeof e?.code !== "string" || !/^E[A-Z]+$/.test(e.code) || (typeof e.path !== "string" && typeof e.syscall !== "string")) return undefined;
   const why = String(e.message).split("\n")[0];
   return new DaemonError("CANNOT_CREATE", `Cannot use ${e.path ?? "a file"}: ${why}: check the paths given to --pid-file and --log-file`, { cause: err });
+}
+
+/** A program that could not be started (posix_spawn, or node's spawn: not there, not executable), libc or a
+ * function in it missing: one line naming it (exit 72). */
+function missingSystemFile(err: unknown): DaemonError | undefined {
+  if (err instanceof MissingLibcError) {
+    return new DaemonError("OS_FILE", `Cannot run here: ${err.message.split("\n")[0]}: daemonic needs Linux with glibc 2.17 or newer`, { cause: err });
+  }
+  const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown } | null;
+  const spawned = typeof e?.syscall === "string" && /^(posix_spawn|spawn)/.test(e.syscall);
+  if (!spawned || !["ENOENT", "EACCES", "ENOEXEC", "ENOTDIR", "ELOOP"].includes(String(e!.code))) return undefined;
+  const program = typeof e!.path === "string" ? e!.path : String(e!.syscall).split(" ").pop();
+  return new DaemonError("OS_FILE", `Cannot run ${program}: ${String(e!.message).split("\n")[0]}: this system lacks a program daemonic needs: install it`, { cause: err });
 }
 
 /** What is wrong with `path` given to `flag` when open() failed with errno `code`, with the fix. */

@@ -1,7 +1,8 @@
 /**
  * The ready socket's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
- * one line at a time: `PID n` (from the /bin/sh that forked the daemon), `LOCKING` (the daemon waits for the
- * pid file's lock, which the launcher then lets go), `LOCKED`, then `READY` or `ERROR {"code", "message"}`;
+ * one line at a time: `PID n` (from the /bin/sh or detach stage that started the daemon), `LOCKING` (the
+ * daemon waits for the pid file's lock, which the launcher then lets go), `LOCKED`, then `READY` or
+ * `ERROR {"code", "message"}`;
  * a worker also sends `HB` (heartbeat). End of file without `READY` means failure, never success.
  *
  * @module

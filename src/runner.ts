@@ -13,6 +13,7 @@ import { parseRunnerArgs } from "./options.ts";
 import { usage } from "./usage.ts";
 import { holdLogs, logs, reload, reopenLogs, status, stop } from "./roles/control.ts";
 import { serveDaemon, startDaemon } from "./roles/daemon.ts";
+import { detach } from "./roles/detach.ts";
 import { runForeground } from "./roles/foreground.ts";
 import { launch } from "./roles/launcher.ts";
 import { runMaster } from "./roles/master.ts";
@@ -117,6 +118,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
 export async function main(app: App): Promise<void> {
   const stage = takeStage();
   if (stage?.role === "worker") return serveWorker(stage, app.entryPath, app.load);
+  if (stage?.role === "detach") detach(stage);
   if (stage) return runDaemon(app, stage);
   try {
     const code = await act(app, app.argv ?? process.argv.slice(2));

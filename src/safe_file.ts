@@ -27,9 +27,10 @@ export function kindOf(stats: Stats): string {
 /**
  * The per-user private directory for default pid files and the registry: `/run/daemonic` as root, else
  * `$XDG_RUNTIME_DIR/daemonic` when that is a directory of ours, else `/tmp/daemonic-UID`. Not created here.
+ * A root without /run (a distroless image, a bare chroot) uses the same places as any user.
  */
 export function runtimeDir(env: Record<string, string | undefined> = process.env, uid = myUid()): string {
-  if (uid === 0) return "/run/daemonic";
+  if (uid === 0 && lstatSync("/run", { throwIfNoEntry: false })?.isDirectory()) return "/run/daemonic";
   const xdg = env.XDG_RUNTIME_DIR;
   try {
     const stats = xdg ? lstatSync(xdg) : undefined;

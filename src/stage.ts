@@ -95,6 +95,16 @@ export interface WorkerStage extends DaemonSettings {
   masterPid: number;
 }
 
+/** What the launcher hands the short-lived process that starts the daemon where there is no /bin/sh to do it
+ * (roles/detach.ts); the daemon's own stage follows it on the same socket. */
+export interface DetachStage {
+  role: "detach";
+  command: Command;
+}
+
+/** Any stage a daemonic parent hands over. */
+export type Stage = DaemonStage | WorkerStage | DetachStage;
+
 /** The environment variable that marks a re-executed process; its value is the stage's fd. */
 export const STAGE_ENV = "DAEMONIC_STAGE";
 /** The fd of the stage socket in the child: the stage comes in on it, the reports go out on it. */
@@ -103,10 +113,12 @@ export const STAGE_FD = 3;
 const STAGE_WAIT_MS = 1000;
 
 /** A socket pair for a child: `parentEnd` keeps the parent's side; `childEnd` goes to the child's fd 3 and
- * must be closed by the parent once spawned. The stage is already written into it; `env` marks the child. */
-export function handOver(stage: DaemonStage | WorkerStage, libc: Libc = systemLibc): { parentEnd: number; childEnd: number; env: Record<string, string> } {
+ * must be closed by the parent once spawned. The stages are already written into it, one line each, each
+ * taken by the process it is for; `env` marks the child. */
+export function handOver(stages: Stage | Stage[], libc: Libc = systemLibc): { parentEnd: number; childEnd: number; env: Record<string, string> } {
   const [parentEnd, childEnd] = libc.socketPair();
-  libc.write(parentEnd, new TextEncoder().encode(JSON.stringify(stage) + "\n"));
+  const lines = [stages].flat().map((stage) => JSON.stringify(stage) + "\n").join("");
+  libc.write(parentEnd, new TextEncoder().encode(lines));
   return { parentEnd, childEnd, env: { [STAGE_ENV]: String(STAGE_FD) } };
 }
 
@@ -115,12 +127,13 @@ const isStrings = (v: unknown) => Array.isArray(v) && v.every(isString);
 const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 
 /** The stage in `value` when it has every field its role needs, else `undefined`. */
-function validStage(value: unknown): DaemonStage | WorkerStage | undefined {
+function validStage(value: unknown): Stage | undefined {
   const s = value as Record<string, unknown> | null;
   if (typeof s !== "object" || s === null) return undefined;
   const c = s.command as Record<string, unknown> | null;
-  const common = isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && typeof c === "object" &&
-    c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd) && isStrings(s.args) && isString(s.chdir) &&
+  const command = typeof c === "object" && c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd);
+  if (command && s.role === "detach") return s as unknown as DetachStage;
+  const common = command && isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && isStrings(s.args) && isString(s.chdir) &&
     (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
     isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual");
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
@@ -128,19 +141,19 @@ function validStage(value: unknown): DaemonStage | WorkerStage | undefined {
   return undefined;
 }
 
-/** Reads one line from `fd`, waiting at most `ms`; `undefined` when none comes. */
+/** Reads one line from `fd`, waiting at most `ms`; `undefined` when none comes. It reads no byte past the
+ * newline: a line that follows is the stage of the process this one starts (see roles/detach.ts). */
 function readLine(fd: number, ms: number, libc: Libc): string | undefined {
   const deadline = Date.now() + ms;
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes("\n")) {
+  for (;;) {
     const left = deadline - Date.now();
     if (left <= 0 || !libc.waitReadable(fd, left)) return undefined;
-    const chunk = libc.read(fd, 65536);
-    if (chunk.length === 0) return undefined;
-    text += decoder.decode(chunk, { stream: true });
+    const seen = libc.peek(fd, 65536);
+    if (seen.length === 0) return undefined;
+    const end = seen.indexOf(10);
+    if (end >= 0) return new TextDecoder().decode(libc.read(fd, end + 1).subarray(0, end));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // the parent writes whole lines: rare
   }
-  return text.slice(0, text.indexOf("\n"));
 }
 
 /**
@@ -148,11 +161,11 @@ function readLine(fd: number, ms: number, libc: Libc): string | undefined {
  * daemon or worker, `undefined` in a launcher. A marker without a valid stage behind it is dropped with one
  * warning on stderr, and the process goes on as if it had not been set.
  */
-export function takeStage(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): DaemonStage | WorkerStage | undefined {
+export function takeStage(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Stage | undefined {
   const marker = env[STAGE_ENV];
   if (marker === undefined) return undefined;
   delete env[STAGE_ENV];
-  let stage: DaemonStage | WorkerStage | undefined;
+  let stage: Stage | undefined;
   try {
     if (marker === String(STAGE_FD) && readlinkSync(`/proc/self/fd/${STAGE_FD}`).startsWith("socket:")) {
       const line = readLine(STAGE_FD, STAGE_WAIT_MS, libc);

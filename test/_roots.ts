@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { BUN, childrenOf, CLI, commOf, eventually, FIXTURES, ROOT, run, type Sandbox } from "./_helpers.ts";
 
@@ -34,9 +35,36 @@ export async function debianNamespace(sb: Sandbox, root: string) {
   let init = 0;
   assert.ok(await eventually(() => (init = childrenOf(ns.pid!)[0] ?? 0) > 0 && childrenOf(init).some((p) => commOf(p) === "sleep")), "the namespace's init did not start");
   sb.track(init);
-  const exec = (argv: string[]) => run(["nsenter", "-t", String(init), "-m", "-p", "chroot", root, ...argv]);
+  const enter = ["nsenter", "-t", String(init), "-m", "-p", "chroot", root];
+  const exec = (argv: string[], env: Record<string, string> = {}) => run([...enter, ...argv], { env: { ...process.env, ...env } });
+  /** A command left running in the namespace (nsenter forks it: its child is the command). */
+  const start = (argv: string[]) => {
+    const child = spawn(enter[0], [...enter.slice(1), ...argv], { stdio: ["ignore", "pipe", "pipe"] });
+    sb.track(child.pid);
+    return child;
+  };
   /** The daemons the init adopted. */
   const daemons = () => childrenOf(init).filter((p) => commOf(p) !== "sleep").map((p) => sb.track(p));
-  return { daemons, exec };
+  return { daemons, exec, start };
 }
 
+
+/**
+ * A root as bare as a distroless image: `binary` as /NAME, the libraries `ldd` names, /dev/null, a writable
+ * /tmp and an empty /proc (the namespace mounts it). No shell, no coreutils, no /run. Returns /NAME.
+ */
+export function minimalRoot(binary: string, root: string): string {
+  for (const dir of ["proc", "dev", "tmp"]) mkdirSync(join(root, dir), { recursive: true });
+  chmodSync(join(root, "tmp"), 0o1777);
+  const ldd = run(["ldd", binary]);
+  assert.equal(ldd.status, 0, ldd.stderr);
+  for (const lib of ldd.stdout.match(/\/\S+/g) ?? []) {
+    mkdirSync(join(root, dirname(lib)), { recursive: true });
+    copyFileSync(lib, join(root, lib)); // follows the symlinks ldd names
+  }
+  const mknod = run(["mknod", "-m", "666", join(root, "dev", "null"), "c", "1", "3"]);
+  assert.equal(mknod.status, 0, mknod.stderr);
+  copyFileSync(binary, join(root, basename(binary)));
+  chmodSync(join(root, basename(binary)), 0o755);
+  return `/${basename(binary)}`;
+}

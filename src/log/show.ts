@@ -6,6 +6,7 @@
  * `--logs`: the daemon's log on stdout, like `pm2 logs`. GNU `tail` does the work: `-n N` for the last lines,
  * `-F` to follow by name across rotations (a new file after `create`, a truncated one after `copytruncate`),
  * `--pid` so it ends by itself within a fraction of a second once this process is gone, however it died.
+ * Where there is no `tail`, tail.ts does the same in this process.
  *
  * @module
  */
@@ -13,7 +14,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { DaemonError } from "../errors.ts";
+import { findProgram } from "../programs.ts";
 import { writeSidecar } from "../safe_file.ts";
+import { tailLog } from "./tail.ts";
 
 /** Options of {@linkcode showLogs}. */
 export interface ShowLogsOptions {
@@ -25,7 +28,7 @@ export interface ShowLogsOptions {
 
 /**
  * Prints the last lines of the log at `path` and, with `follow`, everything appended afterwards until the
- * process is interrupted. Returns tail's exit code.
+ * process is interrupted. Returns tail's exit code (0 where it is done without tail).
  *
  * @example
  * ```ts
@@ -33,21 +36,23 @@ export interface ShowLogsOptions {
  * import { mkdtempSync, writeFileSync } from "node:fs";
  * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
  * writeFileSync(log, "one\ntwo\n");
- * showLogs(log, { lines: 1 }); // prints "two"
+ * await showLogs(log, { lines: 1 }); // prints "two"
  * ```
  */
-export function showLogs(path: string, options: ShowLogsOptions = {}): number {
+export async function showLogs(path: string, options: ShowLogsOptions = {}): Promise<number> {
   if (!options.follow && !existsSync(path)) {
     throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} does not exist: the daemon has not written to it yet, or add -f to wait for it`);
   }
   if (existsSync(path) && !statSync(path).isFile()) {
     throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`);
   }
+  const tail = findProgram("tail");
+  if (!tail) return await tailLog(path, options.lines ?? 10, options.follow ?? false);
   const args = ["-n", String(options.lines ?? 10)];
   if (options.follow) args.push("-F", `--pid=${process.pid}`, "-s", "0.2");
-  const result = spawnSync("tail", [...args, "--", path], { stdio: "inherit" });
+  const result = spawnSync(tail, [...args, "--", path], { stdio: "inherit" });
   if (result.error) {
-    throw new DaemonError("NO_INPUT", `Cannot show logs: cannot run tail: ${result.error.message}: install GNU coreutils`);
+    throw new DaemonError("OS_FILE", `Cannot show logs: cannot run ${tail}: ${result.error.message}: install GNU coreutils`);
   }
   return result.status ?? 1;
 }

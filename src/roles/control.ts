@@ -180,7 +180,7 @@ export function reopenLogs(opts: RunnerOptions): void {
 }
 
 /** `--logs`: prints (and follows) the daemon's log; returns tail's exit code. */
-export function logs(opts: RunnerOptions): number {
+export function logs(opts: RunnerOptions): Promise<number> {
   return showLogs(logPathOf(opts, "show logs"), { lines: opts.lines, follow: opts.follow });
 }
 

@@ -9,6 +9,7 @@
  *   nothing behind.
  *
  * /bin/sh is the second fork: it costs about a millisecond where a second runtime start would cost twenty.
+ * Without a shell (distroless images), a re-execution of this command in the detach stage (detach.ts) is.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { DaemonError, pathProblem } from "../errors.ts";
 import { appendToLog } from "../log/setup.ts";
 import { recordedLogPath, recordLogPath } from "../log/show.ts";
 import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
+import { findProgram } from "../programs.ts";
 import { waitForReady } from "../ready_pipe.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
@@ -79,16 +81,18 @@ function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc
   removeStalePidFile(pidFile, libc);
 }
 
-/** Spawns /bin/sh, which starts the daemon in the background with the stage socket on fd 3 and reports its
- * pid there. Returns the launcher's end of that socket. */
+/** Spawns /bin/sh — or, without one, this same command as the detach stage (roles/detach.ts) — which starts
+ * the daemon with the stage socket on fd 3 and reports its pid there. Returns the launcher's end of it. */
 function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
-  const { parentEnd, childEnd, env } = handOver(stage, libc);
-  let sh: number;
+  const sh = findProgram("/bin/sh");
+  const { path, args } = stage.command;
+  const { parentEnd, childEnd, env } = handOver(sh ? stage : [{ role: "detach", command: stage.command }, stage], libc);
+  let second: number;
   try {
-    sh = libc.spawn({
-      path: "/bin/sh",
-      // The daemon is the shell's background job, so it is not the session leader; the shell reports its pid.
-      argv: ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, stage.command.path, ...stage.command.args],
+    second = libc.spawn({
+      path: sh ?? path,
+      // The daemon is the shell's (or the detach stage's) child, so not the session leader; that one reports its pid.
+      argv: sh ? ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, path, ...args] : [path, ...args],
       env: { ...process.env, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
       setsid: true,
@@ -99,7 +103,7 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
   } finally {
     libc.close(childEnd);
   }
-  libc.waitpid(sh);
+  libc.waitpid(second);
   return parentEnd;
 }
 
