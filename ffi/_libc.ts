@@ -6,6 +6,7 @@
 import { SystemCallError } from "./errors.ts";
 import { availability, ProcPidfds, spawnFlagWorks } from "./_fallback.ts";
 import { POSIX_SPAWN_SETSID, spawn } from "./_spawn.ts";
+import { userCalls } from "./_users.ts";
 import type { Libc, RawLibc, SpawnOptions } from "./types.ts";
 
 export type { ChildFd, Libc, SpawnOptions } from "./types.ts";
@@ -241,6 +242,6 @@ function processCalls({ f, raw, fail, check, retry, procPidfds, pidfdOpen }: Kit
  */
 export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const kit = kitOf(raw, without);
-  const libc = { ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), spawn: (options: SpawnOptions) => spawn(kit, options, libc) } as Libc;
+  const libc = { ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...userCalls(kit), spawn: (options: SpawnOptions) => spawn(kit, options, libc) } as Libc;
   return libc;
 }

@@ -30,6 +30,8 @@ export const ExitCode = {
   BUILD_FAILED: 65,
   /** The entry script or the working directory does not exist. */
   NO_INPUT: 66,
+  /** `--user` or `--group` names no user or group (EX_NOUSER). */
+  NO_USER: 67,
   /** The entry failed during start-up (threw, exited, or never became ready). */
   START_FAILED: 69,
   /** Something inside daemonic failed. */
@@ -47,6 +49,7 @@ export type DaemonErrorCode =
   | "USAGE"
   | "BUILD_FAILED"
   | "NO_INPUT"
+  | "NO_USER"
   | "START_FAILED"
   | "CANNOT_CREATE"
   | "ALREADY_RUNNING"
@@ -57,6 +60,7 @@ const EXIT_CODES: Record<DaemonErrorCode, number> = {
   USAGE: ExitCode.USAGE,
   BUILD_FAILED: ExitCode.BUILD_FAILED,
   NO_INPUT: ExitCode.NO_INPUT,
+  NO_USER: ExitCode.NO_USER,
   START_FAILED: ExitCode.START_FAILED,
   CANNOT_CREATE: ExitCode.CANNOT_CREATE,
   ALREADY_RUNNING: ExitCode.ALREADY_RUNNING,

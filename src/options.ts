@@ -83,6 +83,8 @@ const FLAGS = {
   "service-user": { type: "string" },
   "service-group": { type: "string" },
   "watchdog-sec": { type: "string" },
+  user: { type: "string" },
+  group: { type: "string" },
 } as const;
 
 const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
@@ -195,6 +197,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
+  if (values.group !== undefined && values.user === undefined) fail(`Invalid --group '${values.group}': it goes with --user, e.g. --user ${values.group} --group ${values.group}`);
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -222,6 +225,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     workers: count("workers", values.workers, DEFAULTS.workers),
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     args: positionals,
+    user: values.user,
+    group: values.group,
     userService: values["user-service"] ?? false,
     now: values.now ?? false,
     serviceUser: values["service-user"],

@@ -14,6 +14,7 @@ import { configureLogging, runnerLog } from "../log/setup.ts";
 import { systemdNotifier } from "../notify.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
+import { dropPrivileges } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
 import { serveInit } from "./init.ts";
@@ -28,6 +29,7 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
     const pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
     process.on("exit", () => pidFile.release());
   }
+  dropPrivileges(opts); // after the pid file, before the entry
   const systemd = systemdNotifier();
   handleSignals(runnerLog, { systemd });
   setEntryArgv(entryPath, opts.args);
