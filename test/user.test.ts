@@ -12,7 +12,7 @@ import {
 } from "./_helpers.ts";
 
 const buildDir = new Sandbox();
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts"], buildDir.dir) : runTarget;
+const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts", "serve.ts"], buildDir.dir) : runTarget;
 chmodSync(buildDir.dir, 0o755); // the second user runs the built binary
 const NS = `daemonic-user-${process.pid}`;
 const TEST_USER = "daemonic-test";
@@ -28,8 +28,9 @@ after(() => {
   run(["ip", "netns", "delete", NS]);
 });
 
-/** The runner for server.ts in the namespace (`inNs`) or not. */
-const daemonic = (args: string[], inNs = true) => run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/server.ts`, args)], { timeout: 60_000 });
+/** The runner for `entry` (server.ts: node:http) in the namespace (`inNs`) or not. */
+const daemonic = (args: string[], inNs = true, entry = "server.ts") =>
+  run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/${entry}`, args)], { timeout: 60_000 });
 /** One HTTP GET to port 80 inside the namespace. */
 const get80 = () => run(["ip", "netns", "exec", NS, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:80/"]).stdout;
 const ids = (flag: string, user = "nobody") => run(["id", flag, user]).stdout.trim();
@@ -76,6 +77,18 @@ describe(`--user (${RUNTIME})`, () => {
     assert.equal(stop.status, 0, stop.stderr);
     assert.ok(waitGone(pid, 5000));
     assert.equal(readOr(pidFile), "", "the pid file is gone");
+  }));
+
+  test("--user nobody: the runtime's own server (Bun.serve, Deno.serve) binds port 80 too", sandboxed((sb) => {
+    chmodSync(sb.dir, 0o755);
+    const pidFile = sb.path("d.pid");
+    const r = daemonic(["--daemon", "--user", "nobody", "--pid-file", pidFile, "--", "80"], true, "serve.ts");
+    const pid = sb.track(Number(r.stdout.trim()));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(get80(), `Hello from PID ${pid}\n`);
+    assertNobody(pid);
+    assert.equal(daemonic(["--stop", "--pid-file", pidFile], false, "serve.ts").status, 0);
+    assert.ok(waitGone(pid, 5000));
   }));
 
   test("--workers 2 --user nobody: the master stays root and runs no entry; each worker is nobody; reload rolls; stop", sandboxed(async (sb) => {
