@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { chmodSync, renameSync, statSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  childrenOf, compiledTarget, eventually, FIXTURES, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed,
+  alive, childrenOf, compiledTarget, eventually, FIXTURES, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed,
   type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -122,6 +122,21 @@ describe(`--user (${RUNTIME})`, () => {
     assert.equal(stop.status, 0, stop.stderr);
     for (const pid of [master, ...rolled]) assert.ok(waitGone(pid, 5000), `${pid} gone`);
     assert.equal(readOr(pidFile), "", "the pid file is gone");
+  }));
+
+  test("--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on", sandboxed((sb) => {
+    chmodSync(sb.dir, 0o755);
+    const pidFile = sb.path("d.pid"), log = sb.path("d.log");
+    const r = daemonic(["--daemon", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "0"], false);
+    const pid = sb.track(Number(r.stdout.trim()));
+    assert.equal(r.status, 0, r.stderr);
+    const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
+    assert.equal(hold.status, 69, hold.stdout + hold.stderr);
+    assert.match(readOr(log), /Cannot hold log lines in .*d\.log\.held\.\d+: .*EACCES.*: the log's directory must be writable by the daemon's user/);
+    assert.ok(alive(pid), "the daemon lives on");
+    assert.equal(daemonic(["--status", "--pid-file", pidFile], false).status, 0);
+    assert.equal(daemonic(["--stop", "--pid-file", pidFile], false).status, 0);
+    assert.ok(waitGone(pid, 5000));
   }));
 
   test("--group: the entry's gid is the group's, the user's uid is its own", sandboxed((sb) => {
