@@ -7,6 +7,7 @@ import { SystemCallError } from "./errors.ts";
 import { availability, ProcPidfds, spawnFlagWorks } from "./_fallback.ts";
 import { reuseportCalls } from "./_reuseport.ts";
 import { POSIX_SPAWN_SETSID, spawn } from "./_spawn.ts";
+import { userCalls } from "./_users.ts";
 import type { Libc, RawLibc, SpawnOptions } from "./types.ts";
 
 export type { ChildFd, Libc, SpawnOptions } from "./types.ts";
@@ -256,7 +257,7 @@ function processCalls({ f, raw, fail, check, retry, procPidfds, pidfdOpen }: Kit
 export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const kit = kitOf(raw, without);
   const libc = {
-    ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has),
+    ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has), ...userCalls(kit),
     spawn: (options: SpawnOptions) => spawn(kit, options, libc),
   } as Libc;
   return libc;

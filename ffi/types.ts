@@ -60,6 +60,12 @@ export const SYMBOLS = {
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   socketpair: { args: ["i32", "i32", "i32", "buf"], returns: "i32" },
   recv: { args: ["i32", "buf", "i64", "i32"], returns: "i64" },
+  getpwnam_r: { args: ["buf", "buf", "buf", "i64", "buf"], returns: "i32" },
+  getgrnam_r: { args: ["buf", "buf", "buf", "i64", "buf"], returns: "i32" },
+  initgroups: { args: ["buf", "u32"], returns: "i32" },
+  setresgid: { args: ["u32", "u32", "u32"], returns: "i32" },
+  setresuid: { args: ["u32", "u32", "u32"], returns: "i32" },
+  capset: { args: ["buf", "buf"], returns: "i32" },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names in {@linkcode SYMBOLS}. */
@@ -159,4 +165,22 @@ export interface Libc extends ReuseportCalls {
   socketPair(): [number, number];
   /** fcntl(F_SETLKW): waits until this process holds a write lock on the whole file. */
   lockWaiting(fd: number): void;
+  /** getpwnam_r(3) (NSS: files, LDAP, systemd-userdb…): the user's uid and primary gid, `null` when unknown. */
+  lookupUser(name: string): { uid: number; gid: number } | null;
+  /** getgrnam_r(3): the group's gid, `null` when unknown. */
+  lookupGroup(name: string): number | null;
+  /** prctl(PR_SET_KEEPCAPS): keep the permitted capabilities across the switch from uid 0 to another uid. */
+  setKeepCapabilities(keep: boolean): void;
+  /** initgroups(3): the supplementary groups of `user` (NSS), plus `gid`; every thread. */
+  initGroups(user: string, gid: number): void;
+  /** setresgid(2) of real, effective and saved gid; every thread (glibc's setxid). */
+  setGid(gid: number): void;
+  /** setresuid(2) of real, effective and saved uid; every thread (glibc's setxid). */
+  setUid(uid: number): void;
+  /** capset(2) of this thread to exactly `caps` (permitted, effective, inheritable), then each raised ambient
+   * (prctl PR_CAP_AMBIENT_RAISE), so the programs it starts keep them too. */
+  keepCapabilities(caps: readonly number[]): void;
+  /** prctl(PR_SET_DUMPABLE): whether processes of our uid (with our capabilities) may read our /proc/PID/fd;
+   * the kernel clears it on a uid change. */
+  setDumpable(on: boolean): void;
 }

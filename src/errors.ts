@@ -31,6 +31,8 @@ export const ExitCode = {
   BUILD_FAILED: 65,
   /** The entry script or the working directory does not exist. */
   NO_INPUT: 66,
+  /** `--user` or `--group` names no user or group (EX_NOUSER). */
+  NO_USER: 67,
   /** The entry failed during start-up (threw, exited, or never became ready). */
   START_FAILED: 69,
   /** Something inside daemonic failed. */
@@ -50,6 +52,7 @@ export type DaemonErrorCode =
   | "USAGE"
   | "BUILD_FAILED"
   | "NO_INPUT"
+  | "NO_USER"
   | "START_FAILED"
   | "OS_FILE"
   | "CANNOT_CREATE"
@@ -61,6 +64,7 @@ const EXIT_CODES: Record<DaemonErrorCode, number> = {
   USAGE: ExitCode.USAGE,
   BUILD_FAILED: ExitCode.BUILD_FAILED,
   NO_INPUT: ExitCode.NO_INPUT,
+  NO_USER: ExitCode.NO_USER,
   START_FAILED: ExitCode.START_FAILED,
   OS_FILE: ExitCode.OS_FILE,
   CANNOT_CREATE: ExitCode.CANNOT_CREATE,

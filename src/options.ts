@@ -85,6 +85,8 @@ const FLAGS = {
   "service-user": { type: "string" },
   "service-group": { type: "string" },
   "watchdog-sec": { type: "string" },
+  user: { type: "string" },
+  group: { type: "string" },
 } as const;
 
 const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
@@ -202,6 +204,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (action === "foreground" && values["start-timeout"] !== undefined) {
     fail("Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon");
   }
+  if (values.group !== undefined && values.user === undefined) fail(`Invalid --group '${values.group}': it goes with --user, e.g. --user ${values.group} --group ${values.group}`);
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -230,6 +233,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     workers: count("workers", values.workers, DEFAULTS.workers),
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     args: positionals,
+    user: values.user,
+    group: values.group,
     userService: values["user-service"] ?? false,
     now: values.now ?? false,
     serviceUser: values["service-user"],

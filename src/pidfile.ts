@@ -2,7 +2,8 @@
  * The pid file: created without following symlinks, holding the daemon's pid, write-locked with fcntl for
  * the daemon's lifetime. The lock, not the number inside, says whether the daemon runs and which pid it has:
  * the kernel reports the holder, so a recycled pid is never mistaken for the daemon. Only a write lock
- * held by a process of the file's owner counts (anyone who can read a file can take a read lock), and
+ * held by a process of the file's owner (or on a file only root may write: see `holdsFor`) counts (anyone
+ * who can read a file can take a read lock), and
  * only a file of ours or root's is trusted. daemonic never truncates or removes a path that is not a
  * regular file holding only a pid; it refuses FIFOs, devices, directories and sockets without opening them.
  *
@@ -13,7 +14,7 @@ import { basename, dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
-import { findRegistered, Registration, runsAs } from "./registry.ts";
+import { findRegistered, holdsFor, Registration } from "./registry.ts";
 import { checkPrivateDir, ensurePrivateDir, kindOf, myUid, runtimeDir, statFd } from "./safe_file.ts";
 
 /** What a pid file says about its daemon; `missing` when the pid file is gone and the registry found it. */
@@ -72,7 +73,7 @@ function inspect(path: string, libc: Libc): Inspected | null {
     const text = stats.size > 24 ? "-" : new TextDecoder().decode(libc.read(fd, 32));
     if (!/^(\d+\n?)?$/.test(text)) throw notPidFile(path, `it holds something other than a pid (${stats.size} bytes)`);
     const owner = libc.lockOwner(fd);
-    const holder = owner?.type === "write" && runsAs(owner.pid, stats.uid) ? owner.pid : null;
+    const holder = owner?.type === "write" && holdsFor(owner.pid, stats) ? owner.pid : null;
     return { stats, pid: text ? Number.parseInt(text, 10) || null : null, holder };
   } finally {
     libc.close(fd);

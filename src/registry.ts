@@ -6,7 +6,8 @@
  * chars>.daemon.json`, mode 0600, holding one JSON object
  * `{"pidFile": absolute path, "name": string, "pid": number, "exe": path of the executable, "startedAt": ms
  * since the epoch}` and a newline. The daemon opens it once, write-locks it with fcntl for its whole life
- * and removes it on exit. Only a write lock held by a process of the entry's owner counts: an entry nobody
+ * and removes it on exit. Only a write lock held by a process of the entry's owner (or on root's entry: see
+ * {@linkcode holdsFor}) counts: an entry nobody
  * holds is stale and is removed by whoever finds it.
  *
  * @module
@@ -41,6 +42,22 @@ export function runsAs(pid: number, uid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== "ENOENT";
   }
+}
+
+/**
+ * Whether a write lock `pid` holds on a file with `stats` proves that daemon: it runs as the file's owner,
+ * or the file is root's and writable by root alone, so the fd it locks through was opened by root — a daemon
+ * of `--user` keeps the fds root opened for it (see privileges.ts).
+ *
+ * @example
+ * ```ts
+ * import { statSync } from "node:fs";
+ * import { holdsFor } from "./registry.ts";
+ * console.log(holdsFor(process.pid, statSync("/proc/self/exe"))); // true: root's file, writable by root alone
+ * ```
+ */
+export function holdsFor(pid: number, stats: { uid: number; mode: number }): boolean {
+  return runsAs(pid, stats.uid) || (stats.uid === 0 && (stats.mode & 0o022) === 0);
 }
 
 /** A daemon's own entry, held (opened once, write-locked) until {@linkcode Registration.remove}. */
@@ -108,7 +125,7 @@ function readEntry(path: string, libc: Libc): RegistryEntry | null {
     const stats = statFd(fd);
     if (!stats.isFile()) return null;
     const owner = libc.lockOwner(fd);
-    if (owner?.type === "write" && runsAs(owner.pid, stats.uid)) {
+    if (owner?.type === "write" && holdsFor(owner.pid, stats)) {
       const text = new TextDecoder().decode(libc.read(fd, 65536));
       return { ...JSON.parse(text) as RegistryEntry, pid: owner.pid };
     }

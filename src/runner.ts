@@ -10,6 +10,7 @@ import { setEntryArgv, setTitle } from "./_runtime.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { parseRunnerArgs } from "./options.ts";
+import { identityOf } from "./privileges.ts";
 import { usage } from "./usage.ts";
 import { holdLogs, logs, reload, reopenLogs, status, stop } from "./roles/control.ts";
 import { serveDaemon, startDaemon } from "./roles/daemon.ts";
@@ -61,6 +62,7 @@ function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 async function act(app: App, argv: string[]): Promise<number | void> {
   const opts = parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir });
   const command = () => serviceCommand(argv, app.entryPath);
+  if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
   switch (opts.action) {
     case "help":
       console.log(usage(opts.name));

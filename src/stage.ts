@@ -42,6 +42,9 @@ export interface DaemonSettings {
   workerTimeout: number;
   /** Arguments for the entry (everything after `--`). */
   args: string[];
+  /** `--user`, `--group`: who runs the entry (see privileges.ts); `undefined`: who started it. */
+  user?: string;
+  group?: string;
 }
 
 /** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
@@ -52,7 +55,7 @@ export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
 export const DEFAULTS = {
   name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
   ready: "auto", workers: 0, workerTimeout: 60,
-} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile">;
+} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group">;
 
 /**
  * `options` with every default the command line has.
@@ -69,7 +72,7 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
-  if (options.logFile !== undefined) settings.logFile = options.logFile;
+  for (const key of ["logFile", "user", "group"] as const) if (options[key] !== undefined) settings[key] = options[key];
   return settings;
 }
 
@@ -135,7 +138,8 @@ function validStage(value: unknown): Stage | undefined {
   if (command && s.role === "detach") return s as unknown as DetachStage;
   const common = command && isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && isStrings(s.args) && isString(s.chdir) &&
     (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
-    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual");
+    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual") &&
+    [s.user, s.group].every((v) => v === undefined || isString(v));
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
   if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;

@@ -55,6 +55,10 @@ Options:
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
                         that runs no entry code (default: 0, the entry runs in the daemon itself)
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
+      --user USER       run the entry as USER (as root only): the pid file and log are opened as root first,
+                        the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
+                        stays root and runs no entry code, each worker switches
+      --group GROUP     with --user: this group instead of USER's own
       --now             --install-service: start the service as well
       --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
       --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024
@@ -63,6 +67,6 @@ Options:
 Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
 TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs.
 
-Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 69 start-up failed, 73 cannot create the pid
+Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up failed, 73 cannot create the pid
 or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;
 }

@@ -81,7 +81,14 @@ function isOn(path: string): boolean {
 function holdLines(path: string, libc: Libc): boolean {
   const held = heldFile(path);
   if (isOn(held)) return true;
-  const fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
+  let fd: number;
+  try {
+    fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
+  } catch (err) {
+    // E.g. a --user daemon in root's log directory: keep writing to the log, and --hold-logs fails.
+    runnerLog(`Cannot hold log lines in ${held}: ${(err as Error).message}: the log's directory must be writable by the daemon's user`, "error");
+    return false;
+  }
   try {
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);

@@ -12,6 +12,7 @@ import { askToHold, askToReopen } from "../log/rotate.ts";
 import { recordedLogPath, showLogs } from "../log/show.ts";
 import type { RunnerOptions } from "../options.ts";
 import { readPidFile, removeStalePidFile } from "../pidfile.ts";
+import { whoRuns } from "../privileges.ts";
 import { daemonTree, type DaemonTree } from "../process_tree.ts";
 import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
 import { REOPEN, SIG } from "../signals.ts";
@@ -122,6 +123,8 @@ export function status(opts: RunnerOptions): number {
   if (state.state === "running") {
     console.log(`${opts.name}: running (pid ${state.pid})${state.missing ? ` but its pid file ${opts.pidFile} is missing (found in the registry)` : ""}`);
     const table = readWorkerTable(workerTableFile(opts.pidFile));
+    const who = whoRuns(state.pid, table?.master === state.pid ? table.workers.map((w) => w.pid) : []);
+    if (who) console.log(`  ${who}`);
     if (table?.master === state.pid) {
       for (const w of table.workers) {
         const age = ((Date.now() - w.startedAt) / 1000).toFixed(0);

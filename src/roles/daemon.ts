@@ -14,6 +14,7 @@ import { recordLogPath } from "../log/show.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
 import { type Notifier, systemdNotifier } from "../notify.ts";
 import { PidFile } from "../pidfile.ts";
+import { dropPrivileges } from "../privileges.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
@@ -51,6 +52,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     }
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
+    if (!stage.workers) dropPrivileges(stage, libc); // the entry runs here; a master stays root, its workers drop
     return { pidFile, reporter };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);

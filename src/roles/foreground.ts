@@ -18,6 +18,7 @@ import { systemdNotifier } from "../notify.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
+import { dropPrivileges, identityOf } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
@@ -47,6 +48,7 @@ function currentUmask(): number {
 
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
 function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
+  identityOf(opts); // --user: refused (77, 67) before anything is done
   // --chdir and --umask apply when asked for; otherwise the foreground keeps what it was started with.
   if (opts.given.has("chdir")) process.chdir(opts.chdir);
   if (opts.given.has("umask")) libc.umask(opts.umask);
@@ -73,6 +75,7 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   const started = startInForeground(opts, fail);
   if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, started);
+  dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);

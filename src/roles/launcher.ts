@@ -23,6 +23,7 @@ import { appendToLog } from "../log/setup.ts";
 import { recordedLogPath, recordLogPath } from "../log/show.ts";
 import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { findProgram } from "../programs.ts";
+import { identityOf } from "../privileges.ts";
 import { waitForReady } from "../ready_pipe.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
@@ -123,6 +124,7 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
  */
 export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
   const settings = withDefaults(options);
+  identityOf(settings, libc); // 77 or 67 before anything
   checkPidFileFree(options.pidFile, libc);
   const recorded = recordedLogPath(options.pidFile);
   const log = openLog(options.logFile, settings.umask, libc);

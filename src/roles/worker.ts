@@ -17,6 +17,7 @@ import { type Listeners, shareListeners } from "../listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
 import { encode, type Report } from "../ready_pipe.ts";
+import { dropPrivileges } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { attachMigration } from "../reuseport_migrate.ts";
 import { SIG } from "../signals.ts";
@@ -58,6 +59,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   const title = `${stage.name} worker[${stage.id}]`;
   setTitle(title);
   libc.setThreadName(title);
+  // Before PDEATHSIG, which a uid change clears; dumpable again, so siblings see our sockets (port_owner.ts).
+  if (dropPrivileges(stage)) libc.setDumpable(true);
   // KILL, not TERM: a worker whose event loop is blocked never runs a JS handler, and must not outlive us.
   libc.setParentDeathSignal(SIG.KILL);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
