@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { writeSync } from "node:fs";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { DaemonError, ExitCode, userPathError } from "./errors.ts";
@@ -67,9 +68,9 @@ try {
 } catch (err) {
   const userError = userPathError(err);
   if (userError) {
-    console.error(userError.message);
+    writeSync(2, `${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
     process.exit(userError.exitCode);
   }
-  console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
+  writeSync(2, `daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
   process.exit(ExitCode.SOFTWARE);
 }

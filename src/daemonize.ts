@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeSync } from "node:fs";
 import process from "node:process";
 import { ExitCode, userPathError } from "./errors.ts";
 import { serveDaemon } from "./roles/daemon.ts";
@@ -38,7 +39,7 @@ export async function daemonize(options: DaemonOptions): Promise<void> {
     process.exit(0);
   } catch (err) {
     const known = userPathError(err); // a missing program or libc function too: one line, exit 72
-    console.error((known ?? err as Error).message);
+    writeSync(2, `${(known ?? err as Error).message}\n`); // synchronous: a pipe write must not be lost to the exit
     process.exit(known?.exitCode ?? ExitCode.SOFTWARE);
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
 import { serveDefaultExport } from "./default_export.ts";
@@ -42,10 +43,10 @@ export interface App {
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
   if (userError) {
-    console.error(userError.message);
+    writeSync(2, `${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
     process.exit(userError.exitCode);
   }
-  console.error(`daemonic: internal error: ${(err as Error)?.stack ?? err}`);
+  writeSync(2, `daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
   process.exit(ExitCode.SOFTWARE);
 }
 
