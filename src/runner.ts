@@ -39,6 +39,11 @@ export interface App {
   baseDir?: string;
 }
 
+/** Prints a line on stdout synchronously, so an exit right after cannot lose it. */
+function say(text: unknown): void {
+  writeSync(1, `${text}\n`);
+}
+
 /** Ends the process for `err`: one line and its exit code for what the user can fix, a stack for a bug. */
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
@@ -66,10 +71,10 @@ async function act(app: App, argv: string[]): Promise<number | void> {
   if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
   switch (opts.action) {
     case "help":
-      console.log(usage(opts.name));
+      say(usage(opts.name));
       return 0;
     case "version":
-      console.log(`${opts.name} (daemonic ${app.version})`);
+      say(`${opts.name} (daemonic ${app.version})`);
       return 0;
     case "status":
       return status(opts);
@@ -89,10 +94,10 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return logs(opts);
     case "restart":
       stop(opts);
-      console.log(await launch(opts));
+      say(await launch(opts));
       return 0;
     case "daemon":
-      console.log(await launch(opts));
+      say(await launch(opts));
       return 0;
     case "install-service":
       installService(opts, command(), app.name);
@@ -101,7 +106,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       uninstallService(opts, command());
       return 0;
     case "print-service":
-      console.log(unitText({ mode: unitMode(opts), command: command(), opts, userManager: opts.userService }, app.name).trimEnd());
+      say(unitText({ mode: unitMode(opts), command: command(), opts, userManager: opts.userService }, app.name).trimEnd());
       return 0;
     case "foreground":
       return await runForeground(opts, app.entryPath, app.load, exitWith);
