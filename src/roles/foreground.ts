@@ -27,13 +27,16 @@ import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
 
 /** Puts stdout and stderr on `--log-file` (O_APPEND, created under `--umask`), as a daemon has them. */
-function logTo(path: string, umask: number): void {
+/** Returns a descriptor of the stderr it replaced, for a start-up failure to reach the terminal too. */
+function logTo(path: string, umask: number): number {
   const callers = libc.umask(umask);
   try {
+    const terminal = libc.open("/proc/self/fd/2", O.WRONLY | O.NOCTTY);
     const fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);
     libc.close(fd);
+    return terminal;
   } finally {
     libc.umask(callers);
   }
@@ -52,18 +55,20 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   // --chdir and --umask apply when asked for; otherwise the foreground keeps what it was started with.
   if (opts.given.has("chdir")) process.chdir(opts.chdir);
   if (opts.given.has("umask")) libc.umask(opts.umask);
-  if (opts.logFile) logTo(opts.logFile, opts.given.has("umask") ? opts.umask : currentUmask());
+  const terminal = opts.logFile ? logTo(opts.logFile, opts.given.has("umask") ? opts.umask : currentUmask()) : 2;
   configureLogging({ level: opts.logLevel, format: opts.logFormat });
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   let pidFile: PidFile | undefined;
   if (opts.pidFileGiven) {
     const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
     process.on("exit", () => held.release());
-    recordLogPath(opts.pidFile, opts.logFile);
   }
+  // A start-up failure: in the log, and on the terminal the run was started from.
   const fatal = (err: unknown): never => {
-    runnerLog(describe(err), "fatal");
-    return fail(err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${describe(err)}`));
+    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${describe(err)}`);
+    runnerLog(error.message, "fatal");
+    if (terminal !== 2) libc.dup2(terminal, 2);
+    return fail(error);
   };
   // No launcher waits on a foreground run: its reports go nowhere.
   return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: systemdNotifier() };
@@ -82,8 +87,9 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   let ready = false;
   watchReadiness(opts.ready, evaluated, () => {
     ready = true;
+    if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
     started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
   });
-  failWhenIdle(() => ready, (message) => fail(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
+  failWhenIdle(() => ready, (message) => started.fatal(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
   await evaluated;
 }

@@ -13,6 +13,7 @@ import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { runnerLog } from "../log/setup.ts";
+import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationMode } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
@@ -135,6 +136,7 @@ function readMessages(m: Master): void {
     runnerLog(`master: ${m.target} workers ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
     m.daemon.reporter.ready();
+    if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
     writeStatus(m);
   }
