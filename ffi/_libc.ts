@@ -148,6 +148,7 @@ function fileCalls({ f, raw, fail, check, retry, procPidfds }: Kit): Partial<Lib
     return retry(() => f.poll(pfd, 1, Math.max(-1, Math.ceil(timeoutMs))), "poll") > 0;
   },
   dup2: (from, to) => void check(f.dup2(from, to), "dup2"),
+  duplicate: (fd) => check(f.fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 10), "fcntl(F_DUPFD_CLOEXEC)"),
   setCloseOnExec: (fd) => void check(f.fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */), "fcntl(F_SETFD)"),
   truncate: (fd, length) => void check(f.ftruncate(fd, length), "ftruncate"),
   socketPair() {

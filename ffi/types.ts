@@ -122,6 +122,8 @@ export interface Libc extends ReuseportCalls {
   pipe(): [number, number];
   /** poll(2) for input on one fd; `true` when readable (or hung up), `false` on timeout. */
   waitReadable(fd: number, timeoutMs: number): boolean;
+  /** fcntl(F_DUPFD_CLOEXEC): another descriptor (10 or above) of what `fd` is. */
+  duplicate(fd: number): number;
   /** dup2(2). */
   dup2(from: number, to: number): void;
   /** fcntl(F_SETFD, FD_CLOEXEC): the fd is not passed on to programs this process starts. */

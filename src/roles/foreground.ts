@@ -31,7 +31,7 @@ import { runMaster } from "./master.ts";
 function logTo(path: string, umask: number): number {
   const callers = libc.umask(umask);
   try {
-    const terminal = libc.open("/proc/self/fd/2", O.WRONLY | O.NOCTTY);
+    const terminal = libc.duplicate(2);
     const fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);
