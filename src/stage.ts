@@ -42,6 +42,12 @@ export interface DaemonSettings {
   workerTimeout: number;
   /** Arguments for the entry (everything after `--`). */
   args: string[];
+  /** Absolute paths of `--env-file`s, read again for every new worker and on every reload. */
+  envFiles: string[];
+  /** Bytes of RSS above which a worker is replaced (`--max-memory`); 0 for no limit. */
+  maxMemory: number;
+  /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
+  logTimestamps: boolean;
 }
 
 /** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
@@ -51,8 +57,8 @@ export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
  * entry's arguments: the command line's defaults and the library's. */
 export const DEFAULTS = {
   name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
-  ready: "auto", workers: 0, workerTimeout: 60,
-} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile">;
+  ready: "auto", workers: 0, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
+} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "envFiles">;
 
 /**
  * `options` with every default the command line has.
@@ -64,7 +70,7 @@ export const DEFAULTS = {
  * ```
  */
 export function withDefaults(options: DaemonOptions): DaemonSettings {
-  const settings: DaemonSettings = { ...DEFAULTS, pidFile: options.pidFile, args: [] };
+  const settings: DaemonSettings = { ...DEFAULTS, pidFile: options.pidFile, args: [], envFiles: [] };
   // Only the settings, so a caller's wider object (the parsed command line) does not travel in the stage.
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });

@@ -55,6 +55,12 @@ Options:
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
                         that runs no entry code (default: 0, the entry runs in the daemon itself)
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
+      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M) for 3 s: its
+                        successor starts first, one worker at a time (needs --workers)
+      --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
+                        worker id; whole lines only (needs --workers: the master writes them)
+      --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
+                        again for each new worker and on --reload; repeatable, a later file wins
       --now             --install-service: start the service as well
       --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
       --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024

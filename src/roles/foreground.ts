@@ -9,6 +9,7 @@ import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, setEntryArgv } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
+import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
 import { systemdNotifier } from "../notify.ts";
@@ -29,6 +30,7 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
     process.on("exit", () => pidFile.release());
   }
   const systemd = systemdNotifier();
+  watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { systemd });
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);
