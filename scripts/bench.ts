@@ -621,6 +621,47 @@ if (hasWorkers) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Log lines/s: plain process.stdout.write of one worker (`daemonic run` under Bun), with and without
+// --log-timestamps (the master reads the worker's pipe and stamps each line): from a go signal to the last line.
+
+const LOG_LINES = 1_000_000;
+async function logLinesPerSecond(stamped: boolean): Promise<number | string> {
+  if (!hasWorkers) return NO_WORKERS;
+  const writer = join(tmp, "log-writer.ts"), log = join(tmp, `lines-${stamped}.log`), pidFile = join(tmp, `lines-${stamped}.pid`);
+  const go = join(tmp, `lines-${stamped}.go`); // the writer starts once it exists, the clock with it
+  await Bun.write(writer, `import { existsSync } from "node:fs";
+let n = 0;
+const burst = () => { let s = ""; for (let k = 0; k < 1000 && n < ${LOG_LINES}; k++) s += "line " + ++n + "\\n"; process.stdout.write(s); if (n < ${LOG_LINES}) setImmediate(burst); };
+const wait = setInterval(() => existsSync(${JSON.stringify(go)}) && (clearInterval(wait), burst()), 1);
+setInterval(() => {}, 1000);\n`);
+  const cmd = [BUN, join(DAEMONIC, "src", "cli.ts"), "run", writer];
+  const l = start([...cmd, "--daemon", "--workers", "1", ...(stamped ? ["--log-timestamps"] : []), "--pid-file", pidFile, "--log-file", log]);
+  let pid: number | undefined;
+  try {
+    if (await l.proc.exited !== 0) throw new Error(`launcher failed: ${tail(l.stderr)}`);
+    pid = await readPid(pidFile);
+    recorded.add(pid);
+    const t0 = performance.now();
+    await Bun.write(go, "");
+    const last = `line ${LOG_LINES}\n`;
+    for (;;) {
+      const file = Bun.file(log);
+      if ((await file.slice(Math.max(0, file.size - 64)).text()).endsWith(last)) break;
+      if (performance.now() - t0 > 120_000) throw new Error("the last line did not come within 120 s");
+      await sleep(2);
+    }
+    return LOG_LINES / ((performance.now() - t0) / 1000);
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await daemonicStop(cmd, pidFile)().catch(() => {});
+    if (pid) await stopPid(pid);
+  }
+}
+console.error(`bench: log lines/s (${LOG_LINES} lines, with and without --log-timestamps)`);
+const linesPlain = await logLinesPerSecond(false), linesStamped = await logLinesPerSecond(true);
+
+// ---------------------------------------------------------------------------------------------------------
 // Report
 
 const out: string[] = [];
@@ -711,6 +752,12 @@ for (const t of tp) p(`| ${t.name} | ${t.rps ? t.rps.toFixed(0) : t.why} | ${t.w
 p();
 p(`On \`/\` wrk, pinned to one of the ${cpus} CPUs, is the limit (it spends most of its CPU in the kernel), so more`);
 p(`workers cannot help; \`/work\` makes the server the limit, which is what worker scaling is about.`);
+p();
+p(`### Log lines/s (${LOG_LINES} lines of plain \`process.stdout.write\` from one worker to --log-file)`);
+p();
+p(`| | lines/s |`);
+p(`| --- | ---: |`);
+for (const [name, v] of [["without --log-timestamps", linesPlain], ["with --log-timestamps", linesStamped]]) p(`| ${name} | ${typeof v === "number" ? v.toFixed(0) : v} |`);
 p();
 p(`### Goals`);
 p();
