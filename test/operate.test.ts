@@ -5,7 +5,7 @@
  * `deno test` it is what `deno task daemonic run` runs.
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox,
@@ -97,6 +97,32 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
       assert.ok(numbers.every((n, i) => n === i + 1), `worker ${pid}: lines out of order or torn`);
     }
     assert.deepEqual(tails.sort(), [...workers].sort(), "the line without a newline was not written at exit");
+  }));
+
+  test("--log-timestamps, 2 workers: the log moved and --reopen-logs, then --hold-logs, copy, truncate, --reopen-logs: each worker's lines once, in order", sandboxed(async (sb) => {
+    const d = start(sb, "chatter.ts", "chatter", ["--workers", "2", "--log-timestamps"], ["1000000", "1"]);
+    const workers = d.workers();
+    const ctl = (action: string) => assert.equal(run(runner("chatter.ts", [action, "--pid-file", d.pidFile])).status, 0, action);
+    const written = (file: string) => (readOr(file).match(/\]: line \d+$/gm)?.length ?? 0) > 200;
+    assert.ok(await eventually(() => written(d.logFile), 10_000));
+    renameSync(d.logFile, `${d.logFile}.1`);
+    ctl("--reopen-logs");
+    assert.ok(await eventually(() => written(d.logFile), 10_000), "no lines in the new log after --reopen-logs");
+    ctl("--hold-logs"); // the workers write through the master: only the master holds
+    copyFileSync(d.logFile, `${d.logFile}.2`);
+    truncateSync(d.logFile);
+    ctl("--reopen-logs");
+    assert.ok(await eventually(() => written(d.logFile), 10_000), "no lines in the log after the hold");
+    stop("chatter.ts", d.pidFile, d.pid);
+    const byPid = new Map<number, number[]>(workers.map((pid) => [pid, []]));
+    for (const file of [`${d.logFile}.1`, `${d.logFile}.2`, d.logFile]) {
+      for (const m of readOr(file).matchAll(new RegExp(`^${ISO} \\[(\\d+) worker [12]\\]: line (\\d+)$`, "gm"))) byPid.get(Number(m[1]))!.push(Number(m[2]));
+    }
+    for (const [pid, numbers] of byPid) {
+      assert.ok(numbers.length > 200, `worker ${pid}: ${numbers.length} lines`);
+      assert.ok(numbers.every((n, i) => n === i + 1), `worker ${pid}: lines lost or repeated`);
+    }
+    assert.deepEqual(readdirSync(sb.dir).filter((f) => /\.held\.|\.hold$/.test(f)), [], "hold files left behind");
   }));
 
   for (const workers of [0, 1]) {
