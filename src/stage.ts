@@ -128,7 +128,9 @@ function validStage(value: unknown): DaemonStage | WorkerStage | undefined {
   const common = isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && typeof c === "object" &&
     c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd) && isStrings(s.args) && isString(s.chdir) &&
     (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
-    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual");
+    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual") &&
+    (s.envFiles === undefined || isStrings(s.envFiles));
+  s.envFiles ??= []; // from an older master (USR2 upgrade) that had no --env-file
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
   if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;

@@ -145,6 +145,14 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     }));
   }
 
+  test("--print-service keeps --max-memory, --log-timestamps and the --env-file's absolute path in ExecStart=", sandboxed((sb) => {
+    writeFileSync(sb.path("app.env"), "A=1\n");
+    const r = run(runner("env.ts", ["--print-service", "--workers", "2", "--max-memory", "300M", "--log-timestamps", "--env-file", "app.env"]), { cwd: sb.dir });
+    assert.equal(r.status, 0, r.stderr);
+    const exec = r.stdout.split("\n").find((l) => l.startsWith("ExecStart=")) ?? "";
+    assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
+  }));
+
   const refused: [string[], number, RegExp][] = [
     [["--workers", "1", "--max-memory", "300"], 64, /^Invalid --max-memory '300': give a size in K, M or G, e\.g\. --max-memory 300M$/],
     [["--max-memory", "80M"], 64, /^Invalid --max-memory without --workers: .*add --workers 1/],

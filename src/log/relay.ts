@@ -62,7 +62,7 @@ export class OutputRelay {
   private stamp(lines: string[]): string {
     const time = new Date().toISOString();
     const head = `${time} [${this.pid} worker ${this.id}]: `;
-    const json = (line: string) => `{"@timestamp":"${time}","pid":${this.pid},"worker":${this.id},"message":${JSON.stringify(line)}}`;
+    const json = (line: string) => `{"pid":${this.pid},"worker":${this.id},"@timestamp":"${time}","message":${JSON.stringify(line)}}`;
     return lines.map((line) => STAMPED.test(line) ? line : this.format === "json" ? json(line) : head + line).join("\n") + "\n";
   }
 
