@@ -139,6 +139,7 @@ function fileCalls({ f, raw, fail, check, retry, procPidfds }: Kit): Partial<Lib
     check(f.pipe2(new Uint8Array(fds.buffer), O.CLOEXEC), "pipe2");
     return [fds[0], fds[1]];
   },
+  setPipeSize: (fd, bytes) => void check(f.fcntl(fd, 1031 /* F_SETPIPE_SZ */, bytes), "fcntl(F_SETPIPE_SZ)"),
   waitReadable(fd, timeoutMs) {
     if (procPidfds.has(fd)) return procPidfds.waitExited(fd, timeoutMs);
     const pfd = new Uint8Array(8); // struct pollfd: int fd; short events; short revents

@@ -120,6 +120,8 @@ export interface Libc extends ReuseportCalls {
   write(fd: number, data: Uint8Array): void;
   /** pipe2(2) with O_CLOEXEC: `[readEnd, writeEnd]`. */
   pipe(): [number, number];
+  /** fcntl(F_SETPIPE_SZ): a pipe's buffer, so a writer blocks later while its reader is busy. */
+  setPipeSize(fd: number, bytes: number): void;
   /** poll(2) for input on one fd; `true` when readable (or hung up), `false` on timeout. */
   waitReadable(fd: number, timeoutMs: number): boolean;
   /** fcntl(F_DUPFD_CLOEXEC): another descriptor (10 or above) of what `fd` is. */

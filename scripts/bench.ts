@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { type Case, daemonRun, foregroundRun, measureAll, peakRss, shortRun, skip, skipped, type Stopper } from "./bench_cases.ts";
 import { freePort, kill, killOnExit, lastInt, listeners, readPid, record, runSync, start, stopPid, tail, which } from "./bench_proc.ts";
 import { report } from "./bench_report.ts";
+import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
 import { throughputs } from "./bench_wrk.ts";
 
@@ -216,3 +217,5 @@ console.log(report({
   seconds: (performance.now() - began) / 1000,
 }));
 console.log(restarts.join("\n"));
+console.error("bench: log lines/s with and without --log-timestamps");
+console.log((await logLinesReport(BUN, DAEMONIC, tmp)).join("\n"));

@@ -11,6 +11,8 @@ import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
 import { type DaemonSettings, DEFAULTS } from "./stage.ts";
+import { readEnvFiles } from "./env_file.ts";
+import { parseSize } from "./memory_limit.ts";
 
 /** What the command line asks for. */
 export type Action =
@@ -77,6 +79,9 @@ const FLAGS = {
   name: { type: "string" },
   workers: { type: "string", short: "w" },
   "worker-timeout": { type: "string" },
+  "max-memory": { type: "string" },
+  "log-timestamps": { type: "boolean" },
+  "env-file": { type: "string", multiple: true },
   "install-service": { type: "boolean" },
   "uninstall-service": { type: "boolean" },
   "print-service": { type: "boolean" },
@@ -232,6 +237,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     ready,
     workers: count("workers", values.workers, DEFAULTS.workers),
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
+    ...entryFlags(values, action, baseDir),
     args: positionals,
     user: values.user,
     group: values.group,
@@ -243,8 +249,26 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   };
 }
 
+/** `--max-memory`, `--log-timestamps` (both need the master of `--workers`) and `--env-file` (read now, so a
+ * missing file fails before anything starts). */
+function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[] }, action: Action, baseDir: string) {
+  const given = values["max-memory"];
+  const maxMemory = given === undefined ? 0 : parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M`);
+  const starts = ["daemon", "restart", "foreground", "install-service", "print-service"].includes(action);
+  const workers = count("workers", values.workers, DEFAULTS.workers);
+  for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]]] as const) {
+    if (set && starts && workers === 0) fail(`Invalid --${flag} without --workers: the master of the workers does it; add --workers 1 (or more)`);
+  }
+  const envFiles = (values["env-file"] ?? []).map((path) => {
+    refuseEmptyPath("env-file", path);
+    return resolve(baseDir, path);
+  });
+  if (starts) readEnvFiles(envFiles);
+  return { maxMemory, logTimestamps: values["log-timestamps"] ?? false, envFiles };
+}
+
 /** The service flags go only with the service actions, and a user's systemd has no User= to switch to. */
-function serviceFlagsCheck(values: Record<string, string | boolean | undefined>, action: Action): void {
+function serviceFlagsCheck(values: Record<string, string | string[] | boolean | undefined>, action: Action): void {
   const install = action === "install-service" || action === "print-service";
   for (const flag of ["now", "service-user", "service-group", "watchdog-sec"]) {
     if (values[flag] !== undefined && !install) fail(`Invalid --${flag}: it only goes with --install-service or --print-service`);

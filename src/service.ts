@@ -59,6 +59,12 @@ function runnerFlags(opts: RunnerOptions): string[] {
   if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
   if (opts.ready !== "auto") flags.push("--ready", opts.ready);
   if (opts.workers > 0) flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
+  if (opts.maxMemory > 0) {
+    const [bytes, unit] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => opts.maxMemory % b === 0) ?? [1024, "K"];
+    flags.push("--max-memory", `${opts.maxMemory / bytes}${unit}`);
+  }
+  if (opts.logTimestamps) flags.push("--log-timestamps");
+  for (const path of opts.envFiles) flags.push("--env-file", path);
   return flags;
 }
 

@@ -45,6 +45,12 @@ export interface DaemonSettings {
   /** `--user`, `--group`: who runs the entry (see privileges.ts); `undefined`: who started it. */
   user?: string;
   group?: string;
+  /** Absolute paths of `--env-file`s, read again for every new worker and on every reload. */
+  envFiles: string[];
+  /** Bytes of RSS above which a worker is replaced (`--max-memory`); 0 for no limit. */
+  maxMemory: number;
+  /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
+  logTimestamps: boolean;
 }
 
 /** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
@@ -54,8 +60,8 @@ export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
  * entry's arguments: the command line's defaults and the library's. */
 export const DEFAULTS = {
   name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
-  ready: "auto", workers: 0, workerTimeout: 60,
-} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group">;
+  ready: "auto", workers: 0, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
+} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles">;
 
 /**
  * `options` with every default the command line has.
@@ -67,7 +73,7 @@ export const DEFAULTS = {
  * ```
  */
 export function withDefaults(options: DaemonOptions): DaemonSettings {
-  const settings: DaemonSettings = { ...DEFAULTS, pidFile: options.pidFile, args: [] };
+  const settings: DaemonSettings = { ...DEFAULTS, pidFile: options.pidFile, args: [], envFiles: [] };
   // Only the settings, so a caller's wider object (the parsed command line) does not travel in the stage.
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
@@ -139,7 +145,9 @@ function validStage(value: unknown): Stage | undefined {
   const common = command && isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && isStrings(s.args) && isString(s.chdir) &&
     (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
     isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual") &&
-    [s.user, s.group].every((v) => v === undefined || isString(v));
+    [s.user, s.group].every((v) => v === undefined || isString(v)) &&
+    (s.envFiles === undefined || isStrings(s.envFiles));
+  s.envFiles ??= []; // from an older master (USR2 upgrade) that had no --env-file
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
   if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;

@@ -35,7 +35,12 @@ Actions (one at most; none runs the entry in the foreground):
   -h, --help            this text
   -V, --version         the version
 
-Options:
+${options(name)}`;
+}
+
+/** The options part of {@linkcode usage}. */
+function options(name: string): string {
+  return `Options:
       --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else in a private 0700 directory:
                         $XDG_RUNTIME_DIR/daemonic/NAME.pid, else /tmp/daemonic-UID/NAME.pid)
       --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on --reopen-logs
@@ -59,6 +64,12 @@ Options:
                         the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
                         stays root and runs no entry code, each worker switches
       --group GROUP     with --user: this group instead of USER's own
+      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M) for 3 s: its
+                        successor starts first, one worker at a time (needs --workers)
+      --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
+                        worker id; whole lines only (needs --workers: the master writes them)
+      --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
+                        again for each new worker and on --reload; repeatable, a later file wins
       --now             --install-service: start the service as well
       --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
       --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024

@@ -26,6 +26,8 @@ export interface Worker {
   ready: boolean;
   /** The rolling-restart generation it was started in. */
   generation: number;
+  /** Due for a replacement (`--max-memory`): its successor starts first, as in a rolling restart. */
+  replace?: boolean;
   /** When set, the worker is retiring and is killed at this time if still alive. */
   retireBy?: number;
   /** The error it reported before it was ready. */
@@ -33,16 +35,17 @@ export interface Worker {
   reader: ReportReader;
 }
 
-/** Starts the worker `stage` describes, handing it the stage on its channel. */
-export function spawnWorker(stage: WorkerStage, generation: number): Worker {
+/** Starts the worker `stage` describes, handing it the stage on its channel; `env` adds to the master's
+ * environment (`--env-file`), `output` becomes its fds 1 and 2 (`--log-timestamps`). */
+export function spawnWorker(stage: WorkerStage, generation: number, extra: { env?: Record<string, string>; output?: number } = {}): Worker {
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   let pid: number;
   try {
     pid = libc.spawn({
       path: stage.command.path,
       argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
-      fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
+      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
+      fds: [{ path: "/dev/null", flags: O.RDONLY }, extra.output ?? 1, extra.output ?? 2, childEnd],
       cwd: stage.command.cwd, // where its relative paths (the script's) resolve
     });
   } catch (err) {
@@ -97,12 +100,15 @@ export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
 
-/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null, migration?: MigrationMode): string | undefined {
+/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. `migration`:
+ * how a retiring worker's queue survives; `relayed`: the workers write through the master (`--log-timestamps`),
+ * so only the master holds logs. */
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: { migration?: MigrationMode; relayed?: boolean } = {}): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeSidecar(tmp, JSON.stringify({ master: process.pid, workers: rows.sort((a, b) => a.id - b.id), migration }) + "\n", 0o644);
+    const relayed = extra.relayed ? { relayed: true } : {};
+    writeSidecar(tmp, JSON.stringify({ master: process.pid, ...relayed, workers: rows.sort((a, b) => a.id - b.id), migration: extra.migration }) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -111,7 +117,7 @@ export function writeWorkerTable(path: string, rows: WorkerRow[] | null, migrati
 }
 
 /** Reads the worker table a master wrote, or `null` when there is none. */
-export function readWorkerTable(path: string): { master: number; workers: WorkerRow[]; migration?: MigrationMode } | null {
+export function readWorkerTable(path: string): { master: number; relayed?: boolean; workers: WorkerRow[]; migration?: MigrationMode } | null {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {

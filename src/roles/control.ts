@@ -171,7 +171,7 @@ export function reload(opts: RunnerOptions): void {
 export function holdLogs(opts: RunnerOptions): void {
   const workers = (master: number) => {
     const table = readWorkerTable(workerTableFile(opts.pidFile));
-    return table?.master === master ? table.workers.map((w) => w.pid) : [];
+    return table?.master === master && !table.relayed ? table.workers.map((w) => w.pid) : [];
   };
   askToHold(logPathOf(opts, "hold logs"), () => signalRunning(opts, REOPEN, "hold logs"), workers);
 }

@@ -9,6 +9,7 @@
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal } from "../_runtime.ts";
+import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError, ExitCode } from "../errors.ts";
 import { recordLogPath } from "../log/show.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
@@ -108,6 +109,13 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
   const { reporter, fatal, systemd } = startDaemon(stage);
+  try {
+    watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
+  } catch (err) {
+    runnerLog((err as Error).message, "fatal");
+    reporter.fail("NO_INPUT", (err as Error).message);
+    process.exit(ExitCode.NO_INPUT);
+  }
   handleSignals(runnerLog, { logFile: stage.logFile, systemd });
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {

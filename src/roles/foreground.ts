@@ -11,6 +11,7 @@ import process from "node:process";
 import { libc, O } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
+import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { configureLogging, runnerLog } from "../log/setup.ts";
 import { recordLogPath } from "../log/show.ts";
@@ -81,6 +82,7 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   const started = startInForeground(opts, fail);
   if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
+  watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);

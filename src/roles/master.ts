@@ -11,7 +11,10 @@
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
+import { readEnvFiles } from "../env_file.ts";
+import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
+import { megabytes, MemoryWatch } from "../memory_limit.ts";
 import { runnerLog } from "../log/setup.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationMode } from "../reuseport_migrate.ts";
@@ -45,6 +48,10 @@ interface Master {
   migration: MigrationMode;
   /** The worker table for `--status`: beside the pid file, when there is one. */
   statusFile?: string;
+  /** `--max-memory`: the workers' RSS, checked once a second. */
+  memory?: MemoryWatch;
+  /** `--log-timestamps`: the workers' output pipes, read and stamped here. */
+  relays: OutputRelay[];
 }
 
 /** Runs the master until it has stopped; never returns. */
@@ -56,6 +63,7 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   const m: Master = {
     stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
     queue: [], starting: true, migration: migrationOf(), statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
+    memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
   };
   let wake = () => {};
   for (const signal of TRAPPED) {
@@ -69,15 +77,19 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
     readMessages(m);
     reapWorkers(m);
     killLazyWorkers(m);
+    replaceBloatedWorkers(m);
     maintainWorkerCount(m);
     watchUpgradeOf(m);
+    const relayed = pumpAll(m.relays);
     // Tick fast while a worker is starting or leaving (readiness and exits are waited on), else slowly.
     const busy = m.stopping || m.upgrade || m.workers.some((w) => !w.ready || w.retireBy);
     await new Promise<void>((resolve) => {
       wake = resolve;
-      setTimeout(resolve, busy ? 2 : 50);
+      setTimeout(resolve, relayed ? 0 : busy ? 2 : 50);
     });
   }
+  while (pumpAll(m.relays)); // what the last workers wrote before they exited
+  for (const relay of m.relays) relay.close();
   if (m.statusFile) writeWorkerTable(m.statusFile, null);
   process.exit(0);
 }
@@ -170,7 +182,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   if (!w.ready && m.workers.some((o) => o.id === w.id)) {
     // A successor in a rolling restart: keep the worker it was to replace, and end the restart.
     runnerLog(`master: worker[${w.id}] successor failed, keeping pid ${m.workers.find((o) => o.id === w.id)!.pid}: ${(w.error ?? how).split("\n")[0]}`);
-    for (const o of m.workers) o.generation = m.generation;
+    for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
     return;
   }
   // An unplanned exit: replace it, backing off while it keeps dying young.
@@ -205,9 +217,9 @@ function maintainWorkerCount(m: Master): void {
     if (!serving.some((w) => w.id === id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
   }
   for (const w of serving) if (w.id > m.target) retire(m, w);
-  const stale = serving.filter((w) => w.generation < m.generation);
+  const stale = serving.filter((w) => w.generation < m.generation || w.replace);
   if (stale.length === 0 || m.starting) return;
-  const successor = serving.find((w) => w.id === stale[0].id && w.generation === m.generation);
+  const successor = serving.find((w) => w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace);
   if (!successor) {
     if (!serving.some((w) => !w.ready)) start(m, stale[0].id);
   } else if (successor.ready) {
@@ -216,15 +228,36 @@ function maintainWorkerCount(m: Master): void {
 }
 
 function start(m: Master, id: number): void {
+  let pipe: [number, number] | undefined;
   try {
-    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation);
+    const env = readEnvFiles(m.stage.envFiles); // again for each worker: a --reload picks up an edited file
+    pipe = m.stage.logTimestamps ? relayPipe() : undefined;
+    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, { env, output: pipe?.[1] });
+    if (pipe) m.relays.push(new OutputRelay(pipe[0], w.pid, id, m.stage.logFormat));
     m.workers.push(w);
     runnerLog(`master: worker[${id}] started (pid ${w.pid})`);
     writeStatus(m);
   } catch (err) {
+    if (pipe) libc.close(pipe[0]);
     if (m.starting) m.daemon.fatal(err);
-    runnerLog(`master: cannot start worker[${id}]: ${(err as Error).message}`, "error");
+    const kept = m.workers.find((o) => o.id === id);
+    runnerLog(`master: cannot start worker[${id}]: ${(err as Error).message}${kept ? `; keeping pid ${kept.pid}` : ""}`, "error");
+    // A successor that cannot start ends the rolling restart (or replacement) instead of retrying each tick.
+    if (kept) for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
     m.backoff.set(id, { crashes: 1, retryAt: Date.now() + 1000 });
+  } finally {
+    if (pipe) libc.close(pipe[1]); // the worker has it; the master reads until every holder closed it
+  }
+}
+
+/** `--max-memory`: a ready worker whose RSS stays above the limit is replaced, successor first. */
+function replaceBloatedWorkers(m: Master): void {
+  if (!m.memory || m.stopping) return;
+  const watched = m.workers.filter((w) => w.ready && !w.retireBy && !w.replace);
+  for (const { pid, rss } of m.memory.due(watched.map((w) => w.pid))) {
+    const w = watched.find((w) => w.pid === pid)!;
+    w.replace = true;
+    runnerLog(`master: worker[${w.id}] (pid ${pid}) RSS ${megabytes(rss)} above --max-memory ${megabytes(m.memory.limit)} for 3 s: replacing it`, "warning");
   }
 }
 
@@ -253,7 +286,7 @@ function moveStatus(m: Master): void {
 function writeStatus(m: Master): void {
   if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const error = writeWorkerTable(m.statusFile, rows, m.migration);
+  const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed: m.stage.logTimestamps });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
 }
 

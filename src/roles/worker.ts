@@ -42,7 +42,8 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
   ignoreInspectorSignal(libc);
-  for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && reopenLogs(stage.logFile));
+  // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
+  for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;

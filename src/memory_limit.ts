@@ -1,0 +1,95 @@
+/**
+ * `--max-memory`: a worker's resident memory (VmRSS in /proc/PID/status), checked once a second; one that
+ * stays above the limit for three checks in a row is due for a graceful replacement (the master's loop
+ * starts its successor first, then retires it). One check above is a spike, not a leak.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+
+/** Consecutive checks above the limit before a worker is replaced. */
+const CHECKS = 3;
+const CHECK_EVERY_MS = 1000;
+const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/**
+ * Bytes in a size such as `300M` (K, M or G, powers of 1024), or `undefined` when it is not one.
+ *
+ * @example
+ * ```ts
+ * import { parseSize } from "./memory_limit.ts";
+ * console.log(parseSize("300M"), parseSize("1g"), parseSize("300")); // 314572800 1073741824 undefined
+ * ```
+ */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d{1,7})([KMG])$/i.exec(text);
+  return m && Number(m[1]) > 0 ? Number(m[1]) * UNITS[m[2].toUpperCase()] : undefined;
+}
+
+/**
+ * A size as the log shows it: whole megabytes (MiB).
+ *
+ * @example
+ * ```ts
+ * import { megabytes } from "./memory_limit.ts";
+ * console.log(megabytes(83886080)); // 80 MB
+ * ```
+ */
+export function megabytes(bytes: number): string {
+  return `${Math.round(bytes / 1024 ** 2)} MB`;
+}
+
+/**
+ * The resident set size of `pid` in bytes, or `undefined` when it is gone.
+ *
+ * @example
+ * ```ts
+ * import { rssOf } from "./memory_limit.ts";
+ * import process from "node:process";
+ * console.log(rssOf(process.pid)! > 0); // true
+ * ```
+ */
+export function rssOf(pid: number): number | undefined {
+  try {
+    const kB = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kB === undefined ? undefined : Number(kB) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Counts, per pid, the checks in a row its RSS was above `limit` bytes. */
+export class MemoryWatch {
+  private readonly over = new Map<number, number>();
+  private nextCheck = 0;
+  constructor(readonly limit: number) {}
+
+  /**
+   * The pids among `pids` above the limit for three checks in a row, with their RSS; checks at most once a
+   * second (an empty list in between).
+   *
+   * @example
+   * ```ts
+   * import { MemoryWatch } from "./memory_limit.ts";
+   * import process from "node:process";
+   * const watch = new MemoryWatch(1024); // 1 kB: any process is above it
+   * console.log(watch.due([process.pid], 0), watch.due([process.pid], 1000), watch.due([process.pid], 2000).length); // [] [] 1
+   * ```
+   */
+  due(pids: readonly number[], now = Date.now()): { pid: number; rss: number }[] {
+    if (now < this.nextCheck) return [];
+    this.nextCheck = now + CHECK_EVERY_MS;
+    const due: { pid: number; rss: number }[] = [];
+    for (const pid of [...this.over.keys()]) if (!pids.includes(pid)) this.over.delete(pid);
+    for (const pid of pids) {
+      const rss = rssOf(pid) ?? 0;
+      const checks = rss > this.limit ? (this.over.get(pid) ?? 0) + 1 : 0;
+      this.over.set(pid, checks);
+      if (checks >= CHECKS) {
+        due.push({ pid, rss });
+        this.over.delete(pid);
+      }
+    }
+    return due;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Black-box tests of operating a daemon like PM2 without PM2: `--max-memory` (a leaking worker replaced),
+ * `--log-timestamps` (every line of the entry's output stamped, whole, none lost) and `--env-file` (values
+ * reach the entry and change on `--reload`). Under `bun test` the daemon is a built binary; under
+ * `deno test` it is what `deno task daemonic run` runs.
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { after, describe, test } from "node:test";
+import {
+  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox,
+  sandboxed, sleep, type Target, waitGone,
+} from "./_helpers.ts";
+
+const ENTRIES = ["leak.ts", "chatter.ts", "env.ts"];
+const buildDir = new Sandbox();
+after(() => buildDir.cleanup());
+const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const runner = (entry: string, args: string[]) => target.argv(`${FIXTURES}/${entry}`, args);
+const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
+
+/** Starts `entry` with --daemon in `sb` (pid file `name.pid`, log `name.log`); returns the daemon's pid. */
+function start(sb: Sandbox, entry: string, name: string, args: string[], entryArgs: string[] = []) {
+  const pidFile = sb.path(`${name}.pid`), logFile = sb.path(`${name}.log`);
+  const r = run(runner(entry, ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...args, "--", ...entryArgs]));
+  const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
+  assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
+  const workers = () => childrenOf(pid).map((w) => sb.track(w));
+  workers();
+  return { pid, pidFile, logFile, workers };
+}
+
+function stop(entry: string, pidFile: string, pid: number): void {
+  assert.equal(run(runner(entry, ["--stop", "--pid-file", pidFile])).status, 0);
+  assert.ok(waitGone(pid, 5000), `${pid} left behind`);
+}
+
+async function answer(port: number): Promise<Record<string, string>> {
+  const text = await exchange(port);
+  return JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+}
+
+/** The first answer that satisfies `ok` within `ms` (the port may be between workers meanwhile). */
+async function answerWhen(port: number, ok: (a: Record<string, string>) => boolean, ms: number): Promise<Record<string, string> | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const a = await answer(port).catch(() => undefined);
+    if (a && ok(a)) return a;
+    await sleep(50);
+  }
+}
+
+describe(`operating it like PM2 (${RUNTIME})`, () => {
+  test("--max-memory 80M: a worker leaking past it is replaced, its successor first, the figure in the log; one that does not leak stays", sandboxed(async (sb) => {
+    const port = await freePort();
+    const leaking = start(sb, "leak.ts", "leak", ["--workers", "1", "--max-memory", "80M"], [String(port), "200"]);
+    const steady = start(sb, "leak.ts", "steady", ["--workers", "1", "--max-memory", "80M"], ["0", "0"]);
+    const [first] = leaking.workers(), [calm] = steady.workers();
+    const replaced = new RegExp(`worker\\[1\\] \\(pid ${first}\\) RSS (\\d+) MB above --max-memory 80 MB for 3 s: replacing it`);
+    assert.ok(await eventually(() => replaced.test(readOr(leaking.logFile)), 20_000), readOr(leaking.logFile));
+    assert.ok(Number(replaced.exec(readOr(leaking.logFile))![1]) > 80);
+    assert.ok(await eventually(() => readOr(leaking.logFile).includes(`worker[1] (pid ${first}) exited`), 10_000), "the leaking worker was not retired");
+    assert.ok(waitGone(first, 1000));
+    const log = readOr(leaking.logFile);
+    // Successor first: it was ready before the leaking worker exited.
+    const successor = Number(/worker\[1\] started \(pid (\d+)\)/g.exec(log.slice(log.search(replaced)))?.[1]);
+    assert.ok(successor && successor !== first, log);
+    assert.ok(log.indexOf(`worker[1] ready (pid ${successor})`) < log.indexOf(`worker[1] (pid ${first}) exited`), log);
+    assert.ok(alive(leaking.pid));
+    assert.match(await exchange(port), /Hello from PID \d+/);
+    assert.deepEqual(steady.workers(), [calm], "a worker under the limit was replaced");
+    assert.doesNotMatch(readOr(steady.logFile), /above --max-memory/);
+    stop("leak.ts", leaking.pidFile, leaking.pid);
+    stop("leak.ts", steady.pidFile, steady.pid);
+  }));
+
+  test("--log-timestamps: every line of two flat-out writers cutting lines in half is stamped, whole, in order, none lost; an unended line is written at exit", sandboxed(async (sb) => {
+    const total = 20_000;
+    const d = start(sb, "chatter.ts", "chatter", ["--workers", "2", "--log-timestamps"], [String(total)]);
+    const workers = d.workers();
+    assert.equal(workers.length, 2);
+    assert.ok(await eventually(() => (readOr(d.logFile).match(/\]: done$/gm)?.length ?? 0) === 2, 60_000), "the writers did not finish");
+    stop("chatter.ts", d.pidFile, d.pid);
+    const stamped = new RegExp(`^${ISO} \\[(\\d+) worker ([12])\\]: (.*)$`);
+    const byPid = new Map<number, number[]>(workers.map((pid) => [pid, []]));
+    const tails: number[] = [];
+    for (const line of readOr(d.logFile).split("\n").slice(0, -1)) {
+      if (new RegExp(`^${ISO} [A-Z]+ daemonic\\[`).test(line)) continue; // the runner's own lines
+      const m = stamped.exec(line);
+      assert.ok(m, `unstamped or torn line: ${JSON.stringify(line)}`);
+      const [, pid, , text] = m;
+      if (text === "tail [no newline at exit]") tails.push(Number(pid));
+      else if (text !== "done") byPid.get(Number(pid))!.push(Number(/^line (\d+)$/.exec(text)?.[1]));
+    }
+    for (const [pid, numbers] of byPid) {
+      assert.equal(numbers.length, total, `worker ${pid} wrote ${numbers.length} lines`);
+      assert.ok(numbers.every((n, i) => n === i + 1), `worker ${pid}: lines out of order or torn`);
+    }
+    assert.deepEqual(tails.sort(), [...workers].sort(), "the line without a newline was not written at exit");
+  }));
+
+  test("--log-timestamps, 2 workers: the log moved and --reopen-logs, then --hold-logs, copy, truncate, --reopen-logs: each worker's lines once, in order", sandboxed(async (sb) => {
+    const d = start(sb, "chatter.ts", "chatter", ["--workers", "2", "--log-timestamps"], ["1000000", "1"]);
+    const workers = d.workers();
+    const ctl = (action: string) => assert.equal(run(runner("chatter.ts", [action, "--pid-file", d.pidFile])).status, 0, action);
+    const written = (file: string) => (readOr(file).match(/\]: line \d+$/gm)?.length ?? 0) > 200;
+    assert.ok(await eventually(() => written(d.logFile), 10_000));
+    renameSync(d.logFile, `${d.logFile}.1`);
+    ctl("--reopen-logs");
+    assert.ok(await eventually(() => written(d.logFile), 10_000), "no lines in the new log after --reopen-logs");
+    ctl("--hold-logs"); // the workers write through the master: only the master holds
+    copyFileSync(d.logFile, `${d.logFile}.2`);
+    truncateSync(d.logFile);
+    ctl("--reopen-logs");
+    assert.ok(await eventually(() => written(d.logFile), 10_000), "no lines in the log after the hold");
+    stop("chatter.ts", d.pidFile, d.pid);
+    const byPid = new Map<number, number[]>(workers.map((pid) => [pid, []]));
+    for (const file of [`${d.logFile}.1`, `${d.logFile}.2`, d.logFile]) {
+      for (const m of readOr(file).matchAll(new RegExp(`^${ISO} \\[(\\d+) worker [12]\\]: line (\\d+)$`, "gm"))) byPid.get(Number(m[1]))!.push(Number(m[2]));
+    }
+    for (const [pid, numbers] of byPid) {
+      assert.ok(numbers.length > 200, `worker ${pid}: ${numbers.length} lines`);
+      assert.ok(numbers.every((n, i) => n === i + 1), `worker ${pid}: lines lost or repeated`);
+    }
+    assert.deepEqual(readdirSync(sb.dir).filter((f) => /\.held\.|\.hold$/.test(f)), [], "hold files left behind");
+  }));
+
+  for (const workers of [0, 1]) {
+    test(`--env-file${workers ? " with --workers 1" : ""}: quoted, exported, multi-line values reach the entry; --reload reads the edited file${workers ? " for the new worker" : " before the onReload hooks"}`, sandboxed(async (sb) => {
+      const envFile = sb.path("app.env"), second = sb.path("second.env");
+      writeFileSync(envFile, `# settings\nexport GREETING=hello # the comment is not part of it\nQUOTED=first\nRAW='$HOME # not a comment'\nMULTI="one\\ntwo\nthree"\nDROPPED=yes\n`);
+      writeFileSync(second, `QUOTED="from the second file"\n`);
+      const port = await freePort();
+      const d = start(sb, "env.ts", "env", ["--workers", String(workers), "--env-file", envFile, "--env-file", second], [String(port)]);
+      const before = await answer(port);
+      assert.deepEqual([before.GREETING, before.QUOTED, before.RAW, before.MULTI, before.DROPPED], ["hello", "from the second file", "$HOME # not a comment", "one\ntwo\nthree", "yes"]);
+      writeFileSync(envFile, "GREETING=bye\n");
+      assert.equal(run(runner("env.ts", ["--reload", "--pid-file", d.pidFile])).status, 0);
+      const now = await answerWhen(port, (a) => a.GREETING === "bye", 15_000);
+      assert.ok(now, readOr(d.logFile));
+      assert.equal(now.DROPPED, undefined, "a variable dropped from the file stayed");
+      if (workers) assert.notEqual(now.pid, before.pid, "not a new worker");
+      else assert.equal(now.inHook, "bye", "the onReload hook saw the old value");
+      stop("env.ts", d.pidFile, d.pid);
+    }));
+  }
+
+  test("--print-service keeps --max-memory, --log-timestamps and the --env-file's absolute path in ExecStart=", sandboxed((sb) => {
+    writeFileSync(sb.path("app.env"), "A=1\n");
+    const r = run(runner("env.ts", ["--print-service", "--workers", "2", "--max-memory", "300M", "--log-timestamps", "--env-file", "app.env"]), { cwd: sb.dir });
+    assert.equal(r.status, 0, r.stderr);
+    const exec = r.stdout.split("\n").find((l) => l.startsWith("ExecStart=")) ?? "";
+    assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
+  }));
+
+  const refused: [string[], number, RegExp][] = [
+    [["--workers", "1", "--max-memory", "300"], 64, /^Invalid --max-memory '300': give a size in K, M or G, e\.g\. --max-memory 300M$/],
+    [["--max-memory", "80M"], 64, /^Invalid --max-memory without --workers: .*add --workers 1/],
+    [["--log-timestamps"], 64, /^Invalid --log-timestamps without --workers: .*add --workers 1/],
+    [["--env-file", "missing.env"], 66, /^Cannot read --env-file \S+\/missing\.env: no such file: create it, or drop the flag$/],
+  ];
+  for (const [args, code, message] of refused) {
+    test(`--daemon ${args.join(" ")}: one line, exit ${code}, nothing started or created`, sandboxed((sb) => {
+      const r = run(runner("env.ts", ["--daemon", "--pid-file", sb.path("x.pid"), "--log-file", sb.path("x.log"), ...args, "--", "0"]), { cwd: sb.dir });
+      assert.equal(r.status, code, r.stderr);
+      assert.match(r.stderr.trim(), message);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.deepEqual(readdirSync(sb.dir), []);
+      assert.ok(!existsSync(sb.path("x.pid")));
+    }));
+  }
+});
