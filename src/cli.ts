@@ -33,10 +33,8 @@ function entryPath(arg: string | undefined, baseDir: string): string {
 }
 
 async function cli(argv: string[]): Promise<void> {
-  // `deno task` and `npm run` start us in the project's directory; INIT_CWD is where the user was, inside
-  // it. One that is not inside it was inherited from an outer npm run and says nothing about this command.
-  const init = process.env.INIT_CWD, cwd = process.cwd();
-  const baseDir = init && (init === cwd || init.startsWith(`${cwd}/`)) ? init : cwd;
+  // `deno task` and `npm run` start us in the project's directory; INIT_CWD is where the user was.
+  const baseDir = process.env.INIT_CWD ?? process.cwd();
   const [command, ...rest] = argv;
   switch (command) {
     case "run": {

@@ -156,7 +156,9 @@ const port = Number(process.argv[2] ?? 0);
 if (globalThis.Deno) Deno.serve({ port, hostname: "127.0.0.1", onListen: (a) => console.log("listening on " + a.port) }, app.fetch);
 else console.log("listening on " + Bun.serve({ port, hostname: "127.0.0.1", fetch: app.fetch }).port);
 `);
-    const built = run(["npx", "daemonic", "build", "server.ts", "-o", "mydaemon"], { cwd: app, timeout: 120_000 });
+    // As a user types it in the new project: not inside this suite's own `npm test` (whose INIT_CWD npx keeps).
+    const userEnv = { ...process.env, INIT_CWD: undefined };
+    const built = run(["npx", "daemonic", "build", "server.ts", "-o", "mydaemon"], { cwd: app, timeout: 120_000, env: userEnv });
     assert.equal(built.status, 0, built.stderr);
     assert.equal(built.stderr.replace(/^npm warn Unknown (user|env) config.*\n/gm, ""), ""); // the progress line is for terminals
 
