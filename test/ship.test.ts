@@ -165,12 +165,12 @@ else console.log("listening on " + Bun.serve({ port, hostname: "127.0.0.1", fetc
     const serves = async (argv: string[], banner: RegExp) => {
       const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
       writeFileSync(logFile, "");
-      const r = run([...argv, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"], { cwd: app, timeout: 60_000 });
+      const r = run([...argv, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"], { cwd: app, timeout: 60_000, env: userEnv });
       assert.equal(r.status, 0, r.stderr);
       const pid = sb.track(Number(r.stdout.trim()));
       assert.equal(procStat(pid).ppid, 1);
       assert.match(await get(await portFromLog(logFile)), banner);
-      const stop = run([...argv, "--stop", "--pid-file", pidFile], { cwd: app });
+      const stop = run([...argv, "--stop", "--pid-file", pidFile], { cwd: app, env: userEnv });
       assert.equal(stop.status, 0, stop.stderr);
       assert.ok(waitGone(pid, 5000));
       assert.match(readOr(logFile), /bye/);
