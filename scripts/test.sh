@@ -4,6 +4,9 @@
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
+# As if typed in a shell: `npm test` sets INIT_CWD, which deno task and npx would hand on to the daemons the
+# tests start in directories of their own, resolving their relative paths against this checkout.
+unset INIT_CWD
 bash scripts/setup-test-tools.sh || exit 1
 
 files=("$@")
