@@ -6,6 +6,8 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { runnerLog } from "./log/setup.ts";
+import type { Worker } from "./worker_handle.ts";
 
 /** Consecutive checks above the limit before a worker is replaced. */
 const CHECKS = 3;
@@ -91,5 +93,16 @@ export class MemoryWatch {
       }
     }
     return due;
+  }
+}
+
+/** The master's check: each ready worker above the limit for long enough is marked for replacement (its
+ * successor starts first, see roles/master.ts maintainWorkerCount), with the figure in the log. */
+export function markBloated(watch: MemoryWatch, workers: Worker[]): void {
+  const watched = workers.filter((w) => w.ready && !w.retireBy && !w.replace);
+  for (const { pid, rss } of watch.due(watched.map((w) => w.pid))) {
+    const w = watched.find((w) => w.pid === pid)!;
+    w.replace = true;
+    runnerLog(`master: worker[${w.id}] (pid ${pid}) RSS ${megabytes(rss)} above --max-memory ${megabytes(watch.limit)} for 3 s: replacing it`, "warning");
   }
 }

@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
+import { runnerLog } from "./log/setup.ts";
 
 const BPF_PROG_TYPE_SK_REUSEPORT = 21, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40;
 // struct bpf_insn { u8 code; u8 dst:4, src:4; s16 off; s32 imm }: r0 = 1 (SK_PASS); exit
@@ -96,4 +97,11 @@ export function attachMigration(libc: Libc = systemLibc): number | null {
     }
   }
   return attached;
+}
+
+/** The master's {@linkcode migrationMode}, with one warning line in its log when restarts would be lossy. */
+export function migrationLogged(libc: Libc = systemLibc): MigrationMode {
+  const { mode, reason } = migrationMode(libc);
+  if (reason) runnerLog(`master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`);
+  return mode;
 }

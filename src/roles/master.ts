@@ -14,20 +14,19 @@ import { RUNTIME, setTitle } from "../_runtime.ts";
 import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
-import { megabytes, MemoryWatch } from "../memory_limit.ts";
+import { markBloated, MemoryWatch } from "../memory_limit.ts";
 import { runnerLog } from "../log/setup.ts";
 import { recordLogPath } from "../log/show.ts";
-import { type MigrationMode, migrationMode } from "../reuseport_migrate.ts";
+import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
 import {
   closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable,
 } from "../worker_handle.ts";
-import type { StartedDaemon } from "./daemon.ts";
+import { describe, type StartedDaemon } from "./daemon.ts";
 
-const STOPS = ["SIGTERM", "SIGINT", "SIGQUIT"];
-const TRAPPED = [...STOPS, "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
+const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 
 interface Master {
   stage: DaemonStage;
@@ -62,7 +61,7 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
     stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
-    queue: [], starting: true, migration: migrationOf(), statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
+    queue: [], starting: true, migration: migrationLogged(), statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
     memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
   };
   let wake = () => {};
@@ -73,14 +72,14 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
     });
   }
   while (!(m.stopping && m.workers.length === 0)) {
-    for (const signal of m.queue.splice(0)) handleSignal(m, signal);
-    readMessages(m);
-    reapWorkers(m);
-    killLazyWorkers(m);
-    replaceBloatedWorkers(m);
-    maintainWorkerCount(m);
-    watchUpgradeOf(m);
-    const relayed = pumpAll(m.relays);
+    let relayed = false;
+    try {
+      relayed = tick(m);
+    } catch (err) {
+      // A master stays up for its workers (Unicorn's loop rescues too); before it is ready, the start fails.
+      if (m.starting) m.daemon.fatal(err);
+      runnerLog(`master: ${describe(err)}`, "error");
+    }
     // Tick fast while a worker is starting or leaving (readiness and exits are waited on), else slowly.
     const busy = m.stopping || m.upgrade || m.workers.some((w) => !w.ready || w.retireBy);
     await new Promise<void>((resolve) => {
@@ -92,6 +91,18 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   for (const relay of m.relays) relay.close();
   if (m.statusFile) writeWorkerTable(m.statusFile, null);
   process.exit(0);
+}
+
+/** One turn of the loop: the queued signals, then reap, kill lazy and maintain; whether output was relayed. */
+function tick(m: Master): boolean {
+  for (const signal of m.queue.splice(0)) handleSignal(m, signal);
+  readMessages(m);
+  reapWorkers(m);
+  killLazyWorkers(m);
+  if (m.memory && !m.stopping) markBloated(m.memory, m.workers);
+  maintainWorkerCount(m);
+  watchUpgradeOf(m);
+  return pumpAll(m.relays);
 }
 
 function handleSignal(m: Master, signal: string): void {
@@ -251,16 +262,6 @@ function start(m: Master, id: number): void {
 }
 
 /** `--max-memory`: a ready worker whose RSS stays above the limit is replaced, successor first. */
-function replaceBloatedWorkers(m: Master): void {
-  if (!m.memory || m.stopping) return;
-  const watched = m.workers.filter((w) => w.ready && !w.retireBy && !w.replace);
-  for (const { pid, rss } of m.memory.due(watched.map((w) => w.pid))) {
-    const w = watched.find((w) => w.pid === pid)!;
-    w.replace = true;
-    runnerLog(`master: worker[${w.id}] (pid ${pid}) RSS ${megabytes(rss)} above --max-memory ${megabytes(m.memory.limit)} for 3 s: replacing it`, "warning");
-  }
-}
-
 function retire(m: Master, w: Worker): void {
   w.retireBy = Date.now() + m.stage.timeout * 1000;
   signalWorker(w, SIG.QUIT);
@@ -271,8 +272,8 @@ function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
   const ok = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
   if (ok === undefined) return;
+  m.upgrade = undefined; // its channel is closed either way
   if (ok) return stop(m, true, "master: the new master is ready: retiring this one and its workers");
-  m.upgrade = undefined;
   moveStatus(m);
 }
 
@@ -288,11 +289,4 @@ function writeStatus(m: Master): void {
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
   const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed: m.stage.logTimestamps });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
-}
-
-/** How a retiring worker's queued connections reach a sibling: logged once when they would not. */
-function migrationOf(): MigrationMode {
-  const { mode, reason } = migrationMode(libc);
-  if (reason) runnerLog(`master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`);
-  return mode;
 }
