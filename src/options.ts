@@ -27,7 +27,8 @@ export type Action =
   | "version"
   | "install-service"
   | "uninstall-service"
-  | "print-service";
+  | "print-service"
+  | "list";
 
 /** Runner settings after parsing and validation; paths are absolute. The daemon's own settings are the
  * stage's (see stage.ts), declared once there. */
@@ -37,6 +38,8 @@ export interface RunnerOptions extends DaemonSettings {
   pidFileGiven: boolean;
   /** `--logs`: how many lines from the end to print. */
   lines: number;
+  /** `--list`, `--status`: JSON instead of text. */
+  json: boolean;
   /** `--logs`: keep following the log across rotations. */
   follow: boolean;
   /** `--install-service`: into the user's systemd (`systemctl --user`) instead of the system's. */
@@ -74,6 +77,9 @@ const FLAGS = {
   ready: { type: "string" },
   name: { type: "string" },
   workers: { type: "string", short: "w" },
+  "no-keep-alive": { type: "boolean" },
+  list: { type: "boolean" },
+  json: { type: "boolean" },
   "worker-timeout": { type: "string" },
   "install-service": { type: "boolean" },
   "uninstall-service": { type: "boolean" },
@@ -85,7 +91,7 @@ const FLAGS = {
   "watchdog-sec": { type: "string" },
 } as const;
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service", "list"] as const;
 
 
 function fail(message: string): never {
@@ -195,6 +201,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
+  if (values.json && action !== "list" && action !== "status") fail("Invalid --json: it only goes with --list or --status");
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -214,12 +221,14 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     logFormat,
     lines,
     follow: values.follow ?? false,
+    json: values.json ?? false,
     chdir,
     umask,
     timeout: seconds("timeout", values.timeout, DEFAULTS.timeout),
     startTimeout: seconds("start-timeout", values["start-timeout"], DEFAULTS.startTimeout, "positive"),
     ready,
     workers: count("workers", values.workers, DEFAULTS.workers),
+    keepAlive: !values["no-keep-alive"],
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     args: positionals,
     userService: values["user-service"] ?? false,

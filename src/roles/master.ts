@@ -51,10 +51,10 @@ export async function runMaster(stage: DaemonStage): Promise<never> {
   libc.setThreadName(title);
   libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
-    stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    stage, daemon, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
     queue: [], starting: true, statusFile: workerTableFile(stage.pidFile),
   };
-  warnIfLossyReuseport();
+  if (stage.workers) warnIfLossyReuseport(); // keep-alive has no rolling restart
   let wake = () => {};
   for (const signal of TRAPPED) {
     process.on(signal, () => {
@@ -88,6 +88,8 @@ function handleSignal(m: Master, signal: string): void {
     case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
     case "SIGHUP":
+      // Keep-alive (no --workers): --reload means what it means to a single process, the entry's onReload hooks.
+      if (!m.stage.workers) return void m.workers.forEach((w) => signalWorker(w, SIG.HUP));
       runnerLog("master: SIGHUP: rolling restart");
       m.generation++;
       return;
@@ -113,8 +115,9 @@ function stop(m: Master, graceful: boolean, why: string, signal?: string): void 
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
   if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
-  m.stopping = { graceful, killAt: Date.now() + (graceful ? m.stage.timeout : 5) * 1000 };
-  for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
+  // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
+  m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
+  for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
 }
 
 function readMessages(m: Master): void {
@@ -152,7 +155,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   m.workers.splice(m.workers.indexOf(w), 1);
   const lived = Date.now() - w.startedAt;
   const how = describeExit(status);
-  if (m.starting) {
+  if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
