@@ -272,7 +272,7 @@ async function daemonRun(
   port: number,
   pidOf: (s: Started) => Promise<number>,
   stopper: (pid: number) => Promise<{ ok: boolean; detail?: string }>,
-  opts: { env?: Record<string, string | undefined>; measureRss?: boolean } = {},
+  opts: { env?: Record<string, string | undefined>; measureRss?: boolean | "with-entry" } = {},
 ): Promise<Sample> {
   const t0 = performance.now();
   const launcher = start(argv, opts.env);
@@ -293,7 +293,7 @@ async function daemonRun(
     also.forEach((p) => recorded.add(p));
     await sleep(SETTLE_MS);
     const sample: Sample = { ready: readyAt - t0, launcher: launcherMs };
-    if (opts.measureRss) sample.rss = rss(pid);
+    if (opts.measureRss) sample.rss = rss(pid) + (opts.measureRss === "with-entry" ? also.reduce((sum, p) => sum + rss(p), 0) : 0);
     const s0 = performance.now();
     const { ok, detail } = await stopper(pid);
     if (!ok) throw new Error(`stop failed: ${detail}`);
@@ -421,15 +421,29 @@ const foreground: Case = {
 };
 cases.push(foreground);
 
-const daemon: Case = {
-  name: "compiled binary, `--daemon`",
+const hasKeepAlive = /--no-keep-alive\b/.test(help);
+// Keep-alive (the default since it exists): a supervisor and the entry's process; RSS is both together.
+const keepAlive: Case = {
+  name: hasKeepAlive ? "compiled binary, `--daemon` (keep-alive: supervisor and entry)" : "compiled binary, `--daemon`",
   samples: [],
   run: (port, i) => {
-    const pidFile = pidFileFor("daemon", i);
-    return daemonRun([bin, "--daemon", "--pid-file", pidFile, "--", String(port)], port, fromStdout, daemonicStop(daemonCmd, pidFile), { measureRss: true });
+    const pidFile = pidFileFor("keepalive", i);
+    return daemonRun([bin, "--daemon", "--pid-file", pidFile, "--", String(port)], port, fromStdout, daemonicStop(daemonCmd, pidFile), { measureRss: "with-entry" });
   },
 };
-cases.push(daemon);
+cases.push(keepAlive);
+// The single process: what the goals below are about.
+const daemon: Case = hasKeepAlive
+  ? {
+    name: "compiled binary, `--daemon --no-keep-alive`",
+    samples: [],
+    run: (port, i) => {
+      const pidFile = pidFileFor("daemon", i);
+      return daemonRun([bin, "--daemon", "--no-keep-alive", "--pid-file", pidFile, "--", String(port)], port, fromStdout, daemonicStop(daemonCmd, pidFile), { measureRss: true });
+    },
+  }
+  : keepAlive;
+if (hasKeepAlive) cases.push(daemon);
 
 const workers2: Case = hasWorkers
   ? {
@@ -661,6 +675,7 @@ p(`| case | how | median ms | min–max |`);
 p(`| --- | --- | ---: | ---: |`);
 const stopHow: [Case, string][] = [
   [daemon, "`--stop`"],
+  ...(hasKeepAlive ? [[keepAlive, "`--stop` (supervisor and entry gone)"] as [Case, string]] : []),
   [workers2, "`--stop` (master and workers gone)"],
   [denoDaemon, "`deno run … --stop`"],
   [ruby, "kill -TERM pid"],
@@ -682,7 +697,8 @@ const dRss = med(daemon, "rss");
 p(`| bare \`bun ENTRY\` | ${mem(bunBare)} | |`);
 p(`| bare \`bun build --compile\` of the entry, foreground | ${mem(compiledBare)} | ${over(compiledBare, bunBare)} |`);
 p(`| daemonic binary, foreground | ${mem(med(foreground, "rss"))} | ${over(med(foreground, "rss"), bunBare)} |`);
-p(`| daemonic binary, \`--daemon\` | ${mem(dRss)} | ${over(dRss, bunBare)} |`);
+p(`| daemonic binary, \`--daemon${hasKeepAlive ? " --no-keep-alive" : ""}\` | ${mem(dRss)} | ${over(dRss, bunBare)} |`);
+if (hasKeepAlive) p(`| daemonic binary, \`--daemon\` (keep-alive): supervisor and entry together | ${mem(med(keepAlive, "rss"))} | ${over(med(keepAlive, "rss"), bunBare)} |`);
 p(`| daemonic binary, \`--daemon --workers 2\`: master | ${mem(masterRss)} | ${over(masterRss, bunBare)} |`);
 p(`| daemonic binary, \`--daemon --workers 2\`: each worker | ${mem(workerRss)} | ${over(workerRss, bunBare)} |`);
 p(`| bare \`deno run -A ENTRY\` | ${mem(denoBare)} | |`);
