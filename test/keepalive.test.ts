@@ -62,6 +62,7 @@ describe(`keep-alive (${RUNTIME})`, () => {
     assert.match(status.stdout, new RegExp(`running \\(pid ${master}\\)`));
     assert.match(status.stdout, new RegExp(`worker\\[1\\] pid ${again}, up \\d+ s, 1 restarts`));
     assert.match(readOr(log), new RegExp(`pid ${entry}\\) was killed by signal 9 .*restarting`));
+    assert.equal(readOr(log).match(new RegExp(`^listening on ${port}$`, "gm"))?.length, 2, "the entry's output of both runs is not in --log-file");
     const stop = runner("plain.ts", ["--stop", "--pid-file", pidFile]);
     assert.equal(stop.status, 0, stop.stderr);
     assert.ok(waitGone(master, 5000) && waitGone(again!, 5000), "--stop left the supervisor or its entry");

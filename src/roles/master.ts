@@ -157,6 +157,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const how = describeExit(status);
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
+    if (!w.error && !m.stage.workers) failStart(m, `Cannot start: the entry ${how} before it was ready`); // as one process says it
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -178,6 +179,12 @@ function workerExited(m: Master, w: Worker, status: number): void {
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+}
+
+function failStart(m: Master, message: string): never {
+  runnerLog(message, "fatal");
+  m.daemon.reporter.fail("START_FAILED", message);
+  process.exit(1);
 }
 
 /** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */
