@@ -201,6 +201,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
   serviceFlagsCheck(values, action);
+  if (values["no-keep-alive"] && values.workers && values.workers !== "0") fail("Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them");
   if (values.json && action !== "list" && action !== "status") fail("Invalid --json: it only goes with --list or --status");
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);

@@ -127,14 +127,20 @@ describe(`remembered options (${RUNTIME})`, () => {
 
   test("--stop and --status without --pid-file find a daemon started with a custom one", sandboxed(async (sb) => {
     const name = uniqueName("find");
-    const pidFile = sb.path("custom.pid");
+    const pidFile = sb.path(`${name}.pid`);
     const pid = start(sb, "plain.ts", ["--pid-file", pidFile, "--name", name], ["0"]);
+    const relative = runner("plain.ts", ["--status", "--pid-file", `${name}.pid`], "/");
+    assert.equal(relative.status, 0, `a relative --pid-file from another directory: ${relative.stdout}`);
     const status = runner("plain.ts", ["--status", "--name", name]);
     assert.equal(status.status, 0, status.stdout);
     assert.match(status.stdout, new RegExp(`running \\(pid ${pid}\\)`));
     const stop = runner("plain.ts", ["--stop", "--name", name]);
     assert.equal(stop.status, 0, stop.stderr);
     assert.match(stop.stdout, new RegExp(`stopped \\(pid ${pid}\\)`));
+    const bad = runner("plain.ts", ["--daemon", "--workers", "2", "--no-keep-alive", "--pid-file", sb.path("bad.pid")]);
+    assert.equal(bad.status, 64);
+    assert.match(bad.stderr, /^Invalid --no-keep-alive with --workers: .*\n$/);
+    assert.equal(existsSync(sb.path("bad.pid")), false);
     assert.ok(waitGone(pid, 5000));
     assert.equal(existsSync(pidFile), false);
   }));
