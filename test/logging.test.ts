@@ -133,7 +133,7 @@ describe(`getLogger and the runner's lines (${RUNTIME})`, () => {
     assert.match(readOr(debug.logFile), /DEBUG app\.fixture\[\d+\]: debug w2/);
     assert.doesNotMatch(readOr(debug.logFile), /trace w2/);
     const quiet = sb.path("quiet.log");
-    const r = run(runner("logger.ts", ["--daemon", "--pid-file", sb.path("q.pid"), "--log-file", quiet, "--log-level", "error", "--", "w3"]));
+    const r = run(runner("logger.ts", ["--daemon", "--no-keep-alive", "--pid-file", sb.path("q.pid"), "--log-file", quiet, "--log-level", "error", "--", "w3"]));
     sb.track(Number(r.stdout.trim()) || parseInt(readOr(sb.path("q.pid")), 10) || 0);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(await eventually(() => readOr(quiet).includes("fatal w3")));
