@@ -6,8 +6,8 @@
  * chars>.daemon.json`, mode 0600, holding one JSON object
  * `{"pidFile": absolute path, "name": string, "pid": number, "exe": path of the executable, "startedAt": ms
  * since the epoch, "settings": the daemon's resolved settings (stage.ts DaemonSettings: workers, logFile,
- * args, …), "command": {"path", "args", "cwd"} as started}` and a newline: what `--restart` starts again. The daemon opens it once, write-locks it with fcntl for its whole life
- * and removes it on exit. Only a write lock held by a process of the entry's owner counts: an entry nobody
+ * args, …), "command": {"path", "args", "cwd"} as started}` and a newline: what `--restart` starts again.
+ * The daemon opens it once, write-locks it with fcntl for its whole life and removes it on exit. Only a write lock held by a process of the entry's owner counts: an entry nobody
  * holds is stale and is removed by whoever finds it.
  *
  * @module

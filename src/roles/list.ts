@@ -58,7 +58,7 @@ export function list(json: boolean): number {
 export function statusJson(opts: RunnerOptions): number {
   const state = readPidFile(opts.pidFile);
   const entry = state.state === "running" ? findRegistered(opts.pidFile) : null;
-  if (entry) console.log(JSON.stringify(overview({ ...entry, pid: state.state === "running" ? state.pid : entry.pid }, "running"), null, 2));
+  if (entry) console.log(JSON.stringify(overview(entry, "running"), null, 2));
   else if (state.state === "running") console.log(JSON.stringify({ name: opts.name, pid: state.pid, pidFile: opts.pidFile, status: "running" }, null, 2));
   else console.log(JSON.stringify({ name: opts.name, pidFile: opts.pidFile, status: state.state === "stale" ? "stale" : "stopped" }, null, 2));
   return state.state === "running" ? ExitCode.OK : state.state === "stale" ? ExitCode.DEAD_PID_FILE : ExitCode.NOT_RUNNING;
