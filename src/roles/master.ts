@@ -55,6 +55,7 @@ export async function runMaster(stage: DaemonStage): Promise<never> {
     queue: [], starting: true, statusFile: workerTableFile(stage.pidFile),
   };
   if (stage.workers) warnIfLossyReuseport(); // keep-alive has no rolling restart
+  process.on("exit", () => writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   let wake = () => {};
   for (const signal of TRAPPED) {
     process.on(signal, () => {
