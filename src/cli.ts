@@ -17,6 +17,7 @@ import { VERSION } from "./version.ts";
 const USAGE = `Usage:
   daemonic build ENTRY -o OUTPUT [--runtime bun|deno]   compile ENTRY and the runner into one executable
   daemonic run ENTRY [runner options] [-- args]         run ENTRY under the runner without compiling
+  daemonic ls [--json]                                  every daemon of this user (as ./mydaemon --list)
   daemonic --version
 
 Runner options (the same for a built executable): run "daemonic run ENTRY --help".`;
@@ -48,6 +49,10 @@ async function cli(argv: string[]): Promise<void> {
       console.log(out);
       return;
     }
+    case "ls": // pm2 ls: every daemon of this user, from any daemonic binary
+      if (rest.some((a) => a !== "--json")) usageError(`Unknown argument '${rest.find((a) => a !== "--json")}' for ls: only --json`);
+      process.exit((await import("./roles/list.ts")).list(rest.includes("--json")));
+      break;
     case "--version":
     case "-V":
       console.log(`daemonic ${VERSION}`);
@@ -57,7 +62,7 @@ async function cli(argv: string[]): Promise<void> {
       console.log(USAGE);
       return;
     default:
-      usageError(command ? `Unknown command '${command}': use build or run` : "Missing command: use build or run");
+      usageError(command ? `Unknown command '${command}': use build, run or ls` : "Missing command: use build, run or ls");
   }
 }
 

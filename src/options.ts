@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { FLAGS } from "./flags.ts";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
@@ -29,7 +30,8 @@ export type Action =
   | "version"
   | "install-service"
   | "uninstall-service"
-  | "print-service";
+  | "print-service"
+  | "list";
 
 /** Runner settings after parsing and validation; paths are absolute. The daemon's own settings are the
  * stage's (see stage.ts), declared once there. */
@@ -41,6 +43,8 @@ export interface RunnerOptions extends DaemonSettings {
   given: ReadonlySet<string>;
   /** `--logs`: how many lines from the end to print. */
   lines: number;
+  /** `--list`, `--status`: JSON instead of text. */
+  json: boolean;
   /** `--logs`: keep following the log across rotations. */
   follow: boolean;
   /** `--install-service`: into the user's systemd (`systemctl --user`) instead of the system's. */
@@ -54,47 +58,8 @@ export interface RunnerOptions extends DaemonSettings {
   watchdogSec?: number;
 }
 
-const FLAGS = {
-  daemon: { type: "boolean", short: "d" },
-  stop: { type: "boolean" },
-  status: { type: "boolean" },
-  restart: { type: "boolean" },
-  reload: { type: "boolean" },
-  "reopen-logs": { type: "boolean" },
-  "hold-logs": { type: "boolean" },
-  logs: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-  "pid-file": { type: "string" },
-  "log-file": { type: "string" },
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  follow: { type: "boolean", short: "f" },
-  lines: { type: "string", short: "n" },
-  chdir: { type: "string" },
-  umask: { type: "string" },
-  timeout: { type: "string" },
-  "start-timeout": { type: "string" },
-  ready: { type: "string" },
-  name: { type: "string" },
-  workers: { type: "string", short: "w" },
-  "worker-timeout": { type: "string" },
-  "max-memory": { type: "string" },
-  "log-timestamps": { type: "boolean" },
-  "env-file": { type: "string", multiple: true },
-  "install-service": { type: "boolean" },
-  "uninstall-service": { type: "boolean" },
-  "print-service": { type: "boolean" },
-  "user-service": { type: "boolean" },
-  now: { type: "boolean" },
-  "service-user": { type: "string" },
-  "service-group": { type: "string" },
-  "watchdog-sec": { type: "string" },
-  user: { type: "string" },
-  group: { type: "string" },
-} as const;
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service", "list"] as const;
 
 
 function fail(message: string): never {
@@ -210,6 +175,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     fail("Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon");
   }
   if (values.group !== undefined && values.user === undefined) fail(`Invalid --group '${values.group}': it goes with --user, e.g. --user ${values.group} --group ${values.group}`);
+  if (values["no-keep-alive"] && values.workers && values.workers !== "0") fail("Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them");
+  if (values.json && action !== "list" && action !== "status") fail("Invalid --json: it only goes with --list or --status");
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
 
@@ -230,12 +197,14 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     logFormat,
     lines,
     follow: values.follow ?? false,
+    json: values.json ?? false,
     chdir,
     umask,
     timeout: seconds("timeout", values.timeout, DEFAULTS.timeout),
     startTimeout: seconds("start-timeout", values["start-timeout"], DEFAULTS.startTimeout, "positive"),
     ready,
     workers: count("workers", values.workers, DEFAULTS.workers),
+    keepAlive: !values["no-keep-alive"],
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     ...entryFlags(values, action, baseDir),
     args: positionals,

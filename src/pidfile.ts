@@ -14,7 +14,7 @@ import { basename, dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
-import { findRegistered, holdsFor, Registration } from "./registry.ts";
+import { findRegistered, holdsFor, Registration, type StartRecord } from "./registry.ts";
 import { checkPrivateDir, ensurePrivateDir, kindOf, myUid, runtimeDir, statFd } from "./safe_file.ts";
 
 /** What a pid file says about its daemon; `missing` when the pid file is gone and the registry found it. */
@@ -165,7 +165,7 @@ export class PidFile {
 
   /** Takes over the pid file a launcher holds for this daemon: waits (F_SETLKW) until the launcher lets go
    * of its lock, then writes `pid` into the same file and registers the daemon. */
-  static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid")): PidFile {
+  static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
     let fd: number;
     try {
       fd = libc.open(path, O.RDWR | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o644);
@@ -181,12 +181,12 @@ export class PidFile {
       libc.close(fd);
       throw err;
     }
-    return PidFile.registered(path, fd, pid, name, libc);
+    return PidFile.registered(path, fd, pid, name, libc, start);
   }
 
-  private static registered(path: string, fd: number, pid: number, name: string, libc: Libc): PidFile {
+  private static registered(path: string, fd: number, pid: number, name: string, libc: Libc, start: StartRecord = {}): PidFile {
     try {
-      return new PidFile(path, fd, Registration.claim(path, name, pid, libc), libc);
+      return new PidFile(path, fd, Registration.claim(path, name, pid, libc, start), libc);
     } catch (err) {
       dropFile(path, fd, libc);
       throw err;

@@ -5,9 +5,10 @@
  * Entry format (stable: `--list` reads it): one file per daemon, `<dir>/<sha256(pidFile) in hex, 32
  * chars>.daemon.json`, mode 0600, holding one JSON object
  * `{"pidFile": absolute path, "name": string, "pid": number, "exe": path of the executable, "startedAt": ms
- * since the epoch}` and a newline. The daemon opens it once, write-locks it with fcntl for its whole life
- * and removes it on exit. Only a write lock held by a process of the entry's owner (or on root's entry: see
- * {@linkcode holdsFor}) counts: an entry nobody
+ * since the epoch, "settings": the daemon's resolved settings (stage.ts DaemonSettings: workers, logFile,
+ * args, …), "command": {"path", "args", "cwd"} as started}` and a newline: what `--restart` starts again.
+ * The daemon opens it once, write-locks it with fcntl for its whole life and removes it on exit. Only a write
+ * lock held by a process of the entry's owner (or on root's entry: see {@linkcode holdsFor}) counts: an entry nobody
  * holds is stale and is removed by whoever finds it.
  *
  * @module
@@ -17,6 +18,7 @@ import { lstatSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync 
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
+import type { Command, DaemonSettings } from "./stage.ts";
 import { checkPrivateDir, ensurePrivateDir, runtimeDir, statFd } from "./safe_file.ts";
 
 /** What an entry holds; `pid` is the lock holder's when read back. */
@@ -26,7 +28,13 @@ export interface RegistryEntry {
   pid: number;
   exe: string;
   startedAt: number;
+  /** How it was started (absent in entries of a daemon started by the library's acquire()). */
+  settings?: DaemonSettings;
+  command?: Command;
 }
+
+/** What a daemon remembers of its start: see {@linkcode RegistryEntry}. */
+export type StartRecord = Pick<RegistryEntry, "settings" | "command">;
 
 const SUFFIX = ".daemon.json";
 
@@ -65,7 +73,7 @@ export class Registration {
   private constructor(private path: string, private readonly fd: number, private entry: RegistryEntry, private readonly libc: Libc) {}
 
   /** Creates and locks the entry for `pidFile`; throws ALREADY_RUNNING when a live daemon holds it. */
-  static claim(pidFile: string, name: string, pid = process.pid, libc: Libc = systemLibc): Registration {
+  static claim(pidFile: string, name: string, pid = process.pid, libc: Libc = systemLibc, start: StartRecord = {}): Registration {
     const dir = runtimeDir();
     ensurePrivateDir(dir);
     listRegistered(libc); // sweeps the entries of daemons that were killed (SIGKILL leaves them)
@@ -81,7 +89,7 @@ export class Registration {
       libc.close(fd);
       throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is missing): stop it with --stop --pid-file ${pidFile}`, { pid: holder ?? undefined });
     }
-    const registration = new Registration(path, fd, { pidFile, name, pid, exe: readlinkSync("/proc/self/exe"), startedAt: Date.now() }, libc);
+    const registration = new Registration(path, fd, { pidFile, name, pid, exe: readlinkSync("/proc/self/exe"), startedAt: Date.now(), ...start }, libc);
     registration.write();
     return registration;
   }
@@ -113,7 +121,7 @@ export class Registration {
 }
 
 /** Reads the entry at `path`: the live one with its holder's pid, or `null` (a stale one is removed). */
-function readEntry(path: string, libc: Libc): RegistryEntry | null {
+function readEntry(path: string, libc: Libc, onStale?: (entry: RegistryEntry) => void): RegistryEntry | null {
   let fd: number;
   try {
     fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
@@ -131,6 +139,9 @@ function readEntry(path: string, libc: Libc): RegistryEntry | null {
     }
     if (!owner) {
       const there = lstatSync(path);
+      const text = onStale ? new TextDecoder().decode(libc.read(fd, 65536)) : "";
+      if (text) onStale!(JSON.parse(text) as RegistryEntry); // an empty one is being created: leave it
+      else if (onStale) return null;
       if (there.ino === stats.ino && there.dev === stats.dev) unlinkSync(path);
     }
     return null;
@@ -158,8 +169,9 @@ export function findRegistered(pidFile: string, libc: Libc = systemLibc): Regist
   return entry?.pidFile === pidFile ? entry : null;
 }
 
-/** Every running daemon registered by this user (stale entries are removed on the way). */
-export function listRegistered(libc: Libc = systemLibc): RegistryEntry[] {
+/** Every running daemon registered by this user (stale entries are removed on the way, and handed to
+ * `onStale` first: a daemon killed with SIGKILL, or whose supervisor was). */
+export function listRegistered(libc: Libc = systemLibc, onStale?: (entry: RegistryEntry) => void): RegistryEntry[] {
   const dir = runtimeDir();
   checkPrivateDir(dir);
   let names: string[];
@@ -168,5 +180,5 @@ export function listRegistered(libc: Libc = systemLibc): RegistryEntry[] {
   } catch {
     return [];
   }
-  return names.map((n) => readEntry(`${dir}/${n}`, libc)).filter((e): e is RegistryEntry => e !== null);
+  return names.map((n) => readEntry(`${dir}/${n}`, libc, onStale)).filter((e): e is RegistryEntry => e !== null);
 }

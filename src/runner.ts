@@ -12,12 +12,14 @@ import { serveDefaultExport } from "./default_export.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { parseRunnerArgs } from "./options.ts";
 import { identityOf } from "./privileges.ts";
+import { remembered } from "./remembered.ts";
 import { usage } from "./usage.ts";
 import { holdLogs, logs, reload, reopenLogs, status, stop } from "./roles/control.ts";
 import { serveDaemon, startDaemon } from "./roles/daemon.ts";
 import { detach } from "./roles/detach.ts";
 import { runForeground } from "./roles/foreground.ts";
 import { launch } from "./roles/launcher.ts";
+import { list, statusJson } from "./roles/list.ts";
 import { runMaster } from "./roles/master.ts";
 import { serveWorker } from "./roles/worker.ts";
 import { installService, serviceCommand, uninstallService, unitMode, unitText } from "./service.ts";
@@ -56,7 +58,7 @@ function exitWith(err: unknown): never {
 }
 
 function runDaemon(app: App, stage: DaemonStage): Promise<void> {
-  if (stage.workers) return runMaster(stage, startDaemon(stage));
+  if (stage.workers || stage.keepAlive) return runMaster(stage, startDaemon(stage)); // keep-alive: a master of one worker
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
@@ -66,7 +68,7 @@ function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
-  const opts = parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir });
+  const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }), argv);
   const command = () => serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
   switch (opts.action) {
@@ -77,7 +79,9 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       say(`${opts.name} (daemonic ${app.version})`);
       return 0;
     case "status":
-      return status(opts);
+      return opts.json ? statusJson(opts) : status(opts);
+    case "list":
+      return list(opts.json);
     case "stop":
       stop(opts);
       return 0;

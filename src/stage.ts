@@ -36,8 +36,10 @@ export interface DaemonSettings {
   startTimeout: number;
   /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
   ready: "auto" | "manual";
-  /** Pre-forked workers sharing the entry's port; 0 runs the entry in the daemon itself. */
+  /** Pre-forked workers sharing the entry's port; 0 runs the entry in one worker (keep-alive) or the daemon. */
   workers: number;
+  /** With `workers` 0: a supervisor restarts the entry when it dies (`false`: `--no-keep-alive`, one process). */
+  keepAlive: boolean;
   /** Seconds without a worker heartbeat before the master kills it. */
   workerTimeout: number;
   /** Arguments for the entry (everything after `--`). */
@@ -60,7 +62,7 @@ export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
  * entry's arguments: the command line's defaults and the library's. */
 export const DEFAULTS = {
   name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
-  ready: "auto", workers: 0, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
+  ready: "auto", workers: 0, keepAlive: true, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
 } as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles">;
 
 /**

@@ -20,7 +20,10 @@ Actions (one at most; none runs the entry in the foreground):
   -d, --daemon          detach per daemon(7); exit 0 once the entry is ready, printing its pid
       --stop            SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped
       --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
-      --restart         --stop, then --daemon with the same options
+      --restart         --stop, then --daemon with the options it was started with (remembered in the
+                        registry), the flags given now replacing theirs
+      --list            every daemon of this user (any daemonic binary): pid, status, uptime, restarts,
+                        workers, RSS, CPU %, ports, log; --json for JSON (also with --status)
       --reload          send SIGHUP to the daemon (its onReload hooks run)
       --reopen-logs     send SIGURG to the daemon: it reopens --log-file (for logrotate's postrotate)
       --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
@@ -58,7 +61,8 @@ function options(name: string): string {
                         without failing; manual: only when it calls ready() (default: auto)
       --name NAME       name for the default pid file and the process title (default: ${name})
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
-                        that runs no entry code (default: 0, the entry runs in the daemon itself)
+                        that runs no entry code (default: 0: one copy of the entry, restarted when it dies)
+      --no-keep-alive   with no --workers: run the entry in the daemon process itself, not restarted
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
       --user USER       run the entry as USER (as root only): the pid file and log are opened as root first,
                         the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master

@@ -81,7 +81,7 @@ describe(`log reopen signal (${RUNTIME})`, () => {
   for (const workers of [0, 1]) {
     test(`${workers ? "a master and a worker" : "a daemon"}: 20 logrotate-style reopens by --reopen-logs and kill -USR1 open no debugger and no port; kill -URG reopens`, sandboxed((sb) => inOwnNetwork(`reopen${workers}`, async (ns) => {
       const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-      const r = run(["ip", "netns", "exec", ns, ...runner("logger.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...(workers ? ["--workers", "1"] : []), "--", "r1"])]);
+      const r = run(["ip", "netns", "exec", ns, ...runner("logger.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...(workers ? ["--workers", "1"] : ["--no-keep-alive"]), "--", "r1"])]);
       const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10));
       assert.equal(r.status, 0, r.stderr);
       const pids = [pid, ...childrenOf(pid)];

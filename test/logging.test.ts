@@ -25,7 +25,8 @@ function start(sb: Sandbox, entry: string, args: string[] = [], entryArgs: strin
   const pidFile = sb.path("d.pid");
   const logFile = args.includes("--log-file") ? args[args.indexOf("--log-file") + 1] : sb.path("d.log");
   const extra = args.includes("--log-file") ? args : ["--log-file", logFile, ...args];
-  const r = run(runner(entry, ["--daemon", "--pid-file", pidFile, ...extra, "--", ...entryArgs]), options);
+  // The single-process daemon's lines (its pid in every line); keep-alive's are in keepalive.test.ts.
+  const r = run(runner(entry, ["--daemon", "--no-keep-alive", "--pid-file", pidFile, ...extra, "--", ...entryArgs]), options);
   // The pid file too, so a daemon is killed at cleanup even when the launcher's output is not a pid.
   const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
   assert.equal(r.status, 0, `${r.stderr}${r.stdout}`);
@@ -74,7 +75,8 @@ async function rotateUnderLoad(sb: Sandbox, conf: (logFile: string, pidFiles: st
   const logFile = sb.path("d.log");
   const daemons = Array.from({ length: writers }, (_, i) => {
     const pidFile = sb.path(`w${i}.pid`);
-    const r = run(runner("numbered.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...runnerArgs, "--", "200", "2000000"]));
+    const single = runnerArgs.includes("--workers") && runnerArgs[runnerArgs.indexOf("--workers") + 1] !== "0" ? [] : ["--no-keep-alive"];
+    const r = run(runner("numbered.ts", ["--daemon", ...single, "--pid-file", pidFile, "--log-file", logFile, ...runnerArgs, "--", "200", "2000000"]));
     const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
     assert.equal(r.status, 0, `${r.stderr}${r.stdout}`);
     return { pid, pidFile };
@@ -131,7 +133,7 @@ describe(`getLogger and the runner's lines (${RUNTIME})`, () => {
     assert.match(readOr(debug.logFile), /DEBUG app\.fixture\[\d+\]: debug w2/);
     assert.doesNotMatch(readOr(debug.logFile), /trace w2/);
     const quiet = sb.path("quiet.log");
-    const r = run(runner("logger.ts", ["--daemon", "--pid-file", sb.path("q.pid"), "--log-file", quiet, "--log-level", "error", "--", "w3"]));
+    const r = run(runner("logger.ts", ["--daemon", "--no-keep-alive", "--pid-file", sb.path("q.pid"), "--log-file", quiet, "--log-level", "error", "--", "w3"]));
     sb.track(Number(r.stdout.trim()) || parseInt(readOr(sb.path("q.pid")), 10) || 0);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(await eventually(() => readOr(quiet).includes("fatal w3")));

@@ -99,7 +99,7 @@ describe(`one daemon a port (${RUNTIME})`, () => {
     const port = await freePort();
     const a = daemon(sb, "app.ts", "a", "a", port, ["--workers", "2"]);
     assert.equal(a.status, 0, `${a.stderr}\n${readOr(a.logFile)}`);
-    const c = daemon(sb, "app.ts", "c", "c", port, []);
+    const c = daemon(sb, "app.ts", "c", "c", port, ["--no-keep-alive"]);
     assert.equal(c.status, 69, `C started: ${c.stdout} ${c.stderr}`);
     assert.match(c.stderr, /in use/i);
     assert.ok(await eventually(() => c.running().length === 0, 3000), `C left ${c.running()} running`);

@@ -46,7 +46,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     process.chdir(stage.chdir);
     // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
     if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
-    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name);
+    const { role: _role, command, ...settings } = stage;
+    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command });
     if (!reporter.tell({ kind: "LOCKED" })) {
       pidFile.release();
       process.exit(0);

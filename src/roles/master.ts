@@ -27,7 +27,6 @@ import {
 import { describe, type StartedDaemon } from "./daemon.ts";
 
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
-
 interface Master {
   stage: DaemonStage;
   daemon: StartedDaemon;
@@ -39,18 +38,14 @@ interface Master {
   /** Crashes in a row per slot, and when the slot may be started again. */
   backoff: Map<number, { crashes: number; retryAt: number }>;
   restarts: Map<number, number>;
-  queue: string[];
+  queue: string[]; // signals, handled by the loop
   starting: boolean;
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
-  /** How queued connections survive a retiring worker (see reuseport_migrate.ts), for `--status`. */
-  migration: MigrationMode;
-  /** The worker table for `--status`: beside the pid file, when there is one. */
-  statusFile?: string;
-  /** `--max-memory`: the workers' RSS, checked once a second. */
-  memory?: MemoryWatch;
-  /** `--log-timestamps`: the workers' output pipes, read and stamped here. */
-  relays: OutputRelay[];
+  migration: MigrationMode; // how a retiring worker's queue survives (reuseport_migrate.ts), for --status
+  statusFile?: string; // the worker table for --status: beside the pid file, when there is one
+  memory?: MemoryWatch; // --max-memory: the workers' RSS, checked once a second
+  relays: OutputRelay[]; // --log-timestamps: the workers' output pipes, read and stamped here
 }
 
 /** Runs the master until it has stopped; never returns. */
@@ -60,10 +55,13 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   libc.setThreadName(title);
   libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
-    stage, daemon, target: stage.workers, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
-    queue: [], starting: true, migration: migrationLogged(), statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
+    stage, daemon, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    queue: [], starting: true, statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
+    // Keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about.
+    migration: stage.workers ? migrationLogged() : "none",
     memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
   };
+  process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   let wake = () => {};
   for (const signal of TRAPPED) {
     process.on(signal, () => {
@@ -113,6 +111,8 @@ function handleSignal(m: Master, signal: string): void {
     case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
     case "SIGHUP":
+      // Keep-alive (no --workers): --reload means what it means to a single process, the entry's onReload hooks.
+      if (!m.stage.workers) return void m.workers.forEach((w) => signalWorker(w, SIG.HUP));
       runnerLog("master: SIGHUP: rolling restart");
       m.generation++;
       return;
@@ -139,8 +139,9 @@ function stop(m: Master, graceful: boolean, why: string, signal?: string): void 
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
   if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
-  m.stopping = { graceful, killAt: Date.now() + (graceful ? m.stage.timeout : 5) * 1000 };
-  for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
+  // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
+  m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
+  for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
 }
 
 function readMessages(m: Master): void {
@@ -179,9 +180,10 @@ function workerExited(m: Master, w: Worker, status: number): void {
   m.workers.splice(m.workers.indexOf(w), 1);
   const lived = Date.now() - w.startedAt;
   const how = describeExit(status);
-  if (m.starting) {
+  if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
     if (m.statusFile) writeWorkerTable(m.statusFile, null);
+    if (!w.error && !m.stage.workers) failStart(m, `Cannot start: the entry ${how} before it was ready`); // as one process says it
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -203,6 +205,12 @@ function workerExited(m: Master, w: Worker, status: number): void {
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+}
+
+function failStart(m: Master, message: string): never {
+  runnerLog(message, "fatal");
+  m.daemon.reporter.fail("START_FAILED", message);
+  process.exit(1);
 }
 
 /** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */

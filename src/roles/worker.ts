@@ -20,7 +20,7 @@ import { encode, type Report } from "../ready_pipe.ts";
 import { dropPrivileges } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { attachMigration } from "../reuseport_migrate.ts";
-import { SIG } from "../signals.ts";
+import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { describe } from "./daemon.ts";
 
@@ -37,6 +37,10 @@ function tell(report: Report): void {
 
 /** Unicorn's worker signals: TERM/INT exit at once, QUIT finishes in-flight requests, the reopen signal. */
 function handleSignals(stage: WorkerStage, title: string, listeners: Listeners): void {
+  ignoreInspectorSignal(libc);
+  // The one worker of a keep-alive master (no --workers) is what a single-process daemon would be: the
+  // master forwards TERM, INT and HUP, which run the entry's onShutdown and onReload hooks.
+  if (!stage.workers) return handleEntrySignals(runnerLog, { logFile: stage.logFile });
   let stopping = false;
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
