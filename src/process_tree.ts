@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { runnerLog } from "./log/setup.ts";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import process from "node:process";
 
@@ -91,4 +92,17 @@ export function treeMembers(tree: DaemonTree): number[] {
     p.uid === tree.uid && p.pid !== process.pid && p.state !== "Z" &&
     (p.session === tree.session || tree.descendants.get(p.pid) === p.startTime)
   ).map((p) => p.pid);
+}
+
+/**
+ * Makes this process the subreaper of its descendants (PR_SET_CHILD_SUBREAPER), so the orphans of the
+ * entry's children come back to it, in the daemon's tree; where the kernel (or qemu-user) refuses, says so
+ * in the log and goes on: they go to init then.
+ */
+export function becomeSubreaper(libc: { setChildSubreaper(): void }): void {
+  try {
+    libc.setChildSubreaper();
+  } catch (err) {
+    runnerLog(`master: not a subreaper (${(err as Error).message}): orphans of the entry's children go to init`, "warning");
+  }
 }

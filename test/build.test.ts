@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { BUN, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
+import { BUN, childrenOf, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
 
 const cli = (args: string[]) => RUNTIME === "bun" ? run([BUN, CLI, ...args], { timeout: 120_000 }) : run([DENO, "run", "-A", CLI, ...args], { timeout: 120_000 });
 
@@ -21,9 +21,11 @@ describe(`daemonic build (${RUNTIME})`, () => {
     const started = run([out, "--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0"]);
     const pid = sb.track(Number(started.stdout));
     assert.equal(started.status, 0, started.stderr);
-    assert.equal(await exchange(await portFromLog(logFile)), `Hello from PID ${pid}\n`);
+    // Keep-alive: the daemon supervises the entry, which runs in its one child.
+    const [entry] = childrenOf(pid).map((child) => sb.track(child));
+    assert.equal(await exchange(await portFromLog(logFile)), `Hello from PID ${entry}\n`);
     assert.equal(run([out, "--stop", "--pid-file", pidFile]).status, 0);
-    assert.ok(waitGone(pid, 5000));
+    assert.ok(waitGone(pid, 5000) && waitGone(entry, 5000));
   }));
 
   test("a missing entry exits 66, a bad flag 64, an entry that does not compile 65, each in one line", sandboxed(async (sb) => {

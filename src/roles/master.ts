@@ -16,6 +16,7 @@ import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
 import { runnerLog } from "../log/setup.ts";
+import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
@@ -53,7 +54,7 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   const title = `${stage.name} master`;
   setTitle(title);
   libc.setThreadName(title);
-  libc.setChildSubreaper(); // orphans of the entry's children come back to us, in the daemon's tree
+  becomeSubreaper(libc); // orphans of the entry's children come back to us, in the daemon's tree
   const m: Master = {
     stage, daemon, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
     queue: [], starting: true, statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
@@ -87,7 +88,6 @@ export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Prom
   }
   while (pumpAll(m.relays)); // what the last workers wrote before they exited
   for (const relay of m.relays) relay.close();
-  if (m.statusFile) writeWorkerTable(m.statusFile, null);
   process.exit(0);
 }
 
@@ -182,7 +182,6 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const how = describeExit(status);
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
-    if (m.statusFile) writeWorkerTable(m.statusFile, null);
     if (!w.error && !m.stage.workers) failStart(m, `Cannot start: the entry ${how} before it was ready`); // as one process says it
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
