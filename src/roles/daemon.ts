@@ -54,7 +54,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     }
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
-    if (!stage.workers) dropPrivileges(stage, libc); // the entry runs here; a master stays root, its workers drop
+    // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
+    if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
     return { pidFile, reporter };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
