@@ -45,7 +45,6 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
   process.on("SIGHUP", () => {}); // the master's business; never die of it
-  ignoreInspectorSignal(libc);
   // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
   for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
@@ -86,7 +85,9 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   // Four beats within --worker-timeout, between 0.1 s and 1 s apart.
   const heartbeat = setInterval(() => tell({ kind: "HB" }), Math.max(100, Math.min(1000, stage.workerTimeout * 250)));
   (heartbeat as { unref?: () => void }).unref?.();
-  const listeners = await shareListeners(stage.masterPid);
+  // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
+  // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
+  const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
   // and keeps what it read: take it out of the environment the entry's own children inherit.
   await import("node:cluster");
@@ -99,7 +100,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   failWhenIdle(() => ready, fatal);
   watchReadiness(stage.ready, evaluated, () => {
     ready = true;
-    attachMigration(); // the port's group needs it before any worker's listener closes: a crash included
+    if (stage.workers) attachMigration(); // the port's group needs it before any worker's listener closes
     tell({ kind: "READY" });
   });
   await evaluated;
