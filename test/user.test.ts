@@ -56,7 +56,7 @@ describe(`--user (${RUNTIME})`, () => {
   test("--daemon --user nobody: the entry binds port 80 as nobody with CAP_NET_BIND_SERVICE alone; reopen, reload, stop", sandboxed(async (sb) => {
     chmodSync(sb.dir, 0o755);
     const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-    const r = daemonic(["--daemon", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "80"]);
+    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "80"]);
     const pid = sb.track(Number(r.stdout.trim()));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(get80(), `Hello from PID ${pid}\n`);
@@ -82,7 +82,7 @@ describe(`--user (${RUNTIME})`, () => {
   test("--user nobody: the runtime's own server (Bun.serve, Deno.serve) binds port 80 too", sandboxed((sb) => {
     chmodSync(sb.dir, 0o755);
     const pidFile = sb.path("d.pid");
-    const r = daemonic(["--daemon", "--user", "nobody", "--pid-file", pidFile, "--", "80"], true, "serve.ts");
+    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--", "80"], true, "serve.ts");
     const pid = sb.track(Number(r.stdout.trim()));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(get80(), `Hello from PID ${pid}\n`);
@@ -127,7 +127,7 @@ describe(`--user (${RUNTIME})`, () => {
   test("--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on", sandboxed((sb) => {
     chmodSync(sb.dir, 0o755);
     const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-    const r = daemonic(["--daemon", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "0"], false);
+    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "0"], false);
     const pid = sb.track(Number(r.stdout.trim()));
     assert.equal(r.status, 0, r.stderr);
     const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
@@ -141,7 +141,7 @@ describe(`--user (${RUNTIME})`, () => {
 
   test("--group: the entry's gid is the group's, the user's uid is its own", sandboxed((sb) => {
     const pidFile = sb.path("d.pid");
-    const r = daemonic(["--daemon", "--user", TEST_USER, "--group", "nogroup", "--pid-file", pidFile, "--", "0"], false);
+    const r = daemonic(["--daemon", "--no-keep-alive", "--user", TEST_USER, "--group", "nogroup", "--pid-file", pidFile, "--", "0"], false);
     const pid = sb.track(Number(r.stdout.trim()));
     assert.equal(r.status, 0, r.stderr);
     const [uid, gid] = [ids("-u", TEST_USER), ids("-g", "nobody")];

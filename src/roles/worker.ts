@@ -12,6 +12,7 @@ import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, RUNTIME, setEntryArgv, setTitle } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
+import { watchEnvFiles } from "../env_file.ts";
 import { lifecycle } from "../lifecycle.ts";
 import { type Listeners, shareListeners } from "../listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
@@ -40,7 +41,10 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   ignoreInspectorSignal(libc);
   // The one worker of a keep-alive master (no --workers) is what a single-process daemon would be: the
   // master forwards TERM, INT and HUP, which run the entry's onShutdown and onReload hooks.
-  if (!stage.workers) return handleEntrySignals(runnerLog, { logFile: stage.logFile });
+  if (!stage.workers) {
+    watchEnvFiles(stage.envFiles, runnerLog); // before the handlers: SIGHUP re-reads them before onReload hooks
+    return handleEntrySignals(runnerLog, { logFile: stage.logFile });
+  }
   let stopping = false;
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
