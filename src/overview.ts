@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { socketsOf } from "./port_owner.ts";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
@@ -59,26 +60,9 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) inodes.add(m[1]);
-      } catch {
-        // closed meanwhile
-      }
-    }
-  } catch {
-    // gone, or not ours to read
-  }
-  return inodes;
-}
-
 /** The TCP ports (LISTEN) of sockets `pids` hold, from their network namespace's tables. */
 function listeningPorts(pids: number[]): number[] {
-  const inodes = new Set(pids.flatMap((pid) => [...socketInodes(pid)]));
+  const inodes = new Set(pids.flatMap((pid) => [...socketsOf(pid)]));
   const ports = new Set<number>();
   for (const table of ["tcp", "tcp6"]) {
     let text = "";

@@ -102,7 +102,8 @@ function familyOf(masterPid: number): number[] {
   return [...roots, ...children, ...children.flatMap(childrenOf)];
 }
 
-function socketsOf(pid: number): Set<string> {
+/** The inodes of the sockets `pid` holds (its fds that are `socket:[N]`); empty when it cannot be read. */
+export function socketsOf(pid: number): Set<string> {
   const inodes = new Set<string>();
   try {
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
