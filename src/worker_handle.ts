@@ -44,7 +44,7 @@ export function spawnWorker(stage: WorkerStage, generation: number, extra: { env
     pid = libc.spawn({
       path: stage.command.path,
       argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
+      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...(stage.workers ? RUNTIME.workerEnv(stage.id) : {}) },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, extra.output ?? 1, extra.output ?? 2, childEnd],
       cwd: stage.command.cwd, // where its relative paths (the script's) resolve
     });
