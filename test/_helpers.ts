@@ -3,7 +3,7 @@
  * kills exactly the pids a test recorded.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -284,4 +284,20 @@ export function sandboxed(body: (sb: Sandbox) => unknown): () => Promise<void> {
       sb.cleanup();
     }
   };
+}
+
+/** Like {@linkcode sandboxed}, with `net.ipv4.tcp_migrate_req` at 1 for the test's duration and restored
+ * after: lossless rolling restarts without the reuseport program need the kernel to hand a closing
+ * listener's queue to its SO_REUSEPORT siblings. */
+export function migrating(body: (sb: Sandbox) => unknown): () => Promise<void> {
+  const knob = "/proc/sys/net/ipv4/tcp_migrate_req";
+  return sandboxed(async (sb) => {
+    const saved = readFileSync(knob, "utf8").trim();
+    writeFileSync(knob, "1");
+    try {
+      await body(sb);
+    } finally {
+      writeFileSync(knob, saved);
+    }
+  });
 }

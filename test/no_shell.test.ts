@@ -12,7 +12,7 @@ import process from "node:process";
 import { after, describe, test } from "node:test";
 import {
   alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
-  procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone,
+  procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone, migrating,
 } from "./_helpers.ts";
 import { buildBinary, debianNamespace, IS_ROOT, minimalRoot, skipUnlessRoot } from "./_roots.ts";
 
@@ -25,18 +25,6 @@ const runner = (args: string[]) => compiled ? compiled.argv(server, args) : [DEN
 const withEnv = (env: Record<string, string>) => ({ env: { ...process.env, ...env } });
 
 // A lossless rolling restart needs the kernel to hand a closing listener's queue to its siblings; restored after.
-const knob = "/proc/sys/net/ipv4/tcp_migrate_req";
-const migrating = (body: (sb: Sandbox) => Promise<void>) =>
-  sandboxed(async (sb) => {
-    const saved = readFileSync(knob, "utf8").trim();
-    writeFileSync(knob, "1");
-    try {
-      await body(sb);
-    } finally {
-      writeFileSync(knob, saved);
-    }
-  });
-
 describe(`--daemon without /bin/sh, forced here (${RUNTIME})`, () => {
   test("DAEMONIC_WITHOUT=sh: the detach stage is the second fork; daemon(7) holds, read from /proc", sandboxed(async (sb) => {
     const pidFile = sb.path("d.pid"), logFile = sb.path("d.log"), leak = sb.path("inherited-fd-file");

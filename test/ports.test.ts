@@ -8,7 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive, childrenOf, compiledTarget, eventually, exchange, freePort, hammer, pidsMentioning, readOr, ROOT, run, runTarget,
-  RUNTIME, Sandbox, sandboxed, sleep, type Target,
+  RUNTIME, Sandbox, sandboxed, sleep, type Target, migrating,
 } from "./_helpers.ts";
 
 const buildDir = new Sandbox();
@@ -35,18 +35,6 @@ async function answeringPids(port: number, tries: number): Promise<number[]> {
 }
 
 // A lossless rolling restart needs the kernel to hand a closing listener's queue to its siblings; restored after.
-const knob = "/proc/sys/net/ipv4/tcp_migrate_req";
-const migrating = (body: (sb: Sandbox) => Promise<void>) =>
-  sandboxed(async (sb) => {
-    const saved = readFileSync(knob, "utf8").trim();
-    writeFileSync(knob, "1");
-    try {
-      await body(sb);
-    } finally {
-      writeFileSync(knob, saved);
-    }
-  });
-
 describe(`one daemon a port (${RUNTIME})`, () => {
   test("a second daemon with workers on a port the first one's workers serve fails (69, names port and pid), leaves nothing; the first keeps all traffic and reloads losslessly", migrating(async (sb) => {
     const port = await freePort();

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive, childrenOf, commOf, compiledTarget, eventually, exchange, freePort, hammer, readOr, ROOT, run, runTarget,
-  RUNTIME, Sandbox, sandboxed, sleep, type Target, waitGone,
+  RUNTIME, Sandbox, sandboxed, sleep, type Target, waitGone, migrating,
 } from "./_helpers.ts";
 
 const SEED = `${ROOT}/examples/seed.ts`;
@@ -135,19 +135,6 @@ describe(`workers (${RUNTIME})`, () => {
 });
 
 describe(`rolling restarts (${RUNTIME})`, () => {
-  // Lossless needs the kernel to hand a closing listener's queue to its SO_REUSEPORT siblings.
-  const knob = "/proc/sys/net/ipv4/tcp_migrate_req";
-  const migrating = (body: (sb: Sandbox) => Promise<void>) =>
-    sandboxed(async (sb) => {
-      const saved = readFileSync(knob, "utf8").trim();
-      writeFileSync(knob, "1");
-      try {
-        await body(sb);
-      } finally {
-        writeFileSync(knob, saved);
-      }
-    });
-
   test("HUP while a client hammers the port: no failed connection, then only new pids answer", migrating(async (sb) => {
     const s = await startWorkers(sb, "seed.ts", 2);
     const before = s.workers();
