@@ -97,16 +97,21 @@ function alreadyRunning(path: string, pid: number, missing = false): DaemonError
   return new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid });
 }
 
+/** Opens `file` read-write, created 0644, never through a symlink (plus `flags`); a failure is the one-line
+ * CANNOT_CREATE error for the pid file at `path`. */
+function openForWriting(file: string, flags: number, path: string, libc: Libc): number {
+  try {
+    return libc.open(file, O.RDWR | O.CREAT | O.NOFOLLOW | O.NOCTTY | flags, 0o644);
+  } catch (err) {
+    throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
+  }
+}
+
 /** Creates a locked pid file holding `pid` at `path`: written and locked under a temporary name, then
  * linked into place, so no one ever sees it empty or unlocked, and an existing file is never overwritten. */
 function create(path: string, pid: number, libc: Libc): number | null {
   const temporary = `${path}.${pid}.new`;
-  let fd: number;
-  try {
-    fd = libc.open(temporary, O.RDWR | O.CREAT | O.EXCL | O.NOFOLLOW | O.NOCTTY, 0o644);
-  } catch (err) {
-    throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
-  }
+  const fd = openForWriting(temporary, O.EXCL, path, libc);
   try {
     libc.tryLock(fd);
     libc.write(fd, new TextEncoder().encode(`${pid}\n`));
@@ -166,14 +171,10 @@ export class PidFile {
   /** Takes over the pid file a launcher holds for this daemon: waits (F_SETLKW) until the launcher lets go
    * of its lock, then writes `pid` into the same file and registers the daemon. */
   static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
-    let fd: number;
+    const fd = openForWriting(path, O.NONBLOCK, path, libc);
     try {
-      fd = libc.open(path, O.RDWR | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o644);
-    } catch (err) {
-      throw err instanceof SystemCallError ? cannotCreate(path, err) : err;
-    }
-    try {
-      if (!statFd(fd).isFile()) throw notPidFile(path, `it is ${kindOf(statFd(fd))}`);
+      const stats = statFd(fd);
+      if (!stats.isFile()) throw notPidFile(path, `it is ${kindOf(stats)}`);
       libc.lockWaiting(fd);
       libc.truncate(fd, 0);
       libc.write(fd, new TextEncoder().encode(`${pid}\n`));
