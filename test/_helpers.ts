@@ -2,6 +2,7 @@
  * Test helpers: the daemon under test on the runtime running the suite, /proc readers, and cleanup that
  * kills exactly the pids a test recorded.
  */
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
@@ -300,4 +301,16 @@ export function migrating(body: (sb: Sandbox) => unknown): () => Promise<void> {
       writeFileSync(knob, saved);
     }
   });
+}
+
+/** Asserts a daemon's stdio as daemon(7) wants it: stdin /dev/null, stdout and stderr the log in O_APPEND,
+ * no fd of the caller's (`leak`) inherited, no pipe left open. */
+export function assertDaemonStdio(pid: number, logFile: string, leak: string): void {
+  const fds = procFds(pid);
+  assert.equal(fds.get(0), "/dev/null");
+  assert.equal(fds.get(1), logFile);
+  assert.equal(fds.get(2), logFile);
+  assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
+  assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
+  assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `the ready socket or a launcher pipe left open: ${[...fds.values()]}`);
 }

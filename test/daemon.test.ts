@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import {
+import { assertDaemonStdio,
   alive, busyPort, compiledTarget, eventually, fdFlags, FIXTURES, freePort, get, inMask, pidsMentioning, portFromLog,
   procFds, procStat, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
@@ -56,13 +56,7 @@ describe(`--daemon (${RUNTIME})`, () => {
     const r = run(["/bin/sh", "-c", `exec 3<"$0" 4<"$0" 9>>"$0"; exec "$@"`, leak, ...argv]);
     const pid = sb.track(Number(r.stdout.trim()));
     assert.equal(r.status, 0, r.stderr);
-    const fds = procFds(pid);
-    assert.equal(fds.get(0), "/dev/null");
-    assert.equal(fds.get(1), logFile);
-    assert.equal(fds.get(2), logFile);
-    assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
-    assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
-    assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `ready pipe or a launcher pipe left open: ${[...fds.values()]}`);
+    assertDaemonStdio(pid, logFile, leak);
   }));
 
   test("resets inherited SIG_IGN dispositions and the signal mask", sandboxed(async (sb) => {

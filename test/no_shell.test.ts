@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, truncateSync, wri
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import {
+import { assertDaemonStdio,
   alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
   procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone, migrating,
 } from "./_helpers.ts";
@@ -54,13 +54,7 @@ describe(`--daemon without /bin/sh, forced here (${RUNTIME})`, () => {
     assert.notEqual(stat.session, procStat(process.pid).session, "in a new session");
     assert.ok(!alive(stat.session), "the detach process, the session's leader, is still there");
     assert.equal(stat.ttyNr, 0, "no controlling tty");
-    const fds = procFds(pid);
-    assert.equal(fds.get(0), "/dev/null");
-    assert.equal(fds.get(1), logFile);
-    assert.equal(fds.get(2), logFile);
-    assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
-    assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
-    assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `a pipe left open: ${[...fds.values()]}`);
+    assertDaemonStdio(pid, logFile, leak);
     const ignored = procStatus(pid, "SigIgn");
     for (const [name, n] of [["HUP", 1], ["INT", 2], ["QUIT", 3], ["USR2", 12], ["TERM", 15]] as const) {
       assert.ok(!inMask(ignored, n), `SIG${name} still ignored (SigIgn ${ignored})`);
