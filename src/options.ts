@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { FLAGS } from "./flags.ts";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
-import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
 import { type DaemonSettings, DEFAULTS } from "./stage.ts";
 import { readEnvFiles } from "./env_file.ts";
 import { parseSize } from "./memory_limit.ts";

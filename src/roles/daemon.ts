@@ -12,7 +12,7 @@ import { ignoreInspectorSignal } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError, ExitCode } from "../errors.ts";
 import { recordLogPath } from "../log/show.ts";
-import { configureLogging, runnerLog } from "../log/setup.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { type Notifier, systemdNotifier } from "../notify.ts";
 import { PidFile } from "../pidfile.ts";
 import { dropPrivileges } from "../privileges.ts";
@@ -98,9 +98,9 @@ export interface StartedDaemon extends Daemon {
   systemd: Notifier;
 }
 
-/** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
+/** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
 export function startDaemon(stage: DaemonStage): StartedDaemon {
-  configureLogging({ level: stage.logLevel, format: stage.logFormat });
+  setRunnerLogging({ level: stage.logLevel, format: stage.logFormat });
   const daemon = becomeDaemon(stage);
   return { ...daemon, fatal: guardStartup(daemon.reporter), systemd: systemdNotifier() };
 }
@@ -111,6 +111,8 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
   const { reporter, fatal, systemd } = startDaemon(stage);
+  // LogTape, for the entry's getLogger(), only here: a master runs no entry code.
+  (await import("../log/setup.ts")).configureLogging({ level: stage.logLevel, format: stage.logFormat });
   try {
     watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   } catch (err) {

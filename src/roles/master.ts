@@ -15,7 +15,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
-import { runnerLog } from "../log/setup.ts";
+import { runnerLog } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
