@@ -8,13 +8,11 @@
 import { writeSync } from "node:fs";
 import process from "node:process";
 import { ExitCode, userPathError } from "./errors.ts";
-import { parseRunnerArgs } from "./options.ts";
-import { identityOf } from "./privileges.ts";
-import { remembered } from "./remembered.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
 
-// Each role is imported when this process turns out to be it: the chunk of the roles it is not (their
-// modules, LogTape, node:child_process …) is never loaded, which every start and every --status pays for.
+// Each role is imported when this process turns out to be it: the chunks of the roles it is not (their
+// modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
+// what it loads before it runs the entry, or answers --status.
 const control = () => import("./roles/control.ts");
 const service = () => import("./service.ts");
 
@@ -32,6 +30,11 @@ export interface App {
   argv?: string[];
   /** Where relative paths on the command line resolve (default: the working directory). */
   baseDir?: string;
+}
+
+/** The name of a daemon built from `entryPath` or running as `execPath`. */
+export function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
 }
 
 /** Prints a line on stdout synchronously, so an exit right after cannot lose it. */
@@ -52,7 +55,7 @@ function exitWith(err: unknown): never {
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
-  if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, startDaemon(stage)); // keep-alive: a master of one worker
+  if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
   const { setEntryArgv, setTitle } = await import("./_runtime.ts");
   const { serveDefaultExport } = await import("./default_export.ts");
   return serveDaemon(stage, () => {
@@ -64,6 +67,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
+  const [{ parseRunnerArgs }, { remembered }, { identityOf }] = await Promise.all([import("./options.ts"), import("./remembered.ts"), import("./privileges.ts")]);
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }), argv);
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
