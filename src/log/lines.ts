@@ -61,12 +61,19 @@ export function formatLine(format: LogFormat, level: LogLevel, message: string, 
   return `${head}"@timestamp":"${time}","level":${level_},"message":${text},"logger":"daemonic","properties":{}}\n`;
 }
 
-let settings: { lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> } | undefined;
+let settings: { level: LogLevel; lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> } | undefined;
 const encoder = new TextEncoder();
 
-/** Sets this process's runner lines up: the lowest level written and the format (after a fork-exec, again). */
+/** Sets this process's logging up: the lowest level written and the format, for the runner's lines now and
+ * for LogTape once the entry asks for a logger (setup.ts). */
 export function setRunnerLogging(options: { level?: LogLevel; format?: LogFormat } = {}): void {
-  settings = { lowest: LOG_LEVELS.indexOf(options.level ?? "info"), format: options.format ?? "text", who: whoAmI() };
+  const level = options.level ?? "info";
+  settings = { level, lowest: LOG_LEVELS.indexOf(level), format: options.format ?? "text", who: whoAmI() };
+}
+
+/** What {@linkcode setRunnerLogging} set, or `undefined` outside the runner. */
+export function runnerLogging(): { level: LogLevel; format: LogFormat } | undefined {
+  return settings && { level: settings.level, format: settings.format };
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
- * Logging in the processes that run the entry: LogTape, configured by the runner from `--log-level` and
- * `--log-format` to write to fd 2 — the terminal in the foreground, the log file in a daemon, so the same entry
- * code logs to either with no change. The runner's own lines are lines.ts's, in the same format.
+ * The entry's logging: LogTape, configured from `--log-level` and `--log-format` to write to fd 2 — the
+ * terminal in the foreground, the log file in a daemon, so the same entry code logs to either with no change.
+ * It is configured when the entry first asks for a logger: an entry that never does never loads LogTape
+ * (~2 ms and ~2.5 MiB of every worker's start). The runner's own lines are lines.ts's, in the same format.
  *
  * @module
  */
 import { configureSync, getLogger as getLogTapeLogger, type Logger } from "@logtape/logtape";
-import { type LogFormat, type LogLevel, setRunnerLogging } from "./lines.ts";
+import { type LogFormat, type LogLevel, runnerLogging, setRunnerLogging } from "./lines.ts";
 import { formatterFor, getFdSink } from "./sink.ts";
 
 export type { Logger } from "@logtape/logtape";
@@ -19,6 +20,8 @@ export interface LoggingOptions {
   /** `text` (default) or `json` (JSON Lines). */
   format?: LogFormat;
 }
+
+let configured = false;
 
 /**
  * Configures LogTape for this process: every category at `level` and above to fd 2 in `format`; LogTape's
@@ -33,6 +36,7 @@ export interface LoggingOptions {
  */
 export function configureLogging(options: LoggingOptions = {}): void {
   setRunnerLogging(options);
+  configured = true;
   const sink = getFdSink(2, formatterFor(options.format ?? "text"));
   configureSync({
     reset: true,
@@ -58,5 +62,7 @@ export function configureLogging(options: LoggingOptions = {}): void {
  * ```
  */
 export function getLogger(category: string | readonly string[] = "app"): Logger {
+  const settings = configured ? undefined : runnerLogging();
+  if (settings) configureLogging(settings);
   return getLogTapeLogger(category);
 }

@@ -111,8 +111,6 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
   const { reporter, fatal, systemd } = startDaemon(stage);
-  // LogTape, for the entry's getLogger(), only here: a master runs no entry code.
-  (await import("../log/setup.ts")).configureLogging({ level: stage.logLevel, format: stage.logFormat });
   try {
     watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   } catch (err) {
