@@ -15,7 +15,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
-import { runnerLog } from "../log/lines.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
@@ -55,6 +55,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   setTitle(title);
   libc.setThreadName(title);
   becomeSubreaper(libc); // orphans of the entry's children come back to us, in the daemon's tree
+  setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
   const m: Master = {
     stage, daemon: undefined!, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
