@@ -91,7 +91,7 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !proce
   console.log(\`\${name} (daemonic \${VERSION})\`);
   process.exit(0);
 }
-const [{ main }, { nameOf }] = await Promise.all([import(${JSON.stringify(join(ROOT, "src", `runner${EXT}`))}), import(${JSON.stringify(join(ROOT, "src", `options${EXT}`))})]);
+const { main, nameOf } = await import(${JSON.stringify(join(ROOT, "src", `runner${EXT}`))});
 const entryPath = process.argv[1];
 await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
 `,

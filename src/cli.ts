@@ -10,8 +10,7 @@ import { writeSync } from "node:fs";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { DaemonError, ExitCode, userPathError } from "./errors.ts";
-import { nameOf } from "./options.ts";
-import { main } from "./runner.ts";
+import { main, nameOf } from "./runner.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `Usage:

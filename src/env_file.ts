@@ -135,7 +135,7 @@ export function applyEnvFiles(paths: readonly string[], env: Record<string, stri
  * ```ts ignore
  * // ignore: it adds a SIGHUP listener to this process
  * import { watchEnvFiles } from "./env_file.ts";
- * import { runnerLog } from "./log/setup.ts";
+ * import { runnerLog } from "./log/lines.ts";
  * watchEnvFiles(["/etc/app.env"], runnerLog);
  * ```
  */

@@ -7,7 +7,7 @@
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { runnerLog } from "./log/setup.ts";
+import { runnerLog } from "./log/lines.ts";
 
 const encoder = new TextEncoder();
 

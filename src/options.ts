@@ -4,13 +4,13 @@
  * @module
  */
 import { existsSync, statSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { FLAGS } from "./flags.ts";
 import { DaemonError } from "./errors.ts";
 import { runtimeDir } from "./safe_file.ts";
-import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/setup.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
 import { type DaemonSettings, DEFAULTS } from "./stage.ts";
 import { readEnvFiles } from "./env_file.ts";
 import { parseSize } from "./memory_limit.ts";
@@ -255,9 +255,4 @@ function serviceFlagsCheck(values: Record<string, string | string[] | boolean | 
   if (install && values["log-file"] !== undefined && !(values.workers && values.workers !== "0")) {
     fail("Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file");
   }
-}
-
-/** The name of a daemon built from `entryPath` or running as `execPath`. */
-export function nameOf(path: string): string {
-  return basename(path).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
 }

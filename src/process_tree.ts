@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { runnerLog } from "./log/setup.ts";
+import { runnerLog } from "./log/lines.ts";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import process from "node:process";
 

@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { lstatSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
@@ -38,9 +37,17 @@ export type StartRecord = Pick<RegistryEntry, "settings" | "command">;
 
 const SUFFIX = ".daemon.json";
 
+/** FNV-1a, 64 bits, in hex: names an entry after its pid-file path. Not node:crypto, whose import alone costs
+ * every --status, --stop and launcher 2–4 ms; the entry holds the path itself, so a collision is detected. */
+function fnv1a64(text: string): string {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
+  return hash.toString(16).padStart(16, "0");
+}
+
 /** The entry file for the daemon of `pidFile`. */
 export function entryPath(pidFile: string, dir = runtimeDir()): string {
-  return `${dir}/${createHash("sha256").update(pidFile).digest("hex").slice(0, 32)}${SUFFIX}`;
+  return `${dir}/${fnv1a64(pidFile)}${SUFFIX}`;
 }
 
 /** Whether the process `pid` runs as `uid` (an unreadable /proc entry, e.g. hidepid, is taken on trust). */

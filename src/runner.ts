@@ -7,23 +7,14 @@
  */
 import { writeSync } from "node:fs";
 import process from "node:process";
-import { setEntryArgv, setTitle } from "./_runtime.ts";
-import { serveDefaultExport } from "./default_export.ts";
 import { ExitCode, userPathError } from "./errors.ts";
-import { parseRunnerArgs } from "./options.ts";
-import { identityOf } from "./privileges.ts";
-import { remembered } from "./remembered.ts";
-import { usage } from "./usage.ts";
-import { holdLogs, logs, reload, reopenLogs, status, stop } from "./roles/control.ts";
-import { serveDaemon, startDaemon } from "./roles/daemon.ts";
-import { detach } from "./roles/detach.ts";
-import { runForeground } from "./roles/foreground.ts";
-import { launch } from "./roles/launcher.ts";
-import { list, statusJson } from "./roles/list.ts";
-import { runMaster } from "./roles/master.ts";
-import { serveWorker } from "./roles/worker.ts";
-import { installService, serviceCommand, uninstallService, unitMode, unitText } from "./service.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
+
+// Each role is imported when this process turns out to be it: the chunks of the roles it is not (their
+// modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
+// what it loads before it runs the entry, or answers --status.
+const control = () => import("./roles/control.ts");
+const service = () => import("./service.ts");
 
 /** The program the runner runs. */
 export interface App {
@@ -39,6 +30,11 @@ export interface App {
   argv?: string[];
   /** Where relative paths on the command line resolve (default: the working directory). */
   baseDir?: string;
+}
+
+/** The name of a daemon built from `entryPath` or running as `execPath`. */
+export function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
 }
 
 /** Prints a line on stdout synchronously, so an exit right after cannot lose it. */
@@ -57,8 +53,11 @@ function exitWith(err: unknown): never {
   process.exit(ExitCode.SOFTWARE);
 }
 
-function runDaemon(app: App, stage: DaemonStage): Promise<void> {
-  if (stage.workers || stage.keepAlive) return runMaster(stage, startDaemon(stage)); // keep-alive: a master of one worker
+async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
+  const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
+  if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+  const { setEntryArgv, setTitle } = await import("./_runtime.ts");
+  const { serveDefaultExport } = await import("./default_export.ts");
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
@@ -68,52 +67,55 @@ function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
+  const [{ parseRunnerArgs }, { remembered }, { identityOf }] = await Promise.all([import("./options.ts"), import("./remembered.ts"), import("./privileges.ts")]);
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }), argv);
-  const command = () => serviceCommand(argv, app.entryPath);
+  const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
   switch (opts.action) {
     case "help":
-      say(usage(opts.name));
+      say((await import("./usage.ts")).usage(opts.name));
       return 0;
     case "version":
       say(`${opts.name} (daemonic ${app.version})`);
       return 0;
     case "status":
-      return opts.json ? statusJson(opts) : status(opts);
+      return opts.json ? (await import("./roles/list.ts")).statusJson(opts) : (await control()).status(opts);
     case "list":
-      return list(opts.json);
+      return (await import("./roles/list.ts")).list(opts.json);
     case "stop":
-      stop(opts);
+      (await control()).stop(opts);
       return 0;
     case "reload":
-      reload(opts);
+      (await control()).reload(opts);
       return 0;
     case "hold-logs":
-      holdLogs(opts);
+      (await control()).holdLogs(opts);
       return 0;
     case "reopen-logs":
-      reopenLogs(opts);
+      (await control()).reopenLogs(opts);
       return 0;
     case "logs":
-      return logs(opts);
+      return (await control()).logs(opts);
     case "restart":
-      stop(opts);
-      say(await launch(opts));
+      (await control()).stop(opts);
+      say(await (await import("./roles/launcher.ts")).launch(opts));
       return 0;
     case "daemon":
-      say(await launch(opts));
+      say(await (await import("./roles/launcher.ts")).launch(opts));
       return 0;
     case "install-service":
-      installService(opts, command(), app.name);
+      (await service()).installService(opts, await command(), app.name);
       return 0;
     case "uninstall-service":
-      uninstallService(opts, command());
+      (await service()).uninstallService(opts, await command());
       return 0;
-    case "print-service":
-      say(unitText({ mode: unitMode(opts), command: command(), opts, userManager: opts.userService }, app.name).trimEnd());
+    case "print-service": {
+      const { unitMode, unitText } = await service();
+      say(unitText({ mode: unitMode(opts), command: await command(), opts, userManager: opts.userService }, app.name).trimEnd());
       return 0;
+    }
     case "foreground":
-      return await runForeground(opts, app.entryPath, app.load, exitWith);
+      return await (await import("./roles/foreground.ts")).runForeground(opts, app.entryPath, app.load, exitWith);
   }
 }
 
@@ -129,8 +131,8 @@ async function act(app: App, argv: string[]): Promise<number | void> {
  */
 export async function main(app: App): Promise<void> {
   const stage = takeStage();
-  if (stage?.role === "worker") return serveWorker(stage, app.entryPath, app.load);
-  if (stage?.role === "detach") detach(stage);
+  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, app.entryPath, app.load);
+  if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
   try {
     const code = await act(app, app.argv ?? process.argv.slice(2));

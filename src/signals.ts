@@ -9,7 +9,7 @@ import { RUNTIME } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
 import { reopenLogs } from "./log/rotate.ts";
-import type { LogLevel } from "./log/setup.ts";
+import type { LogLevel } from "./log/lines.ts";
 
 /** Signal numbers daemonic sends (Linux). */
 export const SIG = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15, URG: 23 } as const;
@@ -63,7 +63,7 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
  * ```ts ignore
  * // ignore: it installs SIGTERM/SIGINT handlers that exit this process
  * import { handleSignals } from "./signals.ts";
- * import { runnerLog } from "./log/setup.ts";
+ * import { runnerLog } from "./log/lines.ts";
  * handleSignals(runnerLog, { logFile: "/var/log/app.log" });
  * ```
  */

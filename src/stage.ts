@@ -11,7 +11,7 @@ import { readlinkSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import type { LogFormat, LogLevel } from "./log/setup.ts";
+import type { LogFormat, LogLevel } from "./log/lines.ts";
 
 /** A daemon's settings, every default applied: where the command line is parsed (options.ts), or by
  * {@linkcode withDefaults} for the library's {@linkcode DaemonOptions}. */

@@ -8,7 +8,7 @@
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { runnerLog } from "./log/setup.ts";
+import { runnerLog } from "./log/lines.ts";
 import type { PidFile } from "./pidfile.ts";
 import { ReportReader } from "./ready_pipe.ts";
 import { type DaemonStage, handOver } from "./stage.ts";

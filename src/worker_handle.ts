@@ -8,7 +8,7 @@ import { readFileSync, renameSync, rmSync } from "node:fs";
 import process from "node:process";
 import { libc, O } from "../ffi/mod.ts";
 import { RUNTIME } from "./_runtime.ts";
-import { WORKER_ID_ENV } from "./log/sink.ts";
+import { WORKER_ID_ENV } from "./log/lines.ts";
 import { type Report, ReportReader } from "./ready_pipe.ts";
 import type { MigrationMode } from "./reuseport_migrate.ts";
 import { writeSidecar } from "./safe_file.ts";

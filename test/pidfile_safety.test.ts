@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, type Stats, statSync, symlinkSync, unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, test } from "node:test";
+import { entryPath } from "../src/registry.ts";
 import {
   alive, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
@@ -34,7 +34,7 @@ const daemonic = (entry: string, args: string[], options = {}) => run(target.arg
 /** The runner as the second user, with `env` set. */
 const asUser = (entry: string, args: string[], env: Record<string, string>) =>
   run(["runuser", "-u", USER, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...target.argv(`${FIXTURES}/${entry}`, args)], { timeout: 30_000 });
-const registryEntry = (pidFile: string) => `/run/daemonic/${createHash("sha256").update(pidFile).digest("hex").slice(0, 32)}.daemon.json`;
+const registryEntry = (pidFile: string) => entryPath(pidFile, "/run/daemonic"); // root's registry
 
 describe(`pid file safety (${RUNTIME})`, () => {
   test("--stop and --status leave a regular file that is not a pid file alone: one line, exit 73", sandboxed((sb) => {

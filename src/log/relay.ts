@@ -8,7 +8,7 @@
  * @module
  */
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
-import type { LogFormat } from "./sink.ts";
+import type { LogFormat } from "./lines.ts";
 
 /** A pipe's buffer: a flat-out writer fills it while the master's loop sleeps between ticks. */
 const PIPE_BYTES = 1024 * 1024;

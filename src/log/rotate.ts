@@ -11,7 +11,7 @@ import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
 import { DaemonError } from "../errors.ts";
 import { writeSidecar } from "../safe_file.ts";
-import { runnerLog } from "./setup.ts";
+import { runnerLog } from "./lines.ts";
 
 /**
  * Opens `path` again (O_WRONLY|O_APPEND|O_CREAT) and puts it on fds 1 and 2, so after logrotate moved the

@@ -1,19 +1,17 @@
 /**
- * Logging set up in every process: LogTape, configured by the runner from `--log-level` and `--log-format` to
- * write to fd 2 — the terminal in the foreground, the log file in a daemon, so the same entry code logs to
- * either with no change — and the runner's own lines (start, ready, signals) under category `daemonic`.
+ * The entry's logging: LogTape, configured from `--log-level` and `--log-format` to write to fd 2 — the
+ * terminal in the foreground, the log file in a daemon, so the same entry code logs to either with no change.
+ * It is configured when the entry first asks for a logger: an entry that never does never loads LogTape
+ * (~2 ms and ~2.5 MiB of every worker's start). The runner's own lines are lines.ts's, in the same format.
  *
  * @module
  */
-import { configureSync, getLogger as getLogTapeLogger, isLogLevel, type Logger, type LogLevel } from "@logtape/logtape";
-import { appendFileSync } from "node:fs";
-import { formatterFor, getFdSink, LOG_FORMATS, type LogFormat } from "./sink.ts";
+import { configureSync, getLogger as getLogTapeLogger, type Logger } from "@logtape/logtape";
+import { type LogFormat, type LogLevel, runnerLogging, setRunnerLogging } from "./lines.ts";
+import { formatterFor, getFdSink } from "./sink.ts";
 
-export type { Logger, LogLevel } from "@logtape/logtape";
-export { LOG_FORMATS, type LogFormat } from "./sink.ts";
-
-/** The levels `--log-level` accepts, most verbose first. */
-export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error", "fatal"];
+export type { Logger } from "@logtape/logtape";
+export { type LogFormat, type LogLevel, runnerLog } from "./lines.ts";
 
 /** Logging settings of a process. */
 export interface LoggingOptions {
@@ -23,15 +21,7 @@ export interface LoggingOptions {
   format?: LogFormat;
 }
 
-/** Whether `value` names a level, for option parsing. */
-export function isLevel(value: string): value is LogLevel {
-  return isLogLevel(value) && LOG_LEVELS.includes(value);
-}
-
-/** Whether `value` names a format, for option parsing. */
-export function isFormat(value: string): value is LogFormat {
-  return (LOG_FORMATS as readonly string[]).includes(value);
-}
+let configured = false;
 
 /**
  * Configures LogTape for this process: every category at `level` and above to fd 2 in `format`; LogTape's
@@ -45,6 +35,8 @@ export function isFormat(value: string): value is LogFormat {
  * ```
  */
 export function configureLogging(options: LoggingOptions = {}): void {
+  setRunnerLogging(options);
+  configured = true;
   const sink = getFdSink(2, formatterFor(options.format ?? "text"));
   configureSync({
     reset: true,
@@ -70,43 +62,7 @@ export function configureLogging(options: LoggingOptions = {}): void {
  * ```
  */
 export function getLogger(category: string | readonly string[] = "app"): Logger {
+  const settings = configured ? undefined : runnerLogging();
+  if (settings) configureLogging(settings);
   return getLogTapeLogger(category);
-}
-
-/**
- * Writes one runner line at `level` (default `info`) under category `daemonic`.
- *
- * @example
- * ```ts
- * import { runnerLog } from "./setup.ts";
- * runnerLog("ready");
- * runnerLog("hook failed: boom", "error");
- * ```
- */
-export function runnerLog(line: string, level: LogLevel = "info"): void {
-  // A plain message with braces doubled: LogTape would read "{x}" as a placeholder.
-  getLogger("daemonic")[level](line.replaceAll("{", "{{").replaceAll("}", "}}"));
-}
-
-/**
- * Appends one runner line at `fatal` to the log file at `path`, formatted as the daemon would have: for the
- * launcher, to record a start-up failure the daemon could not write itself (killed, or died silently).
- * Never throws: the failure is already on the launcher's terminal.
- *
- * @example
- * ```ts
- * import { appendToLog } from "./setup.ts";
- * import { mkdtempSync, readFileSync } from "node:fs";
- * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
- * appendToLog(log, "Cannot start: the entry was not ready within 60 s", "text");
- * console.log(readFileSync(log, "utf8")); // 2026-…Z FATAL daemonic[1234]: Cannot start: …
- * ```
- */
-export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {
-  const record = { category: ["daemonic"], level: "fatal", message: [line], rawMessage: line, properties: {}, timestamp: Date.now() } as const;
-  try {
-    appendFileSync(path, formatterFor(format)(record));
-  } catch {
-    // The log file is what failed; the terminal has the message.
-  }
 }

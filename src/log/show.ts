@@ -10,13 +10,11 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { DaemonError } from "../errors.ts";
 import { findProgram } from "../programs.ts";
 import { writeSidecar } from "../safe_file.ts";
-import { tailLog } from "./tail.ts";
 
 /** Options of {@linkcode showLogs}. */
 export interface ShowLogsOptions {
@@ -47,9 +45,11 @@ export async function showLogs(path: string, options: ShowLogsOptions = {}): Pro
     throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`);
   }
   const tail = findProgram("tail");
-  if (!tail) return await tailLog(path, options.lines ?? 10, options.follow ?? false);
+  // Imported here: every launcher and daemon loads this module for the log-path record, not to show logs.
+  if (!tail) return await (await import("./tail.ts")).tailLog(path, options.lines ?? 10, options.follow ?? false);
   const args = ["-n", String(options.lines ?? 10)];
   if (options.follow) args.push("-F", `--pid=${process.pid}`, "-s", "0.2");
+  const { spawnSync } = await import("node:child_process");
   const result = spawnSync(tail, [...args, "--", path], { stdio: "inherit" });
   if (result.error) {
     throw new DaemonError("OS_FILE", `Cannot show logs: cannot run ${tail}: ${result.error.message}: install GNU coreutils`);

@@ -9,15 +9,7 @@
 import { getJsonLinesFormatter, getTextFormatter, type Sink, type TextFormatter } from "@logtape/logtape";
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
-
-/** The two log formats `--log-format` accepts. */
-export const LOG_FORMATS = ["text", "json"] as const;
-
-/** `text` (one human line) or `json` (JSON Lines). */
-export type LogFormat = typeof LOG_FORMATS[number];
-
-/** The environment variable a worker supervisor sets to each worker's id. */
-export const WORKER_ID_ENV = "DAEMONIC_WORKER_ID";
+import { type LogFormat, whoAmI } from "./lines.ts";
 
 /**
  * The formatter for `format`, for the calling process (its pid and `DAEMONIC_WORKER_ID` are read now).
@@ -34,8 +26,7 @@ export const WORKER_ID_ENV = "DAEMONIC_WORKER_ID";
  * ```
  */
 export function formatterFor(format: LogFormat, env: Record<string, string | undefined> = process.env, pid = process.pid): TextFormatter {
-  const raw = env[WORKER_ID_ENV];
-  const worker = raw === undefined || raw === "" ? undefined : /^\d+$/.test(raw) ? Number(raw) : raw;
+  const { worker } = whoAmI(env, pid);
   if (format === "json") {
     const jsonLines = getJsonLinesFormatter();
     // LogTape's object always starts with "{": splice our fields in front instead of re-serialising it.

@@ -12,7 +12,7 @@ import { ignoreInspectorSignal } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError, ExitCode } from "../errors.ts";
 import { recordLogPath } from "../log/show.ts";
-import { configureLogging, runnerLog } from "../log/setup.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { type Notifier, systemdNotifier } from "../notify.ts";
 import { PidFile } from "../pidfile.ts";
 import { dropPrivileges } from "../privileges.ts";
@@ -98,9 +98,9 @@ export interface StartedDaemon extends Daemon {
   systemd: Notifier;
 }
 
-/** The daemon's first steps: logging configured, {@linkcode becomeDaemon}, start-up guards, systemd. */
+/** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
 export function startDaemon(stage: DaemonStage): StartedDaemon {
-  configureLogging({ level: stage.logLevel, format: stage.logFormat });
+  setRunnerLogging({ level: stage.logLevel, format: stage.logFormat });
   const daemon = becomeDaemon(stage);
   return { ...daemon, fatal: guardStartup(daemon.reporter), systemd: systemdNotifier() };
 }

@@ -13,7 +13,7 @@ import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts
 import { serveDefaultExport } from "../default_export.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
-import { configureLogging, runnerLog } from "../log/setup.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { recordLogPath } from "../log/show.ts";
 import { systemdNotifier } from "../notify.ts";
 import type { RunnerOptions } from "../options.ts";
@@ -57,7 +57,7 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   if (opts.given.has("chdir")) process.chdir(opts.chdir);
   if (opts.given.has("umask")) libc.umask(opts.umask);
   const terminal = opts.logFile ? logTo(opts.logFile, opts.given.has("umask") ? opts.umask : currentUmask()) : 2;
-  configureLogging({ level: opts.logLevel, format: opts.logFormat });
+  setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // LogTape too, on the entry's first getLogger()
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   let pidFile: PidFile | undefined;
   if (opts.pidFileGiven) {
@@ -79,8 +79,8 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
  * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
+  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => startInForeground(opts, fail));
   const started = startInForeground(opts, fail);
-  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });

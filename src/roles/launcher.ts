@@ -19,7 +19,7 @@ import process from "node:process";
 import { type ChildFd, type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
 import { selfCommand } from "../_runtime.ts";
 import { DaemonError, pathProblem } from "../errors.ts";
-import { appendToLog } from "../log/setup.ts";
+import { appendToLog } from "../log/lines.ts";
 import { recordedLogPath, recordLogPath } from "../log/show.ts";
 import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { findProgram } from "../programs.ts";

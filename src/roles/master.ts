@@ -15,7 +15,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
-import { runnerLog } from "../log/setup.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
@@ -49,27 +49,28 @@ interface Master {
   relays: OutputRelay[]; // --log-timestamps: the workers' output pipes, read and stamped here
 }
 
-/** Runs the master until it has stopped; never returns. */
-export async function runMaster(stage: DaemonStage, daemon: StartedDaemon): Promise<never> {
+/** Runs the master until it has stopped; never returns. `startDaemon` runs once the workers are spawned. */
+export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDaemon): Promise<never> {
   const title = `${stage.name} master`;
   setTitle(title);
   libc.setThreadName(title);
   becomeSubreaper(libc); // orphans of the entry's children come back to us, in the daemon's tree
+  setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
   const m: Master = {
-    stage, daemon, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
-    queue: [], starting: true, statusFile: daemon.pidFile ? workerTableFile(daemon.pidFile.path) : undefined,
-    // Keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about.
-    migration: stage.workers ? migrationLogged() : "none",
-    memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
+    stage, daemon: undefined!, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
+    migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
   };
+  try {
+    maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
+  } finally {
+    m.daemon = startDaemon(); // a spawn error too is then reported to the launcher (its start-up guard)
+  }
+  moveStatus(m); // the worker table beside the pid file; written once all are ready
+  if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   let wake = () => {};
-  for (const signal of TRAPPED) {
-    process.on(signal, () => {
-      m.queue.push(signal);
-      wake();
-    });
-  }
+  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // handled by the loop
   while (!(m.stopping && m.workers.length === 0)) {
     let relayed = false;
     try {
@@ -258,7 +259,7 @@ function start(m: Master, id: number): void {
     writeStatus(m);
   } catch (err) {
     if (pipe) libc.close(pipe[0]);
-    if (m.starting) m.daemon.fatal(err);
+    if (m.starting) throw err; // a failed start: the loop (or runMaster, before the daemon) reports it
     const kept = m.workers.find((o) => o.id === id);
     runnerLog(`master: cannot start worker[${id}]: ${(err as Error).message}${kept ? `; keeping pid ${kept.pid}` : ""}`, "error");
     // A successor that cannot start ends the rolling restart (or replacement) instead of retrying each tick.
@@ -269,7 +270,6 @@ function start(m: Master, id: number): void {
   }
 }
 
-/** `--max-memory`: a ready worker whose RSS stays above the limit is replaced, successor first. */
 function retire(m: Master, w: Worker): void {
   w.retireBy = Date.now() + m.stage.timeout * 1000;
   signalWorker(w, SIG.QUIT);

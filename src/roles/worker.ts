@@ -16,7 +16,7 @@ import { watchEnvFiles } from "../env_file.ts";
 import { lifecycle } from "../lifecycle.ts";
 import { type Listeners, shareListeners } from "../listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
-import { configureLogging, runnerLog } from "../log/setup.ts";
+import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { encode, type Report } from "../ready_pipe.ts";
 import { dropPrivileges } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
@@ -74,7 +74,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the master's socket open
-  configureLogging({ level: stage.logLevel, format: stage.logFormat });
+  setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // LogTape too, on the entry's first getLogger()
 
   let ready = false;
   const fatal = (err: unknown) => {
