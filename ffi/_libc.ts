@@ -6,6 +6,7 @@
 import { SystemCallError } from "./errors.ts";
 import { availability, ProcPidfds, spawnFlagWorks } from "./_fallback.ts";
 import { reuseportCalls } from "./_reuseport.ts";
+import { sockDiagCalls } from "./_sock_diag.ts";
 import { POSIX_SPAWN_SETSID, spawn } from "./_spawn.ts";
 import { userCalls } from "./_users.ts";
 import type { Libc, RawLibc, SpawnOptions } from "./types.ts";
@@ -259,7 +260,8 @@ function processCalls({ f, raw, fail, check, retry, procPidfds, pidfdOpen }: Kit
 export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const kit = kitOf(raw, without);
   const libc = {
-    ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has), ...userCalls(kit),
+    ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has), ...sockDiagCalls(raw, kit.check),
+    ...userCalls(kit),
     spawn: (options: SpawnOptions) => spawn(kit, options, libc),
   } as Libc;
   return libc;

@@ -40,21 +40,19 @@ export function openLibc(path: string): RawLibc {
     return lib.symbols as unknown as Record<string, (...args: unknown[]) => unknown>;
   };
   const { __errno_location } = bind({ __errno_location: { args: [], returns: FFIType.ptr } });
-  const lazy = (name: string, args: FFIType[], returns: FFIType, target: Record<string, unknown>) => {
-    Object.defineProperty(target, name, {
-      configurable: true,
-      enumerable: true,
-      get() {
-        const fn = bind({ [name]: { args, returns } })[name];
-        Object.defineProperty(target, name, { value: fn, enumerable: true });
-        return fn;
+  // A Proxy, not a getter per symbol: defining ~45 getters up front cost 0.3 ms of every process's start.
+  const lazy = (specs: Record<string, { args: readonly AbstractType[]; returns: AbstractType }>) =>
+    new Proxy({} as Record<string, unknown>, {
+      get(bound, name) {
+        const spec = typeof name === "string" && Object.hasOwn(specs, name) ? specs[name] : undefined;
+        if (!spec || name in bound) return bound[name as string];
+        const table = { [name]: { args: spec.args.map((t) => FFIType[TYPES[t]]), returns: FFIType[TYPES[spec.returns]] } };
+        return bound[name as string] = bind(table)[name as string];
       },
+      has: (_, name) => typeof name === "string" && Object.hasOwn(specs, name),
     });
-  };
-  const fn: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(SYMBOLS)) lazy(name, spec.args.map((t) => FFIType[TYPES[t]]), FFIType[TYPES[spec.returns]], fn);
-  const extra: Record<string, unknown> = {};
-  lazy("strerror", [FFIType.i32], FFIType.ptr, extra);
+  const fn = lazy(SYMBOLS);
+  const extra = lazy({ strerror: { args: ["i32"], returns: "buf" } });
   return {
     fn: fn as unknown as RawLibc["fn"],
     address: (buffer) => BigInt(ptr(buffer)),

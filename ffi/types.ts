@@ -7,6 +7,7 @@
  * @module
  */
 import type { ReuseportCalls } from "./_reuseport.ts";
+import type { SockDiagCalls } from "./_sock_diag.ts";
 
 /** Abstract FFI types: `buf` is a `Uint8Array`-like buffer (or `null`), passed as a pointer. */
 export type AbstractType = "i32" | "i64" | "u32" | "buf" | "void";
@@ -107,7 +108,7 @@ export interface SpawnOptions {
 }
 
 /** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */
-export interface Libc extends ReuseportCalls {
+export interface Libc extends ReuseportCalls, SockDiagCalls {
   /** open(2); returns the fd. */
   open(path: string, flags: number, mode?: number): number;
   /** close(2). */

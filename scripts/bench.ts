@@ -31,6 +31,7 @@ import { freePort, kill, killOnExit, lastInt, listeners, readPid, record, runSyn
 import { report } from "./bench_report.ts";
 import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
+import { startupTrace } from "./bench_trace.ts";
 import { throughputs } from "./bench_wrk.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -99,7 +100,8 @@ const fg = (name: string, argv: string[], cwd?: string): Case => ({ name, sample
 
 const bareEntry = fg("bare `bun build --compile` of the entry, foreground", [bare]);
 const foreground = fg("daemonic binary, foreground", [bin, "--"]);
-const daemon = daemonic("daemonic binary, `--daemon`", "daemon", [bin]);
+const daemon = daemonic("daemonic binary, `--daemon` (keep-alive: launcher, supervisor, entry)", "daemon", [bin]);
+const daemonNk = daemonic("daemonic binary, `--daemon --no-keep-alive` (launcher, entry)", "nokeep", [bin], ["--no-keep-alive"]);
 const workers2 = hasWorkers
   ? daemonic("daemonic binary, `--daemon --workers 2`", "workers", [bin], ["--workers", "2"])
   : skip("daemonic binary, `--daemon --workers 2`", "this build has no --workers");
@@ -159,9 +161,10 @@ const denoCli = DENO ? [DENO, "run", "-A", "--unstable-net", join(DAEMONIC, "src
 const denoBare = DENO ? fg("bare `deno run -A` of a `Deno.serve` entry", [DENO, "run", "-A", DENO_ENTRY]) : skip("bare `deno run`", noDeno);
 const denoFg = DENO ? fg("`deno run -A src/cli.ts run ENTRY`, foreground", [...denoCli, "--"]) : skip("deno CLI foreground", noDeno);
 const denoTask = DENO ? fg("`deno task daemonic run ENTRY`, foreground", [DENO, "task", "-q", "daemonic", "run", DENO_ENTRY, "--"], DAEMONIC) : skip("deno task", noDeno);
-const denoDaemon = DENO ? daemonic("`deno run -A src/cli.ts run ENTRY --daemon`", "deno", denoCli) : skip("deno CLI --daemon", noDeno);
+const denoDaemon = DENO ? daemonic("`deno run -A src/cli.ts run ENTRY --daemon` (keep-alive)", "deno", denoCli) : skip("deno CLI --daemon", noDeno);
+const denoDaemonNk = DENO ? daemonic("`deno run -A src/cli.ts run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"]) : skip("deno CLI --daemon --no-keep-alive", noDeno);
 
-const servers = [bareEntry, foreground, daemon, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon];
+const servers = [bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk];
 if (PM2) start([PM2, "ping"], pm2Env); // its God daemon starts once, outside the timed runs (warm-up round too)
 console.error(`bench: time to ready, ${RUNS} rounds over ${servers.length} cases (+1 warm-up round)`);
 await measureAll(servers, RUNS);
@@ -213,9 +216,17 @@ console.error("bench: requests failed during 5 rolling restarts (program on and 
 const restarts = await restartLosses(bin, which("wrk"), tmp, freePort);
 console.log(report({
   runs: RUNS, bin, bare, bareExit, deno: DENO, notes, skipped, tp, sameFlags: SAME_FLAGS,
-  c: { bareEntry, foreground, daemon, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, exitCase, version, status },
+  c: { bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk, exitCase, version, status },
   seconds: (performance.now() - began) / 1000,
 }));
 console.log(restarts.join("\n"));
+console.error("bench: where a start's milliseconds go (strace)");
+const daemonArgv = (...extra: string[]) => [bin, "--daemon", ...extra, "--pid-file", "PIDFILE", "--", "PORT"];
+const traced: [string, string[]][] = [
+  ["bare compiled entry (baseline)", [bare, "PORT"]], ["bare `process.exit(0)` binary (baseline)", [bareExit]],
+  ["daemonic binary, foreground", [bin, "--", "PORT"]], ["`--daemon`", daemonArgv()], ["`--daemon --no-keep-alive`", daemonArgv("--no-keep-alive")],
+  ["`--daemon --workers 2`", daemonArgv("--workers", "2")],
+];
+console.log((await startupTrace(which("strace"), tmp, freePort, traced)).join("\n"));
 console.error("bench: log lines/s with and without --log-timestamps");
 console.log((await logLinesReport(BUN, DAEMONIC, tmp)).join("\n"));

@@ -1,23 +1,22 @@
 /**
  * Keeps a port to one daemon. Workers bind with SO_REUSEPORT, which would let any other process of the same
  * user join the port and take part of its traffic; so before a worker binds, it looks up who listens on the
- * port already (/proc/net/tcp, tcp6) and refuses with EADDRINUSE when a listener belongs to no process of
+ * port already (the kernel's sock_diag, as `ss -lt` asks) and refuses with EADDRINUSE when a listener belongs to no process of
  * its own daemon: its master's workers, or during a binary upgrade (USR2) the old master's.
  *
  * @module
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { isIP } from "node:net";
+import { libc } from "../ffi/mod.ts";
 
 interface Listener {
   address: string;
   inode: string;
 }
 
-/** `0100007F` (tcp) or 32 hex digits (tcp6), each 32-bit word in host (little-endian) order, as an address. */
-function addressOf(hex: string): string {
-  const bytes = (hex.match(/../g) ?? []).map((h) => parseInt(h, 16));
-  for (let i = 0; i < bytes.length; i += 4) bytes.splice(i, 4, ...bytes.slice(i, i + 4).reverse());
+/** An address as sock_diag gives it (4 or 16 bytes, network order), as text. */
+function addressOf(bytes: Uint8Array): string {
   if (bytes.length === 4) return bytes.join(".");
   const words = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16));
   return canonical(words.join(":"));
@@ -35,22 +34,7 @@ function canonical(address: string): string {
 
 /** The TCP sockets listening on `port`. */
 function listenersOn(port: number): Listener[] {
-  const found: Listener[] = [];
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try {
-      text = readFileSync(table, "utf8");
-    } catch {
-      continue; // no IPv6 in this kernel
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] !== "0A") continue; // TCP_LISTEN
-      const [hex, portHex] = f[1].split(":");
-      if (parseInt(portHex, 16) === port) found.push({ address: addressOf(hex), inode: f[9] });
-    }
-  }
-  return found;
+  return libc.tcpListeners().filter((l) => l.port === port).map((l) => ({ address: addressOf(l.address), inode: String(l.inode) }));
 }
 
 const WILDCARDS = new Set(["0.0.0.0", "::"]);
