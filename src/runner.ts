@@ -7,6 +7,8 @@
  */
 import { writeSync } from "node:fs";
 import process from "node:process";
+import { setEntryArgv, setTitle } from "./_runtime.ts";
+import { serveDefaultExport } from "./default_export.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
 
@@ -14,6 +16,7 @@ import { type DaemonStage, takeStage } from "./stage.ts";
 // modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
 // what it loads before it runs the entry, or answers --status.
 const control = () => import("./roles/control.ts");
+const launcher = () => import("./roles/launcher.ts");
 const service = () => import("./service.ts");
 
 /** The program the runner runs. */
@@ -56,8 +59,6 @@ function exitWith(err: unknown): never {
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
   if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
-  const { setEntryArgv, setTitle } = await import("./_runtime.ts");
-  const { serveDefaultExport } = await import("./default_export.ts");
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
@@ -98,10 +99,10 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return (await control()).logs(opts);
     case "restart":
       (await control()).stop(opts);
-      say(await (await import("./roles/launcher.ts")).launch(opts));
+      say(await (await launcher()).launch(opts));
       return 0;
     case "daemon":
-      say(await (await import("./roles/launcher.ts")).launch(opts));
+      say(await (await launcher()).launch(opts));
       return 0;
     case "install-service":
       (await service()).installService(opts, await command(), app.name);
