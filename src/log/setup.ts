@@ -11,7 +11,7 @@ import { type LogFormat, type LogLevel, runnerLogging, setRunnerLogging } from "
 import { formatterFor, getFdSink } from "./sink.ts";
 
 export type { Logger } from "@logtape/logtape";
-export { type LogFormat, type LogLevel, runnerLog } from "./lines.ts";
+export type { LogFormat, LogLevel } from "./lines.ts";
 
 /** Logging settings of a process. */
 export interface LoggingOptions {
