@@ -79,8 +79,9 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
  * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
-  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => startInForeground(opts, fail));
+  // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
+  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
