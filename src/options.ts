@@ -218,15 +218,20 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   };
 }
 
-/** `--max-memory`, `--log-timestamps` (both need the master of `--workers`) and `--env-file` (read now, so a
- * missing file fails before anything starts). */
-function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[] }, action: Action, baseDir: string) {
+/** `--max-memory`, `--log-timestamps` (both need a master: of `--workers`, or keep-alive's supervisor) and
+ * `--env-file` (read now, so a missing file fails before anything starts). */
+function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean }, action: Action, baseDir: string) {
   const given = values["max-memory"];
   const maxMemory = given === undefined ? 0 : parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M`);
   const starts = ["daemon", "restart", "foreground", "install-service", "print-service"].includes(action);
   const workers = count("workers", values.workers, DEFAULTS.workers);
+  // Without workers only keep-alive's supervisor (--daemon, --restart) runs apart from the entry to do it.
+  const kept = (action === "daemon" || action === "restart") && !values["no-keep-alive"];
   for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]]] as const) {
-    if (set && starts && workers === 0) fail(`Invalid --${flag} without --workers: the master of the workers does it; add --workers 1 (or more)`);
+    if (!set || !starts || workers > 0 || kept) continue;
+    if (values["no-keep-alive"]) fail(`Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`);
+    const where = action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
+    fail(`Invalid --${flag} without --workers ${where}: the master of the workers does it; add --workers 1 (or more)`);
   }
   const envFiles = (values["env-file"] ?? []).map((path) => {
     refuseEmptyPath("env-file", path);

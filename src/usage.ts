@@ -69,9 +69,10 @@ function options(name: string): string {
                         stays root and runs no entry code, each worker switches
       --group GROUP     with --user: this group instead of USER's own
       --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M) for 3 s: its
-                        successor starts first, one worker at a time (needs --workers)
+                        successor starts first, one worker at a time; a kept-alive entry is stopped,
+                        then started (needs a supervisor: --workers, or keep-alive with --daemon)
       --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
-                        worker id; whole lines only (needs --workers: the master writes them)
+                        worker id; whole lines only (needs a supervisor: it writes them)
       --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
                         again for each new worker and on --reload; repeatable, a later file wins
       --now             --install-service: start the service as well

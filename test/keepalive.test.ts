@@ -44,10 +44,8 @@ describe(`keep-alive (${RUNTIME})`, () => {
   test("kill -9 of the entry's process: the port answers again from a new pid, --status says running with 1 restart", sandboxed(async (sb) => {
     const port = await freePort();
     const [pidFile, log, name] = [sb.path("app.pid"), sb.path("app.log"), uniqueName("kill")];
-    const started = Date.now();
     const master = start(sb, "plain.ts", ["--pid-file", pidFile, "--log-file", log, "--name", name], [String(port)]);
-    // 2 s, or on a machine so loaded that a start takes longer, twice what this daemon's own start took.
-    const within = Math.max(2000, 2 * (Date.now() - started));
+    const within = 2000; // the issue's figure: a first crash is restarted at once, with no backoff
     assert.equal(readFileSync(pidFile, "utf8").trim(), String(master), "the pid file names the supervisor");
     const [entry] = childrenOf(master);
     assert.ok(entry, "the supervisor runs the entry in a child");

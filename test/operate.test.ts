@@ -74,22 +74,19 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     stop("leak.ts", steady.pidFile, steady.pid);
   }));
 
-  test("--log-timestamps: every line of two flat-out writers cutting lines in half is stamped, whole, in order, none lost; an unended line is written at exit", sandboxed(async (sb) => {
-    const total = 20_000;
-    const d = start(sb, "chatter.ts", "chatter", ["--workers", "2", "--log-timestamps"], [String(total)]);
-    const workers = d.workers();
-    assert.equal(workers.length, 2);
-    assert.ok(await eventually(() => (readOr(d.logFile).match(/\]: done$/gm)?.length ?? 0) === 2, 60_000), "the writers did not finish");
-    stop("chatter.ts", d.pidFile, d.pid);
+  /** Every line of `log` but the runner's is stamped and whole; each of `workers` wrote "line 1" … "line
+   * `total`" in order, then the line without a newline, marked at exit. */
+  function assertStamped(log: string, workers: number[], total: number): void {
     const stamped = new RegExp(`^${ISO} \\[(\\d+) worker ([12])\\]: (.*)$`);
     const byPid = new Map<number, number[]>(workers.map((pid) => [pid, []]));
     const tails: number[] = [];
-    for (const line of readOr(d.logFile).split("\n").slice(0, -1)) {
+    for (const line of log.split("\n").slice(0, -1)) {
       if (new RegExp(`^${ISO} [A-Z]+ daemonic\\[`).test(line)) continue; // the runner's own lines
       const m = stamped.exec(line);
       assert.ok(m, `unstamped or torn line: ${JSON.stringify(line)}`);
       const [, pid, , text] = m;
-      if (text === "tail [no newline at exit]") tails.push(Number(pid));
+      // Unended, it is written at exit with a marker; or ended by the runner's own line that follows it.
+      if (text === "tail [no newline at exit]" || text === "tail") tails.push(Number(pid));
       else if (text !== "done") byPid.get(Number(pid))!.push(Number(/^line (\d+)$/.exec(text)?.[1]));
     }
     for (const [pid, numbers] of byPid) {
@@ -97,6 +94,50 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
       assert.ok(numbers.every((n, i) => n === i + 1), `worker ${pid}: lines out of order or torn`);
     }
     assert.deepEqual(tails.sort(), [...workers].sort(), "the line without a newline was not written at exit");
+  }
+
+  test("--log-timestamps: every line of two flat-out writers cutting lines in half is stamped, whole, in order, none lost; an unended line is written at exit", sandboxed(async (sb) => {
+    const total = 20_000;
+    const d = start(sb, "chatter.ts", "chatter", ["--workers", "2", "--log-timestamps"], [String(total)]);
+    const workers = d.workers();
+    assert.equal(workers.length, 2);
+    assert.ok(await eventually(() => (readOr(d.logFile).match(/\]: done$/gm)?.length ?? 0) === 2, 60_000), "the writers did not finish");
+    stop("chatter.ts", d.pidFile, d.pid);
+    assertStamped(readOr(d.logFile), workers, total);
+  }));
+
+  test("--log-timestamps without --workers (keep-alive): the entry's flat-out output is stamped line by line, whole, none lost", sandboxed(async (sb) => {
+    const total = 20_000;
+    const d = start(sb, "chatter.ts", "chatter", ["--log-timestamps"], [String(total)]);
+    const workers = d.workers();
+    assert.equal(workers.length, 1, "keep-alive runs the entry in one child of the supervisor");
+    assert.ok(await eventually(() => /\]: done$/m.test(readOr(d.logFile)), 60_000), "the writer did not finish");
+    stop("chatter.ts", d.pidFile, d.pid);
+    assertStamped(readOr(d.logFile), workers, total);
+  }));
+
+  test("--max-memory 80M without --workers (keep-alive): the leaking entry is stopped, then started again; a new pid answers, --status counts the restart", sandboxed(async (sb) => {
+    const port = await freePort();
+    const d = start(sb, "leak.ts", "kept", ["--max-memory", "80M"], [String(port), "200"]);
+    const [first] = d.workers();
+    const replaced = new RegExp(`worker\\[1\\] \\(pid ${first}\\) RSS (\\d+) MB above --max-memory 80 MB for 3 s: replacing it`);
+    assert.ok(await eventually(() => replaced.test(readOr(d.logFile)), 20_000), readOr(d.logFile));
+    assert.ok(Number(replaced.exec(readOr(d.logFile))![1]) > 80);
+    // Stop, then start: the entry holds its port alone, so its successor starts once it has exited.
+    assert.ok(await eventually(() => d.workers().some((pid) => pid !== first), 10_000), readOr(d.logFile));
+    const log = readOr(d.logFile), after = log.slice(log.search(replaced));
+    assert.ok(after.indexOf(`worker[1] (pid ${first}) exited with code 0`) >= 0, log);
+    assert.ok(after.indexOf(`worker[1] (pid ${first}) exited`) < after.indexOf("worker[1] started"), log);
+    assert.doesNotMatch(log, /EADDRINUSE|crash loop/);
+    let hello: string | undefined;
+    for (const end = Date.now() + 5000; !hello && Date.now() < end; await sleep(50)) {
+      hello = /Hello from PID (\d+)/.exec(await exchange(port).catch(() => ""))?.[1]; // the successor may still be starting
+    }
+    assert.ok(hello && Number(hello) !== first, `answered by ${hello}, the leaking entry was ${first}`);
+    const status = run(runner("leak.ts", ["--status", "--pid-file", d.pidFile]));
+    assert.equal(status.status, 0, status.stderr);
+    assert.ok(Number(/worker\[1\] pid \d+, up \d+ s, (\d+) restarts/.exec(status.stdout)?.[1]) >= 1, status.stdout);
+    stop("leak.ts", d.pidFile, d.pid);
   }));
 
   test("--log-timestamps, 2 workers: the log moved and --reopen-logs, then --hold-logs, copy, truncate, --reopen-logs: each worker's lines once, in order", sandboxed(async (sb) => {
@@ -155,8 +196,8 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
 
   const refused: [string[], number, RegExp][] = [
     [["--workers", "1", "--max-memory", "300"], 64, /^Invalid --max-memory '300': give a size in K, M or G, e\.g\. --max-memory 300M$/],
-    [["--max-memory", "80M"], 64, /^Invalid --max-memory without --workers: .*add --workers 1/],
-    [["--log-timestamps"], 64, /^Invalid --log-timestamps without --workers: .*add --workers 1/],
+    [["--no-keep-alive", "--max-memory", "80M"], 64, /^Invalid --max-memory with --no-keep-alive: the supervisor does it; drop --no-keep-alive/],
+    [["--no-keep-alive", "--log-timestamps"], 64, /^Invalid --log-timestamps with --no-keep-alive: the supervisor does it; drop --no-keep-alive/],
     [["--env-file", "missing.env"], 66, /^Cannot read --env-file \S+\/missing\.env: no such file: create it, or drop the flag$/],
   ];
   for (const [args, code, message] of refused) {

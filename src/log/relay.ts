@@ -18,6 +18,9 @@ const LONGEST_LINE = 64 * 1024;
 const READS_PER_PUMP = 16;
 /** Lines getLogger() (or the runner) already stamped: text's ISO time, or JSON Lines' object. */
 const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z |\{"pid":)/;
+/** A runner line (lines.ts) written by the worker itself right after output it left without a newline (a
+ * kept-alive entry's "SIGTERM received" after a partial line): it starts a line of its own. */
+const RUNNER_MIDLINE = /(?<=[^\n])(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ daemonic\[|\{"pid":\d+,(?:"worker":[^,]*,)?"@timestamp":"[^"]*","level":"[A-Z]+","message":.*"logger":"daemonic")/g;
 
 const encoder = new TextEncoder();
 
@@ -79,7 +82,7 @@ export class OutputRelay {
         break;
       }
       read = true;
-      const text = this.partial + this.decoder.decode(chunk, { stream: true });
+      const text = (this.partial + this.decoder.decode(chunk, { stream: true })).replace(RUNNER_MIDLINE, "\n");
       const end = text.lastIndexOf("\n");
       this.partial = end < 0 ? text : text.slice(end + 1);
       const lines = end < 0 ? [] : text.slice(0, end).split("\n");

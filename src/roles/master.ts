@@ -183,7 +183,8 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const how = describeExit(status);
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
-    if (!w.error && !m.stage.workers) failStart(m, `Cannot start: the entry ${how} before it was ready`); // as one process says it
+    const message = `Cannot start: the entry ${how} before it was ready`; // as one process says it
+    if (!w.error && !m.stage.workers) runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -207,12 +208,6 @@ function workerExited(m: Master, w: Worker, status: number): void {
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
 }
 
-function failStart(m: Master, message: string): never {
-  runnerLog(message, "fatal");
-  m.daemon.reporter.fail("START_FAILED", message);
-  process.exit(1);
-}
-
 /** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */
 function killLazyWorkers(m: Master): void {
   const now = Date.now();
@@ -232,12 +227,15 @@ function maintainWorkerCount(m: Master): void {
   if (m.stopping) return;
   const now = Date.now();
   const serving = m.workers.filter((w) => !w.retireBy);
+  // Keep-alive's one worker holds its port alone (no SO_REUSEPORT): its successor starts once it is gone.
+  const free = (id: number) => m.stage.workers > 0 || !m.workers.some((w) => w.id === id);
   for (let id = 1; id <= m.target; id++) {
-    if (!serving.some((w) => w.id === id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
+    if (!serving.some((w) => w.id === id) && free(id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
   }
   for (const w of serving) if (w.id > m.target) retire(m, w);
   const stale = serving.filter((w) => w.generation < m.generation || w.replace);
   if (stale.length === 0 || m.starting) return;
+  if (!m.stage.workers) return retire(m, stale[0]); // keep-alive (--max-memory): stop, then start
   const successor = serving.find((w) => w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace);
   if (!successor) {
     if (!serving.some((w) => !w.ready)) start(m, stale[0].id);
@@ -270,9 +268,10 @@ function start(m: Master, id: number): void {
   }
 }
 
-function retire(m: Master, w: Worker): void {
+function retire(m: Master, w: Worker): void { // QUIT drains a worker; TERM runs a kept-alive entry's onShutdown hooks
+  if (w.replace) m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1); // --max-memory: a restart, as PM2 counts it
   w.retireBy = Date.now() + m.stage.timeout * 1000;
-  signalWorker(w, SIG.QUIT);
+  signalWorker(w, m.stage.workers ? SIG.QUIT : SIG.TERM);
 }
 
 /** USR2's outcome once known: on success this master retires gracefully; on failure nothing changes. */

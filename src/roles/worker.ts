@@ -43,7 +43,8 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   // master forwards TERM, INT and HUP, which run the entry's onShutdown and onReload hooks.
   if (!stage.workers) {
     watchEnvFiles(stage.envFiles, runnerLog); // before the handlers: SIGHUP re-reads them before onReload hooks
-    return handleEntrySignals(runnerLog, { logFile: stage.logFile });
+    // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
+    return handleEntrySignals(runnerLog, { logFile: stage.logTimestamps ? undefined : stage.logFile });
   }
   let stopping = false;
   process.on("SIGTERM", () => process.exit(0));
