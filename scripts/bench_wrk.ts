@@ -1,5 +1,5 @@
 /**
- * The bench's throughput: wrk pinned to one CPU, the daemon free to use the others, with 1 and 2 workers.
+ * The bench's throughput: wrk pinned to one CPU, the daemon free to use the others, with 1, 2 and 4 workers.
  *
  * @module
  */
@@ -50,10 +50,10 @@ async function throughput(bin: string, name: string, extra: string[], seconds: n
   }
 }
 
-/** requests/s of `--daemon` alone and with 1 and 2 workers. */
+/** requests/s of `--daemon` (keep-alive: the entry in one child) and with 1, 2 and 4 workers. */
 export async function throughputs(bin: string, hasWorkers: boolean, seconds: number, tmp: string, notes: string[]): Promise<Throughput[]> {
-  const tp = [await throughput(bin, "`--daemon` (no workers)", [], seconds, tmp, notes)];
-  for (const n of ["1", "2"]) {
+  const tp = [await throughput(bin, "`--daemon` (keep-alive, no workers)", [], seconds, tmp, notes)];
+  for (const n of ["1", "2", "4"]) {
     const name = `\`--daemon --workers ${n}\``;
     tp.push(hasWorkers ? await throughput(bin, name, ["--workers", n], seconds, tmp, notes) : { name, why: "this build has no --workers" });
   }
