@@ -294,6 +294,6 @@ function moveStatus(m: Master): void {
 function writeStatus(m: Master): void {
   if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed: m.stage.logTimestamps });
+  const error = writeWorkerTable(m.statusFile, rows, { migration: m.stage.workers ? m.migration : undefined, relayed: m.stage.logTimestamps });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
 }
