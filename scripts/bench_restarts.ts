@@ -1,16 +1,19 @@
 /**
  * The bench's "requests failed during 5 rolling restarts": 2 workers of the bench binary, `net.ipv4.tcp_migrate_req`
- * at 0 (restored after), wrk keep-alive (`-c32`) and fresh-connection (`-c8 -H "Connection: close"`) load at
- * once, 5 `--reload`s, with the reuseport migration program on and off (`DAEMONIC_FFI_WITHOUT=bpf`).
+ * at 0 (restored after), wrk keep-alive (`-c32`), pipelined keep-alive (`-c8`, 4 requests per connection at a
+ * time) and fresh-connection (`-c8 -H "Connection: close"`) load at once, 5 `--reload`s, with the reuseport
+ * migration program on and off (`DAEMONIC_FFI_WITHOUT=bpf`).
  * Needs root (the sysctl, the program); returns the report's markdown lines.
  *
  * @module
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
+const PIPELINE = join(dirname(fileURLToPath(import.meta.url)), "..", "test", "fixtures", "pipeline.lua");
 const KNOB = "/proc/sys/net/ipv4/tcp_migrate_req";
 const RELOADS = 5;
 
@@ -28,7 +31,7 @@ function parseWrk(stdout: string): WrkResult {
   return { requests, failed: errors + non2xx, detail: socket ? socket[0] : "no socket errors" };
 }
 
-async function oneRun(bin: string, wrk: string, dir: string, port: number, program: boolean): Promise<{ keepAlive: WrkResult; fresh: WrkResult }> {
+async function oneRun(bin: string, wrk: string, dir: string, port: number, program: boolean): Promise<Record<"keepAlive" | "pipelined" | "fresh", WrkResult>> {
   const pidFile = join(dir, `restarts-${program}.pid`), logFile = join(dir, `restarts-${program}.log`);
   const env = { ...process.env, DAEMONIC_FFI_WITHOUT: program ? "" : "bpf" };
   const started = spawnSync(bin, ["--daemon", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", String(port)], { env, encoding: "utf8" });
@@ -36,7 +39,7 @@ async function oneRun(bin: string, wrk: string, dir: string, port: number, progr
   try {
     const url = `http://127.0.0.1:${port}/`, seconds = `${RELOADS * 3 + 2}s`;
     const load = (args: string[]) => Bun.spawn([wrk, "-t1", ...args, `-d${seconds}`, url], { stdout: "pipe", stderr: "pipe" });
-    const keepAlive = load(["-c32"]), fresh = load(["-c8", "-H", "Connection: close"]);
+    const keepAlive = load(["-c32"]), pipelined = load(["-c8", "-s", PIPELINE]), fresh = load(["-c8", "-H", "Connection: close"]);
     await Bun.sleep(1000);
     for (let i = 1; i <= RELOADS; i++) {
       writeFileSync(KNOB, "0"); // other work on the machine may set it; the measurement is about 0
@@ -44,8 +47,8 @@ async function oneRun(bin: string, wrk: string, dir: string, port: number, progr
       const deadline = Date.now() + 20_000;
       while ((readFileSync(logFile, "utf8").match(/rolling restart done/g)?.length ?? 0) < i && Date.now() < deadline) await Bun.sleep(50);
     }
-    const [k, f] = await Promise.all([new Response(keepAlive.stdout).text(), new Response(fresh.stdout).text()]);
-    return { keepAlive: parseWrk(k), fresh: parseWrk(f) };
+    const [k, p, f] = await Promise.all([keepAlive, pipelined, fresh].map((wrk) => new Response(wrk.stdout).text()));
+    return { keepAlive: parseWrk(k), pipelined: parseWrk(p), fresh: parseWrk(f) };
   } finally {
     spawnSync(bin, ["--stop", "--pid-file", pidFile]);
   }
@@ -53,18 +56,19 @@ async function oneRun(bin: string, wrk: string, dir: string, port: number, progr
 
 /** Runs the measurement with the program on and off; the markdown section, or one line saying why not. */
 export async function restartLosses(bin: string, wrk: string | undefined, dir: string, freePort: () => Promise<number>): Promise<string[]> {
-  const title = `### Requests failed during ${RELOADS} rolling restarts (2 workers, \`net.ipv4.tcp_migrate_req = 0\`, wrk keep-alive \`-c32\` and fresh-connection \`-c8 -H "Connection: close"\` at once)`;
+  const title = `### Requests failed during ${RELOADS} rolling restarts (2 workers, \`net.ipv4.tcp_migrate_req = 0\`, wrk keep-alive \`-c32\`, pipelined \`-c8 -s pipeline.lua\` (4 requests at a time) and fresh-connection \`-c8 -H "Connection: close"\` at once)`;
   if (!wrk) return [title, "", "skipped: wrk not installed (Debian package `wrk`)", ""];
   if (process.getuid?.() !== 0) return [title, "", "skipped: needs root (it sets the sysctl and loads the BPF program)", ""];
   const saved = readFileSync(KNOB, "utf8").trim();
-  const lines = [title, "", "| reuseport migration program | keep-alive: failed / requests | fresh connections: failed / requests |", "| --- | ---: | ---: |"];
+  const lines = [title, "", "| reuseport migration program | keep-alive: failed / requests | pipelined: failed / requests | fresh connections: failed / requests |", "| --- | ---: | ---: | ---: |"];
   try {
     for (const program of [true, false]) {
       try {
-        const { keepAlive, fresh } = await oneRun(bin, wrk, dir, await freePort(), program);
-        lines.push(`| ${program ? "on (as root)" : "off (`DAEMONIC_FFI_WITHOUT=bpf`, as without root)"} | ${keepAlive.failed} / ${keepAlive.requests} | ${fresh.failed} / ${fresh.requests} |`);
+        const { keepAlive, pipelined, fresh } = await oneRun(bin, wrk, dir, await freePort(), program);
+        const cells = [keepAlive, pipelined, fresh].map((r) => `${r.failed} / ${r.requests}`).join(" | ");
+        lines.push(`| ${program ? "on (as root)" : "off (`DAEMONIC_FFI_WITHOUT=bpf`, as without root)"} | ${cells} |`);
       } catch (err) {
-        lines.push(`| ${program ? "on" : "off"} | failed: ${(err as Error).message} | |`);
+        lines.push(`| ${program ? "on" : "off"} | failed: ${(err as Error).message} | | |`);
       }
     }
   } finally {
