@@ -12,7 +12,10 @@ type Served = Record<string, unknown> & { fetch: AnyFn };
 /** How a worker's servers are drained (see drain.ts): handlers wrapped, one stop registered per server
  * (called with `idle`, which resolves when idle connections may be closed). */
 export interface Drainer {
-  wrapHandler<H extends (request: Request, ...rest: unknown[]) => Response | Promise<Response>>(handler: H): H;
+  wrapHandler<H extends (request: Request, ...rest: unknown[]) => Response | Promise<Response>>(
+    handler: H,
+    connectionOf?: (request: Request, ...rest: unknown[]) => string | undefined,
+  ): H;
   onStop(stop: (idle: () => Promise<void>) => Promise<void>): void;
 }
 /** Called before a server binds `port` on `host` with SO_REUSEPORT; throws to refuse it (EADDRINUSE). */
@@ -78,6 +81,13 @@ const bun: Runtime = {
   },
 };
 
+/** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
+ * behind a response marked `Connection: close` instead of closing, so the drain holds those back itself. */
+function denoConnection(_request: Request, info: unknown): string | undefined {
+  const address = (info as { remoteAddr?: { transport: string; hostname: string; port: number } } | undefined)?.remoteAddr;
+  return address?.transport === "tcp" ? `${address.hostname}:${address.port}` : undefined;
+}
+
 const deno: Runtime = {
   key: "deno",
   // Never SIGUSR1: it starts the V8 inspector there (see ignoreInspectorSignal).
@@ -93,11 +103,13 @@ const deno: Runtime = {
         if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
           args[0] = { ...args[0] as object, reusePort: true };
         } else args.unshift({ reusePort: true });
-        const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn };
+        const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn; cert?: unknown };
         if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
+        // Over TLS clients speak HTTP/2 (no pipelining, many requests at once on a connection): nothing to hold.
+        const connectionOf = o.cert ? undefined : denoConnection;
         const handlerAt = args.findIndex((a) => typeof a === "function");
-        if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never);
-        else if (typeof o.handler === "function") args[0] = { ...o, handler: drain.wrapHandler(o.handler as never) };
+        if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
+        else if (typeof o.handler === "function") args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
         const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
         drain.onStop(async (idle) => {
           await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener

@@ -3,7 +3,10 @@
  * queued connections move to a sibling, see reuseport_migrate.ts), every request already received is
  * answered, each response sent meanwhile says `Connection: close` so keep-alive clients reconnect to a live
  * worker, and a connection is closed by us only after it stayed idle for {@linkcode IDLE_GRACE_MS}: a
- * connection that is reused at the moment we close it is what loses a keep-alive client's request.
+ * connection that is reused at the moment we close it is what loses a keep-alive client's request. A request
+ * pipelined behind a response marked `Connection: close` is the client's to resend (RFC 9112 §9.3.2): a
+ * server that keeps answering the connection (Deno.serve does) is made to answer it only once the client,
+ * which closes on reading that response (§9.6), is gone.
  *
  * @module
  */
@@ -13,16 +16,15 @@ import { attachMigration, stopListening } from "./reuseport_migrate.ts";
 export const IDLE_GRACE_MS = 1000;
 
 type Handler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
+/** Names the TCP connection a request came on (`undefined` when unknown). */
+type ConnectionOf = (request: Request, ...rest: unknown[]) => string | undefined;
 
 /** The servers of one worker, and whether it is draining. */
 export class Drain {
   private active = false;
+  /** Connections sent a response marked `Connection: close` (when the server names them). */
+  private readonly closed = new Set<string>();
   private readonly stops: ((idle: () => Promise<void>) => Promise<void>)[] = [];
-
-  /** Whether the worker is retiring: responses from now on close their connection. */
-  get draining(): boolean {
-    return this.active;
-  }
 
   /** Registers how to stop one server: stop accepting at once, close idle connections once `idle()` resolves
    * (after the grace), resolve when its connections are closed. */
@@ -30,13 +32,20 @@ export class Drain {
     this.stops.push(stop);
   }
 
-  /** Wraps a `fetch`-style handler (Bun.serve, Deno.serve) so its responses say `Connection: close` during a drain. */
-  wrapHandler<H extends Handler>(handler: H): H {
+  /** Wraps a `fetch`-style handler (Bun.serve, Deno.serve) so its responses say `Connection: close` during a
+   * drain. With `connectionOf` (for a server that keeps answering a connection after such a response), a
+   * request that comes after it on the same connection is answered only {@linkcode IDLE_GRACE_MS} later. */
+  wrapHandler<H extends Handler>(handler: H, connectionOf?: ConnectionOf): H {
     const drain = this;
     return async function (this: unknown, request: Request, ...rest: unknown[]) {
+      const connection = drain.active ? connectionOf?.(request, ...rest) : undefined;
+      if (connection && drain.closed.has(connection)) await new Promise((resolve) => setTimeout(resolve, IDLE_GRACE_MS));
       const response = await handler.call(this, request, ...rest);
       // A 101 (Deno's upgradeWebSocket) is the start of a WebSocket, not a response to end with.
-      return drain.active && response instanceof Response && response.status !== 101 ? closing(response) : response;
+      if (!drain.active || !(response instanceof Response) || response.status === 101) return response;
+      const closed = connection ?? connectionOf?.(request, ...rest); // the drain may have begun meanwhile
+      if (closed) drain.closed.add(closed);
+      return closing(response);
     } as H;
   }
 
