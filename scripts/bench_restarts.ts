@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { alive } from "./bench_proc.ts";
 
 const KNOB = "/proc/sys/net/ipv4/tcp_migrate_req";
 const RELOADS = 5;
@@ -92,15 +93,6 @@ async function unicornRow(wrk: string, dir: string, port: number): Promise<strin
       process.kill(master, "SIGQUIT");
       for (let t = 0; t < 100 && alive(master); t++) await Bun.sleep(50);
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
