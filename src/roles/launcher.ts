@@ -27,6 +27,7 @@ import { identityOf } from "../privileges.ts";
 import { waitForReady } from "../ready_pipe.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
+import { checkStartInputs } from "../start_inputs.ts";
 import { terminate } from "../terminate.ts";
 
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
@@ -84,7 +85,7 @@ function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc
 
 /** Spawns /bin/sh — or, without one, this same command as the detach stage (roles/detach.ts) — which starts
  * the daemon with the stage socket on fd 3 and reports its pid there. Returns the launcher's end of it. */
-function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
+function spawnDaemon(stage: DaemonStage, log: ChildFd, environment: Record<string, string | undefined>, libc: Libc = systemLibc): number {
   const sh = findProgram("/bin/sh");
   const { path, args } = stage.command;
   const { parentEnd, childEnd, env } = handOver(sh ? stage : [{ role: "detach", command: stage.command }, stage], libc);
@@ -94,7 +95,7 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
       path: sh ?? path,
       // The daemon is the shell's (or the detach stage's) child, so not the session leader; that one reports its pid.
       argv: sh ? ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, path, ...args] : [path, ...args],
-      env: { ...process.env, ...env },
+      env: { ...environment, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
       setsid: true,
     });
@@ -122,8 +123,9 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
  * console.log(pid);
  * ```
  */
-export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
+export async function launch(options: DaemonOptions, libc: Libc = systemLibc, environment: Record<string, string | undefined> = process.env): Promise<number> {
   const settings = withDefaults(options);
+  checkStartInputs(settings); // 66 before anything
   identityOf(settings, libc); // 77 or 67 before anything
   checkPidFileFree(options.pidFile, libc);
   const recorded = recordedLogPath(options.pidFile);
@@ -132,7 +134,7 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc): P
   let readEnd: number;
   try {
     lock = holdPidFile(options.pidFile, process.pid, libc);
-    readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, libc);
+    readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, environment, libc);
   } catch (err) {
     if (lock !== undefined) libc.close(lock);
     removeStalePidFile(options.pidFile, libc);
