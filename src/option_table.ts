@@ -18,10 +18,9 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
-import { DaemonError } from "./errors.ts";
+import { isAbsolute } from "node:path";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
-import { parseSize } from "./memory_limit.ts";
+import { accountName, fail, octal, parseSize, path, seconds, size, whole } from "./option_values.ts";
 import type { DaemonSettings } from "./settings.ts";
 
 export { type DaemonSettings, DEFAULTS } from "./settings.ts";
@@ -87,36 +86,6 @@ export interface OptionRow {
   default?: string;
   paths: Record<Path, Cell>;
 }
-
-function fail(message: string): never {
-  throw new DaemonError("USAGE", message);
-}
-
-/** Longest duration a flag takes: timers and poll() count milliseconds in 32 bits, which a day fits. */
-const MAX_SECONDS = 86_400;
-
-const seconds = (least: 0 | 0.001) => (text: string, flag: string): number => {
-  const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || n < least || n > MAX_SECONDS) fail(`Invalid --${flag} '${text}': give seconds from ${least} to ${MAX_SECONDS}, e.g. --${flag} 10`);
-  return n;
-};
-const whole = (max: number, hint: string) => (text: string, flag: string): number => {
-  if (!/^\d+$/.test(text) || Number(text) > max) fail(`Invalid --${flag} '${text}': give a whole number ${hint}`);
-  return Number(text);
-};
-const path = (text: string, flag: string, baseDir: string): string => {
-  if (!text.trim()) fail(`Invalid --${flag} '${text}': give a path, or leave the flag out for the default`);
-  return resolve(baseDir, text);
-};
-const accountName = (text: string, flag: string): string => {
-  if (!/^[a-zA-Z_][\w.-]{0,31}\$?$/.test(text)) fail(`Invalid --${flag} '${text}': give a user or group name such as www-data`);
-  return text;
-};
-const octal = (mask: number) => mask.toString(8).padStart(3, "0");
-const size = (bytes: number) => {
-  const [unit, unitName] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => bytes % b === 0) ?? [1024, "K"];
-  return `${bytes / unit}${unitName}`;
-};
 
 const STARTS = ["foreground", "daemon", "restart", "install-service", "print-service"] as const satisfies Action[];
 /** Applied on every path (and carried by an upgraded master's stage). */

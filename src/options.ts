@@ -7,8 +7,8 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { DaemonError } from "./errors.ts";
 import { type Action, ACTIONS, DEFAULTS, type OptionRow, OPTIONS, type RunnerOptions } from "./option_table.ts";
+import { fail } from "./option_values.ts";
 import { runtimeDir } from "./safe_file.ts";
 import { closest } from "./suggest.ts";
 
@@ -20,10 +20,6 @@ export const FLAGS: Record<string, { type: "boolean" | "string"; short?: string;
   ...OPTIONS.map((o) => [o.name, { type: o.arg ? "string" : "boolean", ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
 ]);
 const SHORT_FLAGS = new Map(Object.entries(FLAGS).flatMap(([name, f]) => f.short ? [[f.short, name]] : []));
-
-function fail(message: string): never {
-  throw new DaemonError("USAGE", message);
-}
 
 /** What a cross-flag rule sees: the action, the flags given, and the settings they made. */
 export interface Given {

@@ -99,3 +99,57 @@ export function optionsMarkdown(): string {
   ];
   return ["| option | meaning | default |", "| --- | --- | --- |", ...rows].join("\n");
 }
+
+/** A flag or command of the `daemonic` tool, listed as the runner's are. */
+type Row = { name: string; short?: string; arg?: string; help: string };
+
+const BUILD_FLAGS: readonly Row[] = [
+  { name: "output", short: "o", arg: "OUTPUT", help: "the executable to write (required)" },
+  { name: "runtime", arg: "bun|deno", help: "the runtime embedded in it (default: bun; deno honours DENORT_BIN)" },
+  { name: "target", arg: "TARGET", help: "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)" },
+  { name: "help", short: "h", help: "this text" },
+];
+
+/**
+ * `daemonic --help` (no `command`) or `daemonic build --help`, each line at most `width` columns.
+ *
+ * @example
+ * ```ts
+ * import { toolUsage } from "./usage.ts";
+ * console.log(toolUsage("build").split("\n")[0]); // Usage: daemonic build ENTRY -o OUTPUT [options]
+ * ```
+ */
+export function toolUsage(command?: "build", width = 80): string {
+  const w = Math.max(60, Math.min(width, 120));
+  if (command === "build") {
+    return [
+      "Usage: daemonic build ENTRY -o OUTPUT [options]",
+      "",
+      ...wrap("Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own options.", w),
+      "",
+      "Options:",
+      ...BUILD_FLAGS.flatMap((f) => entry(flagNames(f), f.help, w)),
+      "",
+      "Examples:",
+      ...entry("daemonic build server.ts -o mydaemon", "then ./mydaemon --daemon -- 8080", w),
+      ...entry("daemonic build server.ts -o app --target linux-arm64", "for a Raspberry Pi", w),
+    ].join("\n");
+  }
+  const commands: [string, string][] = [
+    ["build ENTRY -o OUTPUT", "compile ENTRY and the runner into one executable (see daemonic build --help)"],
+    ["run ENTRY [options] [-- args]", "run ENTRY under the runner without compiling (see daemonic run ENTRY --help)"],
+    ["ls [--json]", "every daemon of this user (as ./mydaemon --list)"],
+    ["-V, --version", "the version"],
+    ["-h, --help", "this text"],
+  ];
+  return [
+    "Usage: daemonic COMMAND [arguments]",
+    "",
+    "Commands:",
+    ...commands.flatMap(([names, help]) => entry(names, help, w)),
+    "",
+    "Examples:",
+    ...entry("npx daemonic build server.ts -o mydaemon", "one executable for server.ts", w),
+    ...entry("npx daemonic run server.ts --daemon -- 8080", "the same runner, not compiled", w),
+  ].join("\n");
+}
