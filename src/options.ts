@@ -53,7 +53,7 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
   ...["worker-timeout", "max-memory", "log-timestamps"].map((flag) => ({
     when: (g: Given) => g.has(flag) && starts(g) && !supervised(g),
     message: (g: Given) =>
-      g.has("no-keep-alive")
+      !g.opts.keepAlive
         ? `Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`
         : `Invalid --${flag} without --workers ${where(g)}: the master of the workers does it; add --workers 1 (or more)`,
   })),
@@ -96,7 +96,7 @@ function isShortGroup(arg: string): boolean {
   for (let i = 1; i < arg.length; i++) {
     const long = SHORT_FLAGS.get(arg[i]);
     if (!long) return false;
-    if (FLAGS[long].type === "string") return true;
+    if (FLAGS[long].type === "string") return !/^[a-z]{2,}/i.test(arg.slice(i + 1)); // -n50, not -workers
   }
   return true;
 }
@@ -112,7 +112,7 @@ function normalise(argv: readonly string[], name: string): string[] {
     const arg = argv[i];
     if (arg === "--") return [...out, ...argv.slice(i)];
     if (/^--[^-]/.test(arg) && !(arg.slice(2).split("=")[0] in FLAGS)) unknownFlag(arg, name);
-    if (/^-[^-]/.test(arg) && !isShortGroup(arg)) unknownFlag(arg, name);
+    if (/^-[^-]/.test(arg) && (arg.slice(1).split("=")[0] in FLAGS || !isShortGroup(arg))) unknownFlag(arg, name);
     const flag = /^--([\w-]+)$/.exec(arg)?.[1] ?? (/^-\w$/.test(arg) ? SHORT_FLAGS.get(arg[1]) : undefined);
     const next = argv[i + 1];
     if (flag === undefined || FLAGS[flag]?.type !== "string" || !(next === undefined || next.startsWith("-"))) {
@@ -170,8 +170,14 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const given = new Map(Object.entries(values).filter(([, v]) => v !== undefined) as [string, string | boolean | string[]][]);
   if (argv.includes("--")) given.set("--", entryArgs);
   const opts: RunnerOptions = { ...settings, action, given, pidFile: settings.pidFile ?? defaultPidFile(name), pidFileGiven: given.has("pid-file"), args: positionals };
-  const view: Given = { action, has: (flag) => given.has(flag), opts };
+  checkRules(opts);
+  return opts;
+}
+
+/** Throws the message of the first {@linkcode RULES} entry `opts` breaks (again after `--restart` merged in
+ * the remembered settings: `--restart --worker-timeout 5` of a daemon started with `--no-keep-alive`). */
+export function checkRules(opts: RunnerOptions): void {
+  const view: Given = { action: opts.action, has: (flag) => opts.given.has(flag), opts };
   const broken = RULES.find((rule) => rule.when(view));
   if (broken) fail(broken.message(view));
-  return opts;
 }

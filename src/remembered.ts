@@ -9,6 +9,7 @@
 import { isAbsolute, normalize } from "node:path";
 import { DaemonError } from "./errors.ts";
 import { OPTIONS, type RunnerOptions } from "./option_table.ts";
+import { checkRules } from "./options.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "./registry.ts";
 
 const CONTROL = new Set(["stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs"]);
@@ -60,7 +61,11 @@ export function remembered(opts: RunnerOptions): RunnerOptions {
   if (!CONTROL.has(opts.action)) return opts;
   const entry = entryFor(opts);
   if (!entry) return opts;
-  if (opts.action === "restart" && entry.settings) return mergeRemembered(opts, entry);
+  if (opts.action === "restart" && entry.settings) {
+    const merged = mergeRemembered(opts, entry);
+    checkRules(merged);
+    return merged;
+  }
   const timeout = !opts.given.has("timeout") && entry.settings ? entry.settings.timeout : opts.timeout;
   return { ...opts, pidFile: entry.pidFile, name: entry.name, timeout };
 }

@@ -103,8 +103,8 @@ function validSettings(s: Record<string, unknown>): boolean {
   });
 }
 
-/** The stage in `value` when it has every field its role needs, else `undefined`. */
-function validStage(value: unknown): Stage | undefined {
+/** The stage in `value` when it has every field its role needs, each a value its option allows, else `undefined`. */
+export function validStage(value: unknown): Stage | undefined {
   const s = value as Record<string, unknown> | null;
   if (typeof s !== "object" || s === null) return undefined;
   const c = s.command as Record<string, unknown> | null;
