@@ -11,6 +11,9 @@ import { optionsMarkdown } from "../src/usage.ts";
 
 const README = join(dirname(fileURLToPath(import.meta.url)), "..", "README.md");
 const text = readFileSync(README, "utf8");
-const updated = text.replace(/(<!-- options-table: .*? -->)[\s\S]*?(<!-- \/options-table -->)/, `$1\n${optionsMarkdown()}\n$2`);
+const updated = text.replace(
+  /(<!-- options-table: .*? -->)[\s\S]*?(<!-- \/options-table -->)/,
+  `$1\n${optionsMarkdown()}\n$2`,
+);
 if (updated === text && !text.includes(optionsMarkdown())) throw new Error("README.md has no options-table markers");
 writeFileSync(README, updated);

@@ -26,6 +26,7 @@ import type { DaemonSettings } from "./settings.ts";
 export { type DaemonSettings, DEFAULTS } from "./settings.ts";
 
 /** What the command line asks for: one action flag, or none (the foreground). */
+// deno-fmt-ignore -- a list
 export type Action =
   | "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "reopen-logs" | "hold-logs" | "logs"
   | "help" | "version" | "install-service" | "uninstall-service" | "print-service" | "list";
@@ -89,15 +90,19 @@ export interface OptionRow {
 
 const STARTS = ["foreground", "daemon", "restart", "install-service", "print-service"] as const satisfies Action[];
 /** Applied on every path (and carried by an upgraded master's stage). */
+// deno-fmt-ignore -- a row of cells
 const EVERYWHERE: Record<Path, Cell> = { foreground: "applied", daemon: "applied", "no-keep-alive": "applied", workers: "applied", restart: "applied", unit: "applied", upgrade: "applied" };
 /** Options of other actions: refused wherever a daemon starts. */
+// deno-fmt-ignore -- a row of cells
 const NOT_A_START: Record<Path, Cell> = { foreground: "refused", daemon: "refused", "no-keep-alive": "refused", workers: "refused", restart: "refused", unit: "refused", upgrade: "n/a" };
 /** What needs a supervisor apart from the entry: `--workers`' master, or keep-alive's. */
+// deno-fmt-ignore -- a row of cells
 const NEEDS_SUPERVISOR: Record<Path, Cell> = { ...EVERYWHERE, foreground: "refused", "no-keep-alive": "refused", unit: "refused" };
 /** The unit's own settings. */
 const UNIT_ONLY: Record<Path, Cell> = { ...NOT_A_START, unit: "applied" };
 
 /** The action flags, in the order `--help` lists them. */
+// deno-fmt-ignore -- a table: one line an action
 export const ACTIONS: readonly ActionRow[] = [
   { name: "daemon", short: "d", help: "detach per daemon(7); exit 0 once the entry is ready, printing its pid" },
   { name: "stop", help: "SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped" },
@@ -115,7 +120,8 @@ export const ACTIONS: readonly ActionRow[] = [
   { name: "version", short: "V", help: "the version" },
 ];
 
-/** The options, grouped as `--help` and the README list them. */
+/** The options (`--help` and the README list them by group; a unit's ExecStart has them in this order). */
+// deno-fmt-ignore -- a table: one row an option, its fields on a few lines
 export const OPTIONS: readonly OptionRow[] = [
   {
     name: "pid-file", arg: "PATH", parse: path, example: "run/app.pid", key: "pidFile", setting: true, unit: "exec", group: "Files and identity",
@@ -150,11 +156,6 @@ export const OPTIONS: readonly OptionRow[] = [
   {
     name: "group", arg: "GROUP", parse: accountName, example: "nogroup", key: "group", setting: true, unit: "exec", group: "Files and identity",
     with: STARTS, paths: EVERYWHERE, help: "with --user: this group instead of USER's own",
-  },
-  {
-    name: "env-file", arg: "PATH", multiple: true, parse: path, example: "app.env", key: "envFiles", setting: true, unit: "exec", group: "Files and identity",
-    with: STARTS, paths: EVERYWHERE,
-    help: "KEY=value lines (.env) for the entry's environment, read again for each new worker and on --reload; repeatable, a later file wins",
   },
   {
     name: "ready", arg: "MODE", example: "manual", key: "ready", setting: true, unit: "exec", group: "Start and stop",
@@ -240,6 +241,11 @@ export const OPTIONS: readonly OptionRow[] = [
   {
     name: "watchdog-sec", arg: "SEC", parse: seconds(0), example: "3", key: "watchdogSec", setting: false, unit: "WatchdogSec=", group: "systemd units",
     with: ["install-service", "print-service"], paths: UNIT_ONLY, help: "the unit's WatchdogSec=: systemd restarts an entry whose event loop blocks",
+  },
+  {
+    name: "env-file", arg: "PATH", multiple: true, parse: path, example: "app.env", key: "envFiles", setting: true, unit: "exec", group: "Files and identity",
+    with: STARTS, paths: EVERYWHERE,
+    help: "KEY=value lines (.env) for the entry's environment, read again for each new worker and on --reload; repeatable, a later file wins",
   },
 ];
 

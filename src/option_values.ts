@@ -17,7 +17,9 @@ const MAX_SECONDS = 86_400;
 
 export const seconds = (least: 0 | 0.001) => (text: string, flag: string): number => {
   const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || n < least || n > MAX_SECONDS) fail(`Invalid --${flag} '${text}': give seconds from ${least} to ${MAX_SECONDS}, e.g. --${flag} 10`);
+  if (!/^\d+(\.\d+)?$/.test(text) || n < least || n > MAX_SECONDS) {
+    fail(`Invalid --${flag} '${text}': give seconds from ${least} to ${MAX_SECONDS}, e.g. --${flag} 10`);
+  }
   return n;
 };
 export const whole = (max: number, hint: string) => (text: string, flag: string): number => {
@@ -29,12 +31,15 @@ export const path = (text: string, flag: string, baseDir: string): string => {
   return resolve(baseDir, text);
 };
 export const accountName = (text: string, flag: string): string => {
-  if (!/^[a-zA-Z_][\w.-]{0,31}\$?$/.test(text)) fail(`Invalid --${flag} '${text}': give a user or group name such as www-data`);
+  if (!/^[a-zA-Z_][\w.-]{0,31}\$?$/.test(text)) {
+    fail(`Invalid --${flag} '${text}': give a user or group name such as www-data`);
+  }
   return text;
 };
 export const octal = (mask: number) => mask.toString(8).padStart(3, "0");
 export const size = (bytes: number) => {
-  const [unit, unitName] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => bytes % b === 0) ?? [1024, "K"];
+  const [unit, unitName] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => bytes % b === 0) ??
+    [1024, "K"];
   return `${bytes / unit}${unitName}`;
 };
 

@@ -15,10 +15,17 @@ import { closest } from "./suggest.ts";
 export type { Action, RunnerOptions } from "./option_table.ts";
 
 /** The flags for parseArgs, derived from the option table. */
-export const FLAGS: Record<string, { type: "boolean" | "string"; short?: string; multiple?: boolean }> = Object.fromEntries([
-  ...ACTIONS.map((a) => [a.name, { type: "boolean", ...(a.short ? { short: a.short } : {}) }]),
-  ...OPTIONS.map((o) => [o.name, { type: o.arg ? "string" : "boolean", ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
-]);
+export const FLAGS: Record<string, { type: "boolean" | "string"; short?: string; multiple?: boolean }> = Object
+  .fromEntries([
+    ...ACTIONS.map((a) => [a.name, { type: "boolean", ...(a.short ? { short: a.short } : {}) }]),
+    ...OPTIONS.map((
+      o,
+    ) => [o.name, {
+      type: o.arg ? "string" : "boolean",
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    }]),
+  ]);
 const SHORT_FLAGS = new Map(Object.entries(FLAGS).flatMap(([name, f]) => f.short ? [[f.short, name]] : []));
 
 /** What a cross-flag rule sees: the action, the flags given, and the settings they made. */
@@ -31,31 +38,45 @@ export interface Given {
 const starts = (g: Given) => ["foreground", "daemon", "restart", "install-service", "print-service"].includes(g.action);
 const inUnit = (g: Given) => g.action === "install-service" || g.action === "print-service";
 /** Whether a supervisor runs apart from the entry: `--workers`' master, or keep-alive's (`--daemon`, `--restart`). */
-const supervised = (g: Given) => g.opts.workers > 0 || ((g.action === "daemon" || g.action === "restart") && g.opts.keepAlive);
-const where = (g: Given) => g.action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
+const supervised = (g: Given) =>
+  g.opts.workers > 0 || ((g.action === "daemon" || g.action === "restart") && g.opts.keepAlive);
+const where = (g: Given) =>
+  g.action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
 
 /** The rules between flags, in order; the first that holds refuses the command line with its message. */
 export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) => string }[] = [
   {
     when: (g) => g.action === "foreground" && g.has("start-timeout"),
-    message: () => "Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon",
+    message: () =>
+      "Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon",
   },
-  { when: (g) => g.has("group") && !g.has("user"), message: (g) => `Invalid --group '${g.opts.group}': it goes with --user, e.g. --user ${g.opts.group} --group ${g.opts.group}` },
-  { when: (g) => g.has("no-keep-alive") && g.opts.workers > 0, message: () => "Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them" },
+  {
+    when: (g) => g.has("group") && !g.has("user"),
+    message: (g) =>
+      `Invalid --group '${g.opts.group}': it goes with --user, e.g. --user ${g.opts.group} --group ${g.opts.group}`,
+  },
+  {
+    when: (g) => g.has("no-keep-alive") && g.opts.workers > 0,
+    message: () => "Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them",
+  },
   {
     when: (g) => g.has("no-keep-alive") && g.action === "foreground",
-    message: () => "Invalid --no-keep-alive in the foreground: the foreground runs the entry in this process and never restarts it; drop it",
+    message: () =>
+      "Invalid --no-keep-alive in the foreground: the foreground runs the entry in this process and never restarts it; drop it",
   },
   {
     when: (g) => g.has("timeout") && g.action === "foreground" && !g.opts.workers && !g.opts.pidFileGiven,
-    message: () => "Invalid --timeout in the foreground without --pid-file: it times --stop, which finds the run by its pid file; add --pid-file (or --workers)",
+    message: () =>
+      "Invalid --timeout in the foreground without --pid-file: it times --stop, which finds the run by its pid file; add --pid-file (or --workers)",
   },
   ...["worker-timeout", "max-memory", "log-timestamps"].map((flag) => ({
     when: (g: Given) => g.has(flag) && starts(g) && !supervised(g),
     message: (g: Given) =>
       !g.opts.keepAlive
         ? `Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`
-        : `Invalid --${flag} without --workers ${where(g)}: the master of the workers does it; add --workers 1 (or more)`,
+        : `Invalid --${flag} without --workers ${
+          where(g)
+        }: the master of the workers does it; add --workers 1 (or more)`,
   })),
   ...["service-user", "service-group", "user", "group"].map((flag) => ({
     when: (g: Given) => g.has(flag) && g.has("user-service") && inUnit(g),
@@ -63,15 +84,18 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
   })),
   {
     when: (g) => g.has("user") && g.has("service-user"),
-    message: () => "Invalid --user with --service-user: --user keeps root for the pid file and drops for the entry, --service-user runs all as that user: give one",
+    message: () =>
+      "Invalid --user with --service-user: --user keeps root for the pid file and drops for the entry, --service-user runs all as that user: give one",
   },
   {
     when: (g) => inUnit(g) && g.opts.workers > 0 && g.has("watchdog-sec"),
-    message: () => "Invalid --watchdog-sec with --workers: the unit runs workers under a master, which systemd's watchdog cannot reach yet",
+    message: () =>
+      "Invalid --watchdog-sec with --workers: the unit runs workers under a master, which systemd's watchdog cannot reach yet",
   },
   {
     when: (g) => inUnit(g) && g.has("log-file") && !g.opts.workers,
-    message: () => "Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file",
+    message: () =>
+      "Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file",
   },
 ];
 
@@ -119,7 +143,9 @@ function normalise(argv: readonly string[], name: string): string[] {
       out.push(arg);
       continue;
     }
-    if (next === undefined || next === "--" || /^--?[a-zA-Z]/.test(next)) fail(`Missing value for --${flag}: give it one, e.g. --${flag}=VALUE (see ${name} --help)`);
+    if (next === undefined || next === "--" || /^--?[a-zA-Z]/.test(next)) {
+      fail(`Missing value for --${flag}: give it one, e.g. --${flag}=VALUE (see ${name} --help)`);
+    }
     out.push(`--${flag}=${next}`);
     i++;
   }
@@ -127,19 +153,40 @@ function normalise(argv: readonly string[], name: string): string[] {
 }
 
 /** The default pid file for `name`: /run as root (systemd's PIDFile), a private directory otherwise. */
-export function defaultPidFile(name: string, env: Record<string, string | undefined> = process.env, uid = process.getuid?.() ?? 0): string {
+export function defaultPidFile(
+  name: string,
+  env: Record<string, string | undefined> = process.env,
+  uid = process.getuid?.() ?? 0,
+): string {
   return uid === 0 ? `/run/${name}.pid` : `${runtimeDir(env, uid)}/${name}.pid`;
 }
 
 /** The settings the given flags make, every other one its default. */
-function settingsOf(values: Record<string, string | boolean | string[] | undefined>, action: Action, name: string, baseDir: string) {
-  const opts: Record<string, unknown> = { ...DEFAULTS, name, envFiles: [], lines: 10, json: false, follow: false, userService: false, now: false, updateEnv: false };
+function settingsOf(
+  values: Record<string, string | boolean | string[] | undefined>,
+  action: Action,
+  name: string,
+  baseDir: string,
+) {
+  const opts: Record<string, unknown> = {
+    ...DEFAULTS,
+    name,
+    envFiles: [],
+    lines: 10,
+    json: false,
+    follow: false,
+    userService: false,
+    now: false,
+    updateEnv: false,
+  };
   for (const row of OPTIONS) {
     const value = values[row.name];
     if (value === undefined) continue;
     if (!row.with.includes(action)) fail(`Invalid --${row.name}: it only goes with ${actionList(row)}`);
     if (typeof value === "boolean") opts[row.key] = !row.negates;
-    else opts[row.key] = Array.isArray(value) ? value.map((v) => row.parse!(v, row.name, baseDir)) : row.parse!(value, row.name, baseDir);
+    else {opts[row.key] = Array.isArray(value)
+        ? value.map((v) => row.parse!(v, row.name, baseDir))
+        : row.parse!(value, row.name, baseDir);}
   }
   return opts as Omit<RunnerOptions, "action" | "given" | "pidFile" | "pidFileGiven" | "args"> & { pidFile?: string };
 }
@@ -156,20 +203,38 @@ function settingsOf(values: Record<string, string | boolean | string[] | undefin
  * ```
  */
 export function parseRunnerArgs(argv: readonly string[], context: { name: string; baseDir?: string }): RunnerOptions {
-  const { values, positionals } = parseArgs({ args: normalise(argv, context.name), options: FLAGS, allowPositionals: true, strict: false });
+  const { values, positionals } = parseArgs({
+    args: normalise(argv, context.name),
+    options: FLAGS,
+    allowPositionals: true,
+    strict: false,
+  });
   const bare = Object.entries(values).find(([flag, v]) => FLAGS[flag]?.type === "boolean" && typeof v === "string");
   if (bare) fail(`Option '--${bare[0]}' does not take an argument: give it without a value`);
   const entryArgs = argv.includes("--") ? argv.slice(argv.indexOf("--") + 1) : [];
   const misplaced = entryArgs.map((a) => a.split("=")[0]).find((a) => a.startsWith("--") && a.slice(2) in FLAGS);
-  if (misplaced) console.error(`warning: ${misplaced} after -- goes to the entry, not to the runner: put runner flags before --`);
+  if (misplaced) {
+    console.error(`warning: ${misplaced} after -- goes to the entry, not to the runner: put runner flags before --`);
+  }
   const chosen = ACTIONS.filter((a) => values[a.name]).map((a) => a.name);
   if (chosen.length > 1) fail(`Conflicting actions --${chosen.join(" and --")}: give one at most`);
   const action: Action = chosen[0] ?? "foreground";
-  const name = typeof values.name === "string" ? OPTIONS.find((o) => o.name === "name")!.parse!(values.name, "name", "/") as string : context.name;
+  const name = typeof values.name === "string"
+    ? OPTIONS.find((o) => o.name === "name")!.parse!(values.name, "name", "/") as string
+    : context.name;
   const settings = settingsOf(values, action, name, context.baseDir ?? process.cwd());
-  const given = new Map(Object.entries(values).filter(([, v]) => v !== undefined) as [string, string | boolean | string[]][]);
+  const given = new Map(
+    Object.entries(values).filter(([, v]) => v !== undefined) as [string, string | boolean | string[]][],
+  );
   if (argv.includes("--")) given.set("--", entryArgs);
-  const opts: RunnerOptions = { ...settings, action, given, pidFile: settings.pidFile ?? defaultPidFile(name), pidFileGiven: given.has("pid-file"), args: positionals };
+  const opts: RunnerOptions = {
+    ...settings,
+    action,
+    given,
+    pidFile: settings.pidFile ?? defaultPidFile(name),
+    pidFileGiven: given.has("pid-file"),
+    args: positionals,
+  };
   checkRules(opts);
   return opts;
 }

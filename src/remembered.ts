@@ -25,17 +25,27 @@ function entryFor(opts: RunnerOptions): RegistryEntry | null {
   const matches = listRegistered().filter((e) => suffix ? e.pidFile.endsWith(suffix) : e.name === opts.name);
   if (matches.length > 1) {
     const where = matches.map((e) => e.pidFile).join(", ");
-    throw new DaemonError("USAGE", `Several daemons match ${given ? `--pid-file ${given}` : `the name ${opts.name}`} (${where}): pick one with --pid-file`);
+    throw new DaemonError(
+      "USAGE",
+      `Several daemons match ${
+        given ? `--pid-file ${given}` : `the name ${opts.name}`
+      } (${where}): pick one with --pid-file`,
+    );
   }
   return matches[0] ?? null;
 }
 
 /** `opts` over the settings `entry` remembers: a remembered option keeps its value unless given now
  * (`--` replaces the entry's arguments); the environment is the remembered one unless `--update-env`. */
-export function mergeRemembered(opts: RunnerOptions, entry: Pick<RegistryEntry, "settings" | "env" | "pidFile">): RunnerOptions {
+export function mergeRemembered(
+  opts: RunnerOptions,
+  entry: Pick<RegistryEntry, "settings" | "env" | "pidFile">,
+): RunnerOptions {
   const merged: RunnerOptions = { ...opts, pidFile: entry.pidFile };
   for (const row of OPTIONS) {
-    if (row.setting && row.key !== "pidFile" && !opts.given.has(row.name) && entry.settings && row.key in entry.settings) {
+    if (
+      row.setting && row.key !== "pidFile" && !opts.given.has(row.name) && entry.settings && row.key in entry.settings
+    ) {
       Object.assign(merged, { [row.key]: entry.settings[row.key as keyof typeof entry.settings] });
     }
   }

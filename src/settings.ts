@@ -51,7 +51,17 @@ export interface DaemonSettings {
 /** The default of every setting but the pid file (options.ts derives that one from the name) and the
  * entry's arguments: the command line's defaults and the library's. */
 export const DEFAULTS = {
-  name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
-  ready: "auto", workers: 0, keepAlive: true, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
+  name: "daemon",
+  logLevel: "info",
+  logFormat: "text",
+  chdir: "/",
+  umask: 0o022,
+  timeout: 10,
+  startTimeout: 60,
+  ready: "auto",
+  workers: 0,
+  keepAlive: true,
+  workerTimeout: 60,
+  maxMemory: 0,
+  logTimestamps: false,
 } as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles">;
-

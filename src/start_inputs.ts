@@ -25,6 +25,11 @@ export function checkStartInputs(settings: { chdir: string; envFiles: readonly s
   } catch {
     // Missing, a loop, not reachable: not a directory to change to.
   }
-  if (!directory) throw new DaemonError("NO_INPUT", `Invalid --chdir '${settings.chdir}': it is not a directory: create it or pick another`);
+  if (!directory) {
+    throw new DaemonError(
+      "NO_INPUT",
+      `Invalid --chdir '${settings.chdir}': it is not a directory: create it or pick another`,
+    );
+  }
   readEnvFiles(settings.envFiles);
 }

@@ -31,8 +31,10 @@ function entry(names: string, help: string, width: number): string[] {
   return body;
 }
 
-const flagNames = (row: { name: string; short?: string; arg?: string }) => `${row.short ? `-${row.short}, ` : "    "}--${row.name}${row.arg ? ` ${row.arg}` : ""}`;
-const helpOf = (row: OptionRow, name: string) => `${row.help}${row.default ? ` (default: ${row.default.replace("the executable's base name", name)})` : ""}`;
+const flagNames = (row: { name: string; short?: string; arg?: string }) =>
+  `${row.short ? `-${row.short}, ` : "    "}--${row.name}${row.arg ? ` ${row.arg}` : ""}`;
+const helpOf = (row: OptionRow, name: string) =>
+  `${row.help}${row.default ? ` (default: ${row.default.replace("the executable's base name", name)})` : ""}`;
 
 const GROUPS: readonly Group[] = ["Files and identity", "Start and stop", "Supervision", "Logs", "systemd units"];
 
@@ -52,14 +54,22 @@ function section(title: string, text: string, width: number): string[] {
  */
 export function usage(name: string, width = 80): string {
   const w = Math.max(60, Math.min(width, 120));
-  const lines = [`Usage: ${name} [action] [options] [-- args for the entry]`, "", "Actions (one at most; none runs the entry in the foreground):"];
+  const lines = [
+    `Usage: ${name} [action] [options] [-- args for the entry]`,
+    "",
+    "Actions (one at most; none runs the entry in the foreground):",
+  ];
   for (const action of ACTIONS) lines.push(...entry(flagNames(action), action.help, w));
   for (const group of GROUPS) {
     lines.push("", `${group}:`);
-    for (const row of OPTIONS.filter((o) => o.group === group)) lines.push(...entry(flagNames(row), helpOf(row, name), w));
+    for (const row of OPTIONS.filter((o) => o.group === group)) {
+      lines.push(...entry(flagNames(row), helpOf(row, name), w));
+    }
   }
   lines.push("", "Examples:");
-  for (const [command, what] of EXAMPLES) lines.push(...entry(command.replaceAll("NAME", name), what, w).map((l) => l.trimEnd()));
+  for (const [command, what] of EXAMPLES) {
+    lines.push(...entry(command.replaceAll("NAME", name), what, w).map((l) => l.trimEnd()));
+  }
   lines.push(...section("Signals", SIGNALS, w), ...section("Exit codes", EXIT_CODES, w));
   return lines.join("\n");
 }
@@ -95,7 +105,9 @@ const cell = (text: string) => text.replaceAll("|", "\\|");
 export function optionsMarkdown(): string {
   const rows = [
     ...ACTIONS.map((a) => `| \`${flagNames(a).trim()}\` | ${cell(a.help)} | |`),
-    ...OPTIONS.map((o) => `| \`${flagNames(o).trim()}\` | ${cell(o.help)} | ${cell(o.default ?? "")} |`),
+    ...GROUPS.flatMap((g) => OPTIONS.filter((o) => o.group === g)).map((o) =>
+      `| \`${flagNames(o).trim()}\` | ${cell(o.help)} | ${cell(o.default ?? "")} |`
+    ),
   ];
   return ["| option | meaning | default |", "| --- | --- | --- |", ...rows].join("\n");
 }
@@ -106,7 +118,12 @@ type Row = { name: string; short?: string; arg?: string; help: string };
 const BUILD_FLAGS: readonly Row[] = [
   { name: "output", short: "o", arg: "OUTPUT", help: "the executable to write (required)" },
   { name: "runtime", arg: "bun|deno", help: "the runtime embedded in it (default: bun; deno honours DENORT_BIN)" },
-  { name: "target", arg: "TARGET", help: "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)" },
+  {
+    name: "target",
+    arg: "TARGET",
+    help:
+      "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)",
+  },
   { name: "help", short: "h", help: "this text" },
 ];
 
@@ -125,7 +142,10 @@ export function toolUsage(command?: "build", width = 80): string {
     return [
       "Usage: daemonic build ENTRY -o OUTPUT [options]",
       "",
-      ...wrap("Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own options.", w),
+      ...wrap(
+        "Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own options.",
+        w,
+      ),
       "",
       "Options:",
       ...BUILD_FLAGS.flatMap((f) => entry(flagNames(f), f.help, w)),

@@ -12,7 +12,7 @@ import {
   sandboxed, sleep, type Target, waitGone,
 } from "./_helpers.ts";
 
-const ENTRIES = ["leak.ts", "chatter.ts", "env.ts"];
+const ENTRIES = ["leak.ts", "chatter.ts", "env.ts", "port_env.ts"];
 const buildDir = new Sandbox();
 after(() => buildDir.cleanup());
 const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
@@ -186,6 +186,37 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
       stop("env.ts", d.pidFile, d.pid);
     }));
   }
+
+  test("--restart from a shell without PORT keeps the environment it was started with; --update-env takes the caller's; --status --json counts it, --list --json never prints it", sandboxed(async (sb) => {
+    const port = await freePort();
+    const pidFile = sb.path("web.pid"), logFile = sb.path("web.log");
+    const { PORT: _p, GREETING: _g, ...bare } = process.env as Record<string, string>;
+    const as = (env: Record<string, string>, args: string[]) => run(runner("port_env.ts", args), { env: { ...bare, ...env }, cwd: "/" });
+    const started = as({ PORT: String(port), GREETING: "secret-hello" }, ["--daemon", "--pid-file", pidFile, "--log-file", logFile]);
+    const first = sb.track(Number(started.stdout.trim()));
+    assert.equal(started.status, 0, started.stderr + readOr(logFile));
+    const before = await answer(port);
+    assert.equal(before.GREETING, "secret-hello");
+    const restart = as({}, ["--restart", "--pid-file", pidFile]);
+    const second = sb.track(Number(restart.stdout.trim()));
+    assert.equal(restart.status, 0, restart.stderr + readOr(logFile));
+    assert.ok(waitGone(first, 5000));
+    const after = await answerWhen(port, (a) => a.pid !== before.pid, 10_000);
+    assert.ok(after, `nothing answers on port ${port} after --restart without PORT: ${readOr(logFile)}`);
+    assert.equal(after.GREETING, "secret-hello", "the remembered environment was not used");
+    const status = JSON.parse(as({}, ["--status", "--json", "--pid-file", pidFile]).stdout);
+    assert.deepEqual(status.environment.envFiles, []);
+    assert.ok(status.environment.variables >= 2, JSON.stringify(status.environment));
+    const list = as({}, ["--list", "--json"]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.doesNotMatch(list.stdout + JSON.stringify(status), /secret-hello/, "the environment's values are printed");
+    const updated = as({ PORT: String(port), GREETING: "new-hello" }, ["--restart", "--update-env", "--pid-file", pidFile]);
+    const third = sb.track(Number(updated.stdout.trim()));
+    assert.equal(updated.status, 0, updated.stderr + readOr(logFile));
+    assert.ok(waitGone(second, 5000));
+    assert.equal((await answerWhen(port, (a) => a.pid !== after.pid, 10_000))?.GREETING, "new-hello", "--update-env did not take the caller's environment");
+    stop("port_env.ts", pidFile, third);
+  }));
 
   test("--print-service keeps --max-memory, --log-timestamps and the --env-file's absolute path in ExecStart=", sandboxed((sb) => {
     writeFileSync(sb.path("app.env"), "A=1\n");

@@ -35,7 +35,8 @@ function expected(row: OptionRow): unknown {
   const value = row.parse!(row.example, row.name, "/srv");
   return row.multiple ? [value] : value;
 }
-const unit = (opts: RunnerOptions) => unitText({ command: ["/usr/local/bin/app"], opts, userManager: opts.userService }, "app");
+const unit = (opts: RunnerOptions) =>
+  unitText({ command: ["/usr/local/bin/app"], opts, userManager: opts.userService }, "app");
 const directive = (text: string, name: string) => text.split("\n").find((l) => l.startsWith(name));
 
 /** Asserts `row` is applied on `path`: its setting reaches the process, the stage, the merge or the unit. */
@@ -43,11 +44,21 @@ function assertApplied(row: OptionRow, path: Exclude<Path, "upgrade">): void {
   const opts = parse([...BASE[path], ...flagArgs(row)]);
   assert.deepEqual(opts[row.key], expected(row), `--${row.name} on ${path}: not set`);
   if (path === "unit") return assertInUnit(row, opts);
-  if (row.setting) assert.deepEqual(withDefaults(opts)[row.key as keyof ReturnType<typeof withDefaults>], expected(row), `--${row.name}: not in the stage`);
+  if (row.setting) {
+    assert.deepEqual(
+      withDefaults(opts)[row.key as keyof ReturnType<typeof withDefaults>],
+      expected(row),
+      `--${row.name}: not in the stage`,
+    );
+  }
   if (path === "restart" && row.setting) {
     // Given now: it wins over the remembered value; not given: the remembered value comes back.
     const other = { ...withDefaults(parse(["--daemon"])), pidFile: opts.pidFile };
-    assert.deepEqual(mergeRemembered(opts, { pidFile: opts.pidFile, settings: other })[row.key], expected(row), `--restart --${row.name}: the remembered value won`);
+    assert.deepEqual(
+      mergeRemembered(opts, { pidFile: opts.pidFile, settings: other })[row.key],
+      expected(row),
+      `--restart --${row.name}: the remembered value won`,
+    );
     const started = withDefaults(parse(["--daemon", ...flagArgs(row)]));
     const again = mergeRemembered(parse(["--restart"]), { pidFile: started.pidFile, settings: started });
     assert.deepEqual(again[row.key], expected(row), `--${row.name}: not remembered by --restart`);
@@ -74,7 +85,11 @@ function assertRefused(row: OptionRow, path: Exclude<Path, "upgrade">): void {
     assert.ok(err instanceof DaemonError, String(err));
     assert.equal(err.exitCode, 64);
     assert.doesNotMatch(err.message, /\n/);
-    assert.match(err.message, new RegExp(`--${row.name}\\b`), `the refusal of ${argv.join(" ")} does not name --${row.name}`);
+    assert.match(
+      err.message,
+      new RegExp(`--${row.name}\\b`),
+      `the refusal of ${argv.join(" ")} does not name --${row.name}`,
+    );
     return true;
   }, `${argv.join(" ")} was accepted, the table says refused`);
 }
@@ -88,7 +103,11 @@ function assertUpgraded(row: OptionRow): void {
   assert.ok(taken, `the stage with --${row.name} is refused`);
   assert.deepEqual((taken as unknown as Record<string, unknown>)[row.key], expected(row));
   const wrong = !row.arg ? "yes" : row.multiple ? [7] : typeof expected(row) === "number" ? "x" : 7;
-  assert.equal(validStage({ ...stage, [row.key]: wrong }), undefined, `a stage with ${row.key}: ${JSON.stringify(wrong)} is accepted`);
+  assert.equal(
+    validStage({ ...stage, [row.key]: wrong }),
+    undefined,
+    `a stage with ${row.key}: ${JSON.stringify(wrong)} is accepted`,
+  );
 }
 
 describe("every option × every path: applied, or refused with one line and exit 64", () => {
@@ -99,7 +118,11 @@ describe("every option × every path: applied, or refused with one line and exit
         if (path === "upgrade") {
           if (cell === "applied") return assertUpgraded(row);
           assert.equal(cell, "n/a", "an upgraded master takes no flags: its settings come in the stage");
-          return assert.equal(row.setting, false, `--${row.name} is a daemon setting: say what an upgraded master does with it`);
+          return assert.equal(
+            row.setting,
+            false,
+            `--${row.name} is a daemon setting: say what an upgraded master does with it`,
+          );
         }
         assert.notEqual(cell, "n/a", `${path} takes flags: say whether --${row.name} is applied or refused there`);
         return cell === "applied" ? assertApplied(row, path) : assertRefused(row, path);
@@ -111,11 +134,12 @@ describe("every option × every path: applied, or refused with one line and exit
 describe("cross-flag rules after --restart merged the remembered settings", () => {
   test("--restart --worker-timeout of a daemon started with --no-keep-alive is refused, not dropped", () => {
     const started = withDefaults(parse(["--daemon", "--no-keep-alive"]));
-    const merged = mergeRemembered(parse(["--restart", "--worker-timeout", "5"]), { pidFile: started.pidFile, settings: started });
+    const merged = mergeRemembered(parse(["--restart", "--worker-timeout", "5"]), {
+      pidFile: started.pidFile,
+      settings: started,
+    });
     assert.equal(merged.keepAlive, false);
     // remembered() checks the rules on the merge; the same check, without a registry:
     assert.throws(() => checkRulesOf(merged), /Invalid --worker-timeout with --no-keep-alive/);
   });
 });
-
-

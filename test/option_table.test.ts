@@ -16,7 +16,8 @@ import { BUN, CLI, DENO, FIXTURES, ROOT, run, RUNTIME } from "./_helpers.ts";
 const parse = (argv: string[]) => parseRunnerArgs(argv, { name: "app", baseDir: "/srv" });
 const words = (text: string) => text.replace(/\s+/g, " ");
 /** `daemonic ARGS` on the suite's runtime. */
-const daemonic = (args: string[]) => run(RUNTIME === "bun" ? [BUN, CLI, ...args] : [DENO, "run", "-A", "--unstable-net", "--no-check", CLI, ...args]);
+const daemonic = (args: string[]) =>
+  run(RUNTIME === "bun" ? [BUN, CLI, ...args] : [DENO, "run", "-A", "--unstable-net", "--no-check", CLI, ...args]);
 
 describe("--help and the README, from the option table", () => {
   test("the README's options table is the one the table writes (bun scripts/readme-options.ts)", () => {
@@ -32,8 +33,14 @@ describe("--help and the README, from the option table", () => {
     const section = readme.slice(readme.indexOf("## Options"), readme.indexOf("## Exit codes"));
     const rows = [...section.matchAll(/^\| `((?:-\w, )?--[\w-]+)[^`]*` \| (.*?) \|.*\|$/gm)];
     const inReadme = new Set(rows.map((r) => r[1].replace(/^-\w, /, "")));
-    for (const [, , meaning] of rows) assert.ok(help.includes(words(meaning.replaceAll("\\|", "|"))), `--help lacks: ${meaning}`);
-    const inHelp = new Set([...help.matchAll(/(?:^| )(--[a-z][\w-]+)(?= |$)/g)].map((m) => m[1]).filter((f) => f.slice(2) in Object.fromEntries([...ACTIONS, ...OPTIONS].map((r) => [r.name, 1]))));
+    for (const [, , meaning] of rows) {
+      assert.ok(help.includes(words(meaning.replaceAll("\\|", "|"))), `--help lacks: ${meaning}`);
+    }
+    const inHelp = new Set(
+      [...help.matchAll(/(?:^| )(--[a-z][\w-]+)(?= |$)/g)].map((m) => m[1]).filter((f) =>
+        f.slice(2) in Object.fromEntries([...ACTIONS, ...OPTIONS].map((r) => [r.name, 1]))
+      ),
+    );
     for (const flag of inHelp) assert.ok(inReadme.has(flag), `${flag} is in --help, not in the README's table`);
     assert.equal(inReadme.size, ACTIONS.length + OPTIONS.length);
   });
@@ -42,8 +49,23 @@ describe("--help and the README, from the option table", () => {
     const help = usage("mydaemon");
     for (const line of help.split("\n")) assert.ok(line.length <= 80, `${line.length} columns: ${line}`);
     for (const line of usage("mydaemon", 100).split("\n")) assert.ok(line.length <= 100, line);
-    assert.ok(usage("mydaemon", 100).split("\n").length < help.split("\n").length, "a wider terminal gets no fewer lines");
-    for (const heading of ["Actions", "Files and identity", "Start and stop", "Supervision", "Logs", "systemd units", "Examples", "Signals", "Exit codes"]) {
+    assert.ok(
+      usage("mydaemon", 100).split("\n").length < help.split("\n").length,
+      "a wider terminal gets no fewer lines",
+    );
+    for (
+      const heading of [
+        "Actions",
+        "Files and identity",
+        "Start and stop",
+        "Supervision",
+        "Logs",
+        "systemd units",
+        "Examples",
+        "Signals",
+        "Exit codes",
+      ]
+    ) {
       assert.match(help, new RegExp(`^${heading}.*:$`, "m"));
     }
     assert.match(words(help), /USR2 upgrade/);
@@ -52,7 +74,11 @@ describe("--help and the README, from the option table", () => {
   });
 
   test("a built daemon's --help: exit 0, 80 columns when stdout is not a terminal", () => {
-    const r = run(RUNTIME === "bun" ? [BUN, CLI, "run", join(FIXTURES, "server.ts"), "--help"] : [DENO, "run", "-A", "--unstable-net", "--no-check", CLI, "run", join(FIXTURES, "server.ts"), "--help"]);
+    const r = run(
+      RUNTIME === "bun"
+        ? [BUN, CLI, "run", join(FIXTURES, "server.ts"), "--help"]
+        : [DENO, "run", "-A", "--unstable-net", "--no-check", CLI, "run", join(FIXTURES, "server.ts"), "--help"],
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trimEnd(), usage("server"));
   });
@@ -62,7 +88,10 @@ describe("--help and the README, from the option table", () => {
       const r = daemonic(args);
       assert.equal(r.status, 0, `daemonic ${args.join(" ")}: ${r.stderr}`);
       assert.equal(r.stderr, "");
-      assert.match(r.stdout, args[0] === "build" ? /^Usage: daemonic build ENTRY -o OUTPUT/ : /^Usage: daemonic COMMAND/);
+      assert.match(
+        r.stdout,
+        args[0] === "build" ? /^Usage: daemonic build ENTRY -o OUTPUT/ : /^Usage: daemonic COMMAND/,
+      );
       for (const line of r.stdout.split("\n")) assert.ok(line.length <= 80, line);
     }
   });
@@ -89,7 +118,10 @@ describe("a mistake names what was meant", () => {
   });
 
   test("a long flag with one dash is recognised as such", () => {
-    assert.match(refusal(["-daemon"]), /^Unknown option '-daemon': did you mean --daemon\? \(long options take two dashes\)/);
+    assert.match(
+      refusal(["-daemon"]),
+      /^Unknown option '-daemon': did you mean --daemon\? \(long options take two dashes\)/,
+    );
     assert.match(refusal(["-workers", "2"]), /did you mean --workers\?/);
     // Groups of our short flags still work.
     assert.equal(parse(["--logs", "-fn", "5"]).lines, 5);
@@ -106,6 +138,8 @@ describe("a mistake names what was meant", () => {
     } finally {
       console.error = original;
     }
-    assert.deepEqual(warned, ["warning: --daemon after -- goes to the entry, not to the runner: put runner flags before --"]);
+    assert.deepEqual(warned, [
+      "warning: --daemon after -- goes to the entry, not to the runner: put runner flags before --",
+    ]);
   });
 });
