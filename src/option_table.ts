@@ -260,6 +260,7 @@ export function formatValue(row: OptionRow, value: unknown): string {
 /** Whether `value`, found in a stage, is a value `row` can set. */
 export function validSetting(row: OptionRow, value: unknown): boolean {
   if (!row.arg) return typeof value === "boolean";
+  if (row.key === "maxMemory") return Number.isSafeInteger(value) && (value as number) > 0; // bytes, any: the library's too
   if (row.multiple) return Array.isArray(value) && value.every((v) => validSetting({ ...row, multiple: false }, v));
   if (typeof value !== "string" && typeof value !== "number") return false;
   try {

@@ -8,7 +8,7 @@
  * @module
  */
 import { readlinkSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { resolve } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { DEFAULTS, OPTIONS, validSetting } from "./option_table.ts";
@@ -20,7 +20,7 @@ export { type DaemonSettings, DEFAULTS } from "./settings.ts";
 export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
 
 /**
- * `options` with every default the command line has.
+ * `options` with every default the command line has, its paths made absolute (against the working directory).
  *
  * @example
  * ```ts
@@ -35,7 +35,8 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
   for (const key of ["logFile", "user", "group"] as const) if (options[key] !== undefined) settings[key] = options[key];
-  return settings;
+  const absolute = (path: string) => resolve(path);
+  return { ...settings, pidFile: absolute(settings.pidFile), chdir: absolute(settings.chdir), envFiles: settings.envFiles.map(absolute), ...settings.logFile ? { logFile: absolute(settings.logFile) } : {} };
 }
 
 /** The command as the user started it: what a daemon runs again for its workers and its upgrades. */
@@ -90,17 +91,19 @@ export function handOver(stages: Stage | Stage[], libc: Libc = systemLibc): { pa
 const isString = (v: unknown) => typeof v === "string";
 const isStrings = (v: unknown) => Array.isArray(v) && v.every(isString);
 
-/** Whether `s` holds every daemon setting, each a value its option could have set (option_table.ts). */
-function validSettings(s: Record<string, unknown>): boolean {
+/** The first daemon setting in `s` that is missing or not a value its option could have set (option_table.ts). */
+export function invalidSetting(s: Record<string, unknown>): string | undefined {
   s.envFiles ??= []; // from an older master (USR2 upgrade) that had no --env-file
   s.logTimestamps ??= false;
   s.maxMemory ??= 0;
-  return isStrings(s.args) && OPTIONS.filter((row) => row.setting).every((row) => {
+  if (!isStrings(s.args)) return "args";
+  const bad = OPTIONS.filter((row) => row.setting).find((row) => {
     const value = s[row.key];
-    if (row.negates) return typeof value === "boolean";
-    if (value === undefined) return !(row.key in DEFAULTS) && row.key !== "pidFile" && row.key !== "name";
-    return value === DEFAULTS[row.key as keyof typeof DEFAULTS] || validSetting(row, value);
+    if (row.negates) return typeof value !== "boolean";
+    if (value === undefined) return row.key in DEFAULTS || row.key === "pidFile" || row.key === "name";
+    return value !== DEFAULTS[row.key as keyof typeof DEFAULTS] && !validSetting(row, value);
   });
+  return bad?.key;
 }
 
 /** The stage in `value` when it has every field its role needs, each a value its option allows, else `undefined`. */
@@ -110,7 +113,7 @@ export function validStage(value: unknown): Stage | undefined {
   const c = s.command as Record<string, unknown> | null;
   const command = typeof c === "object" && c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd);
   if (command && s.role === "detach") return s as unknown as DetachStage;
-  const common = command && validSettings(s);
+  const common = command && invalidSetting(s) === undefined;
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
   if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;
