@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ACTIONS, type Group, type OptionRow, OPTIONS } from "./option_table.ts";
+import { ACTIONS, type Group, type OptionRow, OPTIONS, PATHS } from "./option_table.ts";
 
 /** Where the help column starts. */
 const INDENT = 24;
@@ -172,4 +172,20 @@ export function toolUsage(command?: "build", width = 80): string {
     ...entry("npx daemonic build server.ts -o mydaemon", "one executable for server.ts", w),
     ...entry("npx daemonic run server.ts --daemon -- 8080", "the same runner, not compiled", w),
   ].join("\n");
+}
+
+/**
+ * The README's table of which path applies which option (option_table.ts's `paths`): ✓ applied, ✗ refused
+ * with one line and exit 64, – not a setting an upgraded master could take.
+ *
+ * @example
+ * ```ts
+ * import { pathsMarkdown } from "./usage.ts";
+ * console.log(pathsMarkdown().split("\n")[0].startsWith("| option | foreground |")); // true
+ * ```
+ */
+export function pathsMarkdown(): string {
+  const mark = { applied: "✓", refused: "✗", "n/a": "–" } as const;
+  const rows = OPTIONS.map((o) => `| \`--${o.name}\` | ${PATHS.map((p) => mark[o.paths[p]]).join(" | ")} |`);
+  return [`| option | ${PATHS.join(" | ")} |`, `| --- |${" :-: |".repeat(PATHS.length)}`, ...rows].join("\n");
 }

@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
 import { ACTIONS, OPTIONS } from "../src/option_table.ts";
 import { parseRunnerArgs } from "../src/options.ts";
-import { optionsMarkdown, usage } from "../src/usage.ts";
+import { optionsMarkdown, pathsMarkdown, usage } from "../src/usage.ts";
 import { BUN, CLI, DENO, FIXTURES, ROOT, run, RUNTIME } from "./_helpers.ts";
 
 const parse = (argv: string[]) => parseRunnerArgs(argv, { name: "app", baseDir: "/srv" });
@@ -20,17 +20,19 @@ const daemonic = (args: string[]) =>
   run(RUNTIME === "bun" ? [BUN, CLI, ...args] : [DENO, "run", "-A", "--unstable-net", "--no-check", CLI, ...args]);
 
 describe("--help and the README, from the option table", () => {
-  test("the README's options table is the one the table writes (bun scripts/readme-options.ts)", () => {
+  test("the README's options table and its option × path table are the ones the table writes (bun scripts/readme-options.ts)", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const block = /<!-- options-table: .*? -->\n([\s\S]*?)\n<!-- \/options-table -->/.exec(readme);
-    assert.ok(block, "no options-table markers in README.md");
-    assert.equal(block[1], optionsMarkdown(), "README.md's options table is stale: run bun scripts/readme-options.ts");
+    for (const [marker, table] of [["options-table", optionsMarkdown()], ["option-paths", pathsMarkdown()]]) {
+      const block = new RegExp(`<!-- ${marker}: .*? -->\n([\\s\\S]*?)\n<!-- /${marker} -->`).exec(readme);
+      assert.ok(block, `no ${marker} markers in README.md`);
+      assert.equal(block[1], table, `README.md's ${marker} is stale: run bun scripts/readme-options.ts`);
+    }
   });
 
   test("every flag of the README is in --help with the same words, and every flag of --help in the README", () => {
     const help = words(usage("app"));
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## Options"), readme.indexOf("## Exit codes"));
+    const section = readme.slice(readme.indexOf("<!-- options-table:"), readme.indexOf("<!-- /options-table -->"));
     const rows = [...section.matchAll(/^\| `((?:-\w, )?--[\w-]+)[^`]*` \| (.*?) \|.*\|$/gm)];
     const inReadme = new Set(rows.map((r) => r[1].replace(/^-\w, /, "")));
     for (const [, , meaning] of rows) {
