@@ -136,7 +136,16 @@ function normalise(argv: readonly string[], name: string): string[] {
     const arg = argv[i];
     if (arg === "--") return [...out, ...argv.slice(i)];
     if (/^--[^-]/.test(arg) && !(arg.slice(2).split("=")[0] in FLAGS)) unknownFlag(arg, name);
-    if (/^-[^-]/.test(arg) && (arg.slice(1).split("=")[0] in FLAGS || !isShortGroup(arg))) unknownFlag(arg, name);
+    if (/^-\w=/.test(arg) && SHORT_FLAGS.has(arg[1])) {
+      fail(
+        `Invalid '${arg}': a short option takes its value after a space (-n 50), or none; or write --${
+          SHORT_FLAGS.get(arg[1])
+        }=VALUE`,
+      );
+    }
+    if (/^---/.test(arg) || (/^-[^-]/.test(arg) && (arg.slice(1).split("=")[0] in FLAGS || !isShortGroup(arg)))) {
+      unknownFlag(arg, name);
+    }
     const flag = /^--([\w-]+)$/.exec(arg)?.[1] ?? (/^-\w$/.test(arg) ? SHORT_FLAGS.get(arg[1]) : undefined);
     const next = argv[i + 1];
     if (flag === undefined || FLAGS[flag]?.type !== "string" || !(next === undefined || next.startsWith("-"))) {

@@ -74,7 +74,8 @@ async function act(app: App, argv: string[]): Promise<number | void> {
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) checkStartInputs(opts); // 66 before anything
-  if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
+  // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it.
+  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) identityOf(opts);
   switch (opts.action) {
     case "help":
       say((await import("./usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
