@@ -63,7 +63,9 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
   const { opts, command, userManager } = spec;
   const pidFile = pidFileOf(spec), ours = spec.opts.pidFileGiven ? [] : [pidFile];
   const pidArgs = ["--pid-file", pidFile, ...(opts.name !== defaultName ? ["--name", opts.name] : [])];
-  const start = [...command, ...pidArgs, ...runnerFlags(opts)];
+  // --timeout in ExecStart too: a master's graceful stop (QUIT) and keep-alive's stop wait it.
+  const timeout = opts.timeout !== DEFAULTS.timeout ? ["--timeout", String(opts.timeout)] : [];
+  const start = [...command, ...pidArgs, ...timeout, ...runnerFlags(opts)];
   if (opts.args.length) start.push("--", ...opts.args);
   const service = [
     "Type=notify",
