@@ -14,18 +14,16 @@ import { closest } from "./suggest.ts";
 
 export type { Action, RunnerOptions } from "./option_table.ts";
 
+type Flag = { type: "boolean" | "string"; short?: string; multiple?: boolean };
+const flagOf = (row: { arg?: string; short?: string; multiple?: boolean }): Flag => ({
+  type: row.arg ? "string" : "boolean",
+  ...(row.short ? { short: row.short } : {}),
+  ...(row.multiple ? { multiple: true } : {}),
+});
 /** The flags for parseArgs, derived from the option table. */
-export const FLAGS: Record<string, { type: "boolean" | "string"; short?: string; multiple?: boolean }> = Object
-  .fromEntries([
-    ...ACTIONS.map((a) => [a.name, { type: "boolean", ...(a.short ? { short: a.short } : {}) }]),
-    ...OPTIONS.map((
-      o,
-    ) => [o.name, {
-      type: o.arg ? "string" : "boolean",
-      ...(o.short ? { short: o.short } : {}),
-      ...(o.multiple ? { multiple: true } : {}),
-    }]),
-  ]);
+export const FLAGS: Record<string, Flag> = Object.fromEntries(
+  [...ACTIONS, ...OPTIONS].map((row) => [row.name, flagOf(row)]),
+);
 const SHORT_FLAGS = new Map(Object.entries(FLAGS).flatMap(([name, f]) => f.short ? [[f.short, name]] : []));
 
 /** What a cross-flag rule sees: the action, the flags given, and the settings they made. */
@@ -192,10 +190,8 @@ function settingsOf(
     const value = values[row.name];
     if (value === undefined) continue;
     if (!row.with.includes(action)) fail(`Invalid --${row.name}: it only goes with ${actionList(row)}`);
-    if (typeof value === "boolean") opts[row.key] = !row.negates;
-    else {opts[row.key] = Array.isArray(value)
-        ? value.map((v) => row.parse!(v, row.name, baseDir))
-        : row.parse!(value, row.name, baseDir);}
+    const parse = (text: string) => row.parse!(text, row.name, baseDir);
+    opts[row.key] = typeof value === "boolean" ? !row.negates : Array.isArray(value) ? value.map(parse) : parse(value);
   }
   return opts as Omit<RunnerOptions, "action" | "given" | "pidFile" | "pidFileGiven" | "args"> & { pidFile?: string };
 }
@@ -220,6 +216,10 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   });
   const bare = Object.entries(values).find(([flag, v]) => FLAGS[flag]?.type === "boolean" && typeof v === "string");
   if (bare) fail(`Option '--${bare[0]}' does not take an argument: give it without a value`);
+  const empty = Object.entries(values).find(([flag, v]) => FLAGS[flag]?.type === "string" && [v].flat().includes(true));
+  if (empty) {
+    fail(`Missing value for --${empty[0]}: give it one, e.g. --${empty[0]}=VALUE (see ${context.name} --help)`);
+  }
   const entryArgs = argv.includes("--") ? argv.slice(argv.indexOf("--") + 1) : [];
   const misplaced = entryArgs.map((a) => a.split("=")[0]).find((a) => a.startsWith("--") && a.slice(2) in FLAGS);
   if (misplaced) {
