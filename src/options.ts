@@ -33,7 +33,8 @@ export interface Given {
   opts: Omit<RunnerOptions, "action" | "given">;
 }
 
-const starts = (g: Given) => ["foreground", "daemon", "restart", "install-service", "print-service"].includes(g.action);
+const STARTS: readonly Action[] = ["foreground", "daemon", "restart", "install-service", "print-service"];
+const starts = (g: Given) => STARTS.includes(g.action);
 const inUnit = (g: Given) => g.action === "install-service" || g.action === "print-service";
 /** Whether a supervisor runs apart from the entry: `--workers`' master, or keep-alive's (`--daemon`, `--restart`). */
 const supervised = (g: Given) =>
@@ -189,7 +190,10 @@ function settingsOf(
   for (const row of OPTIONS) {
     const value = values[row.name];
     if (value === undefined) continue;
-    if (!row.with.includes(action)) fail(`Invalid --${row.name}: it only goes with ${actionList(row)}`);
+    // A daemon's own flags are taken by every action, so one set of flags serves a script's start and its
+    // --status or --stop; a control action uses those it needs (--pid-file, --name, --timeout, --log-file).
+    const tolerated = row.setting && !STARTS.includes(action);
+    if (!row.with.includes(action) && !tolerated) fail(`Invalid --${row.name}: it only goes with ${actionList(row)}`);
     const parse = (text: string) => row.parse!(text, row.name, baseDir);
     opts[row.key] = typeof value === "boolean" ? !row.negates : Array.isArray(value) ? value.map(parse) : parse(value);
   }
