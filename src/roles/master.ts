@@ -204,7 +204,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
   const waiting = waitingSlots(m.backoff, m.target, m.workers, now); // every slot waiting: only crashes in a row do that
-  if (waiting.length === m.target) runnerLog(`master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${(waiting[0].retryAt - now) / 1000} s`, "error");
+  if (waiting.length === m.target) runnerLog(`master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${((waiting[0].retryAt - now) / 1000).toFixed(1)} s`, "error");
   writeStatus(m);
 }
 
