@@ -4,15 +4,18 @@
  * options table and the option × path test (test/option_paths.test.ts) are all derived from these rows.
  *
  * To add an option, add one row to {@linkcode OPTIONS}: its `paths` say what each way of running the daemon
- * does with it ("applied", or "refused" with a {@linkcode RULES} entry that refuses it there), and the test
- * checks every cell. A row:
+ * does with it ("applied", or "refused" with an entry of options.ts's `RULES` that refuses it there), and the
+ * test checks every cell. A daemon setting also gets its field (and default) in settings.ts; a new action
+ * gets a row in {@linkcode ACTIONS} and its case in runner.ts. Then `bun scripts/readme-options.ts`
+ * rewrites the README's tables. A row:
  *
  * - `name`, `short`: `--name` and `-s`; `arg`: the value's name in `--help` (none: a boolean flag);
  * - `parse`: the value's text to the setting, throwing a usage error that names the fix; `format`: back to
  *   text (the unit's `ExecStart`); `example`: a valid value other than the default;
  * - `key`: the {@linkcode RunnerOptions} field it fills; `setting`: it is a daemon setting, handed to the
  *   daemon in the stage and remembered by `--restart`;
- * - `with`: the actions it goes with (any other refuses it); `unit`: how a systemd unit carries it: an
+ * - `with`: the actions it goes with (any other refuses it, but a control action takes a daemon setting,
+ *   so one flag set serves a script's start and its `--status`); `unit`: how a systemd unit carries it: an
  *   `ExecStart` argument (`"exec"`), a directive (`"User="`), or nothing (`"none"`);
  * - `help`, `group`, `default`: its lines in `--help` and the README.
  *
