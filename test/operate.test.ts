@@ -226,6 +226,22 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
   }));
 
+  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers is refused", sandboxed((sb) => {
+    const unit = (args: string[]) => run(runner("env.ts", ["--print-service", ...args]), { cwd: sb.dir });
+    const r = unit(["--user", "nobody", "--group", "nogroup", "--pid-file", "run/web.pid", "--workers", "2", "--log-file", "web.log", "--timeout", "7"]);
+    assert.equal(r.status, 0, r.stderr);
+    const line = (name: string) => r.stdout.split("\n").find((l) => l.startsWith(`${name}=`)) ?? "";
+    for (const part of ["--user nobody", "--group nogroup", `--pid-file ${sb.path("run/web.pid")}`, `--log-file ${sb.path("web.log")}`, "--workers 2", "--timeout 7"]) {
+      assert.ok(line("ExecStart").includes(` ${part}`), `no ${part} in ${line("ExecStart")}`);
+    }
+    assert.ok(line("ExecStop").includes(`--pid-file ${sb.path("run/web.pid")}`), line("ExecStop"));
+    assert.doesNotMatch(r.stdout, /^User=/m, "--user is the runner's drop, not systemd's");
+    const dropped = unit(["--worker-timeout", "5"]);
+    assert.equal(dropped.status, 64, dropped.stdout);
+    assert.match(dropped.stderr, /^Invalid --worker-timeout without --workers in a service .*add --workers 1 \(or more\)\n$/);
+    assert.equal(dropped.stdout, "");
+  }));
+
   const refused: [string[], number, RegExp][] = [
     [["--workers", "1", "--max-memory", "300"], 64, /^Invalid --max-memory '300': give a size in K, M or G, e\.g\. --max-memory 300M$/],
     [["--no-keep-alive", "--max-memory", "80M"], 64, /^Invalid --max-memory with --no-keep-alive: the supervisor does it; drop --no-keep-alive/],
