@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { mark } from "./trace.ts"; // first: its first mark is the runner's start
 import { writeSync } from "node:fs";
 import process from "node:process";
 import { setEntryArgv, setTitle } from "./_runtime.ts";
@@ -58,10 +59,12 @@ function exitWith(err: unknown): never {
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
+  mark("daemon: role modules loaded");
   if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
+    mark("daemon: entry loading");
     return app.load().then(serveDefaultExport);
   });
 }
@@ -71,7 +74,9 @@ async function act(app: App, argv: string[]): Promise<number | void> {
   const [{ parseRunnerArgs }, { remembered }, { identityOf }, { checkStartInputs }] = await Promise.all([
     import("./options.ts"), import("./remembered.ts"), import("./privileges.ts"), import("./start_inputs.ts"),
   ]);
+  mark("options modules loaded");
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
+  mark("options parsed");
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) checkStartInputs(opts); // 66 before anything
   // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it.
@@ -134,7 +139,9 @@ async function act(app: App, argv: string[]): Promise<number | void> {
  * ```
  */
 export async function main(app: App): Promise<void> {
+  mark("runner loaded");
   const stage = takeStage();
+  mark(`stage read (${stage?.role ?? "none"})`);
   if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, app.entryPath, app.load);
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);

@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { mark } from "../trace.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
@@ -42,6 +43,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   libc.umask(stage.umask);
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the launcher's socket open
   const reporter = new ReadyReporter(STAGE_FD, libc);
+  mark("daemon: signals reset, umask (libc bound)");
   try {
     process.chdir(stage.chdir);
     // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
@@ -53,9 +55,11 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
       pidFile.release();
       process.exit(0);
     }
+    mark("daemon: pid file taken over (LOCKING, LOCKED)");
     process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
     // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
+    mark("daemon: log path recorded");
     if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
     return { pidFile, reporter };
   } catch (err) {
@@ -119,7 +123,9 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     reporter.fail("NO_INPUT", (err as Error).message);
     process.exit(ExitCode.NO_INPUT);
   }
+  mark("daemon: env files watched");
   handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  mark("daemon: signals set up");
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
     runnerLog(`Cannot start: ${message}`, "fatal");
@@ -127,8 +133,10 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     process.exit(ExitCode.START_FAILED);
   });
   watchReadiness(stage.ready, evaluated, () => {
+    mark("daemon: entry ready");
     runnerLog(`ready (pid ${process.pid})`);
     reporter.ready();
+    mark("daemon: READY reported");
     systemd.notify(`READY=1\nMAINPID=${process.pid}`);
   });
   await evaluated;

@@ -27,6 +27,7 @@ import { checkStartInputs } from "../start_inputs.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
+import { mark } from "../trace.ts";
 
 /** Puts stdout and stderr on `--log-file` (O_APPEND, created under `--umask`), as a daemon has them. */
 /** Returns a descriptor of the stderr it replaced, for a start-up failure to reach the terminal too. */
@@ -83,15 +84,19 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
+  mark("foreground: role modules loaded");
   const started = startInForeground(opts, fail);
+  mark("foreground: inputs, logging, pid file");
   if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
+  mark("foreground: signals set up");
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);
   let ready = false;
   watchReadiness(opts.ready, evaluated, () => {
+    mark("foreground: entry ready");
     ready = true;
     if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
     started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);

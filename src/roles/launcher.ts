@@ -29,6 +29,7 @@ import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, invalidSetting, STAGE_FD, withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
 import { terminate } from "../terminate.ts";
+import { mark } from "../trace.ts";
 
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
@@ -129,7 +130,9 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
   if (invalid) throw new DaemonError("USAGE", `Invalid ${invalid} ${JSON.stringify(settings[invalid as keyof typeof settings])}: not a value its option takes (see --help)`);
   checkStartInputs(settings); // 66 before anything
   identityOf(settings, libc); // 77 or 67 before anything
+  mark("launcher: inputs and identity checked");
   checkPidFileFree(settings.pidFile, libc);
+  mark("launcher: pid file checked");
   const recorded = recordedLogPath(settings.pidFile);
   const log = openLog(settings.logFile, settings.umask, libc);
   let lock: number | undefined;
@@ -144,6 +147,7 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
   } finally {
     if (typeof log === "number") libc.close(log);
   }
+  mark("launcher: daemon spawned (/bin/sh waited)");
   let stoppedBy: string | undefined;
   const stop = (signal: string) => () => void (stoppedBy ??= signal);
   const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
@@ -154,6 +158,7 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
   };
   const hint = settings.logFile ? ` (see ${settings.logFile})` : " (pass --log-file to see its output)";
   const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  mark("launcher: READY (or error) received");
   for (const [signal, listener] of listeners) process.off(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;

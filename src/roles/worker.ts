@@ -24,6 +24,7 @@ import { attachMigration } from "../reuseport_migrate.ts";
 import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { describe } from "./daemon.ts";
+import { mark } from "../trace.ts";
 
 const encoder = new TextEncoder();
 
@@ -65,6 +66,7 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
 
 /** Runs the worker side: names the process, shares listeners, heartbeats, then evaluates the entry. */
 export async function serveWorker(stage: WorkerStage, entryPath: string, load: () => Promise<unknown>): Promise<void> {
+  mark("worker: role modules loaded");
   const title = `${stage.name} worker[${stage.id}]`;
   setTitle(title);
   libc.setThreadName(title);
@@ -77,6 +79,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the master's socket open
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // LogTape too, on the entry's first getLogger()
 
+  mark("worker: titled, privileges, PDEATHSIG, chdir, logging (libc bound)");
   let ready = false;
   const fatal = (err: unknown) => {
     const text = describe(err);
@@ -95,18 +98,23 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
   // and keeps what it read: take it out of the environment the entry's own children inherit.
+  mark("worker: listeners shared");
   await import("node:cluster");
   delete process.env.NODE_UNIQUE_ID;
+  mark("worker: node:cluster loaded");
 
   handleSignals(stage, title, listeners);
 
+  mark("worker: signals set up");
   setEntryArgv(entryPath, stage.args);
   const evaluated = load().then(serveDefaultExport).catch(fatal);
   failWhenIdle(() => ready, fatal);
   watchReadiness(stage.ready, evaluated, () => {
     ready = true;
     if (stage.workers) attachMigration(); // the port's group needs it before any worker's listener closes
+    mark("worker: entry ready");
     tell({ kind: "READY" });
+    mark("worker: READY reported");
   });
   await evaluated;
 }
