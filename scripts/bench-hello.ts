@@ -5,4 +5,5 @@
  */
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) throw new Error(`usage: bench-hello.ts PORT (got ${process.argv[2]})`);
+export {};
 Bun.serve({ port, hostname: "127.0.0.1", fetch: () => new Response("ok\n") });

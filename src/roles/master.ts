@@ -27,7 +27,6 @@ import {
   closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable,
 } from "../worker_handle.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
-import { mark } from "../trace.ts";
 
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 interface Master {
@@ -63,13 +62,10 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
   };
   try {
-    mark("master: titled, subreaper, logging set");
     maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
   } finally {
-    mark("master: workers spawned");
     m.daemon = startDaemon(); // a spawn error too is then reported to the launcher (its start-up guard)
   }
-  mark("master: daemon started (pid file, guards)");
   moveStatus(m); // the worker table beside the pid file; written once all are ready
   if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
