@@ -3,12 +3,13 @@
  * `npm run bench`: daemonic side by side with bare runtimes and its peers, in one run, printed as markdown
  * tables ending in the goals of issue 10, each ✓/✗ from this run's own medians.
  *
- *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH]
+ *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH] [--goals]
  *
  * --runs      start-ups per case (default 9); short commands run 3× as often
  * --duration  seconds of each wrk run (default 3)
  * --daemonic  the daemonic checkout whose `src/cli.ts build` makes the binary (default: this one)
  * --bin       bench this already built binary of scripts/bench-server.ts instead of building one
+ * --goals     only the runner's cost per process (issue 25, bench_goals.ts): both entries, goal table, marks
  *
  * Baselines, built here with daemonic's own `bun build --compile` flags: the same minimal HTTP entry
  * (scripts/bench-server.ts) compiled bare, and a binary that only exits (scripts/bench-exit.ts); on Deno,
@@ -33,10 +34,11 @@ import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
 import { startupTrace } from "./bench_trace.ts";
 import { throughputs } from "./bench_wrk.ts";
+import { runGoals } from "./bench_goals_run.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({
-  options: { runs: { type: "string" }, duration: { type: "string" }, daemonic: { type: "string" }, bin: { type: "string" } },
+  options: { runs: { type: "string" }, duration: { type: "string" }, daemonic: { type: "string" }, bin: { type: "string" }, goals: { type: "boolean" } },
 });
 const RUNS = Math.max(1, Number(flags.runs ?? 9));
 const WRK_SECONDS = Math.max(1, Number(flags.duration ?? 3));
@@ -75,6 +77,10 @@ if (flags.bin) notes.push(`benched the given binary ${bin}`);
 else mustBuild("the daemon (`daemonic build`)", [BUN, join(DAEMONIC, "src", "cli.ts"), "build", ENTRY, "-o", bin]);
 mustBuild("the bare entry", [BUN, "build", "--compile", ...SAME_FLAGS, ENTRY, "--outfile", bare]);
 mustBuild("the bare exit binary", [BUN, "build", "--compile", ...SAME_FLAGS, join(ROOT, "scripts", "bench-exit.ts"), "--outfile", bareExit]);
+if (flags.goals) {
+  console.log((await runGoals({ bun: BUN, root: ROOT, daemonic: DAEMONIC, flags: SAME_FLAGS, tmp, rounds: RUNS, wrkSeconds: WRK_SECONDS, bareExit })).join("\n"));
+  process.exit(0);
+}
 const hasWorkers = /--workers\b/.test(runSync([bin, "--help"]).stdout);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -230,3 +236,5 @@ const traced: [string, string[]][] = [
 console.log((await startupTrace(which("strace"), tmp, freePort, traced)).join("\n"));
 console.error("bench: log lines/s with and without --log-timestamps");
 console.log((await logLinesReport(BUN, DAEMONIC, tmp)).join("\n"));
+console.error("bench: the runner's cost per process, on two entries (issue 25)");
+console.log((await runGoals({ bun: BUN, root: ROOT, daemonic: DAEMONIC, flags: SAME_FLAGS, tmp, rounds: RUNS, wrkSeconds: 1, bareExit })).join("\n"));

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  freePort, listeners, median, rss, record, SETTLE_MS, sleep, start, type Started, stopPid, tail, waitConnect, waitGone,
+  freePort, listeners, type Memory, median, memory, rss, record, SETTLE_MS, sleep, start, type Started, stopPid, tail, waitConnect, waitGone,
 } from "./bench_proc.ts";
 
 /** One run of a case; every field in ms or bytes. */
@@ -20,6 +20,10 @@ export interface Sample {
   rss?: number;
   /** the median VmRSS of the other processes listening on the port (workers) */
   childRss?: number;
+  /** the idle server's (supervisor's, master's) memory from smaps_rollup, SETTLE_MS after ready */
+  mem?: Memory;
+  /** the first other process listening on the port (the kept-alive entry, a worker) */
+  childMem?: Memory;
   /** the stop command → every process gone */
   stop?: number;
 }
@@ -71,7 +75,8 @@ export async function daemonRun(
     also.forEach(record);
     await sleep(SETTLE_MS);
     const sample: Sample = { ready: readyAt - t0, launcher: launcher.exitedAt! - t0, rss: rss(pid) };
-    if (also.length) sample.childRss = median(also.map(rss));
+    sample.mem = memory(pid);
+    if (also.length) [sample.childRss, sample.childMem] = [median(also.map(rss)), memory(also[0])];
     const s0 = performance.now();
     const { ok, detail } = await stopper(pid);
     if (!ok) throw new Error(`stop failed: ${detail}`);
@@ -100,7 +105,7 @@ export async function foregroundRun(argv: string[], port: number, cwd?: string):
       child.exit !== undefined ? `exited ${child.exit}: ${tail(child.stderr)}` : undefined);
     await sleep(SETTLE_MS);
     const server = listeners(port)[0] ?? child.proc.pid; // `deno task` runs the server in a child
-    return { ready: readyAt - t0, rss: rss(server) };
+    return { ready: readyAt - t0, rss: rss(server), mem: memory(server) };
   } finally {
     for (const p of listeners(port)) record(p);
     await stopPid(child.proc.pid);

@@ -106,6 +106,20 @@ export function rss(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
+/** A process's memory from /proc/PID/smaps_rollup: resident, proportional (shared pages divided among their
+ * sharers) and private (its own pages only: what it really costs), in bytes. */
+export interface Memory {
+  rss: number;
+  pss: number;
+  priv: number;
+}
+
+export function memory(pid: number): Memory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb("Rss"), pss: kb("Pss"), priv: kb("Private_Clean") + kb("Private_Dirty") };
+}
+
 export function which(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? "").split(":")) {
     const path = join(dir || ".", name);

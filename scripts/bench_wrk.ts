@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { lastInt, listeners, record, runSync, start, stopPid, tail, which, freePort } from "./bench_proc.ts";
+import { freePort, lastInt, listeners, median, record, runSync, start, stopPid, tail, waitConnect, which } from "./bench_proc.ts";
 
 export interface Throughput {
   name: string;
@@ -58,4 +58,56 @@ export async function throughputs(bin: string, hasWorkers: boolean, seconds: num
     tp.push(hasWorkers ? await throughput(bin, name, ["--workers", n], seconds, tmp, notes) : { name, why: "this build has no --workers" });
   }
   return tp;
+}
+
+/** One mode's requests/s in {@linkcode interleavedThroughput}. */
+export interface ModeThroughput {
+  name: string;
+  rps?: number;
+  why?: string;
+}
+
+/** requests/s on "/" of the bare binary and of each way daemonic runs the same entry, all started at once and
+ * measured in interleaved rounds (a warm-up round first), so load from elsewhere hits every mode alike. */
+export async function interleavedThroughput(bin: string, bare: string, seconds: number, tmp: string, rounds = 3): Promise<ModeThroughput[]> {
+  const modes: [string, string[] | undefined][] = [
+    ["bare compiled entry", undefined], ["foreground", []], ["`--daemon --no-keep-alive`", ["--daemon", "--no-keep-alive"]],
+    ["`--daemon` (keep-alive)", ["--daemon"]], ["`--daemon --workers 1`", ["--daemon", "--workers", "1"]], ["`--daemon --workers 2`", ["--daemon", "--workers", "2"]],
+  ];
+  const wrk = which("wrk");
+  if (!wrk) return modes.map(([name]) => ({ name, why: "wrk not installed (Debian package `wrk`)" }));
+  const taskset = which("taskset");
+  const pin = taskset ? [taskset, "-c", String(WRK_CPU)] : [];
+  const up: { name: string; port: number; pidFile?: string; pids: number[]; samples: number[]; why?: string }[] = [];
+  try {
+    for (const [i, [name, extra]] of modes.entries()) {
+      const port = await freePort(), pidFile = extra?.includes("--daemon") ? join(tmp, `tp-${i}.pid`) : undefined;
+      const argv = extra === undefined ? [bare, String(port)] : [bin, ...extra, ...pidFile ? ["--pid-file", pidFile] : [], "--", String(port)];
+      const s = start(argv);
+      const m = { name, port, pidFile, pids: [s.proc.pid], samples: [] as number[], why: undefined as string | undefined };
+      up.push(m);
+      try {
+        await waitConnect(port, performance.now(), name);
+        if (pidFile) m.pids.push(lastInt((await s.proc.exited, s.stdout)));
+        for (const p of listeners(port)) m.pids.push(p);
+        m.pids.forEach(record);
+      } catch (err) {
+        m.why = (err as Error).message;
+      }
+    }
+    for (let round = -1; round < rounds; round++) {
+      for (const m of up.filter((m) => !m.why)) {
+        const r = runSync([...pin, wrk, "-t1", "-c32", `-d${seconds}s`, `http://127.0.0.1:${m.port}/`]);
+        const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+        if (!rps) m.why = `wrk said: ${tail(r.stdout + r.stderr)}`;
+        else if (round >= 0) m.samples.push(rps);
+      }
+    }
+    return up.map((m) => ({ name: m.name, rps: m.why ? undefined : median(m.samples), why: m.why }));
+  } finally {
+    for (const m of up) {
+      if (m.pidFile) runSync([bin, "--stop", "--pid-file", m.pidFile]);
+      for (const p of [...m.pids, ...listeners(m.port)]) await stopPid(p);
+    }
+  }
 }
