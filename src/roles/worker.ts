@@ -96,12 +96,15 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
   // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
   const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
-  // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
-  // and keeps what it read: take it out of the environment the entry's own children inherit.
   mark("worker: listeners shared");
-  await import("node:cluster");
-  delete process.env.NODE_UNIQUE_ID;
-  mark("worker: node:cluster loaded");
+  // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
+  // and keeps what it read: take it out of the environment the entry's own children inherit. Keep-alive's
+  // worker has no ticket (worker_handle.ts), so it loads no node:cluster.
+  if (stage.workers) {
+    await import("node:cluster");
+    delete process.env.NODE_UNIQUE_ID;
+    mark("worker: node:cluster loaded");
+  }
 
   handleSignals(stage, title, listeners);
 
