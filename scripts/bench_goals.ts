@@ -82,7 +82,7 @@ async function launcherPeak(bin: string, tmp: string, freePort: () => Promise<nu
   for (let i = 0; i < runs; i++) {
     const port = await freePort(), pidFile = join(tmp, `peak-${i}.pid`);
     const l = start([bin, "--daemon", "--pid-file", pidFile, "--", String(port)]);
-    let peak: Memory = { rss: 0, pss: 0, priv: 0 };
+    let peak: Memory = { rss: 0, pss: 0, priv: 0, anon: 0 };
     while (l.exit === undefined) {
       try {
         const m = memory(l.proc.pid);
@@ -133,7 +133,8 @@ const mb = (m: Memory | undefined, key: keyof Memory) => m ? (m[key] / MiB).toFi
 const memOf = (c: Case, key: "mem" | "childMem"): Memory | undefined => {
   const xs = c.samples.map((s) => s[key]).filter((m): m is Memory => !!m);
   if (!xs.length) return undefined;
-  return { rss: median(xs.map((m) => m.rss)), pss: median(xs.map((m) => m.pss)), priv: median(xs.map((m) => m.priv)) };
+  const mid = (key: keyof Memory) => median(xs.map((m) => m[key]));
+  return { rss: mid("rss"), pss: mid("pss"), priv: mid("priv"), anon: mid("anon") };
 };
 
 /** The goal table (one column per entry) and the tables it is computed from, as markdown lines. */
@@ -154,10 +155,11 @@ export function goalReport(runs: EntryRun[], exitCase: Case): string[] {
     p(`| ${name} | ${cells.join(" | ")} | ${runs.map((r) => f1(med(pick(r), "launcher"))).join(" / ")} |`);
   }
   p();
-  p(`### Memory per process (idle, 250 ms after ready; MiB; private = its own pages, PSS = shared pages divided among sharers)`);
+  p(`### Memory per process (idle, 250 ms after ready; MiB; PSS: shared pages divided among their sharers; private: pages no other`);
+  p(`process maps, of which anonymous: its heaps; the rest are pages of the binary only it has touched)`);
   p();
-  p(`| process | ${cols.map((c) => `${c} RSS | PSS | private`).join(" | ")} |`);
-  p(`| --- | ${cols.map(() => "---: | ---: | ---:").join(" | ")} |`);
+  p(`| process | ${cols.map((c) => `${c} RSS | PSS | private | anonymous`).join(" | ")} |`);
+  p(`| --- | ${cols.map(() => "---: | ---: | ---: | ---:").join(" | ")} |`);
   const rows: [string, (r: EntryRun) => Memory | undefined][] = [
     ["bare compiled entry", (r) => memOf(r.bareEntry, "mem")], ["foreground", (r) => memOf(r.foreground, "mem")],
     ["`--daemon` launcher (peak while it waits, polled)", (r) => r.launcherPeak],
@@ -165,7 +167,7 @@ export function goalReport(runs: EntryRun[], exitCase: Case): string[] {
     ["keep-alive supervisor", (r) => memOf(r.daemon, "mem")], ["keep-alive entry's process", (r) => memOf(r.daemon, "childMem")],
     ["`--workers 2` master", (r) => memOf(r.workers2, "mem")], ["`--workers 2` a worker", (r) => memOf(r.workers2, "childMem")],
   ];
-  for (const [name, pick] of rows) p(`| ${name} | ${runs.map((r) => ["rss", "pss", "priv"].map((k) => mb(pick(r), k as keyof Memory)).join(" | ")).join(" | ")} |`);
+  for (const [name, pick] of rows) p(`| ${name} | ${runs.map((r) => ["rss", "pss", "priv", "anon"].map((k) => mb(pick(r), k as keyof Memory)).join(" | ")).join(" | ")} |`);
   p();
   p(`### Throughput (requests/s on \`/\`, wrk pinned, interleaved rounds, median per mode)`);
   p();

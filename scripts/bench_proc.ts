@@ -107,17 +107,19 @@ export function rss(pid: number): number {
 }
 
 /** A process's memory from /proc/PID/smaps_rollup: resident, proportional (shared pages divided among their
- * sharers) and private (its own pages only: what it really costs), in bytes. */
+ * sharers), private (pages no other process maps: what it really costs) and, of those, anonymous (its heaps;
+ * the rest are pages of the binary only it has touched), in bytes. */
 export interface Memory {
   rss: number;
   pss: number;
   priv: number;
+  anon: number;
 }
 
 export function memory(pid: number): Memory {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) * 1024;
-  return { rss: kb("Rss"), pss: kb("Pss"), priv: kb("Private_Clean") + kb("Private_Dirty") };
+  return { rss: kb("Rss"), pss: kb("Pss"), priv: kb("Private_Clean") + kb("Private_Dirty"), anon: kb("Anonymous") };
 }
 
 export function which(name: string): string | undefined {
