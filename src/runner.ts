@@ -71,16 +71,16 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
-  const [{ parseRunnerArgs }, { remembered }, { identityOf }, { checkStartInputs }] = await Promise.all([
-    import("./options.ts"), import("./remembered.ts"), import("./privileges.ts"), import("./start_inputs.ts"),
-  ]);
+  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([import("./options.ts"), import("./remembered.ts")]);
   mark("options modules loaded");
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
   mark("options parsed");
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
-  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) checkStartInputs(opts); // 66 before anything
-  // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it.
-  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) identityOf(opts);
+  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) { // a control command loads neither
+    const [{ identityOf }, { checkStartInputs }] = await Promise.all([import("./privileges.ts"), import("./start_inputs.ts")]);
+    checkStartInputs(opts); // 66 before anything
+    identityOf(opts); // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it
+  }
   switch (opts.action) {
     case "help":
       say((await import("./usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
