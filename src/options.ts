@@ -14,6 +14,7 @@ import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
 import { type DaemonSettings, DEFAULTS } from "./stage.ts";
 import { readEnvFiles } from "./env_file.ts";
 import { parseSize } from "./memory_limit.ts";
+import { cgroupMemoryLimit, cpuWorkers } from "./cgroup.ts";
 
 /** What the command line asks for. */
 export type Action =
@@ -203,7 +204,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     timeout: seconds("timeout", values.timeout, DEFAULTS.timeout),
     startTimeout: seconds("start-timeout", values["start-timeout"], DEFAULTS.startTimeout, "positive"),
     ready,
-    workers: count("workers", values.workers, DEFAULTS.workers),
+    ...workersFlag(values.workers),
     keepAlive: !values["no-keep-alive"],
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     ...entryFlags(values, action, baseDir),
@@ -221,10 +222,9 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
 /** `--max-memory`, `--log-timestamps` (both need a master: of `--workers`, or keep-alive's supervisor) and
  * `--env-file` (read now, so a missing file fails before anything starts). */
 function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean }, action: Action, baseDir: string) {
-  const given = values["max-memory"];
-  const maxMemory = given === undefined ? 0 : parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M`);
+  const { maxMemory, maxMemoryShare } = maxMemoryFlag(values["max-memory"]);
   const starts = ["daemon", "restart", "foreground", "install-service", "print-service"].includes(action);
-  const workers = count("workers", values.workers, DEFAULTS.workers);
+  const workers = values.workers === "auto" ? 1 : count("workers", values.workers, DEFAULTS.workers);
   // Without workers only keep-alive's supervisor (--daemon, --restart) runs apart from the entry to do it.
   const kept = (action === "daemon" || action === "restart") && !values["no-keep-alive"];
   for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]]] as const) {
@@ -238,7 +238,27 @@ function entryFlags(values: { workers?: string; "max-memory"?: string; "log-time
     return resolve(baseDir, path);
   });
   if (starts) readEnvFiles(envFiles);
-  return { maxMemory, logTimestamps: values["log-timestamps"] ?? false, envFiles };
+  return { maxMemory, maxMemoryShare, logTimestamps: values["log-timestamps"] ?? false, envFiles };
+}
+
+/** `--workers N` or `auto`: the CPU limit of this process's cgroup (see cgroup.ts), with how it was decided. */
+function workersFlag(value: string | undefined): { workers: number; workersAuto?: string } {
+  if (value !== "auto") {
+    if (value !== undefined && !/^\d+$/.test(value)) fail(`Invalid --workers '${value}': give a whole number from 0 to 1024, or auto (the cgroup's CPU limit)`);
+    return { workers: count("workers", value, DEFAULTS.workers) };
+  }
+  const { value: workers, how } = cpuWorkers();
+  return { workers: Math.min(workers, 1024), workersAuto: how };
+}
+
+/** `--max-memory SIZE` or `PERCENT%` of this process's cgroup memory limit (see cgroup.ts). */
+function maxMemoryFlag(given: string | undefined): { maxMemory: number; maxMemoryShare?: string } {
+  if (given === undefined) return { maxMemory: 0 };
+  const percent = /^(\d{1,3}(\.\d{1,2})?)%$/.exec(given)?.[1];
+  if (percent === undefined) return { maxMemory: parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M, or a percentage of the cgroup's memory limit, e.g. 80%`) };
+  if (!(Number(percent) > 0 && Number(percent) <= 100)) fail(`Invalid --max-memory '${given}': give a percentage above 0 and up to 100, e.g. --max-memory 80%`);
+  const limit = cgroupMemoryLimit() ?? fail(`Invalid --max-memory '${given}': this process's cgroup sets no memory limit to take a percentage of: give a size, e.g. --max-memory 300M`);
+  return { maxMemory: Math.floor(limit.value * Number(percent) / 100), maxMemoryShare: `${percent}% of ${limit.how}` };
 }
 
 /** The service flags go only with the service actions, and a user's systemd has no User= to switch to. */

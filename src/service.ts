@@ -58,8 +58,10 @@ function runnerFlags(opts: RunnerOptions): string[] {
   if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
   if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
   if (opts.ready !== "auto") flags.push("--ready", opts.ready);
-  if (opts.workers > 0) flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
-  if (opts.maxMemory > 0) {
+  // auto and a percentage are decided again where the unit runs (its cgroup: CPUQuota=, MemoryMax=).
+  if (opts.workers > 0) flags.push("--workers", opts.workersAuto ? "auto" : String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
+  if (opts.maxMemoryShare) flags.push("--max-memory", opts.maxMemoryShare.split(" ")[0]);
+  else if (opts.maxMemory > 0) {
     const [bytes, unit] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => opts.maxMemory % b === 0) ?? [1024, "K"];
     flags.push("--max-memory", `${opts.maxMemory / bytes}${unit}`);
   }

@@ -51,6 +51,10 @@ export interface DaemonSettings {
   envFiles: string[];
   /** Bytes of RSS above which a worker is replaced (`--max-memory`); 0 for no limit. */
   maxMemory: number;
+  /** `--workers auto`: how the count was decided (the cgroup's CPU limit, or the affinity mask). */
+  workersAuto?: string;
+  /** `--max-memory PERCENT%`: the share of the cgroup's memory limit it was taken from. */
+  maxMemoryShare?: string;
   /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
   logTimestamps: boolean;
 }
@@ -80,7 +84,7 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
-  for (const key of ["logFile", "user", "group"] as const) if (options[key] !== undefined) settings[key] = options[key];
+  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare"] as const) if (options[key] !== undefined) settings[key] = options[key];
   return settings;
 }
 

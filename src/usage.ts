@@ -61,14 +61,16 @@ function options(name: string): string {
                         without failing; manual: only when it calls ready() (default: auto)
       --name NAME       name for the default pid file and the process title (default: ${name})
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
-                        that runs no entry code (default: 0: one copy of the entry, restarted when it dies)
+                        that runs no entry code (default: 0: one copy of the entry, restarted when it dies);
+                        auto: the CPU limit of the cgroup (a container's), rounded up, else the affinity mask
       --no-keep-alive   with no --workers: run the entry in the daemon process itself, not restarted
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
       --user USER       run the entry as USER (as root only): the pid file and log are opened as root first,
                         the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
                         stays root and runs no entry code, each worker switches
       --group GROUP     with --user: this group instead of USER's own
-      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M) for 3 s: its
+      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M, or a percentage of
+                        the cgroup's memory limit, e.g. 80%) for 3 s: its
                         successor starts first, one worker at a time; a kept-alive entry is stopped,
                         then started (needs a supervisor: --workers, or keep-alive with --daemon)
       --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and

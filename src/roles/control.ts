@@ -18,6 +18,8 @@ import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
 import { REOPEN, SIG } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
+import { findRegistered } from "../registry.ts";
+import { megabytes } from "../memory_limit.ts";
 
 /** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
 function openHolder(pidFile: string, libc: Libc): { pid: number; pidfd: number } | null {
@@ -132,6 +134,7 @@ export function status(opts: RunnerOptions): number {
       }
       if (table.migration) console.log(`  rolling restarts: ${MIGRATION_STATUS[table.migration]}`);
     }
+    for (const line of decisions(opts.pidFile)) console.log(`  ${line}`);
     return ExitCode.OK;
   }
   if (state.state === "stale") {
@@ -140,6 +143,15 @@ export function status(opts: RunnerOptions): number {
   }
   console.log(`${opts.name}: not running`);
   return ExitCode.NOT_RUNNING;
+}
+
+/** How `--workers auto` and `--max-memory PERCENT%` were decided when the daemon started. */
+function decisions(pidFile: string): string[] {
+  const s = findRegistered(pidFile)?.settings;
+  const lines = [];
+  if (s?.workersAuto) lines.push(`--workers auto: ${s.workers} workers (${s.workersAuto})`);
+  if (s?.maxMemoryShare) lines.push(`--max-memory ${megabytes(s.maxMemory)}: ${s.maxMemoryShare}`);
+  return lines;
 }
 
 /** `--stop`: stops the daemon and says how. */
