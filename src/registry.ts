@@ -30,10 +30,12 @@ export interface RegistryEntry {
   /** How it was started (absent in entries of a daemon started by the library's acquire()). */
   settings?: DaemonSettings;
   command?: Command;
+  /** A foreground run without a pid file, registered while it is ready (roles/foreground.ts). */
+  foreground?: boolean;
 }
 
 /** What a daemon remembers of its start: see {@linkcode RegistryEntry}. */
-export type StartRecord = Pick<RegistryEntry, "settings" | "command">;
+export type StartRecord = Pick<RegistryEntry, "settings" | "command" | "foreground">;
 
 const SUFFIX = ".daemon.json";
 

@@ -123,7 +123,8 @@ export function status(opts: RunnerOptions): number {
     return ExitCode.UNKNOWN;
   }
   if (state.state === "running") {
-    console.log(`${opts.name}: running (pid ${state.pid})${state.missing ? ` but its pid file ${opts.pidFile} is missing (found in the registry)` : ""}`);
+    const where = !state.missing ? "" : findRegistered(opts.pidFile)?.foreground ? " in the foreground, ready (no pid file: found in the registry)" : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
+    console.log(`${opts.name}: running (pid ${state.pid})${where}`);
     const table = readWorkerTable(workerTableFile(opts.pidFile));
     const who = whoRuns(state.pid, table?.master === state.pid ? table.workers.map((w) => w.pid) : []);
     if (who) console.log(`  ${who}`);

@@ -118,7 +118,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     reporter.fail("NO_INPUT", (err as Error).message);
     process.exit(ExitCode.NO_INPUT);
   }
-  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
     runnerLog(`Cannot start: ${message}`, "fatal");

@@ -3,7 +3,9 @@
  * namespace to PID 1 and nothing else reaps them, while Bun and Deno wait only for their own children (and
  * break if someone else reaps those). So PID 1 becomes a tiny init: it starts the same command line again as
  * its only child (which, not being PID 1, runs the entry), forwards signals to it, reaps every child that
- * exits, and exits as the child did (128 + the signal when it was killed).
+ * exits, and exits as the child did (128 + the signal when it was killed). A platform stops a container
+ * with SIGTERM and means "gracefully": to a master of `--workers`, whose TERM is Unicorn's quick stop, init
+ * passes it on as QUIT (drain, then each worker's onShutdown hooks, bounded by `--timeout`).
  *
  * @module
  */
@@ -25,6 +27,7 @@ export function exitCodeOf(status: number): number {
 
 /**
  * Runs init: starts this command line again as its child and never returns; exits when the child does.
+ * `master`: the child is a master of workers (SIGTERM goes to it as SIGQUIT).
  *
  * @example
  * ```ts ignore
@@ -33,7 +36,7 @@ export function exitCodeOf(status: number): number {
  * if (process.pid === 1) serveInit();
  * ```
  */
-export function serveInit(libc: Libc = systemLibc): void {
+export function serveInit(master = false, libc: Libc = systemLibc): void {
   const self = selfCommand();
   const child = libc.spawn({ path: self.path, argv: [self.path, ...self.args], env: process.env, fds: [0, 1, 2], cwd: self.cwd });
   const pidfd = libc.pidfdOpen(child);
@@ -42,7 +45,7 @@ export function serveInit(libc: Libc = systemLibc): void {
     if (name === "SIGUSR1" && !RUNTIME.usr1IsSafe) continue; // listening would open Deno's debugger
     process.on(name as NodeJS.Signals, () => {
       try {
-        libc.pidfdSignal(pidfd, number);
+        libc.pidfdSignal(pidfd, master && number === FORWARDED.SIGTERM ? FORWARDED.SIGQUIT : number);
       } catch {
         // The child has exited; the next reap ends us.
       }

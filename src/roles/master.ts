@@ -140,6 +140,7 @@ function stop(m: Master, graceful: boolean, why: string, signal?: string): void 
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
   if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
+  m.daemon.systemd.notify("STOPPING=1");
   // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
   m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
   for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
