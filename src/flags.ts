@@ -35,6 +35,7 @@ export const FLAGS = {
   json: { type: "boolean" },
   "worker-timeout": { type: "string" },
   "max-memory": { type: "string" },
+  metrics: { type: "string" },
   "log-timestamps": { type: "boolean" },
   "env-file": { type: "string", multiple: true },
   "install-service": { type: "boolean" },

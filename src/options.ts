@@ -221,13 +221,13 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
 
 /** `--max-memory`, `--log-timestamps` (both need a master: of `--workers`, or keep-alive's supervisor) and
  * `--env-file` (read now, so a missing file fails before anything starts). */
-function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean }, action: Action, baseDir: string) {
+function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean; metrics?: string }, action: Action, baseDir: string) {
   const { maxMemory, maxMemoryShare } = maxMemoryFlag(values["max-memory"]);
   const starts = ["daemon", "restart", "foreground", "install-service", "print-service"].includes(action);
   const workers = values.workers === "auto" ? 1 : count("workers", values.workers, DEFAULTS.workers);
   // Without workers only keep-alive's supervisor (--daemon, --restart) runs apart from the entry to do it.
   const kept = (action === "daemon" || action === "restart") && !values["no-keep-alive"];
-  for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]]] as const) {
+  for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]], ["metrics", metricsFlag(values.metrics) !== undefined]] as const) {
     if (!set || !starts || workers > 0 || kept) continue;
     if (values["no-keep-alive"]) fail(`Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`);
     const where = action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
@@ -238,7 +238,20 @@ function entryFlags(values: { workers?: string; "max-memory"?: string; "log-time
     return resolve(baseDir, path);
   });
   if (starts) readEnvFiles(envFiles);
-  return { maxMemory, maxMemoryShare, logTimestamps: values["log-timestamps"] ?? false, envFiles };
+  return { maxMemory, maxMemoryShare, metrics: metricsFlag(values.metrics), logTimestamps: values["log-timestamps"] ?? false, envFiles };
+}
+
+/** `--metrics`'s value: `PORT`, `HOST:PORT` or `[IPv6]:PORT`; `undefined` when it is not one. */
+export function parseMetricsAddress(value: string): { host?: string; port: number } | undefined {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[\w.-]+):)?(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) return undefined;
+  return { host: m[1]?.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
+}
+
+/** `--metrics ADDR`: PORT, HOST:PORT or [IPv6]:PORT, served by the master (see metrics.ts). */
+function metricsFlag(value: string | undefined): string | undefined {
+  if (value !== undefined && !parseMetricsAddress(value)) fail(`Invalid --metrics '${value}': give PORT, HOST:PORT or [IPv6]:PORT, e.g. --metrics 9464 or --metrics 127.0.0.1:9464`);
+  return value;
 }
 
 /** `--workers N` or `auto`: the CPU limit of this process's cgroup (see cgroup.ts), with how it was decided. */

@@ -41,7 +41,8 @@ export interface Overview {
 /** USER_HZ: the unit of utime and stime in /proc/PID/stat, 100 on every Linux architecture daemonic runs on. */
 const TICKS_PER_SECOND = 100;
 
-function rssBytes(pid: number): number {
+/** VmRSS of `pid` in bytes; 0 when it is gone. */
+export function rssBytes(pid: number): number {
   try {
     const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
     return line ? parseInt(line.slice(6), 10) * 1024 : 0;
@@ -50,7 +51,8 @@ function rssBytes(pid: number): number {
   }
 }
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of `pid`; 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after the comm, which may hold spaces

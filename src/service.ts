@@ -66,6 +66,7 @@ function runnerFlags(opts: RunnerOptions): string[] {
     flags.push("--max-memory", `${opts.maxMemory / bytes}${unit}`);
   }
   if (opts.logTimestamps) flags.push("--log-timestamps");
+  if (opts.metrics) flags.push("--metrics", opts.metrics);
   for (const path of opts.envFiles) flags.push("--env-file", path);
   return flags;
 }

@@ -53,6 +53,8 @@ export interface DaemonSettings {
   maxMemory: number;
   /** `--workers auto`: how the count was decided (the cgroup's CPU limit, or the affinity mask). */
   workersAuto?: string;
+  /** `--metrics ADDR`: where the master serves Prometheus metrics (see metrics.ts). */
+  metrics?: string;
   /** `--max-memory PERCENT%`: the share of the cgroup's memory limit it was taken from. */
   maxMemoryShare?: string;
   /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
@@ -84,7 +86,7 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
-  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare"] as const) if (options[key] !== undefined) settings[key] = options[key];
+  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare", "metrics"] as const) if (options[key] !== undefined) settings[key] = options[key];
   return settings;
 }
 

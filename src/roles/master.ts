@@ -15,6 +15,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
+import { serveMetrics } from "../metrics.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
@@ -37,7 +38,7 @@ interface Master {
   generation: number;
   workers: Worker[];
   /** Crashes in a row per slot, and when the slot may be started again. */
-  backoff: Map<number, { crashes: number; retryAt: number }>;
+  backoff: Map<number, { crashes: number; retryAt: number; lastExit?: number }>; // lastExit: a wait status, for --metrics
   restarts: Map<number, number>;
   queue: string[]; // signals, handled by the loop
   starting: boolean;
@@ -67,6 +68,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     m.daemon = startDaemon(); // a spawn error too is then reported to the launcher (its start-up guard)
   }
   moveStatus(m); // the worker table beside the pid file; written once all are ready
+  void serveMetrics(stage, m, m.daemon.fatal); // --metrics: the master's own state, read at each scrape
   if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   let wake = () => {};
@@ -107,9 +109,7 @@ function tick(m: Master): boolean {
 function handleSignal(m: Master, signal: string): void {
   if (m.stopping && signal !== "SIGTERM" && signal !== "SIGINT") return;
   switch (signal) {
-    case "SIGTERM":
-    case "SIGINT":
-    case "SIGQUIT":
+    case "SIGTERM": case "SIGINT": case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
     case "SIGHUP":
       // Keep-alive (no --workers): --reload means what it means to a single process, the entry's onReload hooks.
@@ -203,7 +203,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   // An unplanned exit: replace it, backing off while it keeps dying young.
   const crashes = !w.ready || lived < 5000 ? (m.backoff.get(w.id)?.crashes ?? 0) + 1 : 0;
   const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
-  m.backoff.set(w.id, { crashes, retryAt: Date.now() + delay });
+  m.backoff.set(w.id, { crashes, retryAt: Date.now() + delay, lastExit: status });
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
