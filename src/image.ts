@@ -54,8 +54,9 @@ export function imageReference(value: string): string {
 function findLibrary(soname: string, platform: Platform): string {
   const found = platform.searched.map((dir) => join(dir, soname)).find((path) => existsSync(path));
   if (found) return found;
-  const pkg = platform.architecture === process.arch.replace("x64", "amd64") ? "libc6" : `libc6:${platform.architecture}`;
-  throw new DaemonError("OS_FILE", `Cannot build the ${platform.architecture} image: ${soname} is not in ${platform.searched.join(" or ")}: install Debian's ${pkg} (for another architecture: dpkg --add-architecture ${platform.architecture}, apt-get update, apt-get install ${pkg})`);
+  const arch = platform.architecture;
+  const how = arch === process.arch.replace("x64", "amd64") ? "libc6" : `libc6:${arch} (dpkg --add-architecture ${arch}, apt-get update, apt-get install libc6:${arch})`;
+  throw new DaemonError("OS_FILE", `Cannot build the ${arch} image: ${soname} is not in ${platform.searched.join(" or ")}: install Debian's ${how}`);
 }
 
 /** Fails before anything is compiled when the platform's libc is not at hand. */

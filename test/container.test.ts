@@ -1,0 +1,183 @@
+/**
+ * Containers, on a real engine (Debian's podman with runc, as root; scripts/test-roots.sh containers installs
+ * them once): `daemonic build --image` makes an archive `podman load` takes, the same bytes each time; the
+ * image runs as nonroot, answers, is probed with `/app --status` (3 before it is ready, 0 while it serves),
+ * stops on `podman stop` with its shutdown hook and exit 0; under `--cpus 1`, `--workers auto` starts one
+ * worker and `--metrics` passes promtool. Every container and image a test makes is removed by its id.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, describe, test } from "node:test";
+import { DaemonError } from "../src/errors.ts";
+import { checkLibraries, imagePlatform, librariesOf } from "../src/image.ts";
+import { BUN, CLI, eventually, FIXTURES, run, RUNTIME, Sandbox } from "./_helpers.ts";
+import { buildBinary, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";
+
+if (IS_ROOT) setup("containers", "arm64");
+const dir = new Sandbox();
+const images: string[] = [];
+after(() => {
+  for (const id of images) run(["podman", "rmi", "-f", id]);
+  dir.cleanup();
+});
+
+const ENGINE = ["podman", "--runtime", "runc"];
+const RUN = [...ENGINE, "run", "-d", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "host"];
+const tag = `daemonic-test-${RUNTIME}-${process.pid}`;
+
+function buildImage(name: string, extra: string[] = []): { tar: string; ran: ReturnType<typeof run> } {
+  const tar = join(dir.dir, `${name}.tar`);
+  return { tar, ran: run([BUN, CLI, "build", join(FIXTURES, "server.ts"), "--image", `${tag}:${name}`, "-o", tar, ...extra], { timeout: 300_000 }) };
+}
+
+/** `tar -t` (with `flags`) of the image's one layer. */
+function layerListing(tar: string, flags: string): string {
+  const r = run(["bash", "-c", `tar -xOf "$1" "$(tar -tf "$1" | grep -E '^[0-9a-f]{64}\\.tar$')" | tar ${flags}`, "-", tar]);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+/** Loads `tar`; returns the image ID podman gives it (recorded for removal). */
+function load(tar: string): string {
+  const r = run(["podman", "load", "-q", "-i", tar], { timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const loaded = /Loaded image(?:\(s\))?: (\S+)/.exec(r.stdout)?.[1];
+  assert.ok(loaded, r.stdout);
+  const id = run(["podman", "image", "inspect", "--format", "{{.Id}}", loaded]).stdout.trim();
+  images.push(id);
+  return id;
+}
+
+/** A container of `image` with `args`, removed (by its id) when `body` ends, however it ends. */
+async function inContainer(image: string, options: string[], args: string[], body: (id: string, logs: () => string) => Promise<void>): Promise<void> {
+  const started = run([...RUN, ...options, image, ...args], { timeout: 60_000 });
+  assert.equal(started.status, 0, started.stderr);
+  const id = started.stdout.trim();
+  try {
+    await body(id, () => {
+      const r = run(["podman", "logs", id]);
+      return r.stdout + r.stderr;
+    });
+  } finally {
+    run(["podman", "rm", "-f", "-t", "0", id], { timeout: 60_000 });
+  }
+}
+
+describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { skip: skipUnlessRoot }, () => {
+  test("the archive is the same bytes each time, at most the binary + 8 MB: /app, the libraries ldd names, no shell", () => {
+    const first = buildImage("a"), second = buildImage("b");
+    assert.equal(first.ran.status, 0, first.ran.stderr);
+    assert.equal(second.ran.status, 0, second.ran.stderr);
+    const again = buildImage("a");
+    assert.equal(again.ran.status, 0, again.ran.stderr);
+    const bytes = readFileSync(first.tar);
+    assert.ok(bytes.equals(readFileSync(again.tar)), "the same input gave different archives");
+    const binary = buildBinary("server.ts", join(dir.dir, "server"));
+    assert.ok(statSync(first.tar).size <= statSync(binary).size + 8 * 1024 * 1024, `${statSync(first.tar).size} bytes`);
+    const outer = run(["tar", "-tf", first.tar]).stdout.split("\n").filter(Boolean);
+    assert.deepEqual(outer.map((p) => p.replace(/^[0-9a-f]{64}/, "HEX")).sort(), ["HEX.json", "HEX.tar", "manifest.json"]);
+    const listed = layerListing(first.tar, "-tv");
+    const files = listed.split("\n").filter((l) => l.startsWith("-")).map((l) => l.split(/\s+/).pop()!);
+    const ldd = run(["ldd", binary]).stdout.match(/\/\S+/g)!.map((p) => basename(p)).sort();
+    assert.deepEqual(files.filter((f) => f.startsWith("lib")).map((f) => basename(f)).sort(), ldd);
+    assert.deepEqual(files.filter((f) => !f.startsWith("lib")).sort(), ["app", "etc/group", "etc/passwd"]);
+    assert.ok(listed.split("\n").filter(Boolean).every((l) => / 0\/0 .* 1970-01-01 00:00 /.test(l)), listed);
+  });
+
+  test("podman load takes it; it runs as 65532, answers, the exec probe says 3 until ready then 0, podman stop runs the hook and exits 0", async () => {
+    const { tar, ran } = buildImage("run");
+    assert.equal(ran.status, 0, ran.stderr);
+    const id = load(tar);
+    const inspect = JSON.parse(run(["podman", "image", "inspect", id]).stdout)[0];
+    assert.equal(inspect.Config.User, "65532:65532");
+    assert.deepEqual(inspect.Config.Entrypoint, ["/app"]);
+    // Port 0: the entry says which port the kernel gave it; it listens 2.5 s after it starts.
+    await inContainer(id, [], ["--", "0", "2500"], async (container, logs) => {
+      assert.ok(await eventually(() => logs().includes("argv:"), 30_000), logs());
+      const early = run([...ENGINE, "exec", container, "/app", "--status"]);
+      assert.equal(early.status, 3, `before it is ready: ${early.stdout}${early.stderr}`);
+      let port = 0;
+      assert.ok(await eventually(() => (port = Number(/listening on (\d+)/.exec(logs())?.[1] ?? 0)) > 0, 30_000), logs());
+      assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /^Hello from PID \d+/);
+      let probe = run([...ENGINE, "exec", container, "/app", "--status"]);
+      assert.ok(await eventually(() => (probe = run([...ENGINE, "exec", container, "/app", "--status"])).status === 0, 10_000), probe.stdout + probe.stderr);
+      assert.match(probe.stdout, /app: running \(pid \d+\)/);
+      const top = run(["podman", "top", container, "user", "args"]).stdout.trim().split("\n").slice(1);
+      assert.ok(top.length >= 2 && top.every((l) => l.startsWith("nonroot")), top.join("\n"));
+      // -t 3: podman would SIGKILL after 3 s, which would read as exit 137.
+      const stop = run([...ENGINE, "stop", "-t", "3", container]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "0");
+      assert.match(logs(), /SIGTERM received: shutting down/);
+      assert.match(logs(), /^shutdown hook ran$/m);
+    });
+  });
+
+  test("under --cpus 1, --workers auto runs 1 worker, --status says why; --metrics passes promtool", async () => {
+    const { tar, ran } = buildImage("cpus");
+    assert.equal(ran.status, 0, ran.stderr);
+    const id = load(tar);
+    await inContainer(id, ["--cpus", "1"], ["--workers", "auto", "--metrics", "127.0.0.1:0", "--", "0"], async (container, logs) => {
+      assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
+      const status = run([...ENGINE, "exec", container, "/app", "--status"]);
+      assert.equal(status.status, 0, status.stderr);
+      assert.match(status.stdout, /--workers auto: 1 workers \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPUs\)/);
+      const url = /metrics on (http:\/\/\S+)/.exec(logs())?.[1];
+      assert.ok(url, logs());
+      const text = await (await fetch(url)).text();
+      assert.match(text, /^daemonic_workers\{name="app"\} 1$/m);
+      assert.match(text, /^daemonic_worker_ready\{name="app",worker="1"\} 1$/m);
+      assert.match(text, /^daemonic_process_resident_memory_bytes\{name="app",process="worker",worker="1"\} [1-9]\d*$/m);
+      const promtool = run(["promtool", "check", "metrics"], { input: text });
+      assert.equal(promtool.status, 0, promtool.stdout + promtool.stderr);
+      const stop = run([...ENGINE, "stop", "-t", "5", container]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "0");
+      assert.match(logs(), /master: SIGQUIT: graceful stop/);
+      assert.match(logs(), /^shutdown hook ran$/m);
+    });
+  });
+
+  test("--target linux-arm64: an arm64 image of Debian's libc6:arm64 libraries, which podman loads as arm64", () => {
+    const { tar, ran } = buildImage("arm64", ["--target", "linux-arm64"]);
+    assert.equal(ran.status, 0, ran.stderr);
+    const id = load(tar);
+    assert.equal(run(["podman", "image", "inspect", "--format", "{{.Architecture}}", id]).stdout.trim(), "arm64");
+    const listed = layerListing(tar, "-t");
+    assert.match(listed, /^lib\/aarch64-linux-gnu\/libc\.so\.6$/m);
+    assert.match(listed, /^lib\/ld-linux-aarch64\.so\.1$/m);
+  });
+});
+
+describe("daemonic build --image: what is refused", () => {
+  test("a target's libraries not at hand: one line naming the package, OS_FILE (72)", () => {
+    const empty = mkdtempSync(join(tmpdir(), "daemonic-nolibs-"));
+    try {
+      const noLibc = { ...imagePlatform(), searched: [empty] };
+      assert.throws(() => checkLibraries(noLibc), (e) => e instanceof DaemonError && e.exitCode === 72 && /libc\.so\.6 is not in .*daemonic-nolibs.*: install Debian's libc6$/.test(e.message));
+      assert.throws(() => librariesOf("/bin/true", noLibc), (e) => e instanceof DaemonError && e.exitCode === 72 && /ld-linux-[\w.-]+ is not in/.test(e.message));
+      const noArm = { ...imagePlatform("linux-arm64"), searched: [empty] };
+      assert.throws(() => checkLibraries(noArm), (e) => e instanceof DaemonError && /install Debian's libc6:arm64 \(dpkg --add-architecture arm64, apt-get update, apt-get install libc6:arm64\)$/.test(e.message));
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test("bad --image, --image-user or a musl target: exit 64, one line, no file", () => {
+    const out = join(dir.dir, "refused.tar");
+    for (const [args, message] of [
+      [["--image", "Bad:1"], /Invalid --image 'Bad:1': give NAME:TAG in lower case/],
+      [["--image", "a:1", "--image-user", "nobody"], /Invalid --image-user 'nobody': give a numeric UID/],
+      [["--image-user", "1000"], /Invalid --image-user: it goes with --image/],
+      [["--image", "a:1", "--target", "linux-x64-musl"], /Invalid --target linux-x64-musl with --image/],
+    ] as const) {
+      const r = run([BUN, CLI, "build", join(FIXTURES, "server.ts"), ...args, "-o", out]);
+      assert.equal(r.status, 64, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.throws(() => statSync(out));
+    }
+  });
+});
