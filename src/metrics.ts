@@ -2,7 +2,7 @@
  * `--metrics ADDR`: Prometheus's text exposition format (version 0.0.4) at `http://ADDR/metrics`, served
  * by the master (or keep-alive's supervisor), never by a process running the entry: each process's RSS and
  * CPU seconds, each worker's uptime, restarts, readiness and last unplanned exit; the daemon's start time
- * and version. The master's loop awaits a timer between ticks, so requests are answered in between.
+ * and version; `/ready` and `/live` for HTTP probes. The master's loop awaits a timer between ticks, so requests are answered in between.
  *
  * @module
  */
@@ -20,6 +20,8 @@ import { VERSION } from "./version.ts";
 export interface MetricsSource {
   /** Until every worker of the start is ready. */
   starting: boolean;
+  /** Once a stop began. */
+  stopping?: unknown;
   workers: readonly { id: number; pid: number; startedAt: number; ready: boolean; retireBy?: number }[];
   restarts: ReadonlyMap<number, number>;
   /** Per slot: the wait status of its last unplanned exit. */
@@ -80,7 +82,11 @@ export async function serveMetrics(stage: DaemonStage, source: MetricsSource, fa
   const startedAt = performance.timeOrigin;
   const { createServer } = await import("node:http");
   const server = createServer((req, res) => {
-    if (req.url !== "/metrics" && !req.url?.startsWith("/metrics?")) return void res.writeHead(404).end("see /metrics\n");
+    const path = req.url?.split("?")[0];
+    // HTTP probes: /live answers while the master's loop runs, /ready while the daemon is ready and not stopping.
+    if (path === "/live") return void res.writeHead(200).end("live\n");
+    if (path === "/ready") return void (source.starting || source.stopping ? res.writeHead(503).end("not ready\n") : res.writeHead(200).end("ready\n"));
+    if (path !== "/metrics") return void res.writeHead(404).end("see /metrics, /ready, /live\n");
     res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(exposition(stage.name, source, startedAt));
   });
   const listen = () => server.listen(address.port, address.host);

@@ -12,7 +12,8 @@ import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
 import { checkLibraries, imagePlatform, librariesOf } from "../src/image.ts";
-import { BUN, CLI, eventually, FIXTURES, run, RUNTIME, Sandbox } from "./_helpers.ts";
+import { parse } from "yaml";
+import { BUN, CLI, eventually, FIXTURES, ROOT, run, RUNTIME, Sandbox } from "./_helpers.ts";
 import { buildBinary, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";
 
 if (IS_ROOT) setup("containers", "arm64");
@@ -115,16 +116,20 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     });
   });
 
-  test("under --cpus 1, --workers auto runs 1 worker, --status says why; --metrics passes promtool", async () => {
+  test("examples/kubernetes.yaml's args under --cpus 1: --workers auto runs 1 worker, --status says why, --metrics passes promtool, /ready", async () => {
     const { tar, ran } = buildImage("cpus");
     assert.equal(ran.status, 0, ran.stderr);
     const id = load(tar);
-    await inContainer(id, ["--cpus", "1"], ["--workers", "auto", "--metrics", "127.0.0.1:0", "--", "0"], async (container, logs) => {
+    // The manifest's args, with ports from the OS (the test shares the host's network).
+    const manifest = parse(readFileSync(join(ROOT, "examples", "kubernetes.yaml"), "utf8"));
+    const args = (manifest.spec.template.spec.containers[0].args as string[]).map((a, i, all) => all[i - 1] === "--metrics" ? "127.0.0.1:0" : all[i - 1] === "--" ? "0" : a);
+    assert.ok(args.includes("auto") && args.includes("--metrics"), args.join(" "));
+    await inContainer(id, ["--cpus", "1"], args, async (container, logs) => {
       assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
       const status = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(status.status, 0, status.stderr);
       assert.match(status.stdout, /--workers auto: 1 workers \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPUs\)/);
-      const url = /metrics on (http:\/\/\S+)/.exec(logs())?.[1];
+      const url = /metrics on (http:\/\/[^\s"]+)/.exec(logs())?.[1];
       assert.ok(url, logs());
       const text = await (await fetch(url)).text();
       assert.match(text, /^daemonic_workers\{name="app"\} 1$/m);
@@ -132,11 +137,13 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
       assert.match(text, /^daemonic_process_resident_memory_bytes\{name="app",process="worker",worker="1"\} [1-9]\d*$/m);
       const promtool = run(["promtool", "check", "metrics"], { input: text });
       assert.equal(promtool.status, 0, promtool.stdout + promtool.stderr);
+      assert.equal((await fetch(url.replace(/metrics$/, "ready"))).status, 200);
+      assert.ok(logs().trim().split("\n").every((line) => typeof JSON.parse(line) === "object"), `--log-format json --log-timestamps: every line JSON:\n${logs()}`);
       const stop = run([...ENGINE, "stop", "-t", "5", container]);
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "0");
       assert.match(logs(), /master: SIGQUIT: graceful stop/);
-      assert.match(logs(), /^shutdown hook ran$/m);
+      assert.match(logs(), /"message":"shutdown hook ran"/);
     });
   });
 
