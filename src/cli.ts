@@ -15,6 +15,7 @@ import { VERSION } from "./version.ts";
 
 const USAGE = `Usage:
   daemonic build ENTRY -o OUTPUT [--runtime bun|deno]   compile ENTRY and the runner into one executable
+  daemonic build ENTRY --image NAME:TAG -o FILE.tar     the executable as a container image (podman/docker load)
   daemonic run ENTRY [runner options] [-- args]         run ENTRY under the runner without compiling
   daemonic ls [--json]                                  every daemon of this user (as ./mydaemon --list)
   daemonic --version

@@ -73,6 +73,8 @@ function options(name: string): string {
                         the cgroup's memory limit, e.g. 80%) for 3 s: its
                         successor starts first, one worker at a time; a kept-alive entry is stopped,
                         then started (needs a supervisor: --workers, or keep-alive with --daemon)
+      --metrics ADDR    serve Prometheus metrics at http://ADDR/metrics (PORT, HOST:PORT or [IPv6]:PORT), and
+                        /ready, /live for HTTP probes, from the master (needs a supervisor, as --max-memory)
       --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
                         worker id; whole lines only (needs a supervisor: it writes them)
       --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
