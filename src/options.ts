@@ -268,7 +268,7 @@ function workersFlag(value: string | undefined): { workers: number; workersAuto?
 function maxMemoryFlag(given: string | undefined): { maxMemory: number; maxMemoryShare?: string } {
   if (given === undefined) return { maxMemory: 0 };
   const percent = /^(\d{1,3}(\.\d{1,2})?)%$/.exec(given)?.[1];
-  if (percent === undefined) return { maxMemory: parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M, or a percentage of the cgroup's memory limit, e.g. 80%`) };
+  if (percent === undefined) return { maxMemory: parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M`) };
   if (!(Number(percent) > 0 && Number(percent) <= 100)) fail(`Invalid --max-memory '${given}': give a percentage above 0 and up to 100, e.g. --max-memory 80%`);
   const limit = cgroupMemoryLimit() ?? fail(`Invalid --max-memory '${given}': this process's cgroup sets no memory limit to take a percentage of: give a size, e.g. --max-memory 300M`);
   return { maxMemory: Math.floor(limit.value * Number(percent) / 100), maxMemoryShare: `${percent}% of ${limit.how}` };

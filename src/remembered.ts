@@ -6,6 +6,7 @@
  * @module
  */
 import { isAbsolute, normalize } from "node:path";
+import { cpuWorkers } from "./cgroup.ts";
 import { DaemonError } from "./errors.ts";
 import type { RunnerOptions } from "./options.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "./registry.ts";
@@ -63,5 +64,9 @@ export function remembered(opts: RunnerOptions, argv: readonly string[]): Runner
   const given = givenKeys(argv);
   const merged: RunnerOptions = { ...opts, ...entry.settings, pidFile: entry.pidFile };
   for (const key of given) if (key in opts && key !== "pidFile") Object.assign(merged, { [key]: opts[key as keyof RunnerOptions] });
+  // How auto and a percentage were decided goes with the flag given now; a remembered auto is decided again.
+  if (given.has("workers")) merged.workersAuto = opts.workersAuto;
+  else if (merged.workersAuto) ({ value: merged.workers, how: merged.workersAuto } = cpuWorkers());
+  if (given.has("maxMemory")) merged.maxMemoryShare = opts.maxMemoryShare;
   return merged;
 }

@@ -124,7 +124,8 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     const manifest = parse(readFileSync(join(ROOT, "examples", "kubernetes.yaml"), "utf8"));
     const args = (manifest.spec.template.spec.containers[0].args as string[]).map((a, i, all) => all[i - 1] === "--metrics" ? "127.0.0.1:0" : all[i - 1] === "--" ? "0" : a);
     assert.ok(args.includes("auto") && args.includes("--metrics"), args.join(" "));
-    await inContainer(id, ["--cpus", "1"], args, async (container, logs) => {
+    // As the manifest has it: a read-only root, a tmpfs on /tmp (podman's --read-only mounts one).
+    await inContainer(id, ["--cpus", "1", "--read-only"], args, async (container, logs) => {
       assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
       const status = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(status.status, 0, status.stderr);

@@ -52,6 +52,9 @@ describe("examples/kubernetes.yaml", () => {
     }
     assert.equal(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`, IMAGE_USER);
     assert.equal(pod.securityContext.runAsNonRoot, true);
+    // A read-only root keeps a writable /tmp, where a non-root --status finds the registry.
+    const tmp = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === "/tmp");
+    assert.ok(tmp && pod.volumes.some((v: { name: string; emptyDir?: object }) => v.name === tmp.name && v.emptyDir), "an emptyDir on /tmp");
   });
 
   test("its CPU limit, as the kubelet writes it into cpu.max, gives --workers auto that many workers", () => {
