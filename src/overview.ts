@@ -7,7 +7,7 @@
  */
 import { socketsOf } from "./port_owner.ts";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { RegistryEntry } from "./registry.ts";
+import { foregroundTableFile, type RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
 import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
 
@@ -92,7 +92,7 @@ function listeningPorts(pids: number[]): number[] {
  * ```
  */
 export function overview(entry: RegistryEntry, status: Overview["status"], now = Date.now()): Overview {
-  const table = status === "running" ? readWorkerTable(workerTableFile(entry.pidFile)) : null;
+  const table = status === "running" ? readWorkerTable(entry.foreground ? foregroundTableFile(entry.pidFile) : workerTableFile(entry.pidFile)) : null;
   const workers = table?.master === entry.pid ? table.workers : [];
   const pids = status === "running" ? [entry.pid, ...workers.map((w) => w.pid)] : [];
   const uptime = Math.max(0, (now - entry.startedAt) / 1000);

@@ -52,6 +52,11 @@ export function entryPath(pidFile: string, dir = runtimeDir()): string {
   return `${dir}/${fnv1a64(pidFile)}${SUFFIX}`;
 }
 
+/** Where a foreground master without a pid file keeps its worker table for `--status`: beside its entry. */
+export function foregroundTableFile(pidFile: string, dir = runtimeDir()): string {
+  return entryPath(pidFile, dir).replace(SUFFIX, ".workers");
+}
+
 /** Whether the process `pid` runs as `uid` (an unreadable /proc entry, e.g. hidepid, is taken on trust). */
 export function runsAs(pid: number, uid: number): boolean {
   try {

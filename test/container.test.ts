@@ -129,6 +129,8 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
       assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
       const status = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(status.status, 0, status.stderr);
+      assert.match(status.stdout, /^ {2}worker\[1\] pid \d+/m);
+      assert.doesNotMatch(status.stdout, /worker\[2\]/);
       assert.match(status.stdout, /--workers auto: 1 workers \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPUs\)/);
       const url = /metrics on (http:\/\/[^\s"]+)/.exec(logs())?.[1];
       assert.ok(url, logs());

@@ -18,7 +18,7 @@ import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
 import { REOPEN, SIG } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
-import { findRegistered } from "../registry.ts";
+import { findRegistered, foregroundTableFile } from "../registry.ts";
 import { megabytes } from "../memory_limit.ts";
 
 /** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
@@ -123,9 +123,10 @@ export function status(opts: RunnerOptions): number {
     return ExitCode.UNKNOWN;
   }
   if (state.state === "running") {
-    const where = !state.missing ? "" : findRegistered(opts.pidFile)?.foreground ? " in the foreground, ready (no pid file: found in the registry)" : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
+    const foreground = state.missing && findRegistered(opts.pidFile)?.foreground;
+    const where = !state.missing ? "" : foreground ? " in the foreground, ready (no pid file: found in the registry)" : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
     console.log(`${opts.name}: running (pid ${state.pid})${where}`);
-    const table = readWorkerTable(workerTableFile(opts.pidFile));
+    const table = readWorkerTable(foreground ? foregroundTableFile(opts.pidFile) : workerTableFile(opts.pidFile));
     const who = whoRuns(state.pid, table?.master === state.pid ? table.workers.map((w) => w.pid) : []);
     if (who) console.log(`  ${who}`);
     if (table?.master === state.pid) {

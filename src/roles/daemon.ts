@@ -96,6 +96,8 @@ export interface StartedDaemon extends Daemon {
   fatal: (err: unknown) => never;
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
+  /** Where a master without a pid file (a foreground run) writes its worker table. */
+  tableFile?: string;
 }
 
 /** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */

@@ -16,7 +16,7 @@ import { DaemonError } from "../errors.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { recordLogPath } from "../log/show.ts";
 import { type Notifier, systemdNotifier } from "../notify.ts";
-import { Registration } from "../registry.ts";
+import { foregroundTableFile, Registration } from "../registry.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
@@ -96,7 +96,8 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
     return fail(error);
   };
   // No launcher waits on a foreground run: its reports go nowhere.
-  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: findableWhileReady(opts, systemdNotifier()) };
+  const tableFile = opts.pidFileGiven ? undefined : foregroundTableFile(opts.pidFile);
+  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: findableWhileReady(opts, systemdNotifier()), tableFile };
 }
 
 /** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as

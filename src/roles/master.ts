@@ -288,7 +288,7 @@ function watchUpgradeOf(m: Master): void {
 /** The worker table follows the pid file (to `.oldbin` and back). */
 function moveStatus(m: Master): void {
   if (m.statusFile) writeWorkerTable(m.statusFile, null);
-  m.statusFile = m.daemon.pidFile && workerTableFile(m.daemon.pidFile.path);
+  m.statusFile = m.daemon.pidFile ? workerTableFile(m.daemon.pidFile.path) : m.daemon.tableFile;
   writeStatus(m);
 }
 
