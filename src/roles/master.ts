@@ -138,9 +138,9 @@ function handleSignal(m: Master, signal: string): void {
 
 function stop(m: Master, graceful: boolean, why: string, signal?: string): void {
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
-  if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
-  m.daemon.systemd.notify("STOPPING=1");
+  // Cut short by it, a start is reported as stopped; systemd and --status hear of it (not of an upgrade's retirement).
+  if (signal) noteStopSignal(signal), m.daemon.systemd.notify("STOPPING=1");
   // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
   m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
   for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
