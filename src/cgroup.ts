@@ -111,7 +111,7 @@ function affinity(root: string): Decided | undefined {
  * ```
  */
 export function cpuWorkers(root = "/", fallback = navigator.hardwareConcurrency || 1): Decided {
-  const quota = tightest(root, "cpu", cpuLimit, (d, at, v) => `cgroup v${v} CPU limit at ${at}: ${d.how} = ${+d.value.toFixed(3)} CPUs`);
+  const quota = tightest(root, "cpu", cpuLimit, (d, at, v) => `cgroup v${v} CPU limit at ${at}: ${d.how} = ${+d.value.toFixed(3)} CPU${d.value === 1 ? "" : "s"}`);
   if (quota) return { value: Math.max(1, Math.ceil(quota.value)), how: quota.how };
   return affinity(root) ?? { value: fallback, how: "no cgroup CPU limit or affinity mask found: the runtime's CPU count" };
 }

@@ -131,7 +131,7 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
       assert.equal(status.status, 0, status.stderr);
       assert.match(status.stdout, /^ {2}worker\[1\] pid \d+/m);
       assert.doesNotMatch(status.stdout, /worker\[2\]/);
-      assert.match(status.stdout, /--workers auto: 1 workers \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPUs\)/);
+      assert.match(status.stdout, /--workers auto: 1 worker \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPU\)/);
       const url = /metrics on (http:\/\/[^\s"]+)/.exec(logs())?.[1];
       assert.ok(url, logs());
       const text = await (await fetch(url)).text();

@@ -151,7 +151,7 @@ export function status(opts: RunnerOptions): number {
 function decisions(pidFile: string): string[] {
   const s = findRegistered(pidFile)?.settings;
   const lines = [];
-  if (s?.workersAuto) lines.push(`--workers auto: ${s.workers} workers (${s.workersAuto})`);
+  if (s?.workersAuto) lines.push(`--workers auto: ${s.workers} worker${s.workers === 1 ? "" : "s"} (${s.workersAuto})`);
   if (s?.maxMemoryShare) lines.push(`--max-memory ${megabytes(s.maxMemory)}: ${s.maxMemoryShare}`);
   return lines;
 }
