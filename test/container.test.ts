@@ -116,7 +116,7 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     });
   });
 
-  test("examples/kubernetes.yaml's args under --cpus 1: --workers auto runs 1 worker, --status says why, --metrics passes promtool, /ready", async () => {
+  test("examples/kubernetes.yaml's args under --cpus 1 --memory 512m: --workers auto runs 1 worker, --max-memory 80% is 410 MB, --status says why, --metrics passes promtool, /ready", async () => {
     const { tar, ran } = buildImage("cpus");
     assert.equal(ran.status, 0, ran.stderr);
     const id = load(tar);
@@ -125,12 +125,13 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     const args = (manifest.spec.template.spec.containers[0].args as string[]).map((a, i, all) => all[i - 1] === "--metrics" ? "127.0.0.1:0" : all[i - 1] === "--" ? "0" : a);
     assert.ok(args.includes("auto") && args.includes("--metrics"), args.join(" "));
     // As the manifest has it: a read-only root, a tmpfs on /tmp (podman's --read-only mounts one).
-    await inContainer(id, ["--cpus", "1", "--read-only"], args, async (container, logs) => {
+    await inContainer(id, ["--cpus", "1", "--memory", "512m", "--read-only"], args, async (container, logs) => {
       assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
       const status = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(status.status, 0, status.stderr);
       assert.match(status.stdout, /^ {2}worker\[1\] pid \d+/m);
       assert.doesNotMatch(status.stdout, /worker\[2\]/);
+      assert.match(status.stdout, /--max-memory 410 MB: 80% of cgroup v[12] memory(\.limit_in_bytes|\.max) 536870912 at /);
       assert.match(status.stdout, /--workers auto: 1 worker \(cgroup v[12] CPU limit at \S+: \S+ 100000.* = 1 CPU\)/);
       const url = /metrics on (http:\/\/[^\s"]+)/.exec(logs())?.[1];
       assert.ok(url, logs());

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { parse } from "yaml";
-import { cpuWorkers } from "../src/cgroup.ts";
+import { cgroupMemoryLimit, cpuWorkers } from "../src/cgroup.ts";
 import { IMAGE_USER } from "../src/image.ts";
 import { parseRunnerArgs } from "../src/options.ts";
 import { ROOT } from "./_helpers.ts";
@@ -34,9 +34,11 @@ describe("examples/kubernetes.yaml", () => {
   });
 
   test("its args are the runner's flags: --workers auto, --metrics on the annotated port, --timeout inside the grace period", () => {
-    const opts = parseRunnerArgs(container.args, { name: "app", baseDir: "/" });
+    // A percentage needs the pod's memory limit, which this host may not have: parsed as a size here (see below).
+    const opts = parseRunnerArgs(container.args.map((a: string) => a === "80%" ? "410M" : a), { name: "app", baseDir: "/" });
     assert.equal(opts.action, "foreground");
     assert.ok(opts.workersAuto, "--workers auto");
+    assert.ok(container.args.includes("80%") && container.resources.limits.memory, "--max-memory 80% of a memory limit");
     const annotations = doc.spec.template.metadata.annotations;
     assert.equal(annotations["prometheus.io/scrape"], "true");
     assert.equal(annotations["prometheus.io/path"], "/metrics");
@@ -57,7 +59,7 @@ describe("examples/kubernetes.yaml", () => {
     assert.ok(tmp && pod.volumes.some((v: { name: string; emptyDir?: object }) => v.name === tmp.name && v.emptyDir), "an emptyDir on /tmp");
   });
 
-  test("its CPU limit, as the kubelet writes it into cpu.max, gives --workers auto that many workers", () => {
+  test("its limits, as the kubelet writes them (cpu.max, memory.max), give --workers auto that many workers and 80% of the memory", () => {
     const cpus = Number(container.resources.limits.cpu);
     assert.ok(Number.isInteger(cpus) && cpus >= 1, "a whole number of CPUs: a fraction is rounded up, oversubscribing the quota");
     const root = mkdtempSync(join(tmpdir(), "daemonic-k8s-"));
@@ -70,6 +72,9 @@ describe("examples/kubernetes.yaml", () => {
       writeFileSync(join(root, pod, "cri-containerd-1.scope", "cpu.max"), `${cpus * 100000} 100000\n`);
       writeFileSync(join(root, pod, "cpu.max"), `${cpus * 100000} 100000\n`);
       assert.equal(cpuWorkers(root).value, cpus);
+      const mebibytes = Number(/^(\d+)Mi$/.exec(container.resources.limits.memory)?.[1]);
+      writeFileSync(join(root, pod, "memory.max"), `${mebibytes * 1048576}\n`);
+      assert.equal(cgroupMemoryLimit(root)?.value, mebibytes * 1048576);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
