@@ -36,14 +36,31 @@ const PLATFORMS: Record<"amd64" | "arm64", Platform> = {
 /** The user an image runs as by default: distroless's `nonroot`. */
 export const IMAGE_USER = "65532:65532";
 
-/** The platform of an image for `target` (`undefined`: this machine); a musl target is refused. */
+/**
+ * The platform of an image for `target` (`undefined`: this machine); a musl target is refused.
+ *
+ * @example
+ * ```ts
+ * import { imagePlatform } from "./image.ts";
+ * console.log(imagePlatform("linux-arm64").architecture); // arm64
+ * ```
+ */
 export function imagePlatform(target?: string): Platform {
   if (target === undefined) return PLATFORMS[process.arch === "arm64" ? "arm64" : "amd64"];
   if (target.endsWith("-musl")) throw new DaemonError("USAGE", `Invalid --target ${target} with --image: the image holds glibc's libraries: use linux-x64, linux-x64-baseline or linux-arm64`);
   return PLATFORMS[target === "linux-arm64" ? "arm64" : "amd64"];
 }
 
-/** Checks a `NAME[:TAG]` image reference (a registry host and port may lead); returns it with `:latest` when untagged. */
+/**
+ * Checks a `NAME[:TAG]` image reference (a registry host and port may lead); returns it with `:latest`
+ * when untagged. A bad one is a usage error naming the form.
+ *
+ * @example
+ * ```ts
+ * import { imageReference } from "./image.ts";
+ * console.log(imageReference("myapp"), imageReference("localhost:5000/team/myapp:1.0")); // myapp:latest localhost:5000/team/myapp:1.0
+ * ```
+ */
 export function imageReference(value: string): string {
   const m = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$/.exec(value);
   if (!m) throw new DaemonError("USAGE", `Invalid --image '${value}': give NAME:TAG in lower case, e.g. --image myapp:1.0 or --image registry.example.com/team/myapp:1.0`);

@@ -52,7 +52,7 @@ function header(entry: TarEntry, mtime: number): Uint8Array {
  * ```ts
  * import { tarArchive } from "./image_tar.ts";
  * const tar = tarArchive([{ path: "tmp/", mode: 0o1777 }, { path: "hello", mode: 0o644, data: new TextEncoder().encode("hi\n") }]);
- * console.log(tar.length); // 3072: two headers, one data block, two end blocks
+ * console.log(tar.length); // 2560: two headers, one data block, two end blocks
  * ```
  */
 export function tarArchive(entries: readonly TarEntry[], mtime = 0): Uint8Array {

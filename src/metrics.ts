@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import process from "node:process";
 import { RUNTIME } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { runnerLog } from "./log/lines.ts";
