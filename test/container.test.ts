@@ -28,9 +28,9 @@ const ENGINE = ["podman", "--runtime", "runc"];
 const RUN = [...ENGINE, "run", "-d", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "host"];
 const tag = `daemonic-test-${RUNTIME}-${process.pid}`;
 
-function buildImage(name: string, extra: string[] = []): { tar: string; ran: ReturnType<typeof run> } {
+function buildImage(name: string, extra: string[] = [], fixture = "server.ts"): { tar: string; ran: ReturnType<typeof run> } {
   const tar = join(dir.dir, `${name}.tar`);
-  return { tar, ran: run([BUN, CLI, "build", join(FIXTURES, "server.ts"), "--image", `${tag}:${name}`, "-o", tar, ...extra], { timeout: 300_000 }) };
+  return { tar, ran: run([BUN, CLI, "build", join(FIXTURES, fixture), "--image", `${tag}:${name}`, "-o", tar, ...extra], { timeout: 300_000 }) };
 }
 
 /** `tar -t` (with `flags`) of the image's one layer. */
@@ -148,6 +148,22 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
       assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "0");
       assert.match(logs(), /master: SIGQUIT: graceful stop/);
       assert.match(logs(), /"message":"shutdown hook ran"/);
+    });
+  });
+
+  test("an entry whose event loop is blocked: init kills it 2 s after its --timeout, long before podman's -t 30", async () => {
+    const { tar, ran } = buildImage("stall", [], "stall.ts");
+    assert.equal(ran.status, 0, ran.stderr);
+    const id = load(tar);
+    await inContainer(id, [], ["--timeout", "1", "--", "0"], async (container, logs) => {
+      let port = 0;
+      assert.ok(await eventually(() => (port = Number(/listening on (\d+)/.exec(logs())?.[1] ?? 0)) > 0, 30_000), logs());
+      fetch(`http://127.0.0.1:${port}/stall`).catch(() => {}); // never answered: the loop spins
+      await new Promise((r) => setTimeout(r, 500));
+      const stop = run([...ENGINE, "stop", "-t", "30", container], { timeout: 60_000 });
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "137", "killed by init, not by podman after 30 s");
+      assert.match(logs(), /init: still stopping 3 s after the stop signal \(--timeout 1\): killing it/);
     });
   });
 

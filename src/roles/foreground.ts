@@ -103,7 +103,10 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
 /** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
  * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
-  if (process.pid === 1) return serveInit(opts.workers > 0); // a container's first process: its child runs the entry
+  if (process.pid === 1) { // a container's first process: its child runs the entry
+    setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
+    return serveInit({ master: opts.workers > 0, timeout: opts.timeout });
+  }
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
