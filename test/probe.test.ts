@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { alive, eventually, FIXTURES, run, runTarget, RUNTIME, sandboxed, waitGone } from "./_helpers.ts";
 
@@ -22,12 +23,13 @@ function foreground(sb: { track(pid?: number): number }, fixture: string, args: 
 describe(`a foreground run's probe and stop (${RUNTIME})`, () => {
   test("--status without --pid-file: 3 before it is ready, 0 while it serves (the pid that answers), 3 once it stopped", sandboxed(async (sb) => {
     const name = `probe_${process.pid}`;
-    const status = () => run(runTarget.argv(`${FIXTURES}/server.ts`, ["--status", "--name", name]));
-    const fg = foreground(sb, "server.ts", ["--name", name, "--", "0", "2000"]);
-    assert.ok(await eventually(() => fg.output().includes("argv:"), 30_000), fg.output());
+    const status = () => run(runTarget.argv(`${FIXTURES}/gate.ts`, ["--status", "--name", name]));
+    const fg = foreground(sb, "gate.ts", ["--name", name, "--", sb.path("gate")]);
+    assert.ok(await eventually(() => fg.output().includes("waiting for the gate"), 30_000), fg.output());
     let r = status();
     assert.equal(r.status, 3, `before it listens: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, new RegExp(`${name}: not running`));
+    writeFileSync(sb.path("gate"), "");
     assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr);
     const pid = Number(/running \(pid (\d+)\) in the foreground, ready/.exec(r.stdout)?.[1]);
     assert.ok(pid > 0, r.stdout);
