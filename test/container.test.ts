@@ -6,7 +6,7 @@
  * worker and `--metrics` passes promtool. Every container and image a test makes is removed by its id.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -88,17 +88,22 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
   });
 
   test("podman load takes it; it runs as 65532, answers, the exec probe says 3 until ready then 0, podman stop runs the hook and exits 0", async () => {
-    const { tar, ran } = buildImage("run");
+    const { tar, ran } = buildImage("run", [], "gate.ts");
     assert.equal(ran.status, 0, ran.stderr);
     const id = load(tar);
     const inspect = JSON.parse(run(["podman", "image", "inspect", id]).stdout)[0];
     assert.equal(inspect.Config.User, "65532:65532");
     assert.deepEqual(inspect.Config.Entrypoint, ["/app"]);
-    // Port 0: the entry says which port the kernel gave it; it listens 2.5 s after it starts.
-    await inContainer(id, [], ["--", "0", "2500"], async (container, logs) => {
-      assert.ok(await eventually(() => logs().includes("argv:"), 30_000), logs());
+    // The entry becomes ready once the test copies the gate file in; it listens on a port from the kernel.
+    await inContainer(id, [], ["--ready", "manual", "--", "/tmp/gate"], async (container, logs) => {
+      assert.ok(await eventually(() => logs().includes("waiting for the gate"), 30_000), logs());
       const early = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(early.status, 3, `before it is ready: ${early.stdout}${early.stderr}`);
+      assert.match(early.stdout, /app: not running/);
+      const gate = join(dir.dir, "gate");
+      writeFileSync(gate, "");
+      const copied = run(["podman", "cp", gate, `${container}:/tmp/gate`]);
+      assert.equal(copied.status, 0, copied.stderr);
       let port = 0;
       assert.ok(await eventually(() => (port = Number(/listening on (\d+)/.exec(logs())?.[1] ?? 0)) > 0, 30_000), logs());
       assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /^Hello from PID \d+/);

@@ -24,10 +24,11 @@ describe(`a foreground run's probe and stop (${RUNTIME})`, () => {
   test("--status without --pid-file: 3 before it is ready, 0 while it serves (the pid that answers), 3 once it stopped", sandboxed(async (sb) => {
     const name = `probe_${process.pid}`;
     const status = () => run(runTarget.argv(`${FIXTURES}/gate.ts`, ["--status", "--name", name]));
-    const fg = foreground(sb, "gate.ts", ["--name", name, "--", sb.path("gate")]);
+    const fg = foreground(sb, "gate.ts", ["--name", name, "--ready", "manual", "--", sb.path("gate")]);
     assert.ok(await eventually(() => fg.output().includes("waiting for the gate"), 30_000), fg.output());
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past --ready auto's 1 s, which manual does not have
     let r = status();
-    assert.equal(r.status, 3, `before it listens: ${r.stdout}${r.stderr}`);
+    assert.equal(r.status, 3, `before it is ready: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, new RegExp(`${name}: not running`));
     writeFileSync(sb.path("gate"), "");
     assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr);
