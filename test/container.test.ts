@@ -13,7 +13,7 @@ import { after, describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
 import { checkLibraries, imagePlatform, librariesOf } from "../src/image.ts";
 import { parse } from "yaml";
-import { BUN, CLI, eventually, FIXTURES, ROOT, run, RUNTIME, Sandbox } from "./_helpers.ts";
+import { BUN, childrenOf, CLI, eventually, FIXTURES, readOr, ROOT, run, RUNTIME, Sandbox } from "./_helpers.ts";
 import { buildBinary, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";
 
 if (IS_ROOT) setup("containers", "arm64");
@@ -163,8 +163,12 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     await inContainer(id, [], ["--timeout", "1", "--", "0"], async (container, logs) => {
       let port = 0;
       assert.ok(await eventually(() => (port = Number(/listening on (\d+)/.exec(logs())?.[1] ?? 0)) > 0, 30_000), logs());
+      const init = Number(run(["podman", "inspect", "--format", "{{.State.Pid}}", container]).stdout.trim());
+      const entry = childrenOf(init)[0];
+      const cpuTicks = () => Number(readOr(`/proc/${entry}/stat`).split(") ")[1]?.split(" ")[11] ?? 0);
+      const before = cpuTicks();
       fetch(`http://127.0.0.1:${port}/stall`).catch(() => {}); // never answered: the loop spins
-      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(await eventually(() => cpuTicks() > before + 50, 30_000), "the entry's loop never started spinning");
       const stop = run([...ENGINE, "stop", "-t", "30", container], { timeout: 60_000 });
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(run(["podman", "inspect", "--format", "{{.State.ExitCode}}", container]).stdout.trim(), "137", "killed by init, not by podman after 30 s");

@@ -26,7 +26,6 @@ describe(`a foreground run's probe and stop (${RUNTIME})`, () => {
     const status = () => run(runTarget.argv(`${FIXTURES}/gate.ts`, ["--status", "--name", name]));
     const fg = foreground(sb, "gate.ts", ["--name", name, "--ready", "manual", "--", sb.path("gate")]);
     assert.ok(await eventually(() => fg.output().includes("waiting for the gate"), 30_000), fg.output());
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // past --ready auto's 1 s, which manual does not have
     let r = status();
     assert.equal(r.status, 3, `before it is ready: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, new RegExp(`${name}: not running`));
