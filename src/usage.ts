@@ -69,10 +69,10 @@ function options(name: string): string {
                         the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
                         stays root and runs no entry code, each worker switches
       --group GROUP     with --user: this group instead of USER's own
-      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M, or a percentage of
-                        the cgroup's memory limit, e.g. 80%) for 3 s: its
-                        successor starts first, one worker at a time; a kept-alive entry is stopped,
-                        then started (needs a supervisor: --workers, or keep-alive with --daemon)
+      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M; or 80%: that share
+                        of the cgroup's memory limit) for 3 s: its successor starts first, one worker at a
+                        time; a kept-alive entry is stopped, then started (needs a supervisor: --workers,
+                        or keep-alive with --daemon)
       --metrics ADDR    serve Prometheus metrics at http://ADDR/metrics (PORT, HOST:PORT or [IPv6]:PORT), and
                         /ready, /live for HTTP probes, from the master (needs a supervisor, as --max-memory)
       --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
@@ -85,7 +85,8 @@ function options(name: string): string {
       --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
 
 Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
-TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs.
+TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs. As a container's PID 1 the runner
+passes a platform's TERM on to the master as QUIT.
 
 Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up failed, 73 cannot create the pid
 or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;
