@@ -68,7 +68,9 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
     try {
       registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, { settings: withDefaults(opts), command: selfCommand(), foreground: true });
     } catch (err) {
-      runnerLog(`--status will not find this process: ${(err as Error).message}`, "warning");
+      const held = err instanceof DaemonError && err.code === "ALREADY_RUNNING";
+      const why = held ? `pid ${err.pid} is registered as ${opts.name}: give this one its own --name or --pid-file` : (err as Error).message;
+      runnerLog(`--status will not find this process: ${why}`, "warning");
     }
   };
   return { active: systemd.active, notify };
