@@ -55,3 +55,10 @@ export function entryFailure(err: unknown): string {
     : "";
   return `${head}${where ? ` at ${where}` : ""}${relative}${busy}`;
 }
+
+/** What the log keeps of the entry's error: its stack; for a port in use, the line naming who serves it (the
+ * runtime's stack there is the runtime's own). */
+export function entryStack(err: unknown): string {
+  if ((err as { code?: unknown } | null)?.code === "EADDRINUSE") return entryFailure(err);
+  return err instanceof Error ? err.stack ?? String(err) : String(err);
+}

@@ -26,7 +26,7 @@ import { dropPrivileges, identityOf } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
-import { entryFailure } from "../startup_error.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
@@ -72,7 +72,7 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   // the run was started from.
   const fatal = (err: unknown): never => {
     const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
-    runnerLog(err instanceof DaemonError ? error.message : describe(err), "fatal");
+    runnerLog(err instanceof DaemonError ? error.message : entryStack(err), "fatal");
     if (terminal !== 2) libc.dup2(terminal, 2);
     return fail(error);
   };

@@ -23,8 +23,7 @@ import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { attachMigration } from "../reuseport_migrate.ts";
 import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
-import { entryFailure } from "../startup_error.ts";
-import { describe } from "./daemon.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 
 const encoder = new TextEncoder();
 
@@ -80,7 +79,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   let ready = false;
   const fatal = (err: unknown) => {
-    console.error(describe(err)); // the whole stack, in the log
+    console.error(entryStack(err)); // the whole stack, in the log
     if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: entryFailure(err) }); // the launcher's one line
     process.exit(1);
   };
