@@ -90,8 +90,10 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
   // --bytecode: the executable carries JavaScriptCore bytecode, so neither process parses the code at
   // start-up (bench: foreground 59 → 47 ms, --daemon 105 → 88 ms; the binary grows 2.4 MB). ESM, because
   // the runner and entries use top-level await (bytecode defaults to CommonJS). --sourcemap: embedded with
-  // --compile (its .map files stay in `dir`); paths relative to the entry's directory.
-  const args = ["build", "--compile", "--minify", "--splitting", "--bytecode", "--sourcemap=linked", "--format", "esm",
+  // --compile (its .map files stay in `dir`); paths relative to the entry's directory. Identifiers are not
+  // minified: their short names follow the characters of the whole chunk, the entry's path included, so two
+  // copies of one entry in two directories got different bytes (bytecode makes their length cost nothing).
+  const args = ["build", "--compile", "--minify-syntax", "--minify-whitespace", "--splitting", "--bytecode", "--sourcemap=linked", "--format", "esm",
     "--define", `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`, BUILD_MAIN, "--outfile", compiled];
   return { args, compiled };
 }
