@@ -27,7 +27,7 @@ import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
-import { describe, type StartedDaemon } from "./daemon.ts";
+import type { StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
 
@@ -111,13 +111,15 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
   setEntryArgv(entryPath, opts.args);
   let ready = false;
-  // Before it is ready, the entry's error ends the run in one line (exit 69); after, as the runtime would.
-  const failed = (err: unknown) => ready ? (runnerLog(describe(err), "fatal"), process.exit(1)) : started.fatal(err);
+  // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
+  const failed = (err: unknown) => started.fatal(err);
   process.on("uncaughtException", failed);
   process.on("unhandledRejection", failed);
   const evaluated = load().then(serveDefaultExport).catch(failed);
   watchReadiness(opts.ready, evaluated, () => {
     ready = true;
+    process.off("uncaughtException", failed);
+    process.off("unhandledRejection", failed);
     if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
     started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
     started.reporter.ready();
