@@ -165,8 +165,12 @@ function signalRunning(opts: RunnerOptions, signal: number, action: string, fix 
 
 /** `--reload`: SIGHUP (the entry's onReload hooks; with workers, a rolling restart). */
 export function reload(opts: RunnerOptions): void {
+  // A daemon's settings say; a foreground run (registered without them) has a worker table only with --workers,
+  // read before a rolling restart adds to it.
+  const settings = findRegistered(opts.pidFile)?.settings;
+  const table = settings ? null : readWorkerTable(workerTableFile(opts.pidFile));
   const pid = signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
-  const workers = findRegistered(opts.pidFile)?.settings?.workers ?? 0;
+  const workers = settings ? settings.workers : table?.master === pid ? table.workers.length : 0;
   console.log(`${opts.name}: reloading (pid ${pid}): ${workers ? `rolling restart of ${workers} worker${workers === 1 ? "" : "s"}, one at a time (--status shows it)` : "SIGHUP sent: its onReload hooks run (without one, nothing to do: its log says which)"}`);
 }
 
