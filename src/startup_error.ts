@@ -49,16 +49,23 @@ export function entryFailure(err: unknown): string {
   const busy = e.code === "EADDRINUSE" && !e.message.includes(" serves port ") ? ": another process serves that port: stop it, or give this daemon another port" : "";
   const head = `${e.name}: ${e.message}`.split("\n")[0];
   const where = locationOf(stack);
-  const path = pathOf(e);
-  const relative = (e.code === "ENOENT" || e.code === "EACCES") && path && !path.startsWith("/")
-    ? `: ${path} is relative to the working directory, ${process.cwd()}${process.cwd() === "/" ? " (a daemon's)" : ""}: --chdir DIR changes it`
-    : "";
-  return `${head}${where ? ` at ${where}` : ""}${relative}${busy}`;
+  const relative = relativePath(e);
+  return `${head}${where ? ` at ${where}` : ""}${relative ? `: ${relative}` : ""}${busy}`;
 }
 
-/** What the log keeps of the entry's error: its stack; for a port in use, the line naming who serves it (the
- * runtime's stack there is the runtime's own). */
+/** For a relative path not found or not permitted: where it was looked for, and how to change that. */
+function relativePath(e: Error & { code?: unknown }): string | undefined {
+  const path = pathOf(e);
+  if (!(e.code === "ENOENT" || e.code === "EACCES") || !path || path.startsWith("/")) return undefined;
+  return `${path} is relative to the working directory, ${process.cwd()}${process.cwd() === "/" ? " (a daemon's)" : ""}: --chdir DIR changes it`;
+}
+
+/** What the log keeps of the entry's error (at start-up, or one that ends it later): its stack, and where a
+ * relative path was looked for; for a port in use, the line naming who serves it (the runtime's stack there
+ * is the runtime's own). */
 export function entryStack(err: unknown): string {
   if ((err as { code?: unknown } | null)?.code === "EADDRINUSE") return entryFailure(err);
-  return err instanceof Error ? err.stack ?? String(err) : String(err);
+  if (!(err instanceof Error)) return String(err);
+  const relative = relativePath(err);
+  return `${err.stack ?? String(err)}${relative ? `\n${relative}` : ""}`;
 }
