@@ -45,7 +45,7 @@ export function entryFailure(err: unknown): string {
     const port = Number(e.port ?? /(?:port |:)(\d+)\D*$/.exec(e.message)?.[1]);
     if (port > 0) return String(portTaken(port, typeof e.address === "string" ? e.address : undefined).stack);
   }
-  // Deno.serve's AddrInUse names no port: still the fix.
+  // An error that names no port: still the fix.
   const busy = e.code === "EADDRINUSE" && !e.message.includes(" serves port ") ? ": another process serves that port: stop it, or give this daemon another port" : "";
   const head = `${e.name}: ${e.message}`.split("\n")[0];
   const where = locationOf(stack);

@@ -27,7 +27,7 @@ import { createServer } from "node:http";
 const message = readFileSync("./message.txt", "utf8");
 createServer((_req, res) => res.end(message)).listen(Number(process.argv[2] ?? 0), "127.0.0.1");
 `);
-const target: Target = RUNTIME === "bun" ? await compiledTarget([APP, READS, "plain.ts", "server.ts"], buildDir.dir) : runTarget;
+const target: Target = RUNTIME === "bun" ? await compiledTarget([APP, READS, "plain.ts", "serve.ts", "server.ts"], buildDir.dir) : runTarget;
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 
 const MODES = [[], ["--daemon"], ["--daemon", "--no-keep-alive"], ["--daemon", "--workers", "2"]];
@@ -62,17 +62,19 @@ describe(`start-up errors (${target.name})`, () => {
     assert.equal(run(target.argv(READS, ["--stop", "--pid-file", pidFile])).status, 0);
   }));
 
-  test("a port in use without --workers names the process serving it, as --workers does", async () => {
+  test("a port in use without --workers names the process serving it, as --workers does (node:net and the runtime's serve)", async () => {
     const sb = new Sandbox();
     const { port, server } = await busyPort();
     try {
-      for (const mode of [[], ["--daemon"], ["--daemon", "--no-keep-alive"], ["--daemon", "--workers", "2"]]) {
-        // --log-file: a foreground's stderr is its log otherwise, which has the line too.
-        const r = run(target.argv(fixture("plain.ts"), [...mode, "--pid-file", sb.path("p.pid"), "--log-file", sb.path("p.log"), "--", String(port)]));
-        assert.equal(r.status, 69, `${mode}: ${r.stderr}`);
-        const lines = r.stderr.trim().split("\n");
-        assert.equal(lines.length, 1, r.stderr);
-        assert.match(lines[0], new RegExp(`127\\.0\\.0\\.1:${port}: pid ${process.pid}( \\(child of pid \\d+\\))? serves port ${port}: stop it, or give this daemon another port$`));
+      for (const entry of ["plain.ts", "serve.ts"]) {
+        for (const mode of [[], ["--daemon"], ["--daemon", "--no-keep-alive"], ["--daemon", "--workers", "2"]]) {
+          // --log-file: a foreground's stderr is its log otherwise, which has the line too.
+          const r = run(target.argv(fixture(entry), [...mode, "--pid-file", sb.path("p.pid"), "--log-file", sb.path("p.log"), "--", String(port)]));
+          assert.equal(r.status, 69, `${entry} ${mode}: ${r.stderr}`);
+          const lines = r.stderr.trim().split("\n");
+          assert.equal(lines.length, 1, r.stderr);
+          assert.match(lines[0], new RegExp(`EADDRINUSE: address already in use \\S+:${port}: pid ${process.pid}( \\(child of pid \\d+\\))? serves port ${port}: stop it, or give this daemon another port$`));
+        }
       }
     } finally {
       server.close();

@@ -11,7 +11,7 @@ import { writeSync } from "node:fs";
 import process from "node:process";
 import { isatty } from "node:tty";
 import { libc, O } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts";
+import { ignoreInspectorSignal, RUNTIME, selfCommand, setEntryArgv } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
@@ -110,6 +110,7 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
   setEntryArgv(entryPath, opts.args);
+  RUNTIME.labelPortInUse();
   let ready = false;
   // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
   const failed = (err: unknown) => started.fatal(err);

@@ -92,6 +92,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
   // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
   const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
+  if (!stage.workers) RUNTIME.labelPortInUse();
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
   // and keeps what it read: take it out of the environment the entry's own children inherit.
   await import("node:cluster");
