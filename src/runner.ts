@@ -8,7 +8,7 @@
 import { mark } from "./trace.ts"; // first: its first mark is the runner's start
 import { writeSync } from "node:fs";
 import process from "node:process";
-import { setEntryArgv, setTitle } from "./_runtime.ts";
+import { RUNTIME, setEntryArgv, setTitle } from "./_runtime.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
@@ -64,6 +64,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
+    RUNTIME.labelPortInUse();
     mark("daemon: entry loading");
     return app.load().then(serveDefaultExport);
   });

@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { mark } from "../trace.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
@@ -78,9 +79,8 @@ export function describe(err: unknown): string {
 /** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */
 function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
-    const text = describe(err);
-    runnerLog(text, "fatal");
-    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
+    runnerLog(entryStack(err), "fatal"); // the whole stack, in the log; the launcher prints one line
+    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
@@ -101,6 +101,8 @@ export interface StartedDaemon extends Daemon {
   fatal: (err: unknown) => never;
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
+  /** Where a master without a pid file (a foreground run) writes its worker table. */
+  tableFile?: string;
 }
 
 /** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
@@ -124,7 +126,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     process.exit(ExitCode.NO_INPUT);
   }
   mark("daemon: env files watched");
-  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   mark("daemon: signals set up");
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
