@@ -30,8 +30,6 @@ import { withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
 import type { StartedDaemon } from "./daemon.ts";
-import { serveInit } from "./init.ts";
-import { runMaster } from "./master.ts";
 import { mark } from "../trace.ts";
 
 /** Puts stdout and stderr on `--log-file` (O_APPEND, created under `--umask`), as a daemon has them. */
@@ -136,13 +134,14 @@ class TerminalReporter extends ReadyReporter {
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) { // a container's first process: its child runs the entry
     setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
-    return serveInit({ master: opts.workers > 0, timeout: opts.timeout });
+    return (await import("./init.ts")).serveInit({ master: opts.workers > 0, timeout: opts.timeout });
   }
-  // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   mark("foreground: role modules loaded");
+  // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   mark("foreground: inputs, logging, pid file");
-  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+  // The master's and init's modules are loaded only by a foreground that is one (most run the entry here).
+  if (opts.workers > 0) return (await import("./master.ts")).runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
