@@ -14,13 +14,12 @@ import { ignoreInspectorSignal, RUNTIME, setEntryArgv, setTitle } from "../_runt
 import { serveDefaultExport } from "../default_export.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { lifecycle } from "../lifecycle.ts";
-import { type Listeners, shareListeners } from "../listeners.ts";
+import type { Listeners } from "../listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { encode, type Report } from "../ready_pipe.ts";
 import { dropPrivileges } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
-import { attachMigration } from "../reuseport_migrate.ts";
 import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
@@ -94,7 +93,9 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   (heartbeat as { unref?: () => void }).unref?.();
   // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
   // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
-  const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
+  // Their modules (port ownership, the reuseport program) are loaded only by a worker of --workers.
+  const listeners = stage.workers ? await (await import("../listeners.ts")).shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
+  const attachMigration = stage.workers ? (await import("../reuseport_migrate.ts")).attachMigration : undefined;
   if (!stage.workers) RUNTIME.labelPortInUse();
   mark("worker: listeners shared");
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
@@ -114,7 +115,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   failWhenIdle(() => ready, fatal);
   watchReadiness(stage.ready, evaluated, () => {
     ready = true;
-    if (stage.workers) attachMigration(); // the port's group needs it before any worker's listener closes
+    attachMigration?.(); // the port's group needs it before any worker's listener closes
     mark("worker: entry ready");
     tell({ kind: "READY" });
     mark("worker: READY reported");
