@@ -37,6 +37,11 @@ export interface Runtime {
   wrapServe(check: PortCheck, drain: Drainer): void;
   /** Serves a default export with `fetch` as the runtime itself does (`bun run`, `deno serve`). */
   serveExport(app: Served): void;
+  /** The command line `args` (after the executable) with the runtime flags every re-executed process of
+   * ours needs, whatever the user typed. */
+  relaunchArgs(args: readonly string[]): string[];
+  /** What stops the runner from working with the permissions this process was given, in a line. */
+  missingPermissions(): string | undefined;
 }
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
@@ -79,6 +84,8 @@ const bun: Runtime = {
     if (typeof app.error === "function") options.error = (app.error as AnyFn).bind(app);
     g.Bun.serve(options);
   },
+  relaunchArgs: (args) => [...args],
+  missingPermissions: () => undefined, // Bun has no permission system
 };
 
 /** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
@@ -86,6 +93,21 @@ const bun: Runtime = {
 function denoConnection(_request: Request, info: unknown): string | undefined {
   const address = (info as { remoteAddr?: { transport: string; hostname: string; port: number } } | undefined)?.remoteAddr;
   return address?.transport === "tcp" ? `${address.hostname}:${address.port}` : undefined;
+}
+
+// What the runner itself uses: files, the environment, libc (FFI), the system's ids, programs (systemctl, tail).
+const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
+
+/** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
+ * Deno.listen need for reusePort (workers share a port), unless the flags have it. A `deno compile`d binary
+ * has it compiled in and takes only its own arguments. */
+function denoRelaunchArgs(args: readonly string[]): string[] {
+  if ((g.Deno as unknown as { build: { standalone?: boolean } }).build.standalone) return [...args];
+  const at = args[0] === "run" ? 1 : 0;
+  let script = at;
+  while (script < args.length && args[script].startsWith("-")) script++;
+  if (args.slice(at, script).includes("--unstable-net")) return [...args];
+  return [...args.slice(0, at), "--unstable-net", ...args.slice(at)];
 }
 
 const deno: Runtime = {
@@ -124,6 +146,13 @@ const deno: Runtime = {
     if (typeof app.onListen === "function") options.onListen = (app.onListen as AnyFn).bind(app);
     g.Deno.serve(options, app.fetch.bind(app));
   },
+  relaunchArgs: denoRelaunchArgs,
+  missingPermissions() {
+    const { permissions } = g.Deno as unknown as { permissions: { querySync(p: { name: string }): { state: string } } };
+    const missing = DENO_PERMISSIONS.filter((name) => permissions.querySync({ name }).state !== "granted");
+    if (missing.length === 0) return undefined;
+    return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${missing.map((m) => `--allow-${m}`).join(", ")}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
+  },
 };
 
 /** The runtime running this process. */
@@ -131,13 +160,14 @@ export const RUNTIME: Runtime = "Bun" in globalThis ? bun : deno;
 
 /**
  * The command that started this process, to start it again: the real executable and the original argv
- * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not, and the
- * directory its relative paths resolve against.
+ * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not, with the
+ * runtime flags our processes need added (see `Runtime.relaunchArgs`), and the directory its relative paths
+ * resolve against.
  */
 export function selfCommand(): { path: string; args: string[]; cwd: string } {
   const argv = readFileSync("/proc/self/cmdline", "utf8").split("\0");
   argv.pop(); // cmdline ends with a NUL
-  return { path: readlinkSync("/proc/self/exe"), args: argv.slice(1), cwd: process.cwd() };
+  return { path: readlinkSync("/proc/self/exe"), args: RUNTIME.relaunchArgs(argv.slice(1)), cwd: process.cwd() };
 }
 
 /** Makes `process.argv` (and `Deno.args` / `Bun.argv`) look as if `entryPath` ran alone with `args`. */

@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { writeSync } from "node:fs";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
+import { RUNTIME } from "./_runtime.ts";
 import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { main, nameOf } from "./runner.ts";
 import { VERSION } from "./version.ts";
@@ -33,6 +34,8 @@ function entryPath(arg: string | undefined, baseDir: string): string {
 }
 
 async function cli(argv: string[]): Promise<void> {
+  const missing = RUNTIME.missingPermissions();
+  if (missing) throw new DaemonError("NO_PERMISSION", missing);
   // `deno task` and `npm run` start us in the project's directory; INIT_CWD is where the user was.
   const baseDir = process.env.INIT_CWD ?? process.cwd();
   const [command, ...rest] = argv;
