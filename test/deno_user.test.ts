@@ -20,7 +20,7 @@ const dir = box.path("app");
 installProject(dir, userProject().tarball);
 writeFileSync(`${dir}/server.ts`, SERVER);
 after(() => box.cleanup());
-const env = { ...process.env, NO_COLOR: "1" }; // as typed in a shell, outside npm
+const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" }; // as typed in a shell, outside npm
 delete env.INIT_CWD;
 const deno = (args: string[]) => run([DENO, ...args], { cwd: dir, env, timeout: 60_000 });
 
