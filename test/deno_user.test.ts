@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive, childrenOf, DENO, eventually, exchange, freePort, readOr, ROOT, run, Sandbox, sandboxed, sleep,
@@ -92,6 +92,16 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
     assert.equal(await exited, 0, output);
     for (const pid of fgWorkers) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
   }));
+
+  test("--print-service: the unit's commands name the script npm:daemonic resolved to, so they run from --chdir", () => {
+    const r = deno(["run", "-A", "npm:daemonic", "run", "server.ts", "--print-service"]);
+    assert.equal(r.status, 0, r.stderr);
+    const reload = /^ExecReload=(.*)$/m.exec(r.stdout)?.[1] ?? "";
+    assert.equal(reload, `${realpathSync(DENO)} run --unstable-net -A ${dir}/node_modules/daemonic/dist/src/cli.js run ${dir}/server.ts --reload --pid-file /run/server/server.pid`);
+    assert.match(r.stdout, /^WorkingDirectory=\/$/m);
+    const fromRoot = run(reload.split(" "), { cwd: "/", env });
+    assert.equal(fromRoot.status, 7, fromRoot.stderr); // not running: the command itself ran
+  });
 
   test("without -A: one line naming the fix, exit 77, nothing created", () => {
     const before = readdirSync(dir).sort();
