@@ -61,18 +61,23 @@ export function formatLine(format: LogFormat, level: LogLevel, message: string, 
   return `${head}"@timestamp":"${time}","level":${level_},"message":${text},"logger":"daemonic","properties":{}}\n`;
 }
 
-let settings: { level: LogLevel; lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> } | undefined;
+type Settings = { level: LogLevel; lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> };
+// On globalThis, as the lifecycle hooks are: an entry importing daemonic from another copy of the package
+// than the runner's (say the sources beside an installed package) logs with the runner's settings.
+const KEY = Symbol.for("daemonic.logging");
+const shared = globalThis as { [KEY]?: Settings };
 const encoder = new TextEncoder();
 
 /** Sets this process's logging up: the lowest level written and the format, for the runner's lines now and
  * for LogTape once the entry asks for a logger (setup.ts). */
 export function setRunnerLogging(options: { level?: LogLevel; format?: LogFormat } = {}): void {
   const level = options.level ?? "info";
-  settings = { level, lowest: LOG_LEVELS.indexOf(level), format: options.format ?? "text", who: whoAmI() };
+  shared[KEY] = { level, lowest: LOG_LEVELS.indexOf(level), format: options.format ?? "text", who: whoAmI() };
 }
 
 /** What {@linkcode setRunnerLogging} set, or `undefined` outside the runner. */
 export function runnerLogging(): { level: LogLevel; format: LogFormat } | undefined {
+  const settings = shared[KEY];
   return settings && { level: settings.level, format: settings.format };
 }
 
@@ -88,6 +93,7 @@ export function runnerLogging(): { level: LogLevel; format: LogFormat } | undefi
  * ```
  */
 export function runnerLog(line: string, level: LogLevel = "info"): void {
+  const settings = shared[KEY];
   if (!settings || LOG_LEVELS.indexOf(level) < settings.lowest) return;
   try {
     libc.write(2, encoder.encode(formatLine(settings.format, level, line, settings.who)));
