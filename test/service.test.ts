@@ -1,7 +1,7 @@
 /**
  * `--install-service` against real systemd: a Debian bookworm container booted with systemd-nspawn
  * (test/_container.ts), the daemon bound in read-only at its host path. Under `bun test` the daemon is a
- * compiled binary; under `deno test` it is `deno task daemonic run`.
+ * compiled binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
