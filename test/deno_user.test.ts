@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive, childrenOf, DENO, eventually, exchange, freePort, readOr, ROOT, run, Sandbox, sandboxed, sleep,
@@ -94,6 +94,7 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
   }));
 
   test("--print-service: the unit's commands name the script npm:daemonic resolved to, so they run from --chdir", () => {
+    mkdirSync(`${dir}/run`, { recursive: true }); // a word of the command line, not a path, though ./run exists
     const r = deno(["run", "-A", "npm:daemonic", "run", "server.ts", "--print-service"]);
     assert.equal(r.status, 0, r.stderr);
     const reload = /^ExecReload=(.*)$/m.exec(r.stdout)?.[1] ?? "";
@@ -109,6 +110,16 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
     assert.equal(r.status, 77, r.stderr);
     assert.match(r.stderr, /^daemonic needs all permissions on Deno .*: run it with -A, e\.g\. deno run -A npm:daemonic run server\.ts\n$/);
     assert.deepEqual(readdirSync(dir).sort(), before);
+  });
+
+  test("no node: module before the runner: --version and a missing entry load none of Deno's Node layer", () => {
+    // Deno's debug log names every module it loads; its Node compatibility layer is ext:deno_node/….
+    for (const [args, code] of [[["--version"], 0], [["run", "missing.ts"], 66]] as const) {
+      const r = deno(["run", "-L", "debug", "-A", "npm:daemonic", ...args]);
+      assert.equal(r.status, code, r.stderr.slice(-2000));
+      assert.match(r.stderr, /ES module: file:\/\/.*\/node_modules\/daemonic\/dist\/src\/cli\.js/); // the log does list modules
+      assert.deepEqual(r.stderr.match(/ext:deno_node\/\S+/g) ?? [], [], `${args.join(" ")} loaded node: modules`);
+    }
   });
 
   test("in this repository (a contributor): deno task daemonic run … is the same command from the sources", () => {
