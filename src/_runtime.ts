@@ -4,9 +4,6 @@
  *
  * @module
  */
-import { readFileSync, readlinkSync } from "node:fs";
-import process from "node:process";
-
 type AnyFn = (...args: unknown[]) => unknown;
 type Served = Record<string, unknown> & { fetch: AnyFn };
 /** How a worker's servers are drained (see drain.ts): handlers wrapped, one stop registered per server
@@ -42,9 +39,66 @@ export interface Runtime {
   relaunchArgs(args: readonly string[]): string[];
   /** What stops the runner from working with the permissions this process was given, in a line. */
   missingPermissions(): string | undefined;
+  /** The system calls of a process that has not loaded its role yet. */
+  sys: System;
 }
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
+
+/**
+ * The system calls a process makes before it knows what it runs, on the runtime's own API: on Deno a `node:`
+ * module loads its Node compatibility layer, 25–40 ms of CPU in every process (see README, Benchmarks).
+ */
+export interface System {
+  /** The command line's arguments after the script (or, compiled, after the executable). */
+  args(): string[];
+  env(name: string): string | undefined;
+  cwd(): string;
+  /** Whether `path` exists (following symlinks). */
+  exists(path: string): boolean;
+  readText(path: string): string;
+  readLink(path: string): string;
+  /** Writes `text` to stderr before returning, so an exit right after cannot lose it. */
+  writeStderr(text: string): void;
+  exit(code: number): never;
+}
+
+const IS_BUN = "Bun" in globalThis;
+// Bun's node:fs is its own native module (no compatibility layer to pay for); Deno never loads it here.
+const nodeFs: typeof import("node:fs") | undefined = IS_BUN ? await import("node:fs") : undefined;
+
+const bunSystem: System = {
+  args: () => process.argv.slice(2),
+  env: (name) => process.env[name],
+  cwd: () => process.cwd(),
+  exists: (path) => nodeFs!.existsSync(path),
+  readText: (path) => nodeFs!.readFileSync(path, "utf8"),
+  readLink: (path) => nodeFs!.readlinkSync(path),
+  writeStderr: (text) => void nodeFs!.writeSync(2, text),
+  exit: (code) => process.exit(code),
+};
+
+const encoder = new TextEncoder();
+const denoSystem: System = IS_BUN ? bunSystem : {
+  args: () => [...Deno.args],
+  env: (name) => Deno.env.get(name),
+  cwd: () => Deno.cwd(),
+  exists(path) {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  readText: (path) => Deno.readTextFileSync(path),
+  readLink: (path) => Deno.readLinkSync(path),
+  writeStderr(text) {
+    const bytes = encoder.encode(text);
+    for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
+  },
+  exit: (code) => Deno.exit(code),
+};
 
 // Bun.serve options an export may carry; read one by one, so an app object's getters and prototype count.
 const BUN_OPTIONS = [
@@ -86,6 +140,7 @@ const bun: Runtime = {
   },
   relaunchArgs: (args) => [...args],
   missingPermissions: () => undefined, // Bun has no permission system
+  sys: bunSystem,
 };
 
 /** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
@@ -142,7 +197,8 @@ const deno: Runtime = {
     });
   },
   serveExport(app) {
-    const options: Record<string, unknown> = { port: process.env.PORT ? Number(process.env.PORT) : 8000 };
+    const port = Deno.env.get("PORT");
+    const options: Record<string, unknown> = { port: port ? Number(port) : 8000 };
     if (typeof app.onListen === "function") options.onListen = (app.onListen as AnyFn).bind(app);
     g.Deno.serve(options, app.fetch.bind(app));
   },
@@ -153,10 +209,11 @@ const deno: Runtime = {
     if (missing.length === 0) return undefined;
     return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${missing.map((m) => `--allow-${m}`).join(", ")}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
   },
+  sys: denoSystem,
 };
 
 /** The runtime running this process. */
-export const RUNTIME: Runtime = "Bun" in globalThis ? bun : deno;
+export const RUNTIME: Runtime = IS_BUN ? bun : deno;
 
 /**
  * The command that started this process, to start it again: the real executable and the original argv
@@ -165,24 +222,23 @@ export const RUNTIME: Runtime = "Bun" in globalThis ? bun : deno;
  * resolve against.
  */
 export function selfCommand(): { path: string; args: string[]; cwd: string } {
-  const argv = readFileSync("/proc/self/cmdline", "utf8").split("\0");
+  const { sys } = RUNTIME;
+  const argv = sys.readText("/proc/self/cmdline").split("\0");
   argv.pop(); // cmdline ends with a NUL
-  return { path: readlinkSync("/proc/self/exe"), args: RUNTIME.relaunchArgs(argv.slice(1)), cwd: process.cwd() };
+  return { path: sys.readLink("/proc/self/exe"), args: RUNTIME.relaunchArgs(argv.slice(1)), cwd: sys.cwd() };
 }
 
 /** Makes `process.argv` (and `Deno.args` / `Bun.argv`) look as if `entryPath` ran alone with `args`. */
 export function setEntryArgv(entryPath: string, args: readonly string[]): void {
+  // The global, not node:process: the same object, but on Deno the entry's own code decides to load it.
+  const { process } = globalThis as unknown as { process: { argv: string[]; execPath: string } };
   process.argv = [process.execPath, entryPath, ...args];
   RUNTIME.setArgs(args);
 }
 
 /** Sets the title `ps` shows where the runtime supports one. */
 export function setTitle(title: string): void {
-  try {
-    process.title = title;
-  } catch {
-    // Deno has no settable title; prctl(PR_SET_NAME) still names the process.
-  }
+  if (IS_BUN) process.title = title; // Deno has no settable title; prctl(PR_SET_NAME) still names the process
 }
 
 const SIGUSR1 = 10;
@@ -196,7 +252,7 @@ const SIGUSR1 = 10;
 export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
   if (RUNTIME.usr1IsSafe) return;
   libc.ignoreSignal(SIGUSR1);
-  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
+  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
   const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
   const watch = setInterval(() => {
     if (caught()) libc.ignoreSignal(SIGUSR1);
