@@ -4,6 +4,10 @@
  *
  * @module
  */
+import { host, IS_BUN, type System } from "../ffi/_host.ts";
+
+export type { System } from "../ffi/_host.ts";
+
 type AnyFn = (...args: unknown[]) => unknown;
 type Served = Record<string, unknown> & { fetch: AnyFn };
 /** How a worker's servers are drained (see drain.ts): handlers wrapped, one stop registered per server
@@ -45,60 +49,6 @@ export interface Runtime {
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
 
-/**
- * The system calls a process makes before it knows what it runs, on the runtime's own API: on Deno a `node:`
- * module loads its Node compatibility layer, 25–40 ms of CPU in every process (see README, Benchmarks).
- */
-export interface System {
-  /** The command line's arguments after the script (or, compiled, after the executable). */
-  args(): string[];
-  env(name: string): string | undefined;
-  cwd(): string;
-  /** Whether `path` exists (following symlinks). */
-  exists(path: string): boolean;
-  readText(path: string): string;
-  readLink(path: string): string;
-  /** Writes `text` to stderr before returning, so an exit right after cannot lose it. */
-  writeStderr(text: string): void;
-  exit(code: number): never;
-}
-
-const IS_BUN = "Bun" in globalThis;
-// Bun's node:fs is its own native module (no compatibility layer to pay for); Deno never loads it here.
-const nodeFs: typeof import("node:fs") | undefined = IS_BUN ? await import("node:fs") : undefined;
-
-const bunSystem: System = {
-  args: () => process.argv.slice(2),
-  env: (name) => process.env[name],
-  cwd: () => process.cwd(),
-  exists: (path) => nodeFs!.existsSync(path),
-  readText: (path) => nodeFs!.readFileSync(path, "utf8"),
-  readLink: (path) => nodeFs!.readlinkSync(path),
-  writeStderr: (text) => void nodeFs!.writeSync(2, text),
-  exit: (code) => process.exit(code),
-};
-
-const encoder = new TextEncoder();
-const denoSystem: System = IS_BUN ? bunSystem : {
-  args: () => [...Deno.args],
-  env: (name) => Deno.env.get(name),
-  cwd: () => Deno.cwd(),
-  exists(path) {
-    try {
-      Deno.statSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  readText: (path) => Deno.readTextFileSync(path),
-  readLink: (path) => Deno.readLinkSync(path),
-  writeStderr(text) {
-    const bytes = encoder.encode(text);
-    for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
-  },
-  exit: (code) => Deno.exit(code),
-};
 
 // Bun.serve options an export may carry; read one by one, so an app object's getters and prototype count.
 const BUN_OPTIONS = [
@@ -140,7 +90,7 @@ const bun: Runtime = {
   },
   relaunchArgs: (args) => [...args],
   missingPermissions: () => undefined, // Bun has no permission system
-  sys: bunSystem,
+  sys: host,
 };
 
 /** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
@@ -209,7 +159,7 @@ const deno: Runtime = {
     if (missing.length === 0) return undefined;
     return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${missing.map((m) => `--allow-${m}`).join(", ")}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
   },
-  sys: denoSystem,
+  sys: host,
 };
 
 /** The runtime running this process. */

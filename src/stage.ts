@@ -7,9 +7,7 @@
  *
  * @module
  */
-import { readlinkSync } from "node:fs";
-import { isAbsolute } from "node:path";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import type { LogFormat, LogLevel } from "./log/lines.ts";
 
@@ -144,7 +142,7 @@ function validStage(value: unknown): Stage | undefined {
   const c = s.command as Record<string, unknown> | null;
   const command = typeof c === "object" && c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd);
   if (command && s.role === "detach") return s as unknown as DetachStage;
-  const common = command && isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && isStrings(s.args) && isString(s.chdir) &&
+  const common = command && isString(s.name) && isString(s.pidFile) && (s.pidFile as string).startsWith("/") && isStrings(s.args) && isString(s.chdir) &&
     (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
     isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual") &&
     [s.user, s.group].every((v) => v === undefined || isString(v)) &&
@@ -175,13 +173,14 @@ function readLine(fd: number, ms: number, libc: Libc): string | undefined {
  * daemon or worker, `undefined` in a launcher. A marker without a valid stage behind it is dropped with one
  * warning on stderr, and the process goes on as if it had not been set.
  */
-export function takeStage(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Stage | undefined {
-  const marker = env[STAGE_ENV];
+export function takeStage(env?: Record<string, string | undefined>, libc: Libc = systemLibc): Stage | undefined {
+  const marker = env ? env[STAGE_ENV] : host.env(STAGE_ENV);
   if (marker === undefined) return undefined;
-  delete env[STAGE_ENV];
+  if (env) delete env[STAGE_ENV];
+  else host.deleteEnv(STAGE_ENV);
   let stage: Stage | undefined;
   try {
-    if (marker === String(STAGE_FD) && readlinkSync(`/proc/self/fd/${STAGE_FD}`).startsWith("socket:")) {
+    if (marker === String(STAGE_FD) && host.readLink(`/proc/self/fd/${STAGE_FD}`).startsWith("socket:")) {
       const line = readLine(STAGE_FD, STAGE_WAIT_MS, libc);
       if (line !== undefined) stage = validStage(JSON.parse(line));
     }

@@ -34,6 +34,23 @@ async function pidsAnswering(port: number, count: number): Promise<Set<number>> 
   return pids;
 }
 
+/** Every module `file` loads through static imports, as Deno's module graph (`deno info`) has them. */
+function staticImports(file: string): string[] {
+  const info = run([DENO, "info", "--json", file], { cwd: ROOT });
+  assert.equal(info.status, 0, info.stderr);
+  type Dep = { code?: { specifier: string }; isDynamic?: boolean };
+  const graph = new Map<string, Dep[]>();
+  for (const m of JSON.parse(info.stdout).modules as { specifier: string; dependencies?: Dep[] }[]) graph.set(m.specifier, m.dependencies ?? []);
+  const seen = new Set<string>(), stack = [`file://${file}`];
+  while (stack.length) {
+    const at = stack.pop()!;
+    if (seen.has(at)) continue;
+    seen.add(at);
+    for (const d of graph.get(at) ?? []) if (d.code && !d.isDynamic) stack.push(d.code.specifier);
+  }
+  return [...seen];
+}
+
 describe("a Deno user's project: deno run -A npm:daemonic …, as the README types it", () => {
   test("--daemon --workers 2, --status, --reload (a rolling restart), --stop; no --unstable-net typed", sandboxed(async (sb) => {
     const port = await freePort();
@@ -119,6 +136,14 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
       assert.equal(r.status, code, r.stderr.slice(-2000));
       assert.match(r.stderr, /ES module: file:\/\/.*\/node_modules\/daemonic\/dist\/src\/cli\.js/); // the log does list modules
       assert.deepEqual(r.stderr.match(/ext:deno_node\/\S+/g) ?? [], [], `${args.join(" ")} loaded node: modules`);
+    }
+  });
+
+  test("no node: module in what every process loads before its role: the static imports of cli.ts and runner.ts", () => {
+    for (const file of ["src/cli.ts", "src/runner.ts"]) {
+      const loaded = staticImports(`${ROOT}/${file}`);
+      assert.ok(loaded.length > 4, `walked only ${loaded}`);
+      assert.deepEqual(loaded.filter((s) => s.startsWith("node:")), [], file);
     }
   });
 

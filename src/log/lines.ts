@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { appendFileSync } from "node:fs";
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 
 /** The levels `--log-level` accepts, most verbose first (LogTape's). */
@@ -33,8 +32,8 @@ export function isFormat(value: string): value is LogFormat {
 }
 
 /** This process's id in log lines: `1234`, or `1234 worker 2` in a worker (JSON: the worker id apart). */
-export function whoAmI(env: Record<string, string | undefined> = process.env, pid = process.pid): { pid: number; worker?: number | string } {
-  const raw = env[WORKER_ID_ENV];
+export function whoAmI(env?: Record<string, string | undefined>, pid = host.pid()): { pid: number; worker?: number | string } {
+  const raw = env ? env[WORKER_ID_ENV] : host.env(WORKER_ID_ENV);
   return raw === undefined || raw === "" ? { pid } : { pid, worker: /^\d+$/.test(raw) ? Number(raw) : raw };
 }
 
@@ -118,7 +117,7 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  */
 export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {
   try {
-    appendFileSync(path, formatLine(format, "fatal", line));
+    host.appendText(path, formatLine(format, "fatal", line));
   } catch {
     // The log file is what failed; the terminal has the message.
   }
