@@ -31,6 +31,16 @@ export interface System {
   arm64: boolean;
 }
 
+/** `path` made absolute against the directory `base`, normalised, as POSIX `path.resolve(base, path)` does. */
+export function resolvePath(base: string, path: string): string {
+  const parts: string[] = [];
+  for (const part of `${path.startsWith("/") ? "" : base}/${path}`.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
 /** Whether Bun runs this process (else Deno). */
 export const IS_BUN = "Bun" in globalThis;
 const nodeFs: typeof import("node:fs") | undefined = IS_BUN ? await import("node:fs") : undefined;

@@ -5,32 +5,23 @@
  * @module
  */
 // No node: module here (nor in what is loaded before the runner): on Deno it costs 25–40 ms of CPU.
+import { resolvePath } from "../ffi/_host.ts";
 import { RUNTIME } from "./_runtime.ts";
 import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
 const { sys } = RUNTIME;
 
-const USAGE = `Usage:
-  daemonic build ENTRY -o OUTPUT [--runtime bun|deno]   compile ENTRY and the runner into one executable
-  daemonic run ENTRY [runner options] [-- args]         run ENTRY under the runner without compiling
-  daemonic ls [--json]                                  every daemon of this user (as ./mydaemon --list)
-  daemonic --version
+const USAGE = "Usage: daemonic build|run|ls … (see daemonic --help)";
 
-Runner options (the same for a built executable): run "daemonic run ENTRY --help".`;
+/** `daemonic --help`, `daemonic build --help`: as wide as the terminal. */
+async function help(command?: "build"): Promise<void> {
+  const width = process.stdout.isTTY ? process.stdout.columns : undefined;
+  console.log((await import("./usage.ts")).toolUsage(command, width));
+}
 
 function usageError(message: string): never {
   throw new DaemonError("USAGE", `${message}\n${USAGE}`);
-}
-
-/** `path` made absolute against the directory `base`, as POSIX path.resolve does. */
-function resolvePath(base: string, path: string): string {
-  const parts: string[] = [];
-  for (const part of `${path.startsWith("/") ? "" : base}/${path}`.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }
 
 function entryPath(arg: string | undefined, baseDir: string): string {
@@ -54,6 +45,7 @@ async function cli(argv: string[]): Promise<void> {
       return main({ name: nameOf(path), version: VERSION, entryPath: path, load: () => import(url), argv: rest.slice(1), baseDir });
     }
     case "build": {
+      if (rest.includes("--help") || rest.includes("-h")) return help("build");
       const { build, parseBuildArgs } = await import("./build.ts");
       const options = parseBuildArgs(rest, baseDir);
       const out = build(options);
@@ -70,8 +62,8 @@ async function cli(argv: string[]): Promise<void> {
       return;
     case "--help":
     case "-h":
-      console.log(USAGE);
-      return;
+    case "help":
+      return help();
     default:
       usageError(command ? `Unknown command '${command}': use build, run or ls` : "Missing command: use build, run or ls");
   }

@@ -10,6 +10,7 @@ import { libc, O } from "../ffi/mod.ts";
 import { RUNTIME } from "./_runtime.ts";
 import { WORKER_ID_ENV } from "./log/lines.ts";
 import { type Report, ReportReader } from "./ready_pipe.ts";
+import type { WaitingSlot } from "./crash_loop.ts";
 import type { MigrationMode } from "./reuseport_migrate.ts";
 import { writeSidecar } from "./safe_file.ts";
 import { handOver, type WorkerStage } from "./stage.ts";
@@ -100,15 +101,23 @@ export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
 
-/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. `migration`:
- * how a retiring worker's queue survives; `relayed`: the workers write through the master (`--log-timestamps`),
- * so only the master holds logs. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: { migration?: MigrationMode; relayed?: boolean } = {}): string | undefined {
+/** What the master writes beside its workers: `migration`: how a retiring worker's queue survives; `relayed`:
+ * the workers write through the master (`--log-timestamps`), so only the master holds logs; `crashLoop`: the
+ * slots without a worker, waiting out a crash-loop backoff. */
+export interface WorkerTableExtra {
+  migration?: MigrationMode;
+  relayed?: boolean;
+  crashLoop?: WaitingSlot[];
+}
+
+/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: WorkerTableExtra = {}): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const relayed = extra.relayed ? { relayed: true } : {};
-    writeSidecar(tmp, JSON.stringify({ master: process.pid, ...relayed, workers: rows.sort((a, b) => a.id - b.id), migration: extra.migration }) + "\n", 0o644);
+    const relayed = extra.relayed ? { relayed: true } : {}, crashLoop = extra.crashLoop?.length ? { crashLoop: extra.crashLoop } : {};
+    const table = { master: process.pid, ...relayed, workers: rows.sort((a, b) => a.id - b.id), migration: extra.migration, ...crashLoop };
+    writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -117,7 +126,7 @@ export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: 
 }
 
 /** Reads the worker table a master wrote, or `null` when there is none. */
-export function readWorkerTable(path: string): { master: number; relayed?: boolean; workers: WorkerRow[]; migration?: MigrationMode } | null {
+export function readWorkerTable(path: string): ({ master: number; workers: WorkerRow[] } & WorkerTableExtra) | null {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {

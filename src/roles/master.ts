@@ -11,6 +11,7 @@
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
+import { type Backoff, backoffAfter, waitingSlots } from "../crash_loop.ts";
 import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
@@ -36,8 +37,7 @@ interface Master {
   /** Bumped by HUP: workers of an older generation are replaced one at a time. */
   generation: number;
   workers: Worker[];
-  /** Crashes in a row per slot, and when the slot may be started again. */
-  backoff: Map<number, { crashes: number; retryAt: number }>;
+  backoff: Map<number, Backoff>; // crashes in a row per slot, and when it may start again (crash_loop.ts)
   restarts: Map<number, number>;
   queue: string[]; // signals, handled by the loop
   starting: boolean;
@@ -116,13 +116,12 @@ function handleSignal(m: Master, signal: string): void {
       if (!m.stage.workers) return void m.workers.forEach((w) => signalWorker(w, SIG.HUP));
       runnerLog("master: SIGHUP: rolling restart");
       m.generation++;
-      return;
+      return m.backoff.clear(); // the new workers start afresh, at once
     case "SIGTTIN":
-      m.target++;
-      runnerLog(`master: SIGTTIN: adding worker[${m.target}]`);
-      return;
+      runnerLog(`master: SIGTTIN: adding worker[${++m.target}]`);
+      return void m.backoff.delete(m.target); // started at once
     case "SIGTTOU":
-      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target--}]`);
+      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
       return;
     case "SIGUSR2":
       if (m.upgrade || m.starting) return;
@@ -179,7 +178,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   for (const report of readReports(w)) if (report.kind === "ERROR") w.error = report.message; // its last words
   closeChannel(w);
   m.workers.splice(m.workers.indexOf(w), 1);
-  const lived = Date.now() - w.startedAt;
+  const now = Date.now(), lived = now - w.startedAt;
   const how = describeExit(status);
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
@@ -199,13 +198,14 @@ function workerExited(m: Master, w: Worker, status: number): void {
     for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
     return;
   }
-  // An unplanned exit: replace it, backing off while it keeps dying young.
-  const crashes = !w.ready || lived < 5000 ? (m.backoff.get(w.id)?.crashes ?? 0) + 1 : 0;
-  const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
-  m.backoff.set(w.id, { crashes, retryAt: Date.now() + delay });
+  // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
+  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, ready: w.ready, lived }, now)).get(w.id)!.retryAt - now;
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+  const waiting = waitingSlots(m.backoff, m.target, m.workers, now); // every slot waiting: only crashes in a row do that
+  if (waiting.length === m.target) runnerLog(`master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${((waiting[0].retryAt - now) / 1000).toFixed(1)} s`, "error");
+  writeStatus(m);
 }
 
 /** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */
@@ -294,6 +294,7 @@ function moveStatus(m: Master): void {
 function writeStatus(m: Master): void {
   if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const error = writeWorkerTable(m.statusFile, rows, { migration: m.stage.workers ? m.migration : undefined, relayed: m.stage.logTimestamps });
+  const crashLoop = waitingSlots(m.backoff, m.target, m.workers, Date.now()), relayed = m.stage.logTimestamps;
+  const error = writeWorkerTable(m.statusFile, rows, { migration: m.stage.workers ? m.migration : undefined, relayed, crashLoop });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
 }
