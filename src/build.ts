@@ -15,6 +15,7 @@ import { RUNTIME } from "./_runtime.ts";
 import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
 import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "./errors.ts";
+import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
 /** Options of {@linkcode build}. */
 export interface BuildOptions {
@@ -26,9 +27,11 @@ export interface BuildOptions {
   runtime?: "bun" | "deno";
   /** The platform to build for (default: this machine's); Bun only. */
   target?: Target;
+  /** `--image NAME:TAG`: write a container image archive to `output` instead (see image.ts). */
+  image?: { reference: string; user: string };
 }
 
-const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl]";
+const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
@@ -40,7 +43,7 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" } },
+      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" }, image: { type: "string" }, "image-user": { type: "string" } },
       allowPositionals: true,
     });
   } catch (cause) {
@@ -57,7 +60,34 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   if (target && rt === "deno") throw new DaemonError("USAGE", "--target needs the Bun runtime: drop --runtime deno");
   const entry = resolve(baseDir, positionals[0]);
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
-  return { entry, output: resolve(baseDir, values.output), runtime: rt, target };
+  return { entry, output: resolve(baseDir, values.output), runtime: rt, target, image: imageFlags(values.image, values["image-user"], target) };
+}
+
+/** `--image NAME:TAG` and `--image-user UID[:GID]` (default 65532:65532, distroless's nonroot). */
+function imageFlags(image: string | undefined, user: string | undefined, target: Target | undefined): BuildOptions["image"] {
+  if (image === undefined) {
+    if (user !== undefined) throw new DaemonError("USAGE", "Invalid --image-user: it goes with --image NAME:TAG");
+    return undefined;
+  }
+  if (user !== undefined && !/^\d{1,10}(:\d{1,10})?$/.test(user)) throw new DaemonError("USAGE", `Invalid --image-user '${user}': give a numeric UID or UID:GID, e.g. --image-user 1000:1000 (0 for root)`);
+  imagePlatform(target); // a musl target is refused here
+  return { reference: imageReference(image), user: user ?? IMAGE_USER };
+}
+
+/** `--image`: compiles into a scratch directory, then writes the image archive to `output`. */
+function buildImage(options: BuildOptions, image: NonNullable<BuildOptions["image"]>): string {
+  const platform = imagePlatform(options.target);
+  checkLibraries(platform); // before compiling: a missing libc6:arm64 fails at once
+  const dir = mkdtempSync(join(tmpdir(), "daemonic-image-"));
+  try {
+    // Always the same name: bun embeds the output's name in the executable, and the image must not change with it.
+    const binary = build({ ...options, image: undefined, output: join(dir, "app") });
+    const id = writeImage({ binary, reference: image.reference, platform, user: image.user, output: options.output });
+    if (process.stderr.isTTY) process.stderr.write(`daemonic: image ${image.reference} (${id}) in ${options.output}: podman load -i ${options.output}\n`);
+    return options.output;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The tool binary: the running one when it matches, else the one installed beside daemonic, else PATH's. */
@@ -78,6 +108,7 @@ function tool(name: "bun" | "deno"): string {
  * ```
  */
 export function build(options: BuildOptions): string {
+  if (options.image) return buildImage(options, options.image);
   const dir = mkdtempSync(join(tmpdir(), "daemonic-build-"));
   try {
     const main = join(dir, "main.ts");

@@ -97,6 +97,8 @@ export interface StartedDaemon extends Daemon {
   fatal: (err: unknown) => never;
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
+  /** Where a master without a pid file (a foreground run) writes its worker table. */
+  tableFile?: string;
 }
 
 /** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
@@ -119,7 +121,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     reporter.fail("NO_INPUT", (err as Error).message);
     process.exit(ExitCode.NO_INPUT);
   }
-  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
     runnerLog(`Cannot start: ${message}`, "fatal");

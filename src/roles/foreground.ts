@@ -15,7 +15,8 @@ import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { recordLogPath } from "../log/show.ts";
-import { systemdNotifier } from "../notify.ts";
+import { type Notifier, systemdNotifier } from "../notify.ts";
+import { foregroundTableFile, Registration } from "../registry.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
@@ -51,6 +52,31 @@ function currentUmask(): number {
   return mask;
 }
 
+/**
+ * Without `--pid-file`, a foreground run (a container's, a service's) is still found by `--status` (an exec
+ * probe): registered under its default pid file's path (registry.ts) from READY=1 until STOPPING=1, so the
+ * probe says 0 while it serves and 3 before and while it stops. systemd hears both as before.
+ */
+function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
+  if (opts.pidFileGiven) return systemd; // its pid file is found
+  let registration: Registration | undefined;
+  const drop = () => (registration?.remove(), registration = undefined);
+  process.on("exit", drop);
+  const notify = (state: string) => {
+    systemd.notify(state);
+    if (state.startsWith("STOPPING=1")) drop();
+    if (!state.startsWith("READY=1") || registration) return;
+    try {
+      registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, { settings: withDefaults(opts), command: selfCommand(), foreground: true });
+    } catch (err) {
+      const held = err instanceof DaemonError && err.code === "ALREADY_RUNNING";
+      const why = held ? `pid ${err.pid} is registered as ${opts.name}: give this one its own --name or --pid-file` : (err as Error).message;
+      runnerLog(`--status will not find this process: ${why}`, "warning");
+    }
+  };
+  return { active: systemd.active, notify };
+}
+
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
 function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
   checkStartInputs(opts); // a missing --chdir or --env-file: 66 before anything is done
@@ -75,19 +101,23 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
     return fail(error);
   };
   // No launcher waits on a foreground run: its reports go nowhere.
-  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: systemdNotifier() };
+  const tableFile = opts.pidFileGiven ? undefined : foregroundTableFile(opts.pidFile);
+  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: findableWhileReady(opts, systemdNotifier()), tableFile };
 }
 
 /** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
  * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
-  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
+  if (process.pid === 1) { // a container's first process: its child runs the entry
+    setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
+    return serveInit({ master: opts.workers > 0, timeout: opts.timeout });
+  }
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
-  handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
+  handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
   setEntryArgv(entryPath, opts.args);
   const evaluated = load().then(serveDefaultExport);
   let ready = false;
