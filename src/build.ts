@@ -5,9 +5,9 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -97,6 +97,48 @@ function tool(name: "bun" | "deno"): string {
   return existsSync(local) ? local : name;
 }
 
+/** The built executable's main module (the entry reaches it as `DAEMONIC_ENTRY`). */
+const BUILD_MAIN = join(ROOT, "src", `build_main${EXT}`);
+
+/**
+ * The compiler's arguments, and where it writes the executable. Bun compiles BUILD_MAIN itself, the entry's
+ * path given by `--define`, into `dir` under the entry's name (the executable's own module is
+ * `/$bunfs/root/NAME`): no temporary path or output name gets into the bytes, so the same entry and version
+ * build the same executable. Its source maps are embedded, so stack traces name the entry's own lines.
+ */
+function compileArgs(options: BuildOptions, dir: string): { args: string[]; compiled: string } {
+  if (options.runtime === "deno") {
+    // deno compile has no --define: a copy of BUILD_MAIN that declares the entry and imports the runner by path.
+    const main = join(dir, "main.ts");
+    const text = readFileSync(BUILD_MAIN, "utf8").replace(/(["'])\.\/([\w.]+)\1/g, (_, _q, file) => JSON.stringify(join(ROOT, "src", file)));
+    writeFileSync(main, `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n${text}`);
+    return { args: ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main], compiled: options.output };
+  }
+  const compiled = join(dir, basename(options.entry).replace(/\.[cm]?[jt]sx?$/, "") || "daemon");
+  // --splitting puts the entry in its own chunk, loaded only when the runner runs it: bundled, the entry's
+  // static imports (node:http, …) were hoisted into the runner's module and slowed every launcher,
+  // --stop and --status down (bench: --daemon ready 120 → 105 ms, --stop 58 → 42 ms).
+  // --bytecode: the executable carries JavaScriptCore bytecode, so neither process parses the code at
+  // start-up (bench: foreground 59 → 47 ms, --daemon 105 → 88 ms; the binary grows 2.4 MB). ESM, because
+  // the runner and entries use top-level await (bytecode defaults to CommonJS). --sourcemap: embedded with
+  // --compile (its .map files stay in `dir`); paths relative to the entry's directory. Identifiers are not
+  // minified: their short names follow the characters of the whole chunk, the entry's path included, so two
+  // copies of one entry in two directories got different bytes (bytecode makes their length cost nothing).
+  const args = ["build", "--compile", "--minify-syntax", "--minify-whitespace", "--splitting", "--bytecode", "--sourcemap=linked", "--format", "esm",
+    "--define", `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`, BUILD_MAIN, "--outfile", compiled];
+  return { args, compiled };
+}
+
+/** Moves the built executable into place (copies it across file systems). */
+function moveFile(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EXDEV") throw err;
+    copyFileSync(from, to);
+  }
+}
+
 /**
  * Compiles `entry` with the runner into `output`. Returns the output path.
  *
@@ -111,32 +153,7 @@ export function build(options: BuildOptions): string {
   if (options.image) return buildImage(options, options.image);
   const dir = mkdtempSync(join(tmpdir(), "daemonic-build-"));
   try {
-    const main = join(dir, "main.ts");
-    // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
-    writeFileSync(
-      main,
-      `import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
-const argv = process.argv.slice(2);
-// --version alone is answered before the runner is loaded (its own chunk): no module, FFI or parser to pay for.
-if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !process.env.DAEMONIC_STAGE) {
-  const name = process.execPath.slice(process.execPath.lastIndexOf("/") + 1).replace(/\\.[cm]?[jt]sx?$/, "") || "daemon";
-  console.log(\`\${name} (daemonic \${VERSION})\`);
-  process.exit(0);
-}
-const { main, nameOf } = await import(${JSON.stringify(join(ROOT, "src", `runner${EXT}`))});
-const entryPath = process.argv[1];
-await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
-`,
-    );
-    const args = options.runtime === "deno"
-      ? ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main]
-      // --splitting puts the entry in its own chunk, loaded only when the runner runs it: bundled, the entry's
-      // static imports (node:http, …) were hoisted into the runner's module and slowed every launcher,
-      // --stop and --status down (bench: --daemon ready 120 → 105 ms, --stop 58 → 42 ms).
-      // --bytecode: the executable carries JavaScriptCore bytecode, so neither process parses the code at
-      // start-up (bench: foreground 59 → 47 ms, --daemon 105 → 88 ms; the binary grows 2.4 MB). ESM, because
-      // the runner and entries use top-level await (bytecode defaults to CommonJS).
-      : ["build", "--compile", "--minify", "--splitting", "--bytecode", "--format", "esm", main, "--outfile", options.output];
+    const { args, compiled } = compileArgs(options, dir);
     const exe = tool(options.runtime ?? "bun");
     if (options.runtime === "deno") checkDenoEntry(exe, options.entry, options.output, process.env.DENORT_BIN);
     if (options.target) {
@@ -153,6 +170,7 @@ await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: 
       const detail = lines.filter((l) => /error/i.test(l)).pop() ?? lines.filter(Boolean).pop() ?? `exit ${result.status}`;
       throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ${options.entry}`);
     }
+    if (compiled !== options.output) moveFile(compiled, options.output);
     return options.output;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -60,6 +60,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   return serveDaemon(stage, () => {
     setTitle(app.name);
     setEntryArgv(app.entryPath, stage.args);
+    RUNTIME.labelPortInUse();
     return app.load().then(serveDefaultExport);
   });
 }

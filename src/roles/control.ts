@@ -183,7 +183,13 @@ function signalRunning(opts: RunnerOptions, signal: number, action: string, fix 
 
 /** `--reload`: SIGHUP (the entry's onReload hooks; with workers, a rolling restart). */
 export function reload(opts: RunnerOptions): void {
-  signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
+  // A daemon's settings say; a foreground run (registered without them) has a worker table only with --workers,
+  // read before a rolling restart adds to it.
+  const settings = findRegistered(opts.pidFile)?.settings;
+  const table = settings ? null : readWorkerTable(workerTableFile(opts.pidFile));
+  const pid = signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
+  const workers = settings ? settings.workers : table?.master === pid ? table.workers.length : 0;
+  console.log(`${opts.name}: reloading (pid ${pid}): ${workers ? `rolling restart of ${workers} worker${workers === 1 ? "" : "s"}, one at a time (--status shows it)` : "SIGHUP sent: its onReload hooks run (without one, nothing to do: its log says which)"}`);
 }
 
 /** `--hold-logs` (logrotate's prerotate for copytruncate): see log/rotate.ts. */
@@ -192,13 +198,17 @@ export function holdLogs(opts: RunnerOptions): void {
     const table = readWorkerTable(workerTableFile(opts.pidFile));
     return table?.master === master && !table.relayed ? table.workers.map((w) => w.pid) : [];
   };
-  askToHold(logPathOf(opts, "hold logs"), () => signalRunning(opts, REOPEN, "hold logs"), workers);
+  const path = logPathOf(opts, "hold logs");
+  const [pid, ...held] = askToHold(path, () => signalRunning(opts, REOPEN, "hold logs"), workers);
+  console.log(`${opts.name}: holding its log lines (pid ${pid}${held.length ? ` and ${held.length} worker${held.length === 1 ? "" : "s"}` : ""}) while ${path} is copied: --reopen-logs writes them`);
 }
 
 /** `--reopen-logs` (logrotate's postrotate): see log/rotate.ts. */
 export function reopenLogs(opts: RunnerOptions): void {
   const signal = () => signalRunning(opts, REOPEN, "reopen logs", "nothing to reopen");
-  askToReopen(opts.name, opts.logFile ?? recordedLogPath(opts.pidFile), recordedLogPath(opts.pidFile), signal);
+  const daemonLog = recordedLogPath(opts.pidFile);
+  const pid = askToReopen(opts.name, opts.logFile ?? daemonLog, daemonLog, signal);
+  console.log(daemonLog ? `${opts.name}: reopened ${daemonLog} (pid ${pid})` : `${opts.name}: signalled pid ${pid}, which has no --log-file: nothing to reopen`);
 }
 
 /** `--logs`: prints (and follows) the daemon's log; returns tail's exit code. */

@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
@@ -74,9 +75,8 @@ export function describe(err: unknown): string {
 /** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */
 function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
-    const text = describe(err);
-    runnerLog(text, "fatal");
-    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
+    runnerLog(entryStack(err), "fatal"); // the whole stack, in the log; the launcher prints one line
+    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
     process.exit(1);
   };
   process.on("uncaughtException", fatal);

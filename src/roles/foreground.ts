@@ -7,9 +7,11 @@
  *
  * @module
  */
+import { writeSync } from "node:fs";
 import process from "node:process";
+import { isatty } from "node:tty";
 import { libc, O } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts";
+import { ignoreInspectorSignal, RUNTIME, selfCommand, setEntryArgv } from "../_runtime.ts";
 import { serveDefaultExport } from "../default_export.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
@@ -19,13 +21,15 @@ import { type Notifier, systemdNotifier } from "../notify.ts";
 import { foregroundTableFile, Registration } from "../registry.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
+import { listeningAddresses } from "../port_owner.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
 import { dropPrivileges, identityOf } from "../privileges.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
-import { describe, type StartedDaemon } from "./daemon.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
+import type { StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
 
@@ -93,16 +97,37 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
     const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name, start);
     process.on("exit", () => held.release());
   }
-  // A start-up failure: in the log, and on the terminal the run was started from.
+  // A start-up failure: in the log (an entry's error with its whole stack), and in one line on the terminal
+  // the run was started from.
   const fatal = (err: unknown): never => {
-    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${describe(err)}`);
-    runnerLog(error.message, "fatal");
+    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
+    runnerLog(err instanceof DaemonError ? error.message : entryStack(err), "fatal");
     if (terminal !== 2) libc.dup2(terminal, 2);
     return fail(error);
   };
-  // No launcher waits on a foreground run: its reports go nowhere.
+  // No launcher waits on a foreground run: its one report is the line on the terminal once ready.
   const tableFile = opts.pidFileGiven ? undefined : foregroundTableFile(opts.pidFile);
-  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: findableWhileReady(opts, systemdNotifier()), tableFile };
+  const systemd = findableWhileReady(opts, systemdNotifier());
+  return { pidFile, reporter: new TerminalReporter(opts, terminal), fatal, systemd, tableFile };
+}
+
+/**
+ * The reports of a foreground run, whose launcher is the person at the terminal: once ready, one line on it
+ * says where it serves and how to stop it; nothing when stderr is no terminal (a script, systemd).
+ */
+class TerminalReporter extends ReadyReporter {
+  constructor(private readonly opts: RunnerOptions, private readonly terminal: number) {
+    super(-1);
+  }
+
+  override ready(): void {
+    if (this.pending && isatty(this.terminal)) {
+      const addresses = listeningAddresses(process.pid);
+      const who = `${this.opts.name} (pid ${process.pid}${this.opts.workers ? `, ${this.opts.workers} worker${this.opts.workers === 1 ? "" : "s"}` : ""})`;
+      writeSync(this.terminal, `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`);
+    }
+    super.ready();
+  }
 }
 
 /** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
@@ -119,12 +144,20 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
   setEntryArgv(entryPath, opts.args);
-  const evaluated = load().then(serveDefaultExport);
+  RUNTIME.labelPortInUse();
   let ready = false;
+  // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
+  const failed = (err: unknown) => started.fatal(err);
+  process.on("uncaughtException", failed);
+  process.on("unhandledRejection", failed);
+  const evaluated = load().then(serveDefaultExport).catch(failed);
   watchReadiness(opts.ready, evaluated, () => {
     ready = true;
+    process.off("uncaughtException", failed);
+    process.off("unhandledRejection", failed);
     if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
     started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    started.reporter.ready();
   });
   failWhenIdle(() => ready, (message) => started.fatal(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
   await evaluated;

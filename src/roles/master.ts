@@ -156,8 +156,8 @@ function readMessages(m: Master): void {
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
-    runnerLog(`master: ${m.target} workers ready`);
-    runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
+    runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
+    runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
