@@ -12,6 +12,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** Where it is kept between runs: root's cache of what the test set-up builds (beside the test roots), so a
+ * run leaves nothing in /tmp; another user's, their temp directory. */
+const CACHE = process.getuid?.() === 0 ? "/var/cache/daemonic-test" : tmpdir();
 const SOURCES = ["mod.ts", "src", "ffi", "package.json", "tsconfig.json", "scripts/build-npm.sh", "scripts/tsconfig.npm.json"];
 
 /** A hash of everything `npm pack` builds the package from. */
@@ -96,7 +99,8 @@ export function installProject(dir: string, tarball: string): void {
  * this install as a user's own `deno run -A npm:daemonic …` does in their project.
  */
 export function userProject(): { dir: string; tarball: string; config: string } {
-  const dir = join(tmpdir(), `daemonic-project-${createHash("sha256").update(ROOT).digest("hex").slice(0, 12)}`);
+  mkdirSync(CACHE, { recursive: true, mode: 0o755 });
+  const dir = join(CACHE, `daemonic-project-${createHash("sha256").update(ROOT).digest("hex").slice(0, 12)}`);
   const stamp = join(dir, "sources");
   const result = { dir, tarball: join(dir, "daemonic.tgz"), config: join(dir, "deno.json") };
   const sources = sourcesHash();
