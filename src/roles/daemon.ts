@@ -27,6 +27,22 @@ export interface Daemon {
   pidFile?: PidFile;
   /** Reports readiness or failure to the launcher. */
   reporter: ReadyReporter;
+  /** Called once the role's own TERM/INT handlers are up: a stop caught before is sent again to them. */
+  handlersReady?: () => void;
+}
+
+/** From the moment the pid file may be ours until the role's handlers are up, a stop (TERM, INT) is caught
+ * here rather than killing the process unreported, and sent again once they are up (the returned call). A
+ * role that trapped them already (the master) needs none. */
+function catchEarlyStops(): () => void {
+  let caught: "SIGTERM" | "SIGINT" | undefined;
+  const untrapped = (["SIGTERM", "SIGINT"] as const).filter((signal) => process.listenerCount(signal) === 0);
+  const listeners = untrapped.map((signal) => [signal, () => void (caught ??= signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
+  return () => {
+    for (const [signal, listener] of listeners) process.off(signal, listener);
+    if (caught) process.kill(process.pid, caught);
+  };
 }
 
 /**
@@ -35,16 +51,18 @@ export interface Daemon {
  * launcher and ends the process.
  */
 export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemon {
-  // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that.
-  libc.resetSignal(SIG.INT);
-  libc.resetSignal(SIG.QUIT);
+  // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that (a role that
+  // trapped them already, the master, has its handler in place instead).
+  if (process.listenerCount("SIGINT") === 0) libc.resetSignal(SIG.INT);
+  if (process.listenerCount("SIGQUIT") === 0) libc.resetSignal(SIG.QUIT);
   ignoreInspectorSignal(libc);
   libc.umask(stage.umask);
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the launcher's socket open
   const reporter = new ReadyReporter(STAGE_FD, libc);
+  const handlersReady = catchEarlyStops();
   try {
     process.chdir(stage.chdir);
-    // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
+    // A launcher gone (stopped, Ctrl-C) cancels the start; it lets go of its lock once told LOCKED.
     if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
     const { role: _role, command, ...settings } = stage;
     const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command });
@@ -56,7 +74,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     recordLogPath(stage.pidFile, stage.logFile);
     // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
     if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
-    return { pidFile, reporter };
+    return { pidFile, reporter, handlersReady };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
     runnerLog(e.message, "fatal");
@@ -110,7 +128,7 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
  * (which evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
-  const { reporter, fatal, systemd } = startDaemon(stage);
+  const { reporter, fatal, systemd, handlersReady } = startDaemon(stage);
   try {
     watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   } catch (err) {
@@ -119,6 +137,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     process.exit(ExitCode.NO_INPUT);
   }
   handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handlersReady?.();
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
     runnerLog(`Cannot start: ${message}`, "fatal");

@@ -128,28 +128,30 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc): P
   checkPidFileFree(options.pidFile, libc);
   const recorded = recordedLogPath(options.pidFile);
   const log = openLog(options.logFile, settings.umask, libc);
+  // Listening before the pid file is ours: a --stop from the moment it finds this process cancels the start.
+  let stoppedBy: string | undefined;
+  const stop = (signal: string) => () => void (stoppedBy ??= signal);
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
   let lock: number | undefined;
   let readEnd: number;
   try {
     lock = holdPidFile(options.pidFile, process.pid, libc);
     readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, libc);
   } catch (err) {
+    for (const [signal, listener] of listeners) process.off(signal, listener);
     if (lock !== undefined) libc.close(lock);
     removeStalePidFile(options.pidFile, libc);
     throw err;
   } finally {
     if (typeof log === "number") libc.close(log);
   }
-  let stoppedBy: string | undefined;
-  const stop = (signal: string) => () => void (stoppedBy ??= signal);
-  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
-  for (const [signal, listener] of listeners) process.on(signal, listener);
   const release = () => {
-    if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
+    if (lock !== undefined) libc.close(lock); // the daemon's own locked file has replaced ours (LOCKED)
     lock = undefined;
   };
   const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocked: release, stoppedBy: () => stoppedBy });
   for (const [signal, listener] of listeners) process.off(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;

@@ -61,6 +61,8 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
     migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
   };
+  let wake = () => {};
+  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // for the loop; before the pid file is ours
   try {
     maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
   } finally {
@@ -69,8 +71,6 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   moveStatus(m); // the worker table beside the pid file; written once all are ready
   if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
-  let wake = () => {};
-  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // handled by the loop
   while (!(m.stopping && m.workers.length === 0)) {
     let relayed = false;
     try {
