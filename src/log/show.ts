@@ -1,7 +1,8 @@
 /**
  * Where a daemon's log is, and `--logs`. The daemon records its `--log-file` in a sidecar `PIDFILE.log-path`
- * beside its pid file, so `--logs --pid-file P` needs nothing else; the record stays after the daemon exits,
- * so the log of a crashed daemon can still be shown; a start without `--log-file` removes it.
+ * beside its pid file, so `--logs --pid-file P` needs nothing else; the record stays after a crash, so the
+ * log of a crashed daemon can still be shown, and goes with the pid file on a stop; a start without
+ * `--log-file` removes it.
  *
  * `--logs`: the daemon's log on stdout, like `pm2 logs`. GNU `tail` does the work: `-n N` for the last lines,
  * `-F` to follow by name across rotations (a new file after `create`, a truncated one after `copytruncate`),

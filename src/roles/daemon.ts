@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { workerTableFile, writeWorkerTable } from "../worker_handle.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
@@ -70,7 +71,14 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
       pidFile.release();
       process.exit(0);
     }
-    process.on("exit", () => pidFile.release());
+    // A stop, a clean exit or a failed start removes the pid file and what is beside it; a crash once ready
+    // leaves the pid file, unlocked, as LSB has it: `--status` says dead (1) until `--stop` or the next start.
+    process.on("exit", (code) => {
+      if (code !== 0 && !stopSignal() && !reporter.pending) return;
+      pidFile.release();
+      recordLogPath(pidFile.path, undefined);
+    });
+    writeWorkerTable(workerTableFile(stage.pidFile), null); // a killed master's: a master writes its own once ready
     recordLogPath(stage.pidFile, stage.logFile);
     // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
     if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
