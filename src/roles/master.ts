@@ -150,7 +150,7 @@ function readMessages(m: Master): void {
     for (const report of readReports(w)) {
       w.lastBeat = now;
       if (report.kind === "READY" && !w.ready) {
-        w.ready = true;
+        Object.assign(w, { ready: true, readyAt: now });
         runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
       } else if (report.kind === "ERROR") w.error = report.message;
     }
@@ -199,7 +199,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
     return;
   }
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
-  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, ready: w.ready, lived }, now)).get(w.id)!.retryAt - now;
+  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now)).get(w.id)!.retryAt - now;
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
