@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { workerTableFile, writeWorkerTable } from "../worker_handle.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
@@ -66,7 +67,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     // A launcher gone (stopped, Ctrl-C) cancels the start; it lets go of its lock once told LOCKED.
     if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
     const { role: _role, command, ...settings } = stage;
-    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command });
+    const env = { ...process.env } as Record<string, string>; // as started: --restart starts it so again
+    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command, env });
     if (!reporter.tell({ kind: "LOCKED" })) {
       pidFile.release();
       process.exit(0);
@@ -99,9 +101,8 @@ export function describe(err: unknown): string {
 /** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */
 function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
-    const text = describe(err);
-    runnerLog(text, "fatal");
-    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
+    runnerLog(entryStack(err), "fatal"); // the whole stack, in the log; the launcher prints one line
+    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
@@ -122,6 +123,8 @@ export interface StartedDaemon extends Daemon {
   fatal: (err: unknown) => never;
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
+  /** Where a master without a pid file (a foreground run) writes its worker table. */
+  tableFile?: string;
 }
 
 /** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
@@ -144,7 +147,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
     reporter.fail("NO_INPUT", (err as Error).message);
     process.exit(ExitCode.NO_INPUT);
   }
-  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   handlersReady?.();
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {

@@ -16,6 +16,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
+import { serveMetrics } from "../metrics.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
@@ -23,11 +24,8 @@ import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
-import {
-  closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable,
-} from "../worker_handle.ts";
+import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable } from "../worker_handle.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
-
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 interface Master {
   stage: DaemonStage;
@@ -38,6 +36,7 @@ interface Master {
   generation: number;
   workers: Worker[];
   backoff: Map<number, Backoff>; // crashes in a row per slot, and when it may start again (crash_loop.ts)
+  lastExits: Map<number, number>; // each slot's last unplanned exit (a wait status), for --metrics
   restarts: Map<number, number>;
   queue: string[]; // signals, handled by the loop
   starting: boolean;
@@ -57,7 +56,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   becomeSubreaper(libc); // orphans of the entry's children come back to us, in the daemon's tree
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
   const m: Master = {
-    stage, daemon: undefined!, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    stage, daemon: undefined!, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), lastExits: new Map(), restarts: new Map(),
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
     migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
   };
@@ -69,6 +68,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     m.daemon = startDaemon(); // a spawn error too is then reported to the launcher (its start-up guard)
   }
   moveStatus(m); // the worker table beside the pid file; written once all are ready
+  void serveMetrics(stage, m, m.daemon.fatal); // --metrics: the master's own state, read at each scrape
   if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   while (!(m.stopping && m.workers.length === 0)) {
@@ -107,9 +107,7 @@ function tick(m: Master): boolean {
 function handleSignal(m: Master, signal: string): void {
   if (m.stopping && signal !== "SIGTERM" && signal !== "SIGINT") return;
   switch (signal) {
-    case "SIGTERM":
-    case "SIGINT":
-    case "SIGQUIT":
+    case "SIGTERM": case "SIGINT": case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
     case "SIGHUP":
       // Keep-alive (no --workers): --reload means what it means to a single process, the entry's onReload hooks.
@@ -137,8 +135,9 @@ function handleSignal(m: Master, signal: string): void {
 
 function stop(m: Master, graceful: boolean, why: string, signal?: string): void {
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
-  if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
+  // Cut short by it, a start is reported as stopped; systemd and --status hear of it (not of an upgrade's retirement).
+  if (signal) noteStopSignal(signal), m.daemon.systemd.notify("STOPPING=1");
   // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
   m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
   for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
@@ -157,8 +156,8 @@ function readMessages(m: Master): void {
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
-    runnerLog(`master: ${m.target} workers ready`);
-    runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
+    runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
+    runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
@@ -200,6 +199,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   }
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
   const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now)).get(w.id)!.retryAt - now;
+  m.lastExits.set(w.id, status);
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
@@ -287,7 +287,7 @@ function watchUpgradeOf(m: Master): void {
 /** The worker table follows the pid file (to `.oldbin` and back). */
 function moveStatus(m: Master): void {
   if (m.statusFile) writeWorkerTable(m.statusFile, null);
-  m.statusFile = m.daemon.pidFile && workerTableFile(m.daemon.pidFile.path);
+  m.statusFile = m.daemon.pidFile ? workerTableFile(m.daemon.pidFile.path) : m.daemon.tableFile;
   writeStatus(m);
 }
 

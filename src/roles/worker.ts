@@ -23,7 +23,7 @@ import { failWhenIdle, watchReadiness } from "../readiness.ts";
 import { attachMigration } from "../reuseport_migrate.ts";
 import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
-import { describe } from "./daemon.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 
 const encoder = new TextEncoder();
 
@@ -79,9 +79,8 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   let ready = false;
   const fatal = (err: unknown) => {
-    const text = describe(err);
-    console.error(text);
-    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: text });
+    console.error(entryStack(err)); // the whole stack, in the log
+    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: entryFailure(err) }); // the launcher's one line
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
@@ -93,6 +92,7 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
   // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
   const listeners = stage.workers ? await shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
+  if (!stage.workers) RUNTIME.labelPortInUse();
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
   // and keeps what it read: take it out of the environment the entry's own children inherit.
   await import("node:cluster");
