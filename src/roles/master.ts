@@ -156,12 +156,12 @@ function readMessages(m: Master): void {
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
+    writeStatus(m); // before the launcher returns: a --status right after it lists the workers
     runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
-    writeStatus(m);
   }
 }
 
