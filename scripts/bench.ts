@@ -3,13 +3,17 @@
  * `npm run bench`: daemonic side by side with bare runtimes and its peers, in one run, printed as markdown
  * tables ending in the goals of issue 10, each ✓/✗ from this run's own medians.
  *
- *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH] [--goals]
+ *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH] [--goals] [--soak SEC] [--soak-only]
  *
  * --runs      start-ups per case (default 9); short commands run 3× as often
  * --duration  seconds of each wrk run (default 3)
  * --daemonic  the daemonic checkout whose `src/cli.ts build` makes the binary (default: this one)
  * --bin       bench this already built binary of scripts/bench-server.ts instead of building one
  * --goals     only the runner's cost per process (issue 25, bench_goals.ts): both entries, goal table, marks
+ * --soak      seconds of the soak on each runtime (default 300; 0 leaves it out): `--workers 2` under reloads,
+ *             kill -9 of the youngest worker, TTIN/TTOU and log reopens every 2 s, a connect every 10 ms
+ *             (scripts/bench_soak.ts; test/soak.test.ts runs a minute of it)
+ * --soak-only build, then only the soak
  *
  * Baselines, built here with daemonic's own `bun build --compile` flags: the same minimal HTTP entry
  * (scripts/bench-server.ts) compiled bare, and a binary that only exits (scripts/bench-exit.ts); on Deno,
@@ -32,6 +36,7 @@ import { freePort, kill, killOnExit, lastInt, listeners, readPid, record, runSyn
 import { report } from "./bench_report.ts";
 import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
+import { soak, SOAK_HEADER, soakReport } from "./bench_soak.ts";
 import { startupTrace } from "./bench_trace.ts";
 import { throughputs } from "./bench_wrk.ts";
 import { runGoals } from "./bench_goals_run.ts";
@@ -39,10 +44,14 @@ import { userProject } from "../test/_project.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({
-  options: { runs: { type: "string" }, duration: { type: "string" }, daemonic: { type: "string" }, bin: { type: "string" }, goals: { type: "boolean" } },
+  options: {
+    runs: { type: "string" }, duration: { type: "string" }, daemonic: { type: "string" }, bin: { type: "string" }, soak: { type: "string" },
+    "soak-only": { type: "boolean" }, goals: { type: "boolean" },
+  },
 });
 const RUNS = Math.max(1, Number(flags.runs ?? 9));
 const WRK_SECONDS = Math.max(1, Number(flags.duration ?? 3));
+const SOAK_SECONDS = Math.max(0, Number(flags.soak ?? 300));
 const DAEMONIC = resolve(flags.daemonic ?? ROOT);
 const BIN_DIR = join(ROOT, "node_modules", ".bin");
 const BUN = process.execPath;
@@ -83,6 +92,27 @@ if (flags.goals) {
   process.exit(0);
 }
 const hasWorkers = /--workers\b/.test(runSync([bin, "--help"]).stdout);
+
+/** The soak's long form on each runtime: the compiled bench entry, and `deno run` of the Deno one. */
+async function soaks(): Promise<string[]> {
+  const lines = [`### Soak: --workers 2, an action every 2 s, a connect every 10 ms (${SOAK_SECONDS} s each)`, "", ...SOAK_HEADER];
+  const runtimes: [string, (args: string[]) => string[]][] = [["Bun, compiled", (args) => [bin, ...args]]];
+  if (DENO) runtimes.push(["Deno, `deno run`", (args) => [DENO, "run", "-A", "--unstable-net", join(DAEMONIC, "src", "cli.ts"), "run", DENO_ENTRY, ...args]]);
+  for (const [name, command] of runtimes) {
+    const port = await freePort();
+    console.error(`bench: soak, ${name}, ${SOAK_SECONDS} s`);
+    try {
+      lines.push(...soakReport(name, await soak({ command, entryArgs: [String(port)], port, dir: mkdtempSync(join(tmp, "soak-")), seconds: SOAK_SECONDS, track: record })));
+    } catch (err) {
+      lines.push(`| ${name} | failed: ${(err as Error).message.split("\n")[0]} |`);
+    }
+  }
+  return lines;
+}
+if (flags["soak-only"]) {
+  console.log((await soaks()).join("\n"));
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The servers: time to ready
@@ -261,3 +291,4 @@ console.error("bench: log lines/s with and without --log-timestamps");
 console.log((await logLinesReport(BUN, DAEMONIC, tmp)).join("\n"));
 console.error("bench: the runner's cost per process, on two entries (issue 25)");
 console.log((await runGoals({ bun: BUN, root: ROOT, daemonic: DAEMONIC, flags: SAME_FLAGS, tmp, rounds: RUNS, wrkSeconds: 1, bareExit })).join("\n"));
+if (SOAK_SECONDS > 0) console.log((await soaks()).join("\n"));

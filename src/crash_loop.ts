@@ -1,6 +1,6 @@
 /**
  * Crash-loop backoff of a master's worker slots, decided from evidence rather than age alone: a worker that
- * failed before it was ready, or that ended on its own (an exit, a fault) soon after, counts toward a crash
+ * failed before it was ready, or that ended on its own (an exit, a fault) within 5 s of it, counts toward a crash
  * loop; one killed from outside once ready (an operator, the OOM killer, a deploy script) does not, so a
  * healthy entry is restarted at once however often it is killed. Backoff exists to keep a crash loop from
  * burning CPU, not to take a healthy service offline.
@@ -8,7 +8,7 @@
  * @module
  */
 
-/** A worker that ends within this long of its start counts as dying young. */
+/** A worker that ends on its own within this long of being ready counts as a crash, as one failing before. */
 export const YOUNG_MS = 5000;
 /** The longest wait between two starts of a crashing slot. */
 export const MAX_DELAY_MS = 30_000;
@@ -26,10 +26,8 @@ export interface Backoff {
 export interface WorkerEnd {
   /** The wait status. */
   status: number;
-  /** Whether it had reported ready. */
-  ready: boolean;
-  /** ms from its start to its exit. */
-  lived: number;
+  /** ms from its readiness to its exit; `undefined`: it never was ready. */
+  readyFor?: number;
 }
 
 /**
@@ -40,15 +38,15 @@ export interface WorkerEnd {
  * ```ts
  * import { backoffAfter } from "./crash_loop.ts";
  * const now = 1000;
- * console.log(backoffAfter({ crashes: 3, retryAt: 0 }, { status: 9, ready: true, lived: 900 }, now)); // { crashes: 3, retryAt: 1000 }: killed from outside
- * console.log(backoffAfter({ crashes: 1, retryAt: 0 }, { status: 1 << 8, ready: true, lived: 900 }, now)); // { crashes: 2, retryAt: 1200 }
+ * console.log(backoffAfter({ crashes: 3, retryAt: 0 }, { status: 9, readyFor: 900 }, now)); // { crashes: 3, retryAt: 1000 }: killed from outside
+ * console.log(backoffAfter({ crashes: 1, retryAt: 0 }, { status: 1 << 8, readyFor: 900 }, now)); // { crashes: 2, retryAt: 1200 }
  * ```
  */
 export function backoffAfter(prev: Backoff | undefined, end: WorkerEnd, now: number): Backoff {
-  const before = prev?.crashes ?? 0;
-  if (end.ready && end.lived >= YOUNG_MS) return { crashes: 0, retryAt: now }; // it served: the streak is over
+  const before = prev?.crashes ?? 0, ready = end.readyFor !== undefined;
+  if (ready && end.readyFor! >= YOUNG_MS) return { crashes: 0, retryAt: now }; // it served: the streak is over
   const signal = end.status & 0x7f;
-  if (end.ready && signal && !SELF_INFLICTED.has(signal)) return { crashes: before, retryAt: now }; // no evidence either way
+  if (ready && signal && !SELF_INFLICTED.has(signal)) return { crashes: before, retryAt: now }; // no evidence either way
   const crashes = before + 1;
   return { crashes, retryAt: now + (crashes <= 1 ? 0 : Math.min(MAX_DELAY_MS, 100 * 2 ** (crashes - 1))) };
 }

@@ -67,10 +67,11 @@ export function parseEnv(text: string): Record<string, string> {
  * @example
  * ```ts
  * import { readEnvFiles } from "./env_file.ts";
- * import { mkdtempSync, writeFileSync } from "node:fs";
- * const file = `${mkdtempSync("/tmp/daemonic-doc-")}/app.env`;
- * writeFileSync(file, "PORT=8080\n");
- * console.log(readEnvFiles([file])); // { PORT: "8080" }
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * writeFileSync(`${dir}/app.env`, "PORT=8080\n");
+ * console.log(readEnvFiles([`${dir}/app.env`])); // { PORT: "8080" }
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export function readEnvFiles(paths: readonly string[]): Record<string, string> {
@@ -104,12 +105,13 @@ const replaced = new Map<string, string | undefined>();
  * @example
  * ```ts
  * import { applyEnvFiles } from "./env_file.ts";
- * import { mkdtempSync, writeFileSync } from "node:fs";
- * const file = `${mkdtempSync("/tmp/daemonic-doc-")}/app.env`;
- * writeFileSync(file, "GREETING=hi\n");
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * writeFileSync(`${dir}/app.env`, "GREETING=hi\n");
  * const env: Record<string, string | undefined> = {};
- * applyEnvFiles([file], env);
+ * applyEnvFiles([`${dir}/app.env`], env);
  * console.log(env.GREETING); // hi
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export function applyEnvFiles(paths: readonly string[], env: Record<string, string | undefined> = process.env): void {

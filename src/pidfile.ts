@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { existsSync, linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, renameSync, rmSync, type Stats, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
@@ -108,21 +108,22 @@ function openForWriting(file: string, flags: number, path: string, libc: Libc): 
 }
 
 /** Creates a locked pid file holding `pid` at `path`: written and locked under a temporary name, then
- * linked into place, so no one ever sees it empty or unlocked, and an existing file is never overwritten. */
-function create(path: string, pid: number, libc: Libc): number | null {
+ * linked into place (`replace`: renamed over what is there), so no one ever sees it empty or unlocked; without
+ * `replace` an existing file is never overwritten (`null`). */
+function create(path: string, pid: number, libc: Libc, replace = false): number | null {
   const temporary = `${path}.${pid}.new`;
   const fd = openForWriting(temporary, O.EXCL, path, libc);
   try {
     libc.tryLock(fd);
     libc.write(fd, new TextEncoder().encode(`${pid}\n`));
-    linkSync(temporary, path);
+    (replace ? renameSync : linkSync)(temporary, path);
     return fd;
   } catch (err) {
     libc.close(fd);
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
     throw err;
   } finally {
-    unlinkSync(temporary);
+    rmSync(temporary, { force: true }); // renamed away already when it replaced the file
   }
 }
 
@@ -141,9 +142,11 @@ function dropFile(path: string, fd: number, libc: Libc): void {
  * @example
  * ```ts
  * import { PidFile } from "./pidfile.ts";
- * import { mkdtempSync } from "node:fs";
- * const pidFile = PidFile.acquire(`${mkdtempSync("/tmp/daemonic-doc-")}/app.pid`); // ALREADY_RUNNING when held
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * const pidFile = PidFile.acquire(`${dir}/app.pid`); // ALREADY_RUNNING when held
  * pidFile.release();
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export class PidFile {
@@ -168,21 +171,13 @@ export class PidFile {
     return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc, start);
   }
 
-  /** Takes over the pid file a launcher holds for this daemon: waits (F_SETLKW) until the launcher lets go
-   * of its lock, then writes `pid` into the same file and registers the daemon. */
+  /** Takes over the pid file a launcher holds for this daemon: a new file holding `pid`, locked before it is
+   * renamed over the launcher's, so the path names a locked pid file at every moment of the hand-over (a
+   * `--stop` then always finds someone to stop); then registers the daemon. The launcher lets go of its
+   * lock, on the old file, once told. */
   static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
-    const fd = openForWriting(path, O.NONBLOCK, path, libc);
-    try {
-      const stats = statFd(fd);
-      if (!stats.isFile()) throw notPidFile(path, `it is ${kindOf(stats)}`);
-      libc.lockWaiting(fd);
-      libc.truncate(fd, 0);
-      libc.write(fd, new TextEncoder().encode(`${pid}\n`));
-    } catch (err) {
-      libc.close(fd);
-      throw err;
-    }
-    return PidFile.registered(path, fd, pid, name, libc, start);
+    if (existsSync(path) && !lstatSync(path).isFile()) throw notPidFile(path, `it is ${kindOf(lstatSync(path))}`);
+    return PidFile.registered(path, create(path, pid, libc, true)!, pid, name, libc, start);
   }
 
   private static registered(path: string, fd: number, pid: number, name: string, libc: Libc, start: StartRecord = {}): PidFile {

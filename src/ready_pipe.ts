@@ -1,7 +1,7 @@
 /**
  * The ready socket's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
  * one line at a time: `PID n` (from the /bin/sh or detach stage that started the daemon), `LOCKING` (the
- * daemon waits for the pid file's lock, which the launcher then lets go), `LOCKED`, then `READY` or
+ * daemon is about to take the pid file over), `LOCKED` (it holds it: the launcher lets go of its own lock), then `READY` or
  * `ERROR {"code", "message"}`;
  * a worker also sends `HB` (heartbeat). End of file without `READY` means failure, never success.
  *
@@ -122,8 +122,8 @@ export interface ReadyResult {
 
 /** What {@linkcode waitForReady} also listens to. */
 export interface ReadyWatch {
-  /** Called on `LOCKING`: the daemon waits for the pid file's lock. */
-  onLocking?: () => void;
+  /** Called on `LOCKED`: the daemon holds the pid file now. */
+  onLocked?: () => void;
   /** The signal that stopped the waiting process, if one did. */
   stoppedBy?: () => string | undefined;
 }
@@ -148,11 +148,16 @@ export async function waitForReady(fd: number, timeoutMs: number, logHint: strin
   const deadline = Date.now() + timeoutMs;
   const reader = new ReportReader();
   let pid: number | undefined;
+  // A stop (SIGTERM, SIGINT) of the waiting process cancels the start whatever the daemon reports meanwhile.
+  const stopped = () => {
+    const signal = watch.stoppedBy?.();
+    return signal ? { pid, error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }) } : undefined;
+  };
   for (;;) {
     const left = deadline - Date.now();
     if (!libc.waitReadable(fd, Math.max(0, Math.min(left, 20)))) {
-      const signal = watch.stoppedBy?.();
-      if (signal) return { pid, error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }) };
+      const stop = stopped();
+      if (stop) return stop;
       if (left <= 0) {
         const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${timeoutMs / 1000} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
         return { pid, error };
@@ -162,16 +167,18 @@ export async function waitForReady(fd: number, timeoutMs: number, logHint: strin
     }
     const chunk = libc.read(fd, 65536);
     if (chunk.length === 0) {
+      await new Promise((r) => setTimeout(r, 0)); // the daemon may have exited because we were stopped
       const error = new DaemonError("START_FAILED", `Cannot start: the daemon exited during start-up without a report${logHint}`, { pid });
-      return { pid, error };
+      return stopped() ?? { pid, error };
     }
     for (const report of reader.push(chunk)) {
       if (report.kind === "PID") pid = report.pid;
-      else if (report.kind === "LOCKING") watch.onLocking?.();
+      else if (report.kind === "LOCKED") watch.onLocked?.();
       else if (report.kind === "READY") {
         // The daemon closes its end right after: wait for that, so no socket of ours is left in it.
         while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
-        return { pid };
+        await new Promise((r) => setTimeout(r, 0)); // a stop signal already received: its listener runs now
+        return stopped() ?? { pid };
       } else if (report.kind === "ERROR") {
         return { pid, error: new DaemonError(report.code, report.message, { pid }), reported: true };
       }

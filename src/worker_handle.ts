@@ -25,6 +25,8 @@ export interface Worker {
   startedAt: number;
   lastBeat: number;
   ready: boolean;
+  /** When it reported ready (ms since the epoch). */
+  readyAt?: number;
   /** The rolling-restart generation it was started in. */
   generation: number;
   /** Due for a replacement (`--max-memory`): its successor starts first, as in a rolling restart. */

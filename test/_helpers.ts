@@ -75,10 +75,20 @@ export async function compiledTarget(entries: string[], dir: string): Promise<Ta
   };
 }
 
-/** A temp directory, removed by {@linkcode Sandbox.cleanup}, which also kills every pid recorded. */
+/** The environment variable every process a test starts carries: the directory of the sandbox that was
+ * newest when it started (inherited through every re-execution, whatever title the process gives itself). */
+export const SANDBOX_ENV = "DAEMONIC_TEST_SANDBOX";
+const openSandboxes: Sandbox[] = [];
+
+/** A temp directory, removed by {@linkcode Sandbox.cleanup}, which also kills every pid recorded and every
+ * process that carries its tag ({@linkcode SANDBOX_ENV}). */
 export class Sandbox {
   readonly dir = mkdtempSync(join(tmpdir(), "daemonic-test-"));
   private readonly pids = new Set<number>();
+  constructor() {
+    openSandboxes.push(this);
+    process.env[SANDBOX_ENV] = this.dir; // children inherit process.env
+  }
   path(name: string): string {
     return join(this.dir, name);
   }
@@ -87,15 +97,37 @@ export class Sandbox {
     if (pid && pid > 1) this.pids.add(pid);
     return pid ?? 0;
   }
-  cleanup(): void {
-    for (const pid of this.pids) {
+  /** Live processes started while this sandbox was the newest, from their environment (not their title). */
+  tagged(): number[] {
+    const tag = `${SANDBOX_ENV}=${this.dir}`;
+    const found: number[] = [];
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
       try {
-        process.kill(pid, "SIGKILL");
+        if (readFileSync(`/proc/${name}/environ`, "latin1").split("\0").includes(tag) && alive(Number(name))) found.push(Number(name));
       } catch {
-        // already gone
+        // gone, or a kernel thread
       }
     }
-    for (const pid of this.pids) waitGone(pid, 3000);
+    return found;
+  }
+  cleanup(): void {
+    openSandboxes.splice(openSandboxes.indexOf(this), 1);
+    if (openSandboxes.length) process.env[SANDBOX_ENV] = openSandboxes.at(-1)!.dir;
+    else delete process.env[SANDBOX_ENV];
+    // Again while any is left: a launcher killed mid-start may have spawned its daemon a moment before.
+    for (let round = 0; round < 5; round++) {
+      const pids = new Set([...this.pids, ...this.tagged()].filter(alive));
+      if (pids.size === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      for (const pid of pids) waitGone(pid, 3000);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { existsSync, renameSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, pidsMentioning, procFds, procStat, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target,
+  alive, childrenOf, compiledTarget, eventually, FIXTURES, procFds, procStat, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target,
   waitGone,
 } from "./_helpers.ts";
 
@@ -173,41 +173,54 @@ describe(`the stage marker from the caller's environment (${RUNTIME})`, () => {
 });
 
 describe(`starts cut short (${RUNTIME})`, () => {
-  /** Records every process whose command line mentions the sandbox (launcher, daemon), for cleanup. */
-  const trackAll = (sb: Sandbox) => pidsMentioning(sb.dir).forEach((p) => sb.track(p));
-
-  test("--stop 0.1 s into the start of an entry that listens after 2 s: stopped, the launcher says so, nothing left", sandboxed(async (sb) => {
-    const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-    const argv = runner("server.ts", ["--daemon", "--pid-file", pidFile, "--log-file", logFile, "--", "0", "2000"]);
-    const launcher = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    sb.track(launcher.pid);
-    let stderr = "";
-    launcher.stderr!.on("data", (d) => stderr += d);
-    const exited = new Promise<number | null>((r) => launcher.on("close", (code) => r(code)));
-    await sleep(100);
-    trackAll(sb);
-    const stop = run(runner("server.ts", ["--stop", "--pid-file", pidFile]));
-    trackAll(sb);
-    assert.equal(stop.status, 0, `--stop: ${stop.stderr}`);
-    const code = await exited;
-    assert.notEqual(code, 0, `the launcher succeeded: ${stderr}`);
-    assert.match(stderr, /stopped during start-up/);
-    await sleep(3000);
-    trackAll(sb);
-    assert.deepEqual(pidsMentioning(sb.dir), [], "a process of the start is still running");
-    assert.equal(existsSync(pidFile), false, "the pid file is left");
-    assert.equal(run(runner("server.ts", ["--status", "--pid-file", pidFile])).status, 3);
-  }));
+  /** The pid in `pidFile` once it names a process outside this test's session: the daemon, which took it over. */
+  const daemonHolds = (pidFile: string) => {
+    const pid = parseInt(readOr(pidFile), 10);
+    try {
+      return pid > 0 && procStat(pid).session !== procStat(process.pid).session ? pid : 0;
+    } catch {
+      return 0; // gone meanwhile
+    }
+  };
+  const moments: [string, (pidFile: string) => boolean][] = [
+    ["the launcher holds the pid file", (pidFile) => existsSync(pidFile)],
+    ["the daemon has taken the pid file over", (pidFile) => daemonHolds(pidFile) > 0],
+  ];
+  const modes: [string, string[]][] = [["keep-alive", []], ["--no-keep-alive", ["--no-keep-alive"]], ["--workers 2", ["--workers", "2"]]];
+  for (const [moment, reached] of moments) {
+    for (const [mode, flags] of modes) {
+      test(`${mode}: --stop once ${moment}, before the entry listens (after 2 s): stopped, the launcher says so, nothing left`, sandboxed(async (sb) => {
+        const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
+        const argv = runner("server.ts", ["--daemon", ...flags, "--pid-file", pidFile, "--log-file", logFile, "--", "0", "2000"]);
+        const launcher = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+        sb.track(launcher.pid);
+        let stderr = "";
+        launcher.stderr!.on("data", (d) => stderr += d);
+        const exited = new Promise<number | null>((r) => launcher.on("close", (code) => r(code)));
+        assert.ok(await eventually(() => reached(pidFile), 30_000), `never reached: ${moment}; launcher: ${stderr}`);
+        const holder = parseInt(readOr(pidFile), 10);
+        assert.ok(sb.tagged().includes(holder), `the pid file's ${holder} does not carry the sandbox's tag: ${sb.tagged()}`);
+        const stop = run(runner("server.ts", ["--stop", "--pid-file", pidFile]));
+        assert.equal(stop.status, 0, `--stop: ${stop.stderr}`);
+        assert.match(stop.stdout, /stopped \(pid \d+/, "--stop found nothing to stop");
+        const code = await exited;
+        assert.notEqual(code, 0, `the launcher succeeded: ${stderr}`);
+        assert.match(stderr, /Cannot start: stopped during start-up \(SIGTERM\)/);
+        assert.ok(await eventually(() => sb.tagged().length === 0, 10_000), `a process of the start is still running: ${sb.tagged()}`);
+        assert.doesNotMatch(readOr(logFile), /listening on/, "the entry got to listen");
+        assert.equal(existsSync(pidFile), false, "the pid file is left");
+        assert.equal(run(runner("server.ts", ["--status", "--pid-file", pidFile])).status, 3);
+      }));
+    }
+  }
 
   test("--start-timeout 0.05 on an entry that listens after 2 s: exit 69, no process, no pid file", sandboxed(async (sb) => {
     const pidFile = sb.path("d.pid");
     const r = run(runner("server.ts", ["--daemon", "--pid-file", pidFile, "--start-timeout", "0.05", "--", "0", "2000"]));
-    trackAll(sb);
     assert.equal(r.status, 69, r.stderr);
     assert.match(r.stderr, /not ready within 0.05 s/);
     assert.doesNotMatch(r.stderr, /^\s+at /m);
-    await sleep(500);
-    assert.deepEqual(pidsMentioning(sb.dir), [], "the daemon is still running");
+    assert.ok(await eventually(() => sb.tagged().length === 0, 10_000), `the daemon is still running: ${sb.tagged()}`);
     assert.equal(existsSync(pidFile), false, "the pid file is left");
   }));
 });

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import { assertDaemonStdio,
-  alive, busyPort, compiledTarget, eventually, fdFlags, FIXTURES, freePort, get, inMask, pidsMentioning, portFromLog,
+  alive, busyPort, compiledTarget, eventually, fdFlags, FIXTURES, freePort, get, inMask, portFromLog,
   procFds, procStat, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -162,7 +162,7 @@ describe(`pid file (${RUNTIME})`, () => {
     assert.match(r.stderr, /symbolic link/);
     assert.equal(pid, 0);
     assert.equal(readFileSync(target, "utf8"), "keep me");
-    assert.deepEqual(pidsMentioning(sb.dir), []);
+    assert.deepEqual(sb.tagged(), []);
   }));
 
   test("an unwritable pid directory fails at once with exit 73 and starts nothing", sandboxed(async (sb) => {
@@ -173,7 +173,7 @@ describe(`pid file (${RUNTIME})`, () => {
       assert.match(r.stderr, /Cannot create pid file/);
       assert.equal(r.stderr.trim().split("\n").length, 1, "one-line error");
     }
-    assert.deepEqual(pidsMentioning(sb.dir), []);
+    assert.deepEqual(sb.tagged(), []);
   }));
 });
 
@@ -207,7 +207,8 @@ describe(`readiness (${RUNTIME})`, () => {
       assert.equal(r.status, 69, r.stderr);
       assert.match(r.stderr, new RegExp(text));
       assert.ok(!existsSync(pidFile), "pid file left behind");
-      assert.deepEqual(pidsMentioning(sb.dir), [], "a process was left behind");
+      // Workers die with their master (parent-death signal): a moment after it, not before the launcher exits.
+      assert.ok(await eventually(() => sb.tagged().length === 0, 2000), `a process was left behind: ${sb.tagged()}`);
       assert.match(readOr(logFile), /starting/);
       if (mode !== "exit") assert.match(readOr(logFile), new RegExp(text), "the error also reaches the log");
     }));
@@ -221,7 +222,7 @@ describe(`readiness (${RUNTIME})`, () => {
       assert.equal(r.status, 69, r.stderr);
       assert.match(r.stderr, /EADDRINUSE|address already in use/i);
       assert.ok(!existsSync(pidFile));
-      assert.deepEqual(pidsMentioning(sb.dir), []);
+      assert.ok(await eventually(() => sb.tagged().length === 0, 2000), `a process was left behind: ${sb.tagged()}`);
     } finally {
       server.close();
       sb.cleanup();

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, pidsMentioning, readOr, run, runTarget, RUNTIME,
+  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME,
   Sandbox, sandboxed, type Target,
 } from "./_helpers.ts";
 
@@ -19,7 +19,7 @@ const THREE_WAYS = /^Cannot start: .*nothing left to run.*: listen on a port, ex
 
 describe(`entries that are no server (${target.name})`, () => {
   for (const mode of [[], ["--daemon"], ["--daemon", "--workers", "2"]]) {
-    test(`${mode.join(" ") || "foreground"}: exit 69, one line naming the three ways to serve, nothing left behind`, sandboxed((sb) => {
+    test(`${mode.join(" ") || "foreground"}: exit 69, one line naming the three ways to serve, nothing left behind`, sandboxed(async (sb) => {
       const pidFile = sb.path("idle.pid"), logFile = sb.path("idle.log");
       const r = runner("idle.ts", [...mode, "--pid-file", pidFile, "--log-file", logFile]);
       assert.equal(r.status, 69, r.stderr);
@@ -28,7 +28,7 @@ describe(`entries that are no server (${target.name})`, () => {
       assert.match(lines[0].replace("the entry failed during start-up: ", ""), THREE_WAYS);
       if (mode.length) assert.match(readOr(logFile), /FATAL daemonic\[\d+\]: .*listen on a port, export default \{ fetch \}/);
       assert.deepEqual(readdirSync(sb.dir).filter((f) => f !== "idle.log"), []); // no pid file, .log-path, .workers
-      assert.deepEqual(pidsMentioning(pidFile), []);
+      assert.ok(await eventually(() => sb.tagged().length === 0, 2000), `a process was left behind: ${sb.tagged()}`);
     }));
   }
 

@@ -84,11 +84,17 @@ async function rotateUnderLoad(sb: Sandbox, conf: (logFile: string, pidFiles: st
   const confFile = sb.path("logrotate.conf");
   writeFileSync(confFile, conf(logFile, daemons.map((d) => d.pidFile)), { mode: 0o644 });
   const workers = daemons.flatMap((d) => childrenOf(d.pid).map((pid) => sb.track(pid)));
+  // Each rotation once every writer has written to the current file (after the last rotation's reopen).
+  const writing = workers.length ? workers : daemons.map((d) => d.pid);
+  const allWrote = async (what: string) => {
+    const wrote = () => writing.every((pid) => numbersIn([logFile]).has(pid));
+    assert.ok(await eventually(wrote, 15_000), `${what}: not every writer (${writing}) wrote to ${logFile}`);
+  };
   for (let i = 0; i < times; i++) {
-    await sleep(150);
+    await allWrote(`before rotation ${i + 1}`);
     logrotate(sb, confFile);
   }
-  await sleep(150);
+  await allWrote("after the last rotation");
   for (const { pid, pidFile } of daemons) {
     const stop = run(runner("numbered.ts", ["--stop", "--pid-file", pidFile]));
     assert.equal(stop.status, 0, stop.stderr);

@@ -109,10 +109,11 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  * @example
  * ```ts
  * import { appendToLog } from "./lines.ts";
- * import { mkdtempSync, readFileSync } from "node:fs";
- * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
- * appendToLog(log, "Cannot start: the entry was not ready within 60 s", "text");
- * console.log(readFileSync(log, "utf8")); // 2026-…Z FATAL daemonic[1234]: Cannot start: …
+ * import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * appendToLog(`${dir}/app.log`, "Cannot start: the entry was not ready within 60 s", "text");
+ * console.log(readFileSync(`${dir}/app.log`, "utf8")); // 2026-…Z FATAL daemonic[1234]: Cannot start: …
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {

@@ -1,7 +1,8 @@
 /**
  * Where a daemon's log is, and `--logs`. The daemon records its `--log-file` in a sidecar `PIDFILE.log-path`
- * beside its pid file, so `--logs --pid-file P` needs nothing else; the record stays after the daemon exits,
- * so the log of a crashed daemon can still be shown; a start without `--log-file` removes it.
+ * beside its pid file, so `--logs --pid-file P` needs nothing else; the record stays after a crash, so the
+ * log of a crashed daemon can still be shown, and goes with the pid file on a stop; a start without
+ * `--log-file` removes it.
  *
  * `--logs`: the daemon's log on stdout, like `pm2 logs`. GNU `tail` does the work: `-n N` for the last lines,
  * `-F` to follow by name across rotations (a new file after `create`, a truncated one after `copytruncate`),
@@ -31,10 +32,11 @@ export interface ShowLogsOptions {
  * @example
  * ```ts
  * import { showLogs } from "./show.ts";
- * import { mkdtempSync, writeFileSync } from "node:fs";
- * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
- * writeFileSync(log, "one\ntwo\n");
- * await showLogs(log, { lines: 1 }); // prints "two"
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * writeFileSync(`${dir}/app.log`, "one\ntwo\n");
+ * await showLogs(`${dir}/app.log`, { lines: 1 }); // prints "two"
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export async function showLogs(path: string, options: ShowLogsOptions = {}): Promise<number> {
@@ -69,10 +71,11 @@ export function logPathFile(pidFile: string): string {
  * @example
  * ```ts
  * import { recordedLogPath, recordLogPath } from "./show.ts";
- * import { mkdtempSync } from "node:fs";
- * const pidFile = `${mkdtempSync("/tmp/daemonic-doc-")}/app.pid`;
- * recordLogPath(pidFile, "/var/log/app.log"); // writes app.pid.log-path beside it
- * console.log(recordedLogPath(pidFile)); // /var/log/app.log
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * recordLogPath(`${dir}/app.pid`, "/var/log/app.log"); // writes app.pid.log-path beside it
+ * console.log(recordedLogPath(`${dir}/app.pid`)); // /var/log/app.log
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export function recordLogPath(pidFile: string, logFile: string | undefined): void {

@@ -86,10 +86,11 @@ async function followFrom(path: string, fd: number | undefined, offset: number):
  * @example
  * ```ts
  * import { tailLog } from "./tail.ts";
- * import { mkdtempSync, writeFileSync } from "node:fs";
- * const log = `${mkdtempSync("/tmp/daemonic-doc-")}/app.log`;
- * writeFileSync(log, "one\ntwo\nthree\n");
- * await tailLog(log, 2, false); // prints "two" and "three"
+ * import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+ * const dir = mkdtempSync("/tmp/daemonic-doc-");
+ * writeFileSync(`${dir}/app.log`, "one\ntwo\nthree\n");
+ * await tailLog(`${dir}/app.log`, 2, false); // prints "two" and "three"
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export async function tailLog(path: string, lines: number, follow: boolean): Promise<number> {

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { type Libc, libc as systemLibc, SystemCallError } from "../../ffi/mod.ts";
 import { DaemonError, ExitCode } from "../errors.ts";
 import { askToHold, askToReopen } from "../log/rotate.ts";
-import { recordedLogPath, showLogs } from "../log/show.ts";
+import { logPathFile, recordedLogPath, showLogs } from "../log/show.ts";
 import type { RunnerOptions } from "../options.ts";
 import { readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { whoRuns } from "../privileges.ts";
@@ -100,7 +100,21 @@ export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = syst
     }
   }
   for (const tree of trees) terminateTree(tree, timeoutMs);
-  return { pid: first, killed, removedStale: removeStalePidFile(pidFile, libc) };
+  const removedStale = removeStalePidFile(pidFile, libc);
+  if (readPidFile(pidFile, libc).state !== "running") removeSidecars(pidFile);
+  return { pid: first, killed, removedStale };
+}
+
+/** Removes the files a daemon keeps beside its pid file (the worker table, the log path) when it could not:
+ * killed after `--timeout`, with SIGKILL, or crashed. Only regular files; a symlink is not followed. */
+function removeSidecars(pidFile: string): void {
+  for (const path of [workerTableFile(pidFile), logPathFile(pidFile)]) {
+    try {
+      if (lstatSync(path).isFile()) unlinkSync(path);
+    } catch {
+      // none there
+    }
+  }
 }
 
 function rssOf(pid: number): string {

@@ -22,6 +22,7 @@ import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
 import { mark } from "../trace.ts";
+import { workerTableFile, writeWorkerTable } from "../worker_handle.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
 export interface Daemon {
@@ -29,6 +30,22 @@ export interface Daemon {
   pidFile?: PidFile;
   /** Reports readiness or failure to the launcher. */
   reporter: ReadyReporter;
+  /** Called once the role's own TERM/INT handlers are up: a stop caught before is sent again to them. */
+  handlersReady?: () => void;
+}
+
+/** From the moment the pid file may be ours until the role's handlers are up, a stop (TERM, INT) is caught
+ * here rather than killing the process unreported, and sent again once they are up (the returned call). A
+ * role that trapped them already (the master) needs none. */
+function catchEarlyStops(): () => void {
+  let caught: "SIGTERM" | "SIGINT" | undefined;
+  const untrapped = (["SIGTERM", "SIGINT"] as const).filter((signal) => process.listenerCount(signal) === 0);
+  const listeners = untrapped.map((signal) => [signal, () => void (caught ??= signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
+  return () => {
+    for (const [signal, listener] of listeners) process.off(signal, listener);
+    if (caught) process.kill(process.pid, caught);
+  };
 }
 
 /**
@@ -37,17 +54,19 @@ export interface Daemon {
  * launcher and ends the process.
  */
 export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemon {
-  // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that.
-  libc.resetSignal(SIG.INT);
-  libc.resetSignal(SIG.QUIT);
+  // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that (a role that
+  // trapped them already, the master, has its handler in place instead).
+  if (process.listenerCount("SIGINT") === 0) libc.resetSignal(SIG.INT);
+  if (process.listenerCount("SIGQUIT") === 0) libc.resetSignal(SIG.QUIT);
   ignoreInspectorSignal(libc);
   libc.umask(stage.umask);
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the launcher's socket open
   const reporter = new ReadyReporter(STAGE_FD, libc);
   mark("daemon: signals reset, umask (libc bound)");
+  const handlersReady = catchEarlyStops();
   try {
     process.chdir(stage.chdir);
-    // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
+    // A launcher gone (stopped, Ctrl-C) cancels the start; it lets go of its lock once told LOCKED.
     if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
     const { role: _role, command, ...settings } = stage;
     const env = { ...process.env } as Record<string, string>; // as started: --restart starts it so again
@@ -56,13 +75,20 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
       pidFile.release();
       process.exit(0);
     }
+    // A stop, a clean exit or a failed start removes the pid file and what is beside it; a crash once ready
+    // leaves the pid file, unlocked, as LSB has it: `--status` says dead (1) until `--stop` or the next start.
+    process.on("exit", (code) => {
+      if (code !== 0 && !stopSignal() && !reporter.pending) return;
+      pidFile.release();
+      recordLogPath(pidFile.path, undefined);
+    });
+    writeWorkerTable(workerTableFile(stage.pidFile), null); // a killed master's: a master writes its own once ready
     mark("daemon: pid file taken over (LOCKING, LOCKED)");
-    process.on("exit", () => pidFile.release());
     recordLogPath(stage.pidFile, stage.logFile);
-    // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
     mark("daemon: log path recorded");
+    // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
     if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
-    return { pidFile, reporter };
+    return { pidFile, reporter, handlersReady };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
     runnerLog(e.message, "fatal");
@@ -117,7 +143,7 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
  * (which evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
  */
 export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
-  const { reporter, fatal, systemd } = startDaemon(stage);
+  const { reporter, fatal, systemd, handlersReady } = startDaemon(stage);
   try {
     watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   } catch (err) {
@@ -128,6 +154,7 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
   mark("daemon: env files watched");
   handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   mark("daemon: signals set up");
+  handlersReady?.();
   const evaluated = run().catch(fatal);
   failWhenIdle(() => !reporter.pending, (message) => {
     runnerLog(`Cannot start: ${message}`, "fatal");

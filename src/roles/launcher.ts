@@ -135,12 +135,18 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
   mark("launcher: pid file checked");
   const recorded = recordedLogPath(settings.pidFile);
   const log = openLog(settings.logFile, settings.umask, libc);
+  // Listening before the pid file is ours: a --stop from the moment it finds this process cancels the start.
+  let stoppedBy: string | undefined;
+  const stop = (signal: string) => () => void (stoppedBy ??= signal);
+  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
   let lock: number | undefined;
   let readEnd: number;
   try {
     lock = holdPidFile(settings.pidFile, process.pid, libc);
     readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, environment, libc);
   } catch (err) {
+    for (const [signal, listener] of listeners) process.off(signal, listener);
     if (lock !== undefined) libc.close(lock);
     removeStalePidFile(settings.pidFile, libc);
     throw err;
@@ -148,16 +154,12 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
     if (typeof log === "number") libc.close(log);
   }
   mark("launcher: daemon spawned (/bin/sh waited)");
-  let stoppedBy: string | undefined;
-  const stop = (signal: string) => () => void (stoppedBy ??= signal);
-  const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
-  for (const [signal, listener] of listeners) process.on(signal, listener);
   const release = () => {
-    if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
+    if (lock !== undefined) libc.close(lock); // the daemon's own locked file has replaced ours (LOCKED)
     lock = undefined;
   };
   const hint = settings.logFile ? ` (see ${settings.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
+  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocked: release, stoppedBy: () => stoppedBy });
   mark("launcher: READY (or error) received");
   for (const [signal, listener] of listeners) process.off(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up

@@ -60,6 +60,8 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
     migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
   };
+  let wake = () => {};
+  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // for the loop; before the pid file is ours
   try {
     maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
   } finally {
@@ -69,8 +71,6 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   void serveMetrics(stage, m, m.daemon.fatal); // --metrics: the master's own state, read at each scrape
   if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
-  let wake = () => {};
-  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // handled by the loop
   while (!(m.stopping && m.workers.length === 0)) {
     let relayed = false;
     try {
@@ -149,19 +149,19 @@ function readMessages(m: Master): void {
     for (const report of readReports(w)) {
       w.lastBeat = now;
       if (report.kind === "READY" && !w.ready) {
-        w.ready = true;
+        Object.assign(w, { ready: true, readyAt: now });
         runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
       } else if (report.kind === "ERROR") w.error = report.message;
     }
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
+    writeStatus(m); // before the launcher returns: a --status right after it lists the workers
     runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
-    writeStatus(m);
   }
 }
 
@@ -198,7 +198,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
     return;
   }
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
-  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, ready: w.ready, lived }, now)).get(w.id)!.retryAt - now;
+  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now)).get(w.id)!.retryAt - now;
   m.lastExits.set(w.id, status);
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
