@@ -14,6 +14,7 @@ import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
 import { type DaemonSettings, DEFAULTS } from "./stage.ts";
 import { readEnvFiles } from "./env_file.ts";
 import { parseSize } from "./memory_limit.ts";
+import { supervised, supervisionOf } from "./supervision.ts";
 
 /** What the command line asks for. */
 export type Action =
@@ -23,6 +24,7 @@ export type Action =
   | "status"
   | "restart"
   | "reload"
+  | "upgrade"
   | "reopen-logs"
   | "hold-logs"
   | "logs"
@@ -59,7 +61,7 @@ export interface RunnerOptions extends DaemonSettings {
 }
 
 
-const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service", "list"] as const;
+const ACTIONS = ["daemon", "stop", "status", "restart", "reload", "upgrade", "reopen-logs", "hold-logs", "logs", "help", "version", "install-service", "uninstall-service", "print-service", "list"] as const;
 
 
 function fail(message: string): never {
@@ -176,6 +178,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   }
   if (values.group !== undefined && values.user === undefined) fail(`Invalid --group '${values.group}': it goes with --user, e.g. --user ${values.group} --group ${values.group}`);
   if (values["no-keep-alive"] && values.workers && values.workers !== "0") fail("Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them");
+  if (values["no-keep-alive"] && values["keep-alive"]) fail("Conflicting --keep-alive and --no-keep-alive: give one at most");
   if (values.json && action !== "list" && action !== "status") fail("Invalid --json: it only goes with --list or --status");
   const ready = values.ready ?? DEFAULTS.ready;
   if (ready !== "auto" && ready !== "manual") fail(`Invalid --ready '${ready}': use auto or manual`);
@@ -204,7 +207,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
     startTimeout: seconds("start-timeout", values["start-timeout"], DEFAULTS.startTimeout, "positive"),
     ready,
     workers: count("workers", values.workers, DEFAULTS.workers),
-    keepAlive: !values["no-keep-alive"],
+    // The foreground runs the entry in itself unless --keep-alive asks for a supervisor (a unit does).
+    keepAlive: action === "foreground" ? values["keep-alive"] ?? false : !values["no-keep-alive"],
     workerTimeout: seconds("worker-timeout", values["worker-timeout"], DEFAULTS.workerTimeout, "positive"),
     ...entryFlags(values, action, baseDir),
     args: positionals,
@@ -220,18 +224,17 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
 
 /** `--max-memory`, `--log-timestamps` (both need a master: of `--workers`, or keep-alive's supervisor) and
  * `--env-file` (read now, so a missing file fails before anything starts). */
-function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean }, action: Action, baseDir: string) {
+function entryFlags(values: { workers?: string; "max-memory"?: string; "log-timestamps"?: boolean; "env-file"?: string[]; "no-keep-alive"?: boolean; "keep-alive"?: boolean }, action: Action, baseDir: string) {
   const given = values["max-memory"];
   const maxMemory = given === undefined ? 0 : parseSize(given) ?? fail(`Invalid --max-memory '${given}': give a size in K, M or G, e.g. --max-memory 300M`);
   const starts = ["daemon", "restart", "foreground", "install-service", "print-service"].includes(action);
   const workers = count("workers", values.workers, DEFAULTS.workers);
-  // Without workers only keep-alive's supervisor (--daemon, --restart) runs apart from the entry to do it.
-  const kept = (action === "daemon" || action === "restart") && !values["no-keep-alive"];
+  // The foreground has a supervisor only with --keep-alive; --daemon, --restart and a unit unless --no-keep-alive.
+  const keepAlive = action === "foreground" ? values["keep-alive"] === true : !values["no-keep-alive"];
   for (const [flag, set] of [["max-memory", maxMemory > 0], ["log-timestamps", values["log-timestamps"]]] as const) {
-    if (!set || !starts || workers > 0 || kept) continue;
+    if (!set || !starts || supervised(supervisionOf({ workers, keepAlive }))) continue;
     if (values["no-keep-alive"]) fail(`Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`);
-    const where = action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
-    fail(`Invalid --${flag} without --workers ${where}: the master of the workers does it; add --workers 1 (or more)`);
+    fail(`Invalid --${flag} without --workers in the foreground: a supervisor does it; add --keep-alive (or --workers 1)`);
   }
   const envFiles = (values["env-file"] ?? []).map((path) => {
     refuseEmptyPath("env-file", path);

@@ -10,7 +10,7 @@ import { DaemonError } from "./errors.ts";
 import type { RunnerOptions } from "./options.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "./registry.ts";
 
-const CONTROL = new Set(["stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs"]);
+const CONTROL = new Set(["stop", "status", "restart", "reload", "upgrade", "reopen-logs", "hold-logs", "logs"]);
 const SHORT: Record<string, string> = { w: "workers", d: "daemon", n: "lines", f: "follow" };
 
 /** The settings the flags in `argv` (before `--`) set, by their key in {@linkcode RunnerOptions}. */

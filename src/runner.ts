@@ -7,10 +7,10 @@
  */
 import { writeSync } from "node:fs";
 import process from "node:process";
-import { setEntryArgv, setTitle } from "./_runtime.ts";
-import { serveDefaultExport } from "./default_export.ts";
+import { setTitle } from "./_runtime.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
+import { supervised, supervisionOf } from "./supervision.ts";
 
 // Each role is imported when this process turns out to be it: the chunks of the roles it is not (their
 // modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
@@ -58,12 +58,9 @@ function exitWith(err: unknown): never {
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
-  if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
-  return serveDaemon(stage, () => {
-    setTitle(app.name);
-    setEntryArgv(app.entryPath, stage.args);
-    return app.load().then(serveDefaultExport);
-  });
+  if (supervised(supervisionOf(stage))) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+  setTitle(app.name);
+  return serveDaemon(stage, { path: app.entryPath, load: app.load });
 }
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
@@ -87,7 +84,10 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       (await control()).stop(opts);
       return 0;
     case "reload":
-      (await control()).reload(opts);
+      (await import("./roles/deploy.ts")).reload(opts);
+      return 0;
+    case "upgrade":
+      (await import("./roles/deploy.ts")).upgrade(opts);
       return 0;
     case "hold-logs":
       (await control()).holdLogs(opts);
@@ -116,7 +116,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return 0;
     }
     case "foreground":
-      return await (await import("./roles/foreground.ts")).runForeground(opts, app.entryPath, app.load, exitWith);
+      return await (await import("./roles/foreground.ts")).runForeground(opts, { path: app.entryPath, load: app.load }, exitWith);
   }
 }
 
@@ -132,7 +132,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
  */
 export async function main(app: App): Promise<void> {
   const stage = takeStage();
-  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, app.entryPath, app.load);
+  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
   try {

@@ -11,6 +11,7 @@ import process from "node:process";
 import { selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import type { RunnerOptions } from "./options.ts";
+import { supervisionOf } from "./supervision.ts";
 
 /** The first line of every unit daemonic writes; `--uninstall-service` removes only units that have it. */
 const MARK = "# Written by daemonic --install-service.";
@@ -58,7 +59,10 @@ function runnerFlags(opts: RunnerOptions): string[] {
   if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
   if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
   if (opts.ready !== "auto") flags.push("--ready", opts.ready);
-  if (opts.workers > 0) flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
+  // A supervisor in the foreground (MAINPID), so `systemctl reload` replaces the entry successor first.
+  const { kind } = supervisionOf(opts);
+  if (kind === "keep-alive") flags.push("--keep-alive", "--worker-timeout", String(opts.workerTimeout));
+  if (kind === "workers") flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
   if (opts.maxMemory > 0) {
     const [bytes, unit] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => opts.maxMemory % b === 0) ?? [1024, "K"];
     flags.push("--max-memory", `${opts.maxMemory / bytes}${unit}`);

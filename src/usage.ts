@@ -24,7 +24,12 @@ Actions (one at most; none runs the entry in the foreground):
                         registry), the flags given now replacing theirs
       --list            every daemon of this user (any daemonic binary): pid, status, uptime, restarts,
                         workers, RSS, CPU %, ports, log; --json for JSON (also with --status)
-      --reload          send SIGHUP to the daemon (its onReload hooks run)
+      --reload          load the new version: the entry (each worker) is replaced by one started from the
+                        executable on disk, successor first, with no failed request; waits and says what it
+                        replaced (SIGHUP; with --no-keep-alive: the entry's onReload hooks run in place)
+      --upgrade         replace the master (or keep-alive's supervisor) too: the executable on disk starts as a
+                        new master beside the old one, which retires once it is ready; prints both pids; the
+                        old one keeps serving if the new one fails (SIGUSR2)
       --reopen-logs     send SIGURG to the daemon: it reopens --log-file (for logrotate's postrotate)
       --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
                         until --reopen-logs, which writes the held lines first; so no line is lost
@@ -63,14 +68,16 @@ function options(name: string): string {
   -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
                         that runs no entry code (default: 0: one copy of the entry, restarted when it dies)
       --no-keep-alive   with no --workers: run the entry in the daemon process itself, not restarted
+      --keep-alive      in the foreground (a systemd unit): a supervisor of one copy of the entry, as --daemon
+                        has by default, so --reload replaces it successor first
       --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
       --user USER       run the entry as USER (as root only): the pid file and log are opened as root first,
                         the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
                         stays root and runs no entry code, each worker switches
       --group GROUP     with --user: this group instead of USER's own
-      --max-memory SIZE replace a worker whose RSS stays above SIZE (K, M or G, e.g. 300M) for 3 s: its
-                        successor starts first, one worker at a time; a kept-alive entry is stopped,
-                        then started (needs a supervisor: --workers, or keep-alive with --daemon)
+      --max-memory SIZE replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G,
+                        e.g. 300M) for 3 s: its successor starts first, one at a time (needs a supervisor:
+                        --workers, or keep-alive)
       --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
                         worker id; whole lines only (needs a supervisor: it writes them)
       --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
@@ -80,9 +87,11 @@ function options(name: string): string {
       --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024
       --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
 
-Signals to a master with workers: TERM/INT quick stop, QUIT graceful stop, HUP rolling restart,
-TTIN/TTOU one worker more/less, URG (USR1 on Bun too) reopen logs.
+Signals to a master (with workers, or keep-alive's supervisor): TERM/INT quick stop, QUIT graceful stop,
+HUP rolling restart (--reload), USR2 binary upgrade (--upgrade), TTIN/TTOU one worker more/less, URG (USR1
+on Bun too) reopen logs.
 
 Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up failed, 73 cannot create the pid
-or log file, 75 already running, 77 not permitted, 7 not running (--reload, --reopen-logs, --hold-logs).`;
+or log file, 75 already running, 77 not permitted, 7 not running (--reload, --upgrade, --reopen-logs, --hold-logs); 69 too
+when --reload or --upgrade could not start the new version (the old one still serves).`;
 }

@@ -43,8 +43,8 @@ export function spawnWorker(stage: WorkerStage, generation: number, extra: { env
   try {
     pid = libc.spawn({
       path: stage.command.path,
-      argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...(stage.workers ? RUNTIME.workerEnv(stage.id) : {}) },
+      argv: [stage.command.path, ...RUNTIME.sharingArgs(stage.command.args)],
+      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, extra.output ?? 1, extra.output ?? 2, childEnd],
       cwd: stage.command.cwd, // where its relative paths (the script's) resolve
     });
@@ -95,6 +95,23 @@ export interface WorkerRow {
   restarts: number;
 }
 
+/** What the last `--reload` or `--upgrade` did: `count` goes up by one with each outcome, `line` says it. */
+export interface Outcome {
+  count: number;
+  ok: boolean;
+  line: string;
+}
+
+/** The worker table a master writes. */
+export interface WorkerTable {
+  master: number;
+  relayed?: boolean;
+  workers: WorkerRow[];
+  migration?: MigrationMode;
+  reload?: Outcome;
+  upgrade?: Outcome;
+}
+
 /** The worker table beside a pid file. */
 export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
@@ -103,12 +120,12 @@ export function workerTableFile(pidFile: string): string {
 /** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. `migration`:
  * how a retiring worker's queue survives; `relayed`: the workers write through the master (`--log-timestamps`),
  * so only the master holds logs. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: { migration?: MigrationMode; relayed?: boolean } = {}): string | undefined {
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: Omit<WorkerTable, "master" | "workers"> = {}): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const relayed = extra.relayed ? { relayed: true } : {};
-    writeSidecar(tmp, JSON.stringify({ master: process.pid, ...relayed, workers: rows.sort((a, b) => a.id - b.id), migration: extra.migration }) + "\n", 0o644);
+    const table: WorkerTable = { master: process.pid, ...extra, relayed: extra.relayed || undefined, workers: rows.sort((a, b) => a.id - b.id) };
+    writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -117,7 +134,7 @@ export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: 
 }
 
 /** Reads the worker table a master wrote, or `null` when there is none. */
-export function readWorkerTable(path: string): { master: number; relayed?: boolean; workers: WorkerRow[]; migration?: MigrationMode } | null {
+export function readWorkerTable(path: string): WorkerTable | null {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {

@@ -9,8 +9,7 @@
  */
 import process from "node:process";
 import { libc, O } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, selfCommand, setEntryArgv } from "../_runtime.ts";
-import { serveDefaultExport } from "../default_export.ts";
+import { ignoreInspectorSignal, selfCommand } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
@@ -20,9 +19,10 @@ import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
 import { dropPrivileges, identityOf } from "../privileges.ts";
-import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
+import { supervised, supervisionOf } from "../supervision.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
@@ -75,24 +75,21 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: systemdNotifier() };
 }
 
-/** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
- * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
-export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
+/** Runs the entry in this process, or its copies under this one as their master (`--workers`, `--keep-alive`);
+ * resolves once it is evaluated. `fail` ends the process with an error's message and code. */
+export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
-  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+  if (supervised(supervisionOf(opts))) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
-  setEntryArgv(entryPath, opts.args);
-  const evaluated = load().then(serveDefaultExport);
-  let ready = false;
-  watchReadiness(opts.ready, evaluated, () => {
-    ready = true;
-    if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
-    started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+  await runEntry(entry, opts, {
+    ready: () => {
+      if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
+      started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    },
+    fail: started.fatal,
   });
-  failWhenIdle(() => ready, (message) => started.fatal(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
-  await evaluated;
 }
