@@ -10,6 +10,7 @@
  */
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
+import { DaemonError } from "../errors.ts";
 import { ignoreInspectorSignal, RUNTIME, setTitle } from "../_runtime.ts";
 import { lifecycle } from "../lifecycle.ts";
 import { type Listeners, shareListeners } from "../listeners.ts";
@@ -82,7 +83,8 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
 
   let ready = false;
   const fatal = (err: unknown): never => {
-    const text = describe(err);
+    // The master says "Cannot start" itself: an entry that is no server reports only why.
+    const text = err instanceof DaemonError ? err.message.replace(/^Cannot start: /, "") : describe(err);
     console.error(text);
     if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: text });
     process.exit(1);
