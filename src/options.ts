@@ -170,14 +170,16 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const lines = values.lines === undefined ? 10 : Number(values.lines);
   if (!/^\d+$/.test(values.lines ?? "0") || lines > 1_000_000) fail(`Invalid --lines '${values.lines}': give a whole number up to 1000000, e.g. -n 50`);
   if (action !== "logs" && (values.follow || values.lines !== undefined)) fail(`Invalid ${values.follow ? "--follow" : "--lines"}: it only goes with --logs`);
-  serviceFlagsCheck(values, action);
+  // A master of N workers, whatever keep-alive says: the policy decides (supervision.ts).
+  const pool = supervisionOf({ workers: count("workers", values.workers, DEFAULTS.workers), keepAlive: true }).kind === "workers";
+  serviceFlagsCheck(values, action, pool);
   // Every flag works in every mode or is refused where it cannot: the start of a foreground run is timed by
   // whoever started it (systemd's TimeoutStartSec).
   if (action === "foreground" && values["start-timeout"] !== undefined) {
     fail("Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon");
   }
   if (values.group !== undefined && values.user === undefined) fail(`Invalid --group '${values.group}': it goes with --user, e.g. --user ${values.group} --group ${values.group}`);
-  if (values["no-keep-alive"] && values.workers && values.workers !== "0") fail("Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them");
+  if (values["no-keep-alive"] && pool) fail("Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them");
   if (values["no-keep-alive"] && values["keep-alive"]) fail("Conflicting --keep-alive and --no-keep-alive: give one at most");
   if (values.json && action !== "list" && action !== "status") fail("Invalid --json: it only goes with --list or --status");
   const ready = values.ready ?? DEFAULTS.ready;
@@ -245,7 +247,7 @@ function entryFlags(values: { workers?: string; "max-memory"?: string; "log-time
 }
 
 /** The service flags go only with the service actions, and a user's systemd has no User= to switch to. */
-function serviceFlagsCheck(values: Record<string, string | string[] | boolean | undefined>, action: Action): void {
+function serviceFlagsCheck(values: Record<string, string | string[] | boolean | undefined>, action: Action, pool: boolean): void {
   const install = action === "install-service" || action === "print-service";
   for (const flag of ["now", "service-user", "service-group", "watchdog-sec"]) {
     if (values[flag] !== undefined && !install) fail(`Invalid --${flag}: it only goes with --install-service or --print-service`);
@@ -257,10 +259,10 @@ function serviceFlagsCheck(values: Record<string, string | string[] | boolean | 
     if (typeof v === "string" && !/^[a-zA-Z_][\w.-]{0,31}$/.test(v)) fail(`Invalid --${flag} '${v}': give a user or group name such as www-data`);
     if (v !== undefined && values["user-service"]) fail(`Invalid --${flag} with --user-service: a user's systemd runs services as that user only`);
   }
-  if (install && values.workers && values.workers !== "0" && values["watchdog-sec"] !== undefined) {
+  if (install && pool && values["watchdog-sec"] !== undefined) {
     fail("Invalid --watchdog-sec with --workers: the unit runs workers with --daemon, which systemd's watchdog cannot reach yet");
   }
-  if (install && values["log-file"] !== undefined && !(values.workers && values.workers !== "0")) {
+  if (install && values["log-file"] !== undefined && !pool) {
     fail("Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file");
   }
 }

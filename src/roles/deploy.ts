@@ -11,7 +11,7 @@ import type { RunnerOptions } from "../options.ts";
 import { readPidFile } from "../pidfile.ts";
 import { findRegistered } from "../registry.ts";
 import { SIG } from "../signals.ts";
-import { supervised, supervisionOf } from "../supervision.ts";
+import { supervisionOf } from "../supervision.ts";
 import { type Outcome, readWorkerTable, type WorkerTable, workerTableFile } from "../worker_handle.ts";
 import { signalRunning } from "./control.ts";
 
@@ -45,7 +45,7 @@ function supervisor(opts: RunnerOptions): { master?: number; settings?: { startT
   const state = readPidFile(opts.pidFile);
   if (state.state !== "running") return {};
   const settings = findRegistered(opts.pidFile)?.settings;
-  const master = tableOf(opts.pidFile, state.pid) || (settings && supervised(supervisionOf(settings))) ? state.pid : undefined;
+  const master = tableOf(opts.pidFile, state.pid) || (settings && supervisionOf(settings).reload === "rolling restart") ? state.pid : undefined;
   return { master, settings };
 }
 
