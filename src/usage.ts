@@ -91,7 +91,8 @@ Signals to a master (with workers, or keep-alive's supervisor): TERM/INT quick s
 HUP rolling restart (--reload), USR2 binary upgrade (--upgrade), TTIN/TTOU one worker more/less, URG (USR1
 on Bun too) reopen logs.
 
-Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up failed, 73 cannot create the pid
-or log file, 75 already running, 77 not permitted, 7 not running (--reload, --upgrade, --reopen-logs, --hold-logs); 69 too
-when --reload or --upgrade could not start the new version (the old one still serves).`;
+Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up
+failed (--reload, --upgrade: the new version did not start; the old one still serves), 73 cannot create the
+pid or log file, 75 already running, 77 not permitted, 7 not running (--reload, --upgrade, --reopen-logs,
+--hold-logs).`;
 }

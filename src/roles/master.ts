@@ -248,7 +248,7 @@ function maintainWorkerCount(m: Master): void {
 function start(m: Master, id: number): void {
   let pipe: [number, number] | undefined;
   try {
-    const env = readEnvFiles(m.stage.envFiles); // again for each worker: a --reload picks up an edit
+    const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {}; // a --reload picks up an edit
     pipe = m.stage.logTimestamps ? relayPipe() : undefined;
     const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, { env, output: pipe?.[1] });
     if (pipe) m.relays.push(new OutputRelay(pipe[0], w.pid, id, m.stage.logFormat));
