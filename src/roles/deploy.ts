@@ -61,6 +61,12 @@ function awaitOutcome(opts: RunnerOptions, what: string, pid: number, boundMs: n
   }
 }
 
+/** Without the master's table beside the pid file (its directory removed, or the master still starting) the
+ * outcome cannot be waited for: says where it will be. */
+function unseen(opts: RunnerOptions, pid: number, what: string): void {
+  console.log(`${opts.name}: signalled pid ${pid} to ${what}; its worker table ${workerTableFile(opts.pidFile)} is missing, so the outcome is in its log only`);
+}
+
 /** Prints a master's outcome line; a failure ends the command with exit 69. */
 function report(opts: RunnerOptions, outcome: Outcome): void {
   if (!outcome.ok) throw new DaemonError("START_FAILED", `${opts.name}: ${outcome.line}`);
@@ -79,6 +85,7 @@ export function reload(opts: RunnerOptions): void {
     console.log(`${opts.name}: sent SIGHUP to pid ${pid}: one process (--no-keep-alive) runs its onReload hooks in place; for the code on disk, --restart`);
     return;
   }
+  if (!before) return unseen(opts, pid, "reload");
   const copies = Math.max(1, before?.workers.length ?? 1);
   const bound = copies * ((settings?.startTimeout ?? opts.startTimeout) + (settings?.timeout ?? opts.timeout)) * 1000 + 5000;
   const count = before?.reload?.count ?? 0;
@@ -97,9 +104,11 @@ export function upgrade(opts: RunnerOptions): void {
   if (master === undefined && readPidFile(opts.pidFile).state === "running") {
     throw new DaemonError("USAGE", `Cannot upgrade ${opts.name}: it runs the entry in one process (--no-keep-alive), with no master to start the new one beside it: use --restart`);
   }
-  const count = (master && tableOf(opts.pidFile, master)?.upgrade?.count) || 0;
+  const before = master ? tableOf(opts.pidFile, master) : null;
+  const count = before?.upgrade?.count ?? 0;
   const since = Date.now();
   const old = signalRunning(opts, SIG.USR2, "upgrade", "start it with --daemon");
+  if (!before) return unseen(opts, old, "upgrade");
   const bound = ((settings?.startTimeout ?? opts.startTimeout) + 10) * 1000;
   const seen = awaitOutcome(opts, "upgrade", old, bound, () => {
     const outcome = tableOf(opts.pidFile, old)?.upgrade;
