@@ -26,7 +26,7 @@ export interface MasterStatus {
   outcomes: { reload?: Outcome; upgrade?: Outcome }; // the last of each, for --reload and --upgrade
 }
 
-/** A rolling restart ended with every worker replaced: one line saying what, the new pids and how long. */
+/** Every worker was replaced by a ready successor (the old ones drain): one line saying what, the new pids and how long. */
 export function reloaded(m: MasterStatus): void {
   if (!m.reloading) return;
   const { since, pids } = m.reloading;
@@ -34,7 +34,7 @@ export function reloaded(m: MasterStatus): void {
   const now = m.workers.filter((w) => !w.retireBy).map((w) => w.pid);
   const what = m.policy.kind === "keep-alive" ? "the entry's process" : `${now.length} workers`;
   const seconds = ((Date.now() - since) / 1000).toFixed(1);
-  outcome(m, "reload", true, `reloaded: ${what} (pid ${pids.join(", ")} → ${now.join(", ")}) started again from disk, successor first, in ${seconds} s`);
+  outcome(m, "reload", true, `reloaded: ${what} (pid ${pids.join(", ")} → ${now.join(", ")}) started again from disk, successor first, in ${seconds} s; the old ${pids.length > 1 ? "ones drain" : "one drains"}`);
 }
 
 /** Records what a --reload or --upgrade did, in the log and in the worker table (where the controller waits). */

@@ -30,6 +30,8 @@ export interface Worker {
   replace?: boolean;
   /** When set, the worker is retiring and is killed at this time if still alive. */
   retireBy?: number;
+  /** It said its listeners are closed (a graceful stop under way): new connections go to the others. */
+  draining?: boolean;
   /** The error it reported before it was ready. */
   error?: string;
   reader: ReportReader;

@@ -288,10 +288,10 @@ describe(`deploying a new version without a failed request (${RUNTIME})`, { skip
     for (let v = 2; v <= 6; v++) {
       zero();
       s.deploy(v);
-      const before = childrenOf(s.master);
+      const before = (JSON.parse(readFileSync(`${s.pidFile}.workers`, "utf8")) as { workers: { pid: number }[] }).workers.map((w) => w.pid);
       const r = await s.aside("--reload");
       assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${readOr(s.logFile)}`);
-      assert.match(r.stdout, new RegExp(`^app: reloaded: the entry's process \\(pid ${before[0]} → \\d+\\) started again from disk, successor first, in [\\d.]+ s\n$`));
+      assert.match(r.stdout, new RegExp(`^app: reloaded: the entry's process \\(pid ${before[0]} → \\d+\\) started again from disk, successor first, in [\\d.]+ s; the old one drains\n$`));
       assert.match(readOr(s.logFile), new RegExp(`master: reloaded: the entry's process \\(pid ${before[0]} → `));
       s.track();
       for (let i = 0; i < 3; i++) assert.equal(await versionServed(s.port), `v${v}`, `reload ${v - 1} does not serve the new version`);

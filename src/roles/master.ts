@@ -155,16 +155,17 @@ function readMessages(m: Master): void {
         w.ready = true;
         runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
       } else if (report.kind === "ERROR") w.error = report.message;
+      else if (report.kind === "DRAINING") w.draining = true;
     }
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
     runnerLog(`master: ${m.target} workers ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
+    writeStatus(m); // before READY: a --reload right after --daemon returns finds the table to wait on
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
-    writeStatus(m);
   }
 }
 
@@ -191,14 +192,12 @@ function workerExited(m: Master, w: Worker, status: number): void {
   if (w.retireBy || m.stopping) {
     runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how}`);
     const replaced = w.generation < m.generation && !m.workers.some((o) => o.generation < m.generation);
-    if (replaced && !m.stopping) runnerLog("master: rolling restart done"), reloaded(m);
+    if (replaced && !m.stopping) runnerLog("master: rolling restart done");
     return writeStatus(m);
   }
-  if (!w.ready && m.workers.some((o) => o.id === w.id)) {
-    // A successor (a rolling restart, a replacement): keep the worker it was to replace, and end the restart.
-    const kept = m.workers.find((o) => o.id === w.id)!.pid;
-    return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept}: ${(w.error ?? how).split("\n")[0]}`);
-  }
+  // A successor (a rolling restart, a replacement) that failed: keep the worker it was to replace, end the restart.
+  const kept = w.ready ? undefined : m.workers.find((o) => o.id === w.id);
+  if (kept) return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`);
   // An unplanned exit: replace it, backing off while it keeps dying young.
   const crashes = !w.ready || lived < 5000 ? (m.backoff.get(w.id)?.crashes ?? 0) + 1 : 0;
   const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
@@ -235,6 +234,8 @@ function maintainWorkerCount(m: Master): void {
   }
   for (const w of serving) if (w.id > m.target) retire(m, w);
   const stale = serving.filter((w) => w.generation < m.generation || w.replace);
+  // Every worker of this generation and ready, the old ones' listeners closed: the reload is done (they drain).
+  if (stale.length === 0 && m.reloading && serving.every((w) => w.ready) && m.workers.every((w) => !w.retireBy || w.draining)) reloaded(m);
   if (stale.length === 0 || m.starting) return;
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: the successor starts first, always.
   const successor = serving.find((w) => w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace);
@@ -261,8 +262,7 @@ function start(m: Master, id: number): void {
     const kept = m.workers.find((o) => o.id === id);
     const why = `cannot start worker[${id}]: ${(err as Error).message}`;
     // A successor that cannot start ends the rolling restart (or replacement) instead of retrying each tick.
-    if (kept) successorFailed(m, `${why}; keeping pid ${kept.pid}`);
-    else runnerLog(`master: ${why}`, "error");
+    void (kept ? successorFailed(m, `${why}; keeping pid ${kept.pid}`) : runnerLog(`master: ${why}`, "error"));
     m.backoff.set(id, { crashes: 1, retryAt: Date.now() + 1000 });
   } finally {
     if (pipe) libc.close(pipe[1]); // the worker has it; the master reads until every holder closed it

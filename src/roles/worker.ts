@@ -62,7 +62,9 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
     runnerLog(`${title}: SIGQUIT: finishing in-flight requests`);
     const bound = setTimeout(() => process.exit(0), stage.timeout * 1000);
     (bound as { unref?: () => void }).unref?.();
-    await Promise.allSettled([listeners.closeGracefully(), hooks(lifecycle().shutdown)]);
+    const drained = listeners.closeGracefully(); // its listeners close at once: new connections go to the others
+    tell({ kind: "DRAINING" });
+    await Promise.allSettled([drained, hooks(lifecycle().shutdown)]);
     process.exit(0);
   });
 }
