@@ -5,7 +5,7 @@
  * @module
  */
 import { existsSync, readdirSync } from "node:fs";
-import type { RawLibc } from "./types.ts";
+import type { PidfdStandIns, RawLibc } from "./types.ts";
 
 const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
 const O_DIRECTORY_ARM = 0o40000;
@@ -58,7 +58,7 @@ export function spawnIn<T>(raw: RawLibc, cwd: string, fail: Fail, spawn: () => T
  * a signal goes only to a process the fd still refers to (checked just before `kill`), and exit is seen as
  * a zombie or a vanished entry, polled.
  */
-export class ProcPidfds {
+export class ProcPidfds implements PidfdStandIns {
   private readonly pids = new Map<number, number>();
   constructor(private readonly raw: RawLibc, private readonly fail: Fail) {}
 

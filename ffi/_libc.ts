@@ -9,7 +9,7 @@ import { reuseportCalls } from "./_reuseport.ts";
 import { sockDiagCalls } from "./_sock_diag.ts";
 import { POSIX_SPAWN_SETSID, spawn } from "./_spawn.ts";
 import { userCalls } from "./_users.ts";
-import type { Libc, RawLibc, SpawnOptions } from "./types.ts";
+import type { Kit, Libc, RawLibc, SpawnOptions } from "./types.ts";
 
 export type { ChildFd, Libc, SpawnOptions } from "./types.ts";
 
@@ -39,21 +39,6 @@ const EINTR = 4, ECONNRESET = 104;
 
 const encoder = new TextEncoder();
 const cstr = (s: string) => encoder.encode(s + "\0");
-
-/** What every group of calls is built from: the raw functions, errno turned into SystemCallError, and
- * which of the newer calls this system has. */
-export interface Kit {
-  f: RawLibc["fn"];
-  raw: RawLibc;
-  fail: (syscall: string, path?: string, errno?: number) => never;
-  check: (result: number | bigint, syscall: string, path?: string) => number;
-  retry: (call: () => number | bigint, syscall: string) => number;
-  flock: (type: number) => Uint8Array;
-  has: ReturnType<typeof availability>;
-  procPidfds: ProcPidfds;
-  pidfdOpen: (pid: number) => number;
-  cArray: (strings: readonly string[], keep: Uint8Array[]) => Uint8Array;
-}
 
 function kitOf(raw: RawLibc, without: readonly string[]): Kit {
   const f = raw.fn;
@@ -153,6 +138,12 @@ function fileCalls({ f, raw, fail, check, retry, procPidfds }: Kit): Partial<Lib
   duplicate: (fd) => check(f.fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 10), "fcntl(F_DUPFD_CLOEXEC)"),
   setCloseOnExec: (fd) => void check(f.fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */), "fcntl(F_SETFD)"),
   truncate: (fd, length) => void check(f.ftruncate(fd, length), "ftruncate"),
+  };
+}
+
+/** Socket pairs and datagrams. */
+function socketCalls({ f, check }: Kit): Partial<Libc> {
+  return {
   socketPair() {
     const fds = new Int32Array(2);
     check(f.socketpair(1 /* AF_UNIX */, 1 /* SOCK_STREAM */ | O.CLOEXEC, 0, new Uint8Array(fds.buffer)), "socketpair");
@@ -260,7 +251,7 @@ function processCalls({ f, raw, fail, check, retry, procPidfds, pidfdOpen }: Kit
 export function createLibc(raw: RawLibc, without: readonly string[] = []): Libc {
   const kit = kitOf(raw, without);
   const libc = {
-    ...fileCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has), ...sockDiagCalls(raw, kit.check),
+    ...fileCalls(kit), ...socketCalls(kit), ...lockCalls(kit), ...processCalls(kit), ...reuseportCalls(raw, kit.check, kit.has), ...sockDiagCalls(raw, kit.check),
     ...userCalls(kit),
     spawn: (options: SpawnOptions) => spawn(kit, options, libc),
   } as Libc;

@@ -5,23 +5,12 @@
  * @module
  */
 import { SystemCallError } from "./errors.ts";
-import type { RawLibc } from "./types.ts";
+import type { RawLibc, ReuseportCalls } from "./types.ts";
 
 const ARM = typeof process !== "undefined" && process.arch === "arm64";
 const SYS_BPF = ARM ? 280 : 321, BPF_PROG_LOAD = 5;
 const SOL_SOCKET = 1, SO_ATTACH_REUSEPORT_EBPF = 52, SO_DOMAIN = 39, SHUT_RD = 0;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, F_SETFD = 2, FD_CLOEXEC = 1;
-
-/** The reuseport part of `Libc`. */
-export interface ReuseportCalls {
-  /** bpf(BPF_PROG_LOAD) of a socket program (`instructions`: `struct bpf_insn[]`); returns its fd (close-on-exec). */
-  bpfProgramLoad(program: { type: number; expectedAttachType: number; instructions: Uint8Array; license: string }): number;
-  /** setsockopt(SO_ATTACH_REUSEPORT_EBPF): `program` selects (and migrates) for `socket`'s whole reuseport group. */
-  attachReuseportProgram(socket: number, program: number): void;
-  /** shutdown(SHUT_RD) of a listening socket, so it stops listening (its queue goes to the reuseport group),
-   * and an unbound socket in its place, so the runtime's event loop forgets it until its server closes it. */
-  stopListening(socket: number): void;
-}
 
 /** Builds {@linkcode ReuseportCalls} on a runtime binding. */
 export function reuseportCalls(raw: RawLibc, check: (result: number | bigint, syscall: string) => number, has: (name: string) => boolean): ReuseportCalls {

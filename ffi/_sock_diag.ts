@@ -5,26 +5,13 @@
  *
  * @module
  */
-import type { RawLibc } from "./types.ts";
+import type { RawLibc, SockDiagCalls, TcpListener } from "./types.ts";
 
 const AF_NETLINK = 16, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20, NLM_F_REQUEST = 0x1, NLM_F_DUMP = 0x300, NLMSG_ERROR = 2, NLMSG_DONE = 3;
 const AF_INET = 2, AF_INET6 = 10, IPPROTO_TCP = 6, TCP_LISTEN = 10;
 const HEADER = 16; // struct nlmsghdr
 const REQUEST = HEADER + 56; // + struct inet_diag_req_v2
-
-/** A listening TCP socket: its local address (4 or 16 bytes, network order), port and inode. */
-export interface TcpListener {
-  address: Uint8Array;
-  port: number;
-  inode: number;
-}
-
-/** The sock_diag part of `Libc`. */
-export interface SockDiagCalls {
-  /** Every listening TCP socket (IPv4 and IPv6) in this network namespace. */
-  tcpListeners(): TcpListener[];
-}
 
 /** Builds {@linkcode SockDiagCalls} on a runtime binding. */
 export function sockDiagCalls(raw: RawLibc, check: (result: number | bigint, syscall: string) => number): SockDiagCalls {

@@ -6,8 +6,7 @@
  * @module
  */
 import { addCloseActions, spawnIn, throughSetsid } from "./_fallback.ts";
-import type { Kit } from "./_libc.ts";
-import type { ChildFd, Libc, SpawnOptions } from "./types.ts";
+import type { ChildFd, Kit, Libc, SpawnOptions } from "./types.ts";
 
 const F_DUPFD_CLOEXEC = 1030;
 const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;

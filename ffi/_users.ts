@@ -3,8 +3,7 @@
  *
  * @module
  */
-import type { Kit } from "./_libc.ts";
-import type { Libc } from "./types.ts";
+import type { Kit, Libc } from "./types.ts";
 
 const PR_SET_DUMPABLE = 4, PR_SET_KEEPCAPS = 8, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;

@@ -6,8 +6,6 @@
  *
  * @module
  */
-import type { ReuseportCalls } from "./_reuseport.ts";
-import type { SockDiagCalls } from "./_sock_diag.ts";
 
 /** Abstract FFI types: `buf` is a `Uint8Array`-like buffer (or `null`), passed as a pointer. */
 export type AbstractType = "i32" | "i64" | "u32" | "buf" | "void";
@@ -105,6 +103,54 @@ export interface SpawnOptions {
   setsid?: boolean;
   /** Working directory of the child (default: ours). */
   cwd?: string;
+}
+
+/** The reuseport part of `Libc`. */
+export interface ReuseportCalls {
+  /** bpf(BPF_PROG_LOAD) of a socket program (`instructions`: `struct bpf_insn[]`); returns its fd (close-on-exec). */
+  bpfProgramLoad(program: { type: number; expectedAttachType: number; instructions: Uint8Array; license: string }): number;
+  /** setsockopt(SO_ATTACH_REUSEPORT_EBPF): `program` selects (and migrates) for `socket`'s whole reuseport group. */
+  attachReuseportProgram(socket: number, program: number): void;
+  /** shutdown(SHUT_RD) of a listening socket, so it stops listening (its queue goes to the reuseport group),
+   * and an unbound socket in its place, so the runtime's event loop forgets it until its server closes it. */
+  stopListening(socket: number): void;
+}
+
+/** A listening TCP socket: its local address (4 or 16 bytes, network order), port and inode. */
+export interface TcpListener {
+  address: Uint8Array;
+  port: number;
+  inode: number;
+}
+
+/** The sock_diag part of `Libc`. */
+export interface SockDiagCalls {
+  /** Every listening TCP socket (IPv4 and IPv6) in this network namespace. */
+  tcpListeners(): TcpListener[];
+}
+
+/** What stands in for pidfds where the kernel has none (ffi/_fallback.ts: fds of /proc/PID). */
+export interface PidfdStandIns {
+  open(pid: number): number;
+  has(fd: number): boolean;
+  forget(fd: number): void;
+  exited(fd: number): boolean;
+  signal(fd: number, signal: number): void;
+  waitExited(fd: number, timeoutMs: number): boolean;
+}
+
+/** What each group of libc calls is built from (ffi/_libc.ts makes it from the runtime binding). */
+export interface Kit {
+  f: RawLibc["fn"];
+  raw: RawLibc;
+  fail: (syscall: string, path?: string, errno?: number) => never;
+  check: (result: number | bigint, syscall: string, path?: string) => number;
+  retry: (call: () => number | bigint, syscall: string) => number;
+  flock: (type: number) => Uint8Array;
+  has: ((name: string) => boolean) & { missing(name: string): void };
+  procPidfds: PidfdStandIns;
+  pidfdOpen: (pid: number) => number;
+  cArray: (strings: readonly string[], keep: Uint8Array[]) => Uint8Array;
 }
 
 /** The libc calls daemonic makes, with errors thrown as {@linkcode SystemCallError}. */

@@ -13,13 +13,13 @@ import { DaemonError, ExitCode, userPathError } from "./errors.ts";
 import { main, nameOf } from "./runner.ts";
 import { VERSION } from "./version.ts";
 
-const USAGE = `Usage:
-  daemonic build ENTRY -o OUTPUT [--runtime bun|deno]   compile ENTRY and the runner into one executable
-  daemonic run ENTRY [runner options] [-- args]         run ENTRY under the runner without compiling
-  daemonic ls [--json]                                  every daemon of this user (as ./mydaemon --list)
-  daemonic --version
+const USAGE = "Usage: daemonic build|run|ls … (see daemonic --help)";
 
-Runner options (the same for a built executable): run "daemonic run ENTRY --help".`;
+/** `daemonic --help`, `daemonic build --help`: as wide as the terminal. */
+async function help(command?: "build"): Promise<void> {
+  const width = process.stdout.isTTY ? process.stdout.columns : undefined;
+  console.log((await import("./usage.ts")).toolUsage(command, width));
+}
 
 function usageError(message: string): never {
   throw new DaemonError("USAGE", `${message}\n${USAGE}`);
@@ -42,6 +42,7 @@ async function cli(argv: string[]): Promise<void> {
       return main({ name: nameOf(path), version: VERSION, entryPath: path, load: () => import(pathToFileURL(path).href), argv: rest.slice(1), baseDir });
     }
     case "build": {
+      if (rest.includes("--help") || rest.includes("-h")) return help("build");
       const { build, parseBuildArgs } = await import("./build.ts");
       const options = parseBuildArgs(rest, baseDir);
       const out = build(options);
@@ -58,8 +59,8 @@ async function cli(argv: string[]): Promise<void> {
       return;
     case "--help":
     case "-h":
-      console.log(USAGE);
-      return;
+    case "help":
+      return help();
     default:
       usageError(command ? `Unknown command '${command}': use build, run or ls` : "Missing command: use build, run or ls");
   }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type Backoff, waitingSlots } from "./crash_loop.ts";
 import { runnerLog } from "./log/lines.ts";
 import type { Notifier } from "./notify.ts";
 import type { PidFile } from "./pidfile.ts";
@@ -17,6 +18,8 @@ export interface MasterStatus {
   stage: { logTimestamps: boolean; command: { path: string } };
   daemon: { pidFile?: PidFile; systemd: Notifier };
   workers: Worker[];
+  target: number; // how many workers are wanted (TTIN/TTOU change it)
+  backoff: Map<number, Backoff>; // crashes in a row per slot, and when it may start again (crash_loop.ts)
   restarts: Map<number, number>;
   starting: boolean;
   stopping?: unknown;
@@ -56,6 +59,7 @@ export function moveStatus(m: MasterStatus): void {
 export function writeStatus(m: MasterStatus): void {
   if (m.stopping || m.starting || !m.statusFile) return;
   const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed: m.stage.logTimestamps, ...m.outcomes });
+  const crashLoop = waitingSlots(m.backoff, m.target, m.workers, Date.now()), relayed = m.stage.logTimestamps;
+  const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed, crashLoop, ...m.outcomes });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
 }

@@ -12,21 +12,6 @@ import type { Worker } from "./worker_handle.ts";
 /** Consecutive checks above the limit before a worker is replaced. */
 const CHECKS = 3;
 const CHECK_EVERY_MS = 1000;
-const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-
-/**
- * Bytes in a size such as `300M` (K, M or G, powers of 1024), or `undefined` when it is not one.
- *
- * @example
- * ```ts
- * import { parseSize } from "./memory_limit.ts";
- * console.log(parseSize("300M"), parseSize("1g"), parseSize("300")); // 314572800 1073741824 undefined
- * ```
- */
-export function parseSize(text: string): number | undefined {
-  const m = /^(\d{1,7})([KMG])$/i.exec(text);
-  return m && Number(m[1]) > 0 ? Number(m[1]) * UNITS[m[2].toUpperCase()] : undefined;
-}
 
 /**
  * A size as the log shows it: whole megabytes (MiB).

@@ -36,6 +36,8 @@ export interface Overview {
   command: Command | null;
   /** Entry arguments and settings as started (see stage.ts DaemonSettings), or null when not recorded. */
   settings: RegistryEntry["settings"] | null;
+  /** Only while worker slots wait out a crash-loop backoff: each slot, its crashes in a row and when it restarts. */
+  crashLoop?: { worker: number; crashes: number; restartAt: number }[];
 }
 
 /** USER_HZ: the unit of utime and stime in /proc/PID/stat, 100 on every Linux architecture daemonic runs on. */
@@ -111,5 +113,6 @@ export function overview(entry: RegistryEntry, status: Overview["status"], now =
     exe: entry.exe,
     command: entry.command ?? null,
     settings: entry.settings ?? null,
+    ...(table?.master === entry.pid && table.crashLoop?.length ? { crashLoop: table.crashLoop.map((s) => ({ worker: s.id, crashes: s.crashes, restartAt: s.retryAt })) } : {}),
   };
 }

@@ -164,8 +164,8 @@ export class PidFile {
   /** Creates, locks and writes `pid` into `path` (see {@linkcode holdPidFile}), and registers the daemon
    * (see registry.ts). Note: fcntl locks drop when the process closes any fd of the file, so the holder
    * must never open its own pid file again. */
-  static acquire(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid")): PidFile {
-    return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc);
+  static acquire(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
+    return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc, start);
   }
 
   /** Takes over the pid file a launcher holds for this daemon: waits (F_SETLKW) until the launcher lets go

@@ -6,7 +6,9 @@
  * chars>.daemon.json`, mode 0600, holding one JSON object
  * `{"pidFile": absolute path, "name": string, "pid": number, "exe": path of the executable, "startedAt": ms
  * since the epoch, "settings": the daemon's resolved settings (stage.ts DaemonSettings: workers, logFile,
- * args, …), "command": {"path", "args", "cwd"} as started}` and a newline: what `--restart` starts again.
+ * args, …), "command": {"path", "args", "cwd"} as started, "env": the environment it was started with}` and a
+ * newline: what `--restart` starts again. The entry is its owner's alone (0600, in a 0700 directory): the
+ * environment may hold secrets, and `--list --json` never prints it.
  * The daemon opens it once, write-locks it with fcntl for its whole life and removes it on exit. Only a write
  * lock held by a process of the entry's owner (or on root's entry: see {@linkcode holdsFor}) counts: an entry nobody
  * holds is stale and is removed by whoever finds it.
@@ -30,10 +32,15 @@ export interface RegistryEntry {
   /** How it was started (absent in entries of a daemon started by the library's acquire()). */
   settings?: DaemonSettings;
   command?: Command;
+  /** The environment it was started with (before its `--env-file`s), for `--restart` from another shell. */
+  env?: Record<string, string>;
 }
 
 /** What a daemon remembers of its start: see {@linkcode RegistryEntry}. */
-export type StartRecord = Pick<RegistryEntry, "settings" | "command">;
+export type StartRecord = Pick<RegistryEntry, "settings" | "command" | "env">;
+
+/** The most an entry may take: room for a large environment. */
+const ENTRY_MAX = 1 << 18;
 
 const SUFFIX = ".daemon.json";
 
@@ -141,12 +148,12 @@ function readEntry(path: string, libc: Libc, onStale?: (entry: RegistryEntry) =>
     if (!stats.isFile()) return null;
     const owner = libc.lockOwner(fd);
     if (owner?.type === "write" && holdsFor(owner.pid, stats)) {
-      const text = new TextDecoder().decode(libc.read(fd, 65536));
+      const text = new TextDecoder().decode(libc.read(fd, ENTRY_MAX));
       return { ...JSON.parse(text) as RegistryEntry, pid: owner.pid };
     }
     if (!owner) {
       const there = lstatSync(path);
-      const text = onStale ? new TextDecoder().decode(libc.read(fd, 65536)) : "";
+      const text = onStale ? new TextDecoder().decode(libc.read(fd, ENTRY_MAX)) : "";
       if (text) onStale!(JSON.parse(text) as RegistryEntry); // an empty one is being created: leave it
       else if (onStale) return null;
       if (there.ino === stats.ino && there.dev === stats.dev) unlinkSync(path);

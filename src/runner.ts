@@ -65,13 +65,17 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
-  const [{ parseRunnerArgs }, { remembered }, { identityOf }] = await Promise.all([import("./options.ts"), import("./remembered.ts"), import("./privileges.ts")]);
-  const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }), argv);
+  const [{ parseRunnerArgs }, { remembered }, { identityOf }, { checkStartInputs }] = await Promise.all([
+    import("./options.ts"), import("./remembered.ts"), import("./privileges.ts"), import("./start_inputs.ts"),
+  ]);
+  const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
-  if (["daemon", "restart", "foreground"].includes(opts.action)) identityOf(opts); // 77 or 67 before anything
+  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) checkStartInputs(opts); // 66 before anything
+  // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it.
+  if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) identityOf(opts);
   switch (opts.action) {
     case "help":
-      say((await import("./usage.ts")).usage(opts.name));
+      say((await import("./usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
       return 0;
     case "version":
       say(`${opts.name} (daemonic ${app.version})`);
@@ -99,7 +103,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return (await control()).logs(opts);
     case "restart":
       (await control()).stop(opts);
-      say(await (await launcher()).launch(opts));
+      say(await (await launcher()).launch(opts, undefined, opts.env ?? process.env));
       return 0;
     case "daemon":
       say(await (await launcher()).launch(opts));
@@ -111,8 +115,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       (await service()).uninstallService(opts, await command());
       return 0;
     case "print-service": {
-      const { unitMode, unitText } = await service();
-      say(unitText({ mode: unitMode(opts), command: await command(), opts, userManager: opts.userService }, app.name).trimEnd());
+      say((await service()).unitText({ command: await command(), opts, userManager: opts.userService }, app.name).trimEnd());
       return 0;
     }
     case "foreground":

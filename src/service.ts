@@ -10,22 +10,15 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import { selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
-import type { RunnerOptions } from "./options.ts";
+import { DEFAULTS, formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { supervisionOf } from "./supervision.ts";
 
 /** The first line of every unit daemonic writes; `--uninstall-service` removes only units that have it. */
 const MARK = "# Written by daemonic --install-service.";
 
-/**
- * How systemd runs the daemon: `notify` runs the entry in the foreground (systemd hears READY=1, RELOADING=1,
- * STOPPING=1 and the watchdog), with `--workers` the master in the foreground; `forking` runs `--daemon`,
- * with systemd following the pid file.
- */
-export type UnitMode = "notify" | "forking";
-
-/** What the unit is generated from. */
+/** What the unit is generated from. systemd runs the runner in the foreground (`Type=notify`): the entry, or
+ * with `--workers` the master, is the main process and tells systemd READY=1, RELOADING=1 and STOPPING=1. */
 export interface UnitSpec {
-  mode: UnitMode;
   /** The command that starts the runner: the binary, or the runtime, its flags, the CLI script, `run`, ENTRY. */
   command: string[];
   opts: RunnerOptions;
@@ -33,12 +26,11 @@ export interface UnitSpec {
   userManager: boolean;
 }
 
-/** The runtime directory holding the pid file: /run/NAME, or $XDG_RUNTIME_DIR/NAME for a user unit. */
-function paths(spec: UnitSpec): { pidFile: string; logFile: string; ours: string[] } {
+/** The pid file: `--pid-file`, else in the unit's runtime directory: /run/NAME, or $XDG_RUNTIME_DIR/NAME
+ * (`%t`, which systemd expands) for a user unit. */
+function pidFileOf(spec: UnitSpec): string {
   const { name } = spec.opts;
-  const run = spec.userManager ? "%t" : "/run", log = spec.userManager ? "%L" : "/var/log";
-  const pidFile = `${run}/${name}/${name}.pid`, defaultLog = `${log}/${name}/${name}.log`;
-  return { pidFile, logFile: spec.opts.logFile ?? defaultLog, ours: spec.opts.logFile ? [pidFile] : [pidFile, defaultLog] };
+  return spec.opts.pidFileGiven ? spec.opts.pidFile : `${spec.userManager ? "%t" : "/run"}/${name}/${name}.pid`;
 }
 
 /** Quotes one argument for an Exec*= line: specifiers (%) and variables ($) are taken literally. */
@@ -53,44 +45,41 @@ function execLine(argv: string[], ours: string[]): string {
   return argv.map((a) => ours.includes(a) ? a : execQuote(a)).join(" ");
 }
 
-/** The runner's flags that survive into ExecStart= (paths and process settings go to systemd settings). */
+/** The runner's flags that go into ExecStart= (option_table.ts: `unit: "exec"`), each set away from its
+ * default; the pid file and the name are placed by the unit itself. */
 function runnerFlags(opts: RunnerOptions): string[] {
   const flags: string[] = [];
-  if (opts.logLevel !== "info") flags.push("--log-level", opts.logLevel);
-  if (opts.logFormat !== "text") flags.push("--log-format", opts.logFormat);
-  if (opts.ready !== "auto") flags.push("--ready", opts.ready);
-  // A supervisor in the foreground (MAINPID), so `systemctl reload` replaces the entry successor first.
-  const { kind } = supervisionOf(opts);
-  if (kind === "keep-alive") flags.push("--keep-alive", "--worker-timeout", String(opts.workerTimeout));
-  if (kind === "workers") flags.push("--workers", String(opts.workers), "--worker-timeout", String(opts.workerTimeout));
-  if (opts.maxMemory > 0) {
-    const [bytes, unit] = ([[1024 ** 3, "G"], [1024 ** 2, "M"]] as const).find(([b]) => opts.maxMemory % b === 0) ?? [1024, "K"];
-    flags.push("--max-memory", `${opts.maxMemory / bytes}${unit}`);
+  for (const row of OPTIONS) {
+    const value = opts[row.key];
+    if (row.unit !== "exec" || row.key === "pidFile" || row.key === "name" || value === undefined) continue;
+    if (row.key === "keepAlive") { // a supervisor in the foreground (MAINPID): `systemctl reload` is lossless
+      if (supervisionOf(opts).kind === "keep-alive") flags.push(`--${row.name}`);
+      continue;
+    }
+    if (value === DEFAULTS[row.key as keyof typeof DEFAULTS] && !(row.key === "workerTimeout" && opts.workers > 0)) continue;
+    if (typeof value === "boolean") flags.push(`--${row.name}`);
+    else for (const v of [value].flat()) flags.push(`--${row.name}`, formatValue(row, v));
   }
-  if (opts.logTimestamps) flags.push("--log-timestamps");
-  for (const path of opts.envFiles) flags.push("--env-file", path);
   return flags;
 }
 
-/**
- * The unit text for `spec`: one function for both modes, so switching `--workers` to `notify` once the
- * foreground runs a master is a change of `mode` only.
- */
+/** The unit text for `spec`. */
 export function unitText(spec: UnitSpec, defaultName: string): string {
-  const { opts, mode, command, userManager } = spec;
-  const { pidFile, logFile, ours } = paths(spec);
+  const { opts, command, userManager } = spec;
+  const pidFile = pidFileOf(spec), ours = spec.opts.pidFileGiven ? [] : [pidFile];
   const pidArgs = ["--pid-file", pidFile, ...(opts.name !== defaultName ? ["--name", opts.name] : [])];
-  const start = mode === "notify"
-    ? [...command, ...pidArgs, ...runnerFlags(opts)]
-    : [...command, "--daemon", ...pidArgs, "--log-file", logFile, "--timeout", String(opts.timeout), "--start-timeout", String(opts.startTimeout), ...runnerFlags(opts)];
+  // --timeout in ExecStart too: a master's graceful stop (QUIT) and keep-alive's stop wait it.
+  const timeout = opts.timeout !== DEFAULTS.timeout ? ["--timeout", String(opts.timeout)] : [];
+  const start = [...command, ...pidArgs, ...timeout, ...runnerFlags(opts)];
   if (opts.args.length) start.push("--", ...opts.args);
   const service = [
-    `Type=${mode}`,
-    ...(mode === "notify" ? ["NotifyAccess=main", `TimeoutStartSec=${opts.startTimeout}`] : [`PIDFile=${pidFile}`, `TimeoutStartSec=${opts.startTimeout + 5}`]),
+    "Type=notify",
+    "NotifyAccess=main",
+    `TimeoutStartSec=${opts.startTimeout}`,
     `ExecStart=${execLine(start, ours)}`,
     `ExecReload=${execLine([...command, "--reload", ...pidArgs], ours)}`,
     `ExecStop=${execLine([...command, "--stop", ...pidArgs, "--timeout", String(opts.timeout)], ours)}`,
-    "Restart=on-failure",
+    `Restart=${opts.keepAlive ? "on-failure" : "no"}`,
     // --stop sends SIGKILL after --timeout itself; systemd steps in only if that too hangs.
     `TimeoutStopSec=${opts.timeout + 5}`,
     ...(opts.watchdogSec ? [`WatchdogSec=${opts.watchdogSec}`] : []),
@@ -99,7 +88,6 @@ export function unitText(spec: UnitSpec, defaultName: string): string {
     // Ports below 1024 without root, and nothing more: NoNewPrivileges keeps it from gaining others.
     ...(opts.serviceUser && opts.serviceUser !== "root" ? ["AmbientCapabilities=CAP_NET_BIND_SERVICE"] : []),
     `RuntimeDirectory=${opts.name}`,
-    ...(mode === "forking" && !opts.logFile ? [`LogsDirectory=${opts.name}`] : []),
     `WorkingDirectory=${opts.chdir}`,
     `UMask=${opts.umask.toString(8).padStart(4, "0")}`,
     "NoNewPrivileges=yes",
@@ -168,20 +156,6 @@ function requireSystemd(opts: RunnerOptions, command: string[]): void {
   );
 }
 
-/** The mode for these options: `notify`, workers included (the master runs in the foreground, its pid is
- * MAINPID). `forking` stays for init scripts and for whoever wants `--daemon` under systemd.
- *
- * @example
- * ```ts
- * import { unitMode } from "./service.ts";
- * import { parseRunnerArgs } from "./options.ts";
- * console.log(unitMode(parseRunnerArgs(["--print-service", "--workers", "2"], { name: "app" }))); // notify
- * ```
- */
-export function unitMode(_opts: RunnerOptions): UnitMode {
-  return "notify";
-}
-
 /**
  * `--install-service`: writes the unit, reloads systemd and enables it (`--now`: starts it too). Any failed
  * step undoes the earlier ones, so a failure leaves no unit behind.
@@ -196,7 +170,7 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
     throw new DaemonError("CANNOT_CREATE", `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`);
   }
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, unitText({ mode: unitMode(opts), command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
+  writeFileSync(path, unitText({ command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
   const unit = `${opts.name}.service`;
   for (const step of [["daemon-reload"], ["enable", ...(opts.now ? ["--now"] : []), unit]]) {
     const r = systemctl(opts, step);

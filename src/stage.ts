@@ -8,65 +8,19 @@
  * @module
  */
 import { readlinkSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { resolve } from "node:path";
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import type { LogFormat, LogLevel } from "./log/lines.ts";
+import { DEFAULTS, OPTIONS, validSetting } from "./option_table.ts";
+import type { DaemonSettings } from "./settings.ts";
 
-/** A daemon's settings, every default applied: where the command line is parsed (options.ts), or by
- * {@linkcode withDefaults} for the library's {@linkcode DaemonOptions}. */
-export interface DaemonSettings {
-  /** The daemon's name: default pid file, process titles, messages. */
-  name: string;
-  /** Absolute pid file path. */
-  pidFile: string;
-  /** Absolute log file path for stdout and stderr; `undefined` for /dev/null. */
-  logFile?: string;
-  /** Lowest level of `getLogger()` records and the runner's lines. */
-  logLevel: LogLevel;
-  /** `text` or `json` (JSON Lines). */
-  logFormat: LogFormat;
-  /** Working directory of the daemon. */
-  chdir: string;
-  /** File mode creation mask of the daemon. */
-  umask: number;
-  /** Seconds `--stop` (and a graceful worker stop) waits before SIGKILL. */
-  timeout: number;
-  /** Seconds the launcher waits for the daemon to become ready. */
-  startTimeout: number;
-  /** `auto`: ready when the entry listens (or calls `ready()`); `manual`: only when it calls `ready()`. */
-  ready: "auto" | "manual";
-  /** Pre-forked workers sharing the entry's port; 0 runs the entry in one worker (keep-alive) or the daemon. */
-  workers: number;
-  /** With `workers` 0: a supervisor restarts the entry when it dies (`false`: `--no-keep-alive`, one process). */
-  keepAlive: boolean;
-  /** Seconds without a worker heartbeat before the master kills it. */
-  workerTimeout: number;
-  /** Arguments for the entry (everything after `--`). */
-  args: string[];
-  /** `--user`, `--group`: who runs the entry (see privileges.ts); `undefined`: who started it. */
-  user?: string;
-  group?: string;
-  /** Absolute paths of `--env-file`s, read again for every new worker and on every reload. */
-  envFiles: string[];
-  /** Bytes of RSS above which a worker is replaced (`--max-memory`); 0 for no limit. */
-  maxMemory: number;
-  /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
-  logTimestamps: boolean;
-}
+export { type DaemonSettings, DEFAULTS } from "./settings.ts";
 
 /** Settings of a daemon started by the library's `launch()` or `daemonize()`: only `pidFile` is required. */
 export type DaemonOptions = Partial<DaemonSettings> & { pidFile: string };
 
-/** The default of every setting but the pid file (options.ts derives that one from the name) and the
- * entry's arguments: the command line's defaults and the library's. */
-export const DEFAULTS = {
-  name: "daemon", logLevel: "info", logFormat: "text", chdir: "/", umask: 0o022, timeout: 10, startTimeout: 60,
-  ready: "auto", workers: 0, keepAlive: true, workerTimeout: 60, maxMemory: 0, logTimestamps: false,
-} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles">;
-
 /**
- * `options` with every default the command line has.
+ * `options` with every default the command line has, its paths made absolute (against the working directory).
  *
  * @example
  * ```ts
@@ -81,7 +35,8 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
   for (const key of ["logFile", "user", "group"] as const) if (options[key] !== undefined) settings[key] = options[key];
-  return settings;
+  const absolute = (path: string) => resolve(path);
+  return { ...settings, pidFile: absolute(settings.pidFile), chdir: absolute(settings.chdir), envFiles: settings.envFiles.map(absolute), ...settings.logFile ? { logFile: absolute(settings.logFile) } : {} };
 }
 
 /** The command as the user started it: what a daemon runs again for its workers and its upgrades. */
@@ -135,21 +90,30 @@ export function handOver(stages: Stage | Stage[], libc: Libc = systemLibc): { pa
 
 const isString = (v: unknown) => typeof v === "string";
 const isStrings = (v: unknown) => Array.isArray(v) && v.every(isString);
-const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 
-/** The stage in `value` when it has every field its role needs, else `undefined`. */
-function validStage(value: unknown): Stage | undefined {
+/** The first daemon setting in `s` that is missing or not a value its option could have set (option_table.ts). */
+export function invalidSetting(s: Record<string, unknown>): string | undefined {
+  s.envFiles ??= []; // from an older master (USR2 upgrade) that had no --env-file
+  s.logTimestamps ??= false;
+  s.maxMemory ??= 0;
+  if (!isStrings(s.args)) return "args";
+  const bad = OPTIONS.filter((row) => row.setting).find((row) => {
+    const value = s[row.key];
+    if (row.negates) return typeof value !== "boolean";
+    if (value === undefined) return row.key in DEFAULTS || row.key === "pidFile" || row.key === "name";
+    return value !== DEFAULTS[row.key as keyof typeof DEFAULTS] && !validSetting(row, value);
+  });
+  return bad?.key;
+}
+
+/** The stage in `value` when it has every field its role needs, each a value its option allows, else `undefined`. */
+export function validStage(value: unknown): Stage | undefined {
   const s = value as Record<string, unknown> | null;
   if (typeof s !== "object" || s === null) return undefined;
   const c = s.command as Record<string, unknown> | null;
   const command = typeof c === "object" && c !== null && isString(c.path) && isStrings(c.args) && isString(c.cwd);
   if (command && s.role === "detach") return s as unknown as DetachStage;
-  const common = command && isString(s.name) && isString(s.pidFile) && isAbsolute(s.pidFile as string) && isStrings(s.args) && isString(s.chdir) &&
-    (s.logFile === undefined || isString(s.logFile)) && isNumber(s.workers) && isNumber(s.timeout) &&
-    isNumber(s.workerTimeout) && isNumber(s.startTimeout) && isNumber(s.umask) && (s.ready === "auto" || s.ready === "manual") &&
-    [s.user, s.group].every((v) => v === undefined || isString(v)) &&
-    (s.envFiles === undefined || isStrings(s.envFiles));
-  s.envFiles ??= []; // from an older master (USR2 upgrade) that had no --env-file
+  const common = command && invalidSetting(s) === undefined;
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
   if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
   return undefined;

@@ -1,11 +1,50 @@
 /**
- * The usage text of a built daemon (`--help`), kept apart from the parsing it describes.
+ * `--help` of a built daemon and the README's options table, both written from the option table
+ * (option_table.ts): grouped, each line within the terminal's width (80 columns when not a terminal).
  *
  * @module
  */
+import { ACTIONS, type Group, type OptionRow, OPTIONS, PATHS } from "./option_table.ts";
+
+/** Where the help column starts. */
+const INDENT = 24;
+
+/** `text` broken into lines of at most `width` columns, every line after the first indented by `indent`. */
+export function wrap(text: string, width: number, indent = 0): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = " ".repeat(indent) + word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
+}
+
+/** One flag's entry: its names left, its help right (below, when the names are wider than the column). */
+function entry(names: string, help: string, width: number): string[] {
+  const left = `  ${names}`;
+  const body = wrap(help, width - INDENT).map((l) => " ".repeat(INDENT) + l);
+  if (left.length <= INDENT - 2) body[0] = left.padEnd(INDENT) + body[0].trimStart();
+  else body.unshift(left);
+  return body;
+}
+
+const flagNames = (row: { name: string; short?: string; arg?: string }) =>
+  `${row.short ? `-${row.short}, ` : "    "}--${row.name}${row.arg ? ` ${row.arg}` : ""}`;
+const helpOf = (row: OptionRow, name: string) =>
+  `${row.help}${row.default ? ` (default: ${row.default.replace("the executable's base name", name)})` : ""}`;
+
+const GROUPS: readonly Group[] = ["Files and identity", "Start and stop", "Supervision", "Logs", "systemd units"];
+
+/** A titled paragraph, wrapped. */
+function section(title: string, text: string, width: number): string[] {
+  return ["", `${title}:`, ...wrap(text, width - 2, 2).map((l, i) => i === 0 ? `  ${l}` : l)];
+}
 
 /**
- * The usage text of a compiled daemon (`--help`).
+ * The usage text of a compiled daemon (`--help`), each line at most `width` columns (at least 60).
  *
  * @example
  * ```ts
@@ -13,86 +52,141 @@
  * console.log(usage("mydaemon").split("\n")[0]); // Usage: mydaemon [action] [options] [-- args for the entry]
  * ```
  */
-export function usage(name: string): string {
-  return `Usage: ${name} [action] [options] [-- args for the entry]
-
-Actions (one at most; none runs the entry in the foreground):
-  -d, --daemon          detach per daemon(7); exit 0 once the entry is ready, printing its pid
-      --stop            SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped
-      --status          LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown
-      --restart         --stop, then --daemon with the options it was started with (remembered in the
-                        registry), the flags given now replacing theirs
-      --list            every daemon of this user (any daemonic binary): pid, status, uptime, restarts,
-                        workers, RSS, CPU %, ports, log; --json for JSON (also with --status)
-      --reload          load the new version: the entry (each worker) is replaced by one started from the
-                        executable on disk, successor first, with no failed request; waits and says what it
-                        replaced (SIGHUP; with --no-keep-alive: the entry's onReload hooks run in place)
-      --upgrade         replace the master (or keep-alive's supervisor) too: the executable on disk starts as a
-                        new master beside the old one, which retires once it is ready; prints both pids; the
-                        old one keeps serving if the new one fails (SIGUSR2)
-      --reopen-logs     send SIGURG to the daemon: it reopens --log-file (for logrotate's postrotate)
-      --hold-logs       for copytruncate's prerotate: the daemon and its workers write nowhere near the log
-                        until --reopen-logs, which writes the held lines first; so no line is lost
-      --logs            print the last lines of the daemon's log (the path is found next to the pid file,
-                        in PIDFILE.log-path, or given with --log-file); -f follows it across rotations
-      --install-service write a systemd unit running this binary with these options and -- args, reload
-                        systemd and enable it (--now: start it too); /etc/systemd/system/NAME.service,
-                        or ~/.config/systemd/user/ with --user-service
-      --uninstall-service  stop, disable and remove that unit
-      --print-service   print that unit without installing it
-  -h, --help            this text
-  -V, --version         the version
-
-${options(name)}`;
+export function usage(name: string, width = 80): string {
+  const w = Math.max(60, Math.min(width, 120));
+  const lines = [
+    `Usage: ${name} [action] [options] [-- args for the entry]`,
+    "",
+    "Actions (one at most; none runs the entry in the foreground):",
+  ];
+  for (const action of ACTIONS) lines.push(...entry(flagNames(action), action.help, w));
+  for (const group of GROUPS) {
+    lines.push("", `${group}:`);
+    for (const row of OPTIONS.filter((o) => o.group === group)) {
+      lines.push(...entry(flagNames(row), helpOf(row, name), w));
+    }
+  }
+  lines.push("", "Examples:");
+  for (const [command, what] of EXAMPLES) {
+    lines.push(...entry(command.replaceAll("NAME", name), what, w).map((l) => l.trimEnd()));
+  }
+  lines.push(...section("Signals", SIGNALS, w), ...section("Exit codes", EXIT_CODES, w));
+  return lines.join("\n");
 }
 
-/** The options part of {@linkcode usage}. */
-function options(name: string): string {
-  return `Options:
-      --pid-file PATH   locked pid file (default: /run/NAME.pid as root, else in a private 0700 directory:
-                        $XDG_RUNTIME_DIR/daemonic/NAME.pid, else /tmp/daemonic-UID/NAME.pid)
-      --log-file PATH   stdout and stderr of the daemon, appended (default: /dev/null); reopened on --reopen-logs
-      --log-level LEVEL lowest level getLogger() and the runner write: trace, debug, info, warning, error,
-                        fatal (default: info)
-      --log-format FMT  text, or json: one JSON object a line with @timestamp, level, pid, worker (in a
-                        worker), logger, message, properties (default: text)
-  -n, --lines N         --logs: how many lines from the end (default: 10)
-  -f, --follow          --logs: keep printing new lines, across rotations, until interrupted
-      --chdir DIR       working directory of the daemon (default: /)
-      --umask OCTAL     file mode creation mask of the daemon (default: 022)
-      --timeout SEC     how long --stop waits before SIGKILL (default: 10)
-      --start-timeout SEC  how long --daemon waits for readiness (default: 60)
-      --ready MODE      auto: ready when the entry listens on a socket or calls ready(), or has run 1 s
-                        without failing; manual: only when it calls ready() (default: auto)
-      --name NAME       name for the default pid file and the process title (default: ${name})
-  -w, --workers N       pre-fork N workers sharing the entry's port (SO_REUSEPORT), supervised by a master
-                        that runs no entry code (default: 0: one copy of the entry, restarted when it dies)
-      --no-keep-alive   with no --workers: run the entry in the daemon process itself, not restarted
-      --keep-alive      in the foreground (a systemd unit): a supervisor of one copy of the entry, as --daemon
-                        has by default, so --reload replaces it successor first
-      --worker-timeout SEC  kill and replace a worker whose heartbeat is older than this (default: 60)
-      --user USER       run the entry as USER (as root only): the pid file and log are opened as root first,
-                        the entry keeps CAP_NET_BIND_SERVICE (ports below 1024); with --workers the master
-                        stays root and runs no entry code, each worker switches
-      --group GROUP     with --user: this group instead of USER's own
-      --max-memory SIZE replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G,
-                        e.g. 300M) for 3 s: its successor starts first, one at a time (needs a supervisor:
-                        --workers, or keep-alive)
-      --log-timestamps  prefix each line a worker writes to stdout or stderr with the time, its pid and
-                        worker id; whole lines only (needs a supervisor: it writes them)
-      --env-file PATH   KEY=value lines (.env, as Bun and Deno read it) for the entry's environment, read
-                        again for each new worker and on --reload; repeatable, a later file wins
-      --now             --install-service: start the service as well
-      --user-service    --install-service, --uninstall-service: the user's systemd, not the system's
-      --service-user USER, --service-group GROUP  the unit's User= and Group=; it may bind ports below 1024
-      --watchdog-sec SEC  the unit's WatchdogSec=: systemd kills and restarts an entry whose event loop blocks
+const EXAMPLES: readonly [string, string][] = [
+  ["./NAME -- 8080", "run in the foreground (Ctrl-C stops it)"],
+  ["./NAME --daemon --log-file app.log -- 8080", "detach; print the pid once ready"],
+  ["./NAME --daemon --workers 4 -- 8080", "a master and 4 workers on port 8080"],
+  ["./NAME --status; ./NAME --restart; ./NAME --stop", "the daemon started above, found by its name"],
+  ["sudo ./NAME --install-service --now --user nobody -- 80", "a systemd service on port 80, the entry as nobody"],
+];
 
-Signals to a master (with workers, or keep-alive's supervisor): TERM/INT quick stop, QUIT graceful stop,
-HUP rolling restart (--reload), USR2 binary upgrade (--upgrade), TTIN/TTOU one worker more/less, URG (USR1
-on Bun too) reopen logs.
+const SIGNALS = "TERM/INT stop (the entry's onShutdown hooks run); HUP reload (--reload: a rolling restart from " +
+  "disk; one process: the onReload hooks); QUIT graceful stop; TTIN/TTOU one worker more/less; URG (USR1 too on " +
+  "Bun) reopen the log; USR2 upgrade (--upgrade): a master starts a new master from the binary on disk and hands over, then the old one leaves.";
 
-Exit codes: 0 ok, 64 usage, 66 entry, directory or log missing, 67 no such --user or --group, 69 start-up
-failed (--reload, --upgrade: the new version did not start; the old one still serves), 73 cannot create the
-pid or log file, 75 already running, 77 not permitted, 7 not running (--reload, --upgrade, --reopen-logs,
---hold-logs).`;
+const EXIT_CODES = "0 ok; 64 usage; 66 entry, directory, env file or log missing; 67 no such --user or --group; " +
+  "69 start-up failed (--reload, --upgrade: the new version did not start, the old one serves on); 73 cannot create the pid or log file; " +
+  "75 already running; 77 not permitted; 7 not running (--reload, --upgrade, --reopen-logs, --hold-logs); " +
+  "--status: 0 running, 1 dead, 3 stopped, 4 unknown.";
+
+/** A cell of a Markdown table: pipes escaped. */
+const cell = (text: string) => text.replaceAll("|", "\\|");
+
+/**
+ * The README's options table: every flag of the table, with its help and default, as `--help` has them.
+ *
+ * @example
+ * ```ts
+ * import { optionsMarkdown } from "./usage.ts";
+ * console.log(optionsMarkdown().split("\n")[0]); // | option | meaning | default |
+ * ```
+ */
+export function optionsMarkdown(): string {
+  const rows = [
+    ...ACTIONS.map((a) => `| \`${flagNames(a).trim()}\` | ${cell(a.help)} | |`),
+    ...GROUPS.flatMap((g) => OPTIONS.filter((o) => o.group === g)).map((o) =>
+      `| \`${flagNames(o).trim()}\` | ${cell(o.help)} | ${cell(o.default ?? "")} |`
+    ),
+  ];
+  return ["| option | meaning | default |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
+/** A flag or command of the `daemonic` tool, listed as the runner's are. */
+type Row = { name: string; short?: string; arg?: string; help: string };
+
+const BUILD_FLAGS: readonly Row[] = [
+  { name: "output", short: "o", arg: "OUTPUT", help: "the executable to write (required)" },
+  { name: "runtime", arg: "bun|deno", help: "the runtime embedded in it (default: bun; deno honours DENORT_BIN)" },
+  {
+    name: "target",
+    arg: "TARGET",
+    help:
+      "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)",
+  },
+  { name: "help", short: "h", help: "this text" },
+];
+
+/**
+ * `daemonic --help` (no `command`) or `daemonic build --help`, each line at most `width` columns.
+ *
+ * @example
+ * ```ts
+ * import { toolUsage } from "./usage.ts";
+ * console.log(toolUsage("build").split("\n")[0]); // Usage: daemonic build ENTRY -o OUTPUT [options]
+ * ```
+ */
+export function toolUsage(command?: "build", width = 80): string {
+  const w = Math.max(60, Math.min(width, 120));
+  if (command === "build") {
+    return [
+      "Usage: daemonic build ENTRY -o OUTPUT [options]",
+      "",
+      ...wrap(
+        "Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own options.",
+        w,
+      ),
+      "",
+      "Options:",
+      ...BUILD_FLAGS.flatMap((f) => entry(flagNames(f), f.help, w)),
+      "",
+      "Examples:",
+      ...entry("daemonic build server.ts -o mydaemon", "then ./mydaemon --daemon -- 8080", w),
+      ...entry("daemonic build server.ts -o app --target linux-arm64", "for a Raspberry Pi", w),
+    ].join("\n");
+  }
+  const commands: [string, string][] = [
+    ["build ENTRY -o OUTPUT", "compile ENTRY and the runner into one executable (see daemonic build --help)"],
+    ["run ENTRY [options] [-- args]", "run ENTRY under the runner without compiling (see daemonic run ENTRY --help)"],
+    ["ls [--json]", "every daemon of this user (as ./mydaemon --list)"],
+    ["-V, --version", "the version"],
+    ["-h, --help", "this text"],
+  ];
+  return [
+    "Usage: daemonic COMMAND [arguments]",
+    "",
+    "Commands:",
+    ...commands.flatMap(([names, help]) => entry(names, help, w)),
+    "",
+    "Examples:",
+    ...entry("npx daemonic build server.ts -o mydaemon", "one executable for server.ts", w),
+    ...entry("npx daemonic run server.ts --daemon -- 8080", "the same runner, not compiled", w),
+  ].join("\n");
+}
+
+/**
+ * The README's table of which path applies which option (option_table.ts's `paths`): ✓ applied, ✗ refused
+ * with one line and exit 64, – not a setting an upgraded master could take.
+ *
+ * @example
+ * ```ts
+ * import { pathsMarkdown } from "./usage.ts";
+ * console.log(pathsMarkdown().split("\n")[0].startsWith("| option | foreground |")); // true
+ * ```
+ */
+export function pathsMarkdown(): string {
+  const mark = { applied: "✓", refused: "✗", "n/a": "–" } as const;
+  const rows = OPTIONS.map((o) => `| \`--${o.name}\` | ${PATHS.map((p) => mark[o.paths[p]]).join(" | ")} |`);
+  return [`| option | ${PATHS.join(" | ")} |`, `| --- |${" :-: |".repeat(PATHS.length)}`, ...rows].join("\n");
 }

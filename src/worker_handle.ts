@@ -10,6 +10,7 @@ import { libc, O } from "../ffi/mod.ts";
 import { RUNTIME } from "./_runtime.ts";
 import { WORKER_ID_ENV } from "./log/lines.ts";
 import { type Report, ReportReader } from "./ready_pipe.ts";
+import type { WaitingSlot } from "./crash_loop.ts";
 import type { MigrationMode } from "./reuseport_migrate.ts";
 import { writeSidecar } from "./safe_file.ts";
 import { handOver, type WorkerStage } from "./stage.ts";
@@ -104,12 +105,15 @@ export interface Outcome {
   line: string;
 }
 
-/** The worker table a master writes. */
+/** The worker table a master writes: `migration`: how a retiring worker's queue survives; `relayed`: the
+ * workers write through the master (`--log-timestamps`), so only the master holds logs; `crashLoop`: the slots
+ * without a worker, waiting out a crash-loop backoff; `reload`, `upgrade`: the last outcome of each. */
 export interface WorkerTable {
   master: number;
   relayed?: boolean;
   workers: WorkerRow[];
   migration?: MigrationMode;
+  crashLoop?: WaitingSlot[];
   reload?: Outcome;
   upgrade?: Outcome;
 }
@@ -119,14 +123,13 @@ export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
 
-/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. `migration`:
- * how a retiring worker's queue survives; `relayed`: the workers write through the master (`--log-timestamps`),
- * so only the master holds logs. */
+/** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
 export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: Omit<WorkerTable, "master" | "workers"> = {}): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const table: WorkerTable = { master: process.pid, ...extra, relayed: extra.relayed || undefined, workers: rows.sort((a, b) => a.id - b.id) };
+    const crashLoop = extra.crashLoop?.length ? extra.crashLoop : undefined;
+    const table: WorkerTable = { master: process.pid, ...extra, relayed: extra.relayed || undefined, crashLoop, workers: rows.sort((a, b) => a.id - b.id) };
     writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {

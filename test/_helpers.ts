@@ -130,6 +130,16 @@ export async function eventually(predicate: () => boolean, ms = 5000): Promise<b
   return true;
 }
 
+/** When `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat); 0 once it is gone. */
+export function startTime(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return 0;
+  }
+}
+
 /** Fields of /proc/PID/stat. */
 export function procStat(pid: number): { ppid: number; pgrp: number; session: number; ttyNr: number } {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -262,6 +262,16 @@ describe(`control (${RUNTIME})`, () => {
     assert.ok(!existsSync(pidFile), "stale pid file of the killed daemon removed");
   }));
 
+  test("--stop without --timeout waits the --timeout the daemon was started with (remembered)", sandboxed(async (sb) => {
+    const { r, pid, pidFile } = start(sb, "server.ts", ["--timeout", "0.3"]);
+    assert.equal(r.status, 0, r.stderr);
+    process.kill(pid, "SIGSTOP");
+    const stop = control(sb, "server.ts", "--stop", pidFile);
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.match(stop.stdout, /killed after 0.3 s/);
+    assert.ok(!alive(pid));
+  }));
+
   test("--reload of one process (--no-keep-alive) sends SIGHUP: the reload hooks run in place and the daemon keeps running", sandboxed(async (sb) => {
     const { r, pid, pidFile, logFile } = start(sb, "server.ts", ["--no-keep-alive"]);
     assert.equal(r.status, 0, r.stderr);

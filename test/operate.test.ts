@@ -12,7 +12,7 @@ import {
   sandboxed, sleep, type Target, waitGone,
 } from "./_helpers.ts";
 
-const ENTRIES = ["leak.ts", "chatter.ts", "env.ts"];
+const ENTRIES = ["leak.ts", "chatter.ts", "env.ts", "port_env.ts"];
 const buildDir = new Sandbox();
 after(() => buildDir.cleanup());
 const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
@@ -193,12 +193,59 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     }));
   }
 
+  test("--restart from a shell without PORT keeps the environment it was started with; --update-env takes the caller's; --status --json counts it, --list --json never prints it", sandboxed(async (sb) => {
+    const port = await freePort();
+    const pidFile = sb.path("web.pid"), logFile = sb.path("web.log");
+    const { PORT: _p, GREETING: _g, ...bare } = process.env as Record<string, string>;
+    const as = (env: Record<string, string>, args: string[]) => run(runner("port_env.ts", args), { env: { ...bare, ...env }, cwd: "/" });
+    const started = as({ PORT: String(port), GREETING: "secret-hello" }, ["--daemon", "--pid-file", pidFile, "--log-file", logFile]);
+    const first = sb.track(Number(started.stdout.trim()));
+    assert.equal(started.status, 0, started.stderr + readOr(logFile));
+    const before = await answer(port);
+    assert.equal(before.GREETING, "secret-hello");
+    const restart = as({}, ["--restart", "--pid-file", pidFile]);
+    const second = sb.track(Number(restart.stdout.trim()));
+    assert.equal(restart.status, 0, restart.stderr + readOr(logFile));
+    assert.ok(waitGone(first, 5000));
+    const after = await answerWhen(port, (a) => a.pid !== before.pid, 10_000);
+    assert.ok(after, `nothing answers on port ${port} after --restart without PORT: ${readOr(logFile)}`);
+    assert.equal(after.GREETING, "secret-hello", "the remembered environment was not used");
+    const status = JSON.parse(as({}, ["--status", "--json", "--pid-file", pidFile]).stdout);
+    assert.deepEqual(status.environment.envFiles, []);
+    assert.ok(status.environment.variables >= 2, JSON.stringify(status.environment));
+    const list = as({}, ["--list", "--json"]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.doesNotMatch(list.stdout + JSON.stringify(status), /secret-hello/, "the environment's values are printed");
+    const updated = as({ PORT: String(port), GREETING: "new-hello" }, ["--restart", "--update-env", "--pid-file", pidFile]);
+    const third = sb.track(Number(updated.stdout.trim()));
+    assert.equal(updated.status, 0, updated.stderr + readOr(logFile));
+    assert.ok(waitGone(second, 5000));
+    assert.equal((await answerWhen(port, (a) => a.pid !== after.pid, 10_000))?.GREETING, "new-hello", "--update-env did not take the caller's environment");
+    stop("port_env.ts", pidFile, third);
+  }));
+
   test("--print-service keeps --max-memory, --log-timestamps and the --env-file's absolute path in ExecStart=", sandboxed((sb) => {
     writeFileSync(sb.path("app.env"), "A=1\n");
     const r = run(runner("env.ts", ["--print-service", "--workers", "2", "--max-memory", "300M", "--log-timestamps", "--env-file", "app.env"]), { cwd: sb.dir });
     assert.equal(r.status, 0, r.stderr);
     const exec = r.stdout.split("\n").find((l) => l.startsWith("ExecStart=")) ?? "";
     assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
+  }));
+
+  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers is refused", sandboxed((sb) => {
+    const unit = (args: string[]) => run(runner("env.ts", ["--print-service", ...args]), { cwd: sb.dir });
+    const r = unit(["--user", "nobody", "--group", "nogroup", "--pid-file", "run/web.pid", "--workers", "2", "--log-file", "web.log", "--timeout", "7"]);
+    assert.equal(r.status, 0, r.stderr);
+    const line = (name: string) => r.stdout.split("\n").find((l) => l.startsWith(`${name}=`)) ?? "";
+    for (const part of ["--user nobody", "--group nogroup", `--pid-file ${sb.path("run/web.pid")}`, `--log-file ${sb.path("web.log")}`, "--workers 2", "--timeout 7"]) {
+      assert.ok(line("ExecStart").includes(` ${part}`), `no ${part} in ${line("ExecStart")}`);
+    }
+    assert.ok(line("ExecStop").includes(`--pid-file ${sb.path("run/web.pid")}`), line("ExecStop"));
+    assert.doesNotMatch(r.stdout, /^User=/m, "--user is the runner's drop, not systemd's");
+    const dropped = unit(["--worker-timeout", "5"]);
+    assert.equal(dropped.status, 64, dropped.stdout);
+    assert.match(dropped.stderr, /^Invalid --worker-timeout without --workers in a service .*add --workers 1 \(or more\)\n$/);
+    assert.equal(dropped.stdout, "");
   }));
 
   const refused: [string[], number, RegExp][] = [

@@ -244,6 +244,29 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     }
   });
 
+  test("--user nobody keeps its privilege drop in the unit: the entry serves port 80 as uid 65534; with --workers the master stays root, each worker is nobody", () => {
+    try {
+      const pid = installNow("dropped", "server.ts", ["--user", "nobody"], ["80"]);
+      assert.match(box!.read("/etc/systemd/system/dropped.service"), /^ExecStart=.* --user nobody( |$)/m);
+      const status = box!.read(`/proc/${pid}/status`);
+      assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, "the entry runs as root");
+      assert.match(box!.get(80), new RegExp(`Hello from PID ${pid}`));
+      const pool = installNow("dropped-pool", "server.ts", ["--user", "nobody", "--group", "nogroup", "--workers", "2"], ["81"]);
+      assert.match(box!.read(`/proc/${pool}/status`), /^Uid:\s+0\s/m, "the master keeps root (for its pid file and log)");
+      const workers = box!.read(`/proc/${pool}/task/${pool}/children`).trim().split(/\s+/).filter(Boolean);
+      assert.equal(workers.length, 2, `workers: ${workers}`);
+      for (const w of workers) {
+        const ws = box!.read(`/proc/${w}/status`);
+        assert.match(ws, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, `worker ${w} is not nobody`);
+        assert.match(ws, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m, `worker ${w} is not in nogroup`);
+      }
+      assert.match(box!.get(81), /Hello from PID/);
+    } finally {
+      uninstall("dropped");
+      uninstall("dropped-pool");
+    }
+  });
+
   test("--install-service --now of an entry that fails to start: exit 69 naming the journal, no unit left", () => {
     const r = inside("throws.ts", ["--install-service", "--now", "--name", "broken", "--", "top"]);
     assert.equal(r.status, 69, r.stderr + r.stdout);

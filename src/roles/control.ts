@@ -130,6 +130,11 @@ export function status(opts: RunnerOptions): number {
         const age = ((Date.now() - w.startedAt) / 1000).toFixed(0);
         console.log(`  worker[${w.id}] pid ${w.pid}, up ${age} s, ${w.restarts} restarts, RSS ${rssOf(w.pid)}`);
       }
+      for (const slot of table.crashLoop ?? []) {
+        const wait = Math.max(0, (slot.retryAt - Date.now()) / 1000).toFixed(1);
+        console.log(`  worker[${slot.id}] crash loop: ${slot.crashes} crashes in a row, restarting in ${wait} s`);
+      }
+      if (table.crashLoop?.length && !table.workers.length) console.log("  no worker is serving: crash loop");
       if (table.migration) console.log(`  rolling restarts: ${MIGRATION_STATUS[table.migration]}`);
     }
     return ExitCode.OK;

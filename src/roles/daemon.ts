@@ -48,7 +48,8 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     // The launcher holds the lock until it reads LOCKING; a launcher gone (stopped, Ctrl-C) cancels the start.
     if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
     const { role: _role, command, ...settings } = stage;
-    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command });
+    const env = { ...process.env } as Record<string, string>; // as started: --restart starts it so again
+    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command, env });
     if (!reporter.tell({ kind: "LOCKED" })) {
       pidFile.release();
       process.exit(0);

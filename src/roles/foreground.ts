@@ -22,6 +22,7 @@ import { dropPrivileges, identityOf } from "../privileges.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
+import { checkStartInputs } from "../start_inputs.ts";
 import { supervised, supervisionOf } from "../supervision.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
@@ -52,6 +53,7 @@ function currentUmask(): number {
 
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
 function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
+  checkStartInputs(opts); // a missing --chdir or --env-file: 66 before anything is done
   identityOf(opts); // --user: refused (77, 67) before anything is done
   // --chdir and --umask apply when asked for; otherwise the foreground keeps what it was started with.
   if (opts.given.has("chdir")) process.chdir(opts.chdir);
@@ -61,7 +63,8 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   let pidFile: PidFile | undefined;
   if (opts.pidFileGiven) {
-    const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name);
+    const start = { settings: withDefaults(opts), command: selfCommand(), env: { ...process.env } as Record<string, string> };
+    const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name, start);
     process.on("exit", () => held.release());
   }
   // A start-up failure: in the log, and on the terminal the run was started from.

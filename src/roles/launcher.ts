@@ -26,7 +26,8 @@ import { findProgram } from "../programs.ts";
 import { identityOf } from "../privileges.ts";
 import { waitForReady } from "../ready_pipe.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
-import { type DaemonOptions, type DaemonStage, handOver, STAGE_FD, withDefaults } from "../stage.ts";
+import { type DaemonOptions, type DaemonStage, handOver, invalidSetting, STAGE_FD, withDefaults } from "../stage.ts";
+import { checkStartInputs } from "../start_inputs.ts";
 import { terminate } from "../terminate.ts";
 
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
@@ -84,7 +85,7 @@ function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc
 
 /** Spawns /bin/sh — or, without one, this same command as the detach stage (roles/detach.ts) — which starts
  * the daemon with the stage socket on fd 3 and reports its pid there. Returns the launcher's end of it. */
-function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc): number {
+function spawnDaemon(stage: DaemonStage, log: ChildFd, environment: Record<string, string | undefined>, libc: Libc = systemLibc): number {
   const sh = findProgram("/bin/sh");
   const { path, args } = stage.command;
   const { parentEnd, childEnd, env } = handOver(sh ? stage : [{ role: "detach", command: stage.command }, stage], libc);
@@ -94,7 +95,7 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
       path: sh ?? path,
       // The daemon is the shell's (or the detach stage's) child, so not the session leader; that one reports its pid.
       argv: sh ? ["sh", "-c", `"$0" "$@" &\necho "PID $!" >&${STAGE_FD}`, path, ...args] : [path, ...args],
-      env: { ...process.env, ...env },
+      env: { ...environment, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, log, log, childEnd],
       setsid: true,
     });
@@ -122,20 +123,23 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, libc: Libc = systemLibc):
  * console.log(pid);
  * ```
  */
-export async function launch(options: DaemonOptions, libc: Libc = systemLibc): Promise<number> {
+export async function launch(options: DaemonOptions, libc: Libc = systemLibc, environment: Record<string, string | undefined> = process.env): Promise<number> {
   const settings = withDefaults(options);
+  const invalid = invalidSetting(settings as unknown as Record<string, unknown>);
+  if (invalid) throw new DaemonError("USAGE", `Invalid ${invalid} ${JSON.stringify(settings[invalid as keyof typeof settings])}: not a value its option takes (see --help)`);
+  checkStartInputs(settings); // 66 before anything
   identityOf(settings, libc); // 77 or 67 before anything
-  checkPidFileFree(options.pidFile, libc);
-  const recorded = recordedLogPath(options.pidFile);
-  const log = openLog(options.logFile, settings.umask, libc);
+  checkPidFileFree(settings.pidFile, libc);
+  const recorded = recordedLogPath(settings.pidFile);
+  const log = openLog(settings.logFile, settings.umask, libc);
   let lock: number | undefined;
   let readEnd: number;
   try {
-    lock = holdPidFile(options.pidFile, process.pid, libc);
-    readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, libc);
+    lock = holdPidFile(settings.pidFile, process.pid, libc);
+    readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, environment, libc);
   } catch (err) {
     if (lock !== undefined) libc.close(lock);
-    removeStalePidFile(options.pidFile, libc);
+    removeStalePidFile(settings.pidFile, libc);
     throw err;
   } finally {
     if (typeof log === "number") libc.close(log);
@@ -148,15 +152,15 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc): P
     if (lock !== undefined) libc.close(lock); // the daemon waits for it (LOCKING); the file stays
     lock = undefined;
   };
-  const hint = options.logFile ? ` (see ${options.logFile})` : " (pass --log-file to see its output)";
+  const hint = settings.logFile ? ` (see ${settings.logFile})` : " (pass --log-file to see its output)";
   const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocking: release, stoppedBy: () => stoppedBy });
   for (const [signal, listener] of listeners) process.off(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;
-  cleanUpFailedStart(pid, options.pidFile, libc);
+  cleanUpFailedStart(pid, settings.pidFile, libc);
   release();
-  recordLogPath(options.pidFile, recorded); // a failed start leaves the log-path record as it found it
+  recordLogPath(settings.pidFile, recorded); // a failed start leaves the log-path record as it found it
   // The daemon logs the failures it reports; one killed or timed out could not, so the launcher does.
-  if (!reported && options.logFile) appendToLog(options.logFile, error.message, settings.logFormat);
+  if (!reported && settings.logFile) appendToLog(settings.logFile, error.message, settings.logFormat);
   throw error;
 }

@@ -53,12 +53,14 @@ export function list(json: boolean): number {
   return 0;
 }
 
-/** `--status --json`: the daemon's {@linkcode Overview}, or `{name, pidFile, status}` with `stopped` or `stale`;
- * returns the LSB exit code `--status` returns. */
+/** `--status --json`: the daemon's {@linkcode Overview} and what `--restart` would start it with (its
+ * `--env-file`s, how many variables of its environment are kept: never their values), or `{name, pidFile,
+ * status}` with `stopped` or `stale`; returns the LSB exit code `--status` returns. */
 export function statusJson(opts: RunnerOptions): number {
   const state = readPidFile(opts.pidFile);
   const entry = state.state === "running" ? findRegistered(opts.pidFile) : null;
-  if (entry) console.log(JSON.stringify(overview(entry, "running"), null, 2));
+  const environment = entry && { envFiles: entry.settings?.envFiles ?? [], variables: Object.keys(entry.env ?? {}).length };
+  if (entry) console.log(JSON.stringify({ ...overview(entry, "running"), environment }, null, 2));
   else if (state.state === "running") console.log(JSON.stringify({ name: opts.name, pid: state.pid, pidFile: opts.pidFile, status: "running" }, null, 2));
   else console.log(JSON.stringify({ name: opts.name, pidFile: opts.pidFile, status: state.state === "stale" ? "stale" : "stopped" }, null, 2));
   return state.state === "running" ? ExitCode.OK : state.state === "stale" ? ExitCode.DEAD_PID_FILE : ExitCode.NOT_RUNNING;

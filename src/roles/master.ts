@@ -12,6 +12,7 @@
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
+import { backoffAfter, waitingSlots } from "../crash_loop.ts";
 import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
@@ -32,12 +33,8 @@ const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU",
 interface Master extends MasterStatus {
   stage: DaemonStage;
   daemon: StartedDaemon;
-  /** How many workers are wanted (TTIN/TTOU change it). */
-  target: number;
   /** Bumped by HUP: workers of an older generation are replaced one at a time. */
   generation: number;
-  /** Crashes in a row per slot, and when the slot may be started again. */
-  backoff: Map<number, { crashes: number; retryAt: number }>;
   queue: string[]; // signals, handled by the loop
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
@@ -115,13 +112,12 @@ function handleSignal(m: Master, signal: string): void {
       m.reloading ??= { since: Date.now(), pids: m.workers.filter((w) => !w.retireBy).map((w) => w.pid) };
       m.daemon.systemd.notify("RELOADING=1");
       m.generation++;
-      return;
+      return m.backoff.clear(); // the new workers start afresh, at once
     case "SIGTTIN":
-      m.target++;
-      runnerLog(`master: SIGTTIN: adding worker[${m.target}]`);
-      return;
+      runnerLog(`master: SIGTTIN: adding worker[${++m.target}]`);
+      return void m.backoff.delete(m.target); // started at once
     case "SIGTTOU":
-      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target--}]`);
+      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
       return;
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
@@ -181,7 +177,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   for (const report of readReports(w)) if (report.kind === "ERROR") w.error = report.message; // its last words
   closeChannel(w);
   m.workers.splice(m.workers.indexOf(w), 1);
-  const lived = Date.now() - w.startedAt;
+  const now = Date.now(), lived = now - w.startedAt;
   const how = describeExit(status);
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
@@ -198,13 +194,14 @@ function workerExited(m: Master, w: Worker, status: number): void {
   // A successor (a rolling restart, a replacement) that failed: keep the worker it was to replace, end the restart.
   const kept = w.ready ? undefined : m.workers.find((o) => o.id === w.id);
   if (kept) return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`);
-  // An unplanned exit: replace it, backing off while it keeps dying young.
-  const crashes = !w.ready || lived < 5000 ? (m.backoff.get(w.id)?.crashes ?? 0) + 1 : 0;
-  const delay = crashes <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (crashes - 1));
-  m.backoff.set(w.id, { crashes, retryAt: Date.now() + delay });
+  // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
+  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, ready: w.ready, lived }, now)).get(w.id)!.retryAt - now;
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+  const waiting = waitingSlots(m.backoff, m.target, m.workers, now); // every slot waiting: only crashes in a row do that
+  if (waiting.length === m.target) runnerLog(`master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${((waiting[0].retryAt - now) / 1000).toFixed(1)} s`, "error");
+  writeStatus(m);
 }
 
 /** Kills a worker whose heartbeat is too old, or that outstays its retirement or the stop. */
