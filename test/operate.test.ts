@@ -232,7 +232,7 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
   }));
 
-  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers is refused", sandboxed((sb) => {
+  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers goes to keep-alive's supervisor, with --no-keep-alive is refused", sandboxed((sb) => {
     const unit = (args: string[]) => run(runner("env.ts", ["--print-service", ...args]), { cwd: sb.dir });
     const r = unit(["--user", "nobody", "--group", "nogroup", "--pid-file", "run/web.pid", "--workers", "2", "--log-file", "web.log", "--timeout", "7"]);
     assert.equal(r.status, 0, r.stderr);
@@ -242,9 +242,13 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     }
     assert.ok(line("ExecStop").includes(`--pid-file ${sb.path("run/web.pid")}`), line("ExecStop"));
     assert.doesNotMatch(r.stdout, /^User=/m, "--user is the runner's drop, not systemd's");
-    const dropped = unit(["--worker-timeout", "5"]);
+    // Without --workers the unit runs keep-alive's supervisor in the foreground: it applies --worker-timeout.
+    const kept = unit(["--worker-timeout", "5"]);
+    assert.equal(kept.status, 0, kept.stderr);
+    assert.match(kept.stdout, /^ExecStart=.* --keep-alive --worker-timeout 5$/m);
+    const dropped = unit(["--no-keep-alive", "--worker-timeout", "5"]);
     assert.equal(dropped.status, 64, dropped.stdout);
-    assert.match(dropped.stderr, /^Invalid --worker-timeout without --workers in a service .*add --workers 1 \(or more\)\n$/);
+    assert.match(dropped.stderr, /^Invalid --worker-timeout with --no-keep-alive: the supervisor does it; drop --no-keep-alive .*\n$/);
     assert.equal(dropped.stdout, "");
   }));
 
