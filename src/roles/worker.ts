@@ -40,7 +40,11 @@ function tell(report: Report): void {
  * single process would), QUIT finishes in-flight requests, HUP is the master's business, the reopen signal. */
 function handleSignals(stage: WorkerStage, title: string, listeners: Listeners): void {
   ignoreInspectorSignal(libc);
-  const hooks = (list: (() => unknown)[]) => Promise.allSettled(list.map(async (hook) => await hook()));
+  const hooks = async (list: (() => unknown)[]) => {
+    for (const r of await Promise.allSettled(list.map(async (hook) => await hook()))) {
+      if (r.status === "rejected") runnerLog(`hook failed: ${describe(r.reason)}`, "error");
+    }
+  };
   const { quickStop } = supervisionOf(stage);
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
