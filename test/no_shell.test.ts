@@ -159,6 +159,7 @@ describe(`a root of only the binary and the libraries ldd names: no shell, no co
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /reloaded: the entry's process \(pid \d+ → \d+\)/);
     assert.match(readOr(log), /master: reloaded: the entry's process/);
+    assert.ok(await eventually(() => /rolling restart done/.test(readOr(log)), 15_000), readOr(log)); // the old one has drained
 
     r = app(["--logs", "-n", "3"]);
     assert.equal(r.status, 0, r.stderr);
