@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { DaemonError } from "../errors.ts";
 import type { RunnerOptions } from "../options.ts";
 import { readPidFile } from "../pidfile.ts";
@@ -21,12 +22,12 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** Whether `pid` runs (a zombie, exited but not yet reaped, does not). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === "EPERM";
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()![0] !== "Z";
+  } catch {
+    return false;
   }
 }
 
@@ -119,5 +120,9 @@ export function upgrade(opts: RunnerOptions): void {
   if (seen !== "done") return report(opts, seen);
   const table = readWorkerTable(workerTableFile(opts.pidFile))!;
   const workers = table.workers.map((w) => w.pid).join(", ");
-  console.log(`${opts.name}: upgraded: master ${old} → ${table.master} (workers ${workers}) in ${((Date.now() - since) / 1000).toFixed(1)} s; the old master drains its workers and exits`);
+  // Until the old master is gone its workers may still take a connection: the new version only, from then on.
+  const drainedBy = Date.now() + ((settings?.timeout ?? opts.timeout) + 5) * 1000;
+  while (alive(old) && Date.now() < drainedBy) sleep(POLL_MS);
+  const after = alive(old) ? "; the old master still drains its workers" : ", the old master drained and gone";
+  console.log(`${opts.name}: upgraded: master ${old} → ${table.master} (workers ${workers}) in ${((Date.now() - since) / 1000).toFixed(1)} s${after}`);
 }
