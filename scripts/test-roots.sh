@@ -2,9 +2,10 @@
 # Builds, once, what the ship tests run on, and caches it in $DAEMONIC_TEST_CACHE (/var/cache/daemonic-test):
 #   bullseye/       a Debian 11 root (glibc 2.31) from `debootstrap --variant=minbase` (~1 min, ~200 MB)
 #   arm64           Debian's qemu-user-static and libc6:arm64, to run arm64 binaries here
+#   containers      Debian's podman, runc (crun refuses hybrid cgroup hosts) and prometheus (for promtool)
 #   binfmt          registers qemu-aarch64 with binfmt_misc (not cached: the test removes it again with
 #                   `echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64` when it was not there before)
-# Usage: test-roots.sh bullseye|arm64|binfmt ...   Idempotent: a finished part is skipped. Says what it does, fails loudly.
+# Usage: test-roots.sh bullseye|arm64|containers|binfmt ...   Idempotent: a finished part is skipped. Says what it does, fails loudly.
 set -u
 CACHE=${DAEMONIC_TEST_CACHE:-/var/cache/daemonic-test}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -23,7 +24,7 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test-roots: installing ${missing[*]} from Debian"
   if [ $updated -eq 0 ]; then apt-get update -qq >>"$log" 2>&1 || die "apt-get update failed: see $log"; updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$log" 2>&1 || die "apt-get install ${missing[*]} failed: see $log"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >>"$log" 2>&1 || die "apt-get install ${missing[*]} failed: see $log"
 }
 
 bullseye() {
@@ -44,6 +45,10 @@ arm64() {
   apt_install qemu-user-static libc6:arm64
 }
 
+containers() {
+  apt_install podman runc prometheus
+}
+
 binfmt() {
   local dir=/proc/sys/fs/binfmt_misc
   [ -e $dir/register ] || mount -t binfmt_misc binfmt_misc $dir || die "cannot mount binfmt_misc on $dir"
@@ -57,7 +62,8 @@ for part in "$@"; do
   case $part in
     bullseye) bullseye ;;
     arm64) arm64 ;;
+    containers) containers ;;
     binfmt) binfmt ;;
-    *) die "unknown part $part: use bullseye, arm64 or binfmt" ;;
+    *) die "unknown part $part: use bullseye, arm64, containers or binfmt" ;;
   esac
 done

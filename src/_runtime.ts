@@ -39,6 +39,9 @@ export interface Runtime {
   wrapServe(check: PortCheck, drain: Drainer): void;
   /** Serves a default export with `fetch` as the runtime itself does (`bun run`, `deno serve`). */
   serveExport(app: Served): void;
+  /** Makes the runtime's serve() name the port it found in use on its EADDRINUSE error, as node:net's does
+   * (for startup_error.ts); where wrapServe runs, its check has named it already. */
+  labelPortInUse(): void;
 }
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
@@ -59,6 +62,7 @@ const bun: Runtime = {
   workerEnv: (id) => ({ NODE_UNIQUE_ID: String(id) }),
   sharingArgs: (args) => [...args],
   setArgs: () => {},
+  labelPortInUse: () => {}, // "Failed to start server. Is port 3000 in use?"
   wrapServe(check, drain) {
     const serve = g.Bun.serve;
     g.Bun.serve = (options: unknown, ...rest: unknown[]) => {
@@ -103,6 +107,20 @@ const deno: Runtime = {
       ? [...args]
       : ["run", "--unstable-net", ...args.slice(1)],
   setArgs: (args) => Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true }),
+  labelPortInUse() {
+    const serve = g.Deno.serve;
+    const value = (...args: unknown[]) => {
+      try {
+        return serve.apply(g.Deno, args);
+      } catch (err) {
+        // AddrInUse: "Address already in use (os error 98)", no port.
+        const o = (typeof args[0] === "object" && args[0] !== null ? args[0] : {}) as { port?: number; hostname?: string; path?: string };
+        if ((err as { code?: string } | null)?.code === "EADDRINUSE" && !o.path) Object.assign(err as object, { port: o.port ?? 8000, address: o.hostname });
+        throw err;
+      }
+    };
+    Object.defineProperty(g.Deno, "serve", { configurable: true, value });
+  },
   wrapServe(check, drain) {
     const serve = g.Deno.serve;
     Object.defineProperty(g.Deno, "serve", {

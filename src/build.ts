@@ -5,15 +5,16 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RUNTIME } from "./_runtime.ts";
 import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "./errors.ts";
+import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
 /** Options of {@linkcode build}. */
 export interface BuildOptions {
@@ -25,9 +26,11 @@ export interface BuildOptions {
   runtime?: "bun" | "deno";
   /** The platform to build for (default: this machine's); Bun only. */
   target?: Target;
+  /** `--image NAME:TAG`: write a container image archive to `output` instead (see image.ts). */
+  image?: { reference: string; user: string };
 }
 
-const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl]";
+const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
@@ -39,7 +42,7 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" } },
+      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" }, image: { type: "string" }, "image-user": { type: "string" } },
       allowPositionals: true,
     });
   } catch (cause) {
@@ -56,7 +59,34 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   if (target && rt === "deno") throw new DaemonError("USAGE", "--target needs the Bun runtime: drop --runtime deno");
   const entry = resolve(baseDir, positionals[0]);
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
-  return { entry, output: resolve(baseDir, values.output), runtime: rt, target };
+  return { entry, output: resolve(baseDir, values.output), runtime: rt, target, image: imageFlags(values.image, values["image-user"], target) };
+}
+
+/** `--image NAME:TAG` and `--image-user UID[:GID]` (default 65532:65532, distroless's nonroot). */
+function imageFlags(image: string | undefined, user: string | undefined, target: Target | undefined): BuildOptions["image"] {
+  if (image === undefined) {
+    if (user !== undefined) throw new DaemonError("USAGE", "Invalid --image-user: it goes with --image NAME:TAG");
+    return undefined;
+  }
+  if (user !== undefined && !/^\d{1,10}(:\d{1,10})?$/.test(user)) throw new DaemonError("USAGE", `Invalid --image-user '${user}': give a numeric UID or UID:GID, e.g. --image-user 1000:1000 (0 for root)`);
+  imagePlatform(target); // a musl target is refused here
+  return { reference: imageReference(image), user: user ?? IMAGE_USER };
+}
+
+/** `--image`: compiles into a scratch directory, then writes the image archive to `output`. */
+function buildImage(options: BuildOptions, image: NonNullable<BuildOptions["image"]>): string {
+  const platform = imagePlatform(options.target);
+  checkLibraries(platform); // before compiling: a missing libc6:arm64 fails at once
+  const dir = mkdtempSync(join(tmpdir(), "daemonic-image-"));
+  try {
+    // Always the same name: bun embeds the output's name in the executable, and the image must not change with it.
+    const binary = build({ ...options, image: undefined, output: join(dir, "app") });
+    const id = writeImage({ binary, reference: image.reference, platform, user: image.user, output: options.output });
+    if (process.stderr.isTTY) process.stderr.write(`daemonic: image ${image.reference} (${id}) in ${options.output}: podman load -i ${options.output}\n`);
+    return options.output;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The tool binary: the running one when it matches, else the one installed beside daemonic, else PATH's. */
@@ -64,6 +94,48 @@ function tool(name: "bun" | "deno"): string {
   if (RUNTIME.key === name) return process.execPath;
   const local = join(ROOT, "node_modules", ".bin", name);
   return existsSync(local) ? local : name;
+}
+
+/** The built executable's main module (the entry reaches it as `DAEMONIC_ENTRY`). */
+const BUILD_MAIN = join(ROOT, "src", `build_main${EXT}`);
+
+/**
+ * The compiler's arguments, and where it writes the executable. Bun compiles BUILD_MAIN itself, the entry's
+ * path given by `--define`, into `dir` under the entry's name (the executable's own module is
+ * `/$bunfs/root/NAME`): no temporary path or output name gets into the bytes, so the same entry and version
+ * build the same executable. Its source maps are embedded, so stack traces name the entry's own lines.
+ */
+function compileArgs(options: BuildOptions, dir: string): { args: string[]; compiled: string } {
+  if (options.runtime === "deno") {
+    // deno compile has no --define: a copy of BUILD_MAIN that declares the entry and imports the runner by path.
+    const main = join(dir, "main.ts");
+    const text = readFileSync(BUILD_MAIN, "utf8").replace(/(["'])\.\/([\w.]+)\1/g, (_, _q, file) => JSON.stringify(join(ROOT, "src", file)));
+    writeFileSync(main, `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n${text}`);
+    return { args: ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main], compiled: options.output };
+  }
+  const compiled = join(dir, basename(options.entry).replace(/\.[cm]?[jt]sx?$/, "") || "daemon");
+  // --splitting puts the entry in its own chunk, loaded only when the runner runs it: bundled, the entry's
+  // static imports (node:http, …) were hoisted into the runner's module and slowed every launcher,
+  // --stop and --status down (bench: --daemon ready 120 → 105 ms, --stop 58 → 42 ms).
+  // --bytecode: the executable carries JavaScriptCore bytecode, so neither process parses the code at
+  // start-up (bench: foreground 59 → 47 ms, --daemon 105 → 88 ms; the binary grows 2.4 MB). ESM, because
+  // the runner and entries use top-level await (bytecode defaults to CommonJS). --sourcemap: embedded with
+  // --compile (its .map files stay in `dir`); paths relative to the entry's directory. Identifiers are not
+  // minified: their short names follow the characters of the whole chunk, the entry's path included, so two
+  // copies of one entry in two directories got different bytes (bytecode makes their length cost nothing).
+  const args = ["build", "--compile", "--minify-syntax", "--minify-whitespace", "--splitting", "--bytecode", "--sourcemap=linked", "--format", "esm",
+    "--define", `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`, BUILD_MAIN, "--outfile", compiled];
+  return { args, compiled };
+}
+
+/** Moves the built executable into place (copies it across file systems). */
+function moveFile(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EXDEV") throw err;
+    copyFileSync(from, to);
+  }
 }
 
 /**
@@ -77,34 +149,10 @@ function tool(name: "bun" | "deno"): string {
  * ```
  */
 export function build(options: BuildOptions): string {
+  if (options.image) return buildImage(options, options.image);
   const dir = mkdtempSync(join(tmpdir(), "daemonic-build-"));
   try {
-    const main = join(dir, "main.ts");
-    // The runner's name is the executable's own, so a renamed binary uses its new name for its pid file.
-    writeFileSync(
-      main,
-      `import { VERSION } from ${JSON.stringify(join(ROOT, "src", `version${EXT}`))};
-const argv = process.argv.slice(2);
-// --version alone is answered before the runner is loaded (its own chunk): no module, FFI or parser to pay for.
-if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !process.env.DAEMONIC_STAGE) {
-  const name = process.execPath.slice(process.execPath.lastIndexOf("/") + 1).replace(/\\.[cm]?[jt]sx?$/, "") || "daemon";
-  console.log(\`\${name} (daemonic \${VERSION})\`);
-  process.exit(0);
-}
-const { main, nameOf } = await import(${JSON.stringify(join(ROOT, "src", `runner${EXT}`))});
-const entryPath = process.argv[1];
-await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(${JSON.stringify(options.entry)}) });
-`,
-    );
-    const args = options.runtime === "deno"
-      ? ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main]
-      // --splitting puts the entry in its own chunk, loaded only when the runner runs it: bundled, the entry's
-      // static imports (node:http, …) were hoisted into the runner's module and slowed every launcher,
-      // --stop and --status down (bench: --daemon ready 120 → 105 ms, --stop 58 → 42 ms).
-      // --bytecode: the executable carries JavaScriptCore bytecode, so neither process parses the code at
-      // start-up (bench: foreground 59 → 47 ms, --daemon 105 → 88 ms; the binary grows 2.4 MB). ESM, because
-      // the runner and entries use top-level await (bytecode defaults to CommonJS).
-      : ["build", "--compile", "--minify", "--splitting", "--bytecode", "--format", "esm", main, "--outfile", options.output];
+    const { args, compiled } = compileArgs(options, dir);
     const exe = tool(options.runtime ?? "bun");
     if (options.target) {
       args.push("--target", TARGETS[options.target].bun, "--compile-executable-path", runtimeFor(options.target, exe));
@@ -120,6 +168,7 @@ await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: 
         : "check the entry compiles with: bun build " + options.entry;
       throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: ${hint}`);
     }
+    if (compiled !== options.output) moveFile(compiled, options.output);
     return options.output;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -16,7 +16,7 @@ import { type Outcome, type Worker, workerTableFile, writeWorkerTable } from "./
 export interface MasterStatus {
   policy: Supervision;
   stage: { logTimestamps: boolean; command: { path: string } };
-  daemon: { pidFile?: PidFile; systemd: Notifier };
+  daemon: { pidFile?: PidFile; systemd: Notifier; tableFile?: string };
   workers: Worker[];
   target: number; // how many workers are wanted (TTIN/TTOU change it)
   backoff: Map<number, Backoff>; // crashes in a row per slot, and when it may start again (crash_loop.ts)
@@ -51,7 +51,7 @@ export function outcome(m: MasterStatus, kind: "reload" | "upgrade", ok: boolean
 /** The worker table follows the pid file (to `.oldbin` and back). */
 export function moveStatus(m: MasterStatus): void {
   if (m.statusFile) writeWorkerTable(m.statusFile, null);
-  m.statusFile = m.daemon.pidFile && workerTableFile(m.daemon.pidFile.path);
+  m.statusFile = m.daemon.pidFile ? workerTableFile(m.daemon.pidFile.path) : m.daemon.tableFile;
   writeStatus(m);
 }
 

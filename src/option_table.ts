@@ -23,7 +23,19 @@
  */
 import { isAbsolute } from "node:path";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
-import { accountName, fail, octal, parseSize, path, seconds, size, whole } from "./option_values.ts";
+import {
+  accountName,
+  decidedBy,
+  fail,
+  memoryLimit,
+  octal,
+  parseMetricsAddress,
+  path,
+  seconds,
+  size,
+  whole,
+  workerCount,
+} from "./option_values.ts";
 import type { DaemonSettings } from "./settings.ts";
 
 export { type DaemonSettings, DEFAULTS } from "./settings.ts";
@@ -77,7 +89,10 @@ export interface OptionRow {
   arg?: string;
   multiple?: boolean;
   parse?: (text: string, flag: string, baseDir: string) => unknown;
-  format?: (value: never) => string;
+  /** `settings`: the rest, for a value whose text was `auto` or a percentage (decided again where it runs). */
+  format?: (value: never, settings?: Partial<DaemonSettings>) => string;
+  /** Settings that record how the value was decided (`--workers auto`, `--max-memory 80%`), for `--status`. */
+  derive?: (text: string) => Record<string, string>;
   example: string;
   key: keyof RunnerOptions;
   setting: boolean;
@@ -173,37 +188,41 @@ export const OPTIONS: readonly OptionRow[] = [
   },
   {
     name: "timeout", arg: "SEC", parse: seconds(0), example: "7", key: "timeout", setting: true, unit: "TimeoutStopSec=", group: "Start and stop",
-    with: [...STARTS, "stop"], paths: { ...EVERYWHERE, foreground: "refused" },
-    help: "how long --stop (and a graceful stop of workers) waits before SIGKILL; --stop without it uses the daemon's", default: "10",
+    with: [...STARTS, "stop"], paths: EVERYWHERE,
+    help: "how long a stop waits: --stop before SIGKILL, the entry's onShutdown hooks before exit 1 (in the foreground too, e.g. as a container's PID 1); --stop without it uses the daemon's", default: "10",
   },
   {
     name: "update-env", example: "", key: "updateEnv", setting: false, unit: "none", group: "Start and stop",
     with: ["restart"], paths: { ...NOT_A_START, restart: "applied" }, help: "--restart: with the caller's environment, not the one remembered",
   },
   {
-    name: "workers", short: "w", arg: "N", parse: whole(1024, "from 0 to 1024"), example: "2", key: "workers", setting: true, unit: "exec", group: "Supervision",
+    name: "workers", short: "w", arg: "N", parse: workerCount, example: "2", key: "workers", setting: true, unit: "exec", group: "Supervision",
+    format: (n: number, s) => s?.workersAuto ? "auto" : String(n), derive: (text) => decidedBy("workers", text),
     with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" }, default: "0: one copy of the entry, restarted when it dies",
-    help: "pre-fork N workers sharing the entry's port (SO_REUSEPORT) under a master that runs no entry code",
+    help: "pre-fork N workers sharing the entry's port (SO_REUSEPORT) under a master that runs no entry code; auto: the CPU limit of the cgroup (a container's), rounded up, else the CPUs of the affinity mask",
   },
   {
     name: "no-keep-alive", negates: true, example: "", key: "keepAlive", setting: true, unit: "Restart=", group: "Supervision",
     with: STARTS, paths: { ...EVERYWHERE, foreground: "refused", workers: "refused" },
     help: "without --workers: the entry runs in the daemon process itself and stays dead when it dies",
   },
-  {
-    name: "keep-alive", example: "", key: "keepAlive", setting: true, unit: "exec", group: "Supervision",
-    with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
-    help: "in the foreground (what a systemd unit runs): a supervisor of one copy of the entry, as --daemon has by default, so --reload replaces it successor first",
-  },
+  { name: "keep-alive", example: "", key: "keepAlive", setting: true, unit: "exec", group: "Supervision", with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
+    help: "in the foreground (what a systemd unit runs): a supervisor of one copy of the entry, as --daemon has by default, so --reload replaces it successor first" },
   {
     name: "worker-timeout", arg: "SEC", parse: seconds(0.001), example: "5", key: "workerTimeout", setting: true, unit: "exec", group: "Supervision",
     with: STARTS, paths: NEEDS_SUPERVISOR, help: "kill and replace a worker (or the kept-alive entry) whose heartbeat is older than this", default: "60",
   },
   {
-    name: "max-memory", arg: "SIZE", example: "300M", key: "maxMemory", setting: true, unit: "exec", format: size, group: "Supervision",
-    parse: (text, flag) => parseSize(text) ?? fail(`Invalid --${flag} '${text}': give a size in K, M or G, e.g. --${flag} 300M`),
+    name: "max-memory", arg: "SIZE", example: "300M", key: "maxMemory", setting: true, unit: "exec", group: "Supervision",
+    parse: memoryLimit, format: (bytes: number, s) => s?.maxMemoryShare?.split(" ")[0] ?? size(bytes),
+    derive: (text) => decidedBy("max-memory", text), with: STARTS, paths: NEEDS_SUPERVISOR,
+    help: "replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G; or 80%: that share of the cgroup's memory limit) for 3 s, its successor first",
+  },
+  {
+    name: "metrics", arg: "ADDR", example: "9464", key: "metrics", setting: true, unit: "exec", group: "Supervision",
+    parse: (text, flag) => parseMetricsAddress(text) ? text : fail(`Invalid --${flag} '${text}': give PORT, HOST:PORT or [IPv6]:PORT, e.g. --${flag} 9464 or --${flag} 127.0.0.1:9464`),
     with: STARTS, paths: NEEDS_SUPERVISOR,
-    help: "replace a worker (or the kept-alive entry) whose RSS stays above SIZE for 3 s, its successor first",
+    help: "serve Prometheus metrics at http://ADDR/metrics, and /ready and /live for HTTP probes, from the supervisor (never the entry)",
   },
   {
     name: "log-level", arg: "LEVEL", example: "debug", key: "logLevel", setting: true, unit: "exec", group: "Logs",
@@ -262,8 +281,8 @@ export const OPTIONS: readonly OptionRow[] = [
 export const optionRow = (name: string): OptionRow | undefined => OPTIONS.find((o) => o.name === name);
 
 /** `value` as the command line gives it (the reverse of the row's `parse`). */
-export function formatValue(row: OptionRow, value: unknown): string {
-  return row.format ? row.format(value as never) : String(value);
+export function formatValue(row: OptionRow, value: unknown, settings?: Partial<DaemonSettings>): string {
+  return row.format ? row.format(value as never, settings) : String(value);
 }
 
 /** Whether `value`, found in a stage, is a value `row` can set. */

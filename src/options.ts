@@ -68,12 +68,7 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
     when: (g) => g.has("no-keep-alive") && g.has("keep-alive"),
     message: () => "Conflicting --keep-alive and --no-keep-alive: give one at most",
   },
-  {
-    when: (g) => g.has("timeout") && g.action === "foreground" && !supervised(g) && !g.opts.pidFileGiven,
-    message: () =>
-      "Invalid --timeout in the foreground without --pid-file: it times --stop, which finds the run by its pid file; add --pid-file (or --workers)",
-  },
-  ...["worker-timeout", "max-memory", "log-timestamps"].map((flag) => ({
+  ...["worker-timeout", "max-memory", "log-timestamps", "metrics"].map((flag) => ({
     when: (g: Given) => g.has(flag) && starts(g) && !supervised(g),
     message: (g: Given) =>
       g.action !== "foreground"
@@ -199,6 +194,7 @@ function settingsOf(
     if (!row.with.includes(action) && !tolerated) fail(`Invalid --${row.name}: it only goes with ${actionList(row)}`);
     const parse = (text: string) => row.parse!(text, row.name, baseDir);
     opts[row.key] = typeof value === "boolean" ? !row.negates : Array.isArray(value) ? value.map(parse) : parse(value);
+    if (row.derive && typeof value === "string") Object.assign(opts, row.derive(value));
   }
   return opts as Omit<RunnerOptions, "action" | "given" | "pidFile" | "pidFileGiven" | "args"> & { pidFile?: string };
 }

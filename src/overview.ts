@@ -7,7 +7,7 @@
  */
 import { socketsOf } from "./port_owner.ts";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { RegistryEntry } from "./registry.ts";
+import { foregroundTableFile, type RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
 import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
 
@@ -43,7 +43,8 @@ export interface Overview {
 /** USER_HZ: the unit of utime and stime in /proc/PID/stat, 100 on every Linux architecture daemonic runs on. */
 const TICKS_PER_SECOND = 100;
 
-function rssBytes(pid: number): number {
+/** VmRSS of `pid` in bytes; 0 when it is gone. */
+export function rssBytes(pid: number): number {
   try {
     const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
     return line ? parseInt(line.slice(6), 10) * 1024 : 0;
@@ -52,7 +53,8 @@ function rssBytes(pid: number): number {
   }
 }
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of `pid`; 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after the comm, which may hold spaces
@@ -92,7 +94,7 @@ function listeningPorts(pids: number[]): number[] {
  * ```
  */
 export function overview(entry: RegistryEntry, status: Overview["status"], now = Date.now()): Overview {
-  const table = status === "running" ? readWorkerTable(workerTableFile(entry.pidFile)) : null;
+  const table = status === "running" ? readWorkerTable(entry.foreground ? foregroundTableFile(entry.pidFile) : workerTableFile(entry.pidFile)) : null;
   const workers = table?.master === entry.pid ? table.workers : [];
   const pids = status === "running" ? [entry.pid, ...workers.map((w) => w.pid)] : [];
   const uptime = Math.max(0, (now - entry.startedAt) / 1000);

@@ -8,6 +8,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { isIP } from "node:net";
+import process from "node:process";
 import { libc } from "../ffi/mod.ts";
 
 interface Listener {
@@ -104,6 +105,15 @@ export function socketsOf(pid: number): Set<string> {
   return inodes;
 }
 
+/** The TCP addresses (`127.0.0.1:8080`, `[::]:8080`) that `pid` and its children and grandchildren listen on. */
+export function listeningAddresses(pid: number): string[] {
+  const children = childrenOf(pid);
+  const inodes = new Set([pid, ...children, ...children.flatMap(childrenOf)].flatMap((p) => [...socketsOf(p)]));
+  const held = libc.tcpListeners().filter((l) => inodes.has(String(l.inode)));
+  const text = held.map((l) => addressOf(l.address)).map((a, i) => `${isIP(a) === 6 ? `[${a}]` : a}:${held[i].port}`);
+  return [...new Set(text)];
+}
+
 /** The process holding socket `inode`, and its parent, for the message; searched only on a refusal. */
 function ownerOf(inode: string): string {
   for (const name of readdirSync("/proc")) {
@@ -133,10 +143,23 @@ export function claimPort(port: number, host: string | undefined, masterPid: num
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
     inode = foreignListener(port, host, masterPid);
   }
-  if (!inode) return;
-  const where = `${host && isIP(host) === 6 ? `[${host}]` : host ?? "::"}:${port}`;
-  const message = `listen EADDRINUSE: address already in use ${where}: ${ownerOf(inode)} serves port ${port}: stop it, or give this daemon another port`;
+  if (inode) throw addressInUse(port, host, ownerOf(inode));
+}
+
+/**
+ * The EADDRINUSE error of a process that could not listen on `port` (it has no SO_REUSEPORT to share it, or
+ * {@linkcode claimPort} refused): who serves the port, and the fix, in one line without a stack.
+ */
+export function portTaken(port: number, host: string | undefined): Error {
+  const theirs = listenersOn(port).filter((l) => overlaps(host, l.address) && !socketsOf(process.pid).has(l.inode));
+  return addressInUse(port, host, theirs.length ? ownerOf(theirs[0].inode) : "another process");
+}
+
+function addressInUse(port: number, host: string | undefined, owner: string): Error {
+  const shown = host ?? "::";
+  const where = `${isIP(shown) === 6 ? `[${shown}]` : shown}:${port}`;
+  const message = `listen EADDRINUSE: address already in use ${where}: ${owner} serves port ${port}: stop it, or give this daemon another port`;
   const err = Object.assign(new Error(message), { code: "EADDRINUSE", errno: -98, syscall: "listen", port, address: host });
   err.stack = `Error: ${message}`; // the user's problem, not daemonic's: one line without a stack
-  throw err;
+  return err;
 }

@@ -34,10 +34,12 @@ export interface RegistryEntry {
   command?: Command;
   /** The environment it was started with (before its `--env-file`s), for `--restart` from another shell. */
   env?: Record<string, string>;
+  /** A foreground run without a pid file, registered while it is ready (roles/foreground.ts). */
+  foreground?: boolean;
 }
 
 /** What a daemon remembers of its start: see {@linkcode RegistryEntry}. */
-export type StartRecord = Pick<RegistryEntry, "settings" | "command" | "env">;
+export type StartRecord = Pick<RegistryEntry, "settings" | "command" | "env" | "foreground">;
 
 /** The most an entry may take: room for a large environment. */
 const ENTRY_MAX = 1 << 18;
@@ -55,6 +57,11 @@ function fnv1a64(text: string): string {
 /** The entry file for the daemon of `pidFile`. */
 export function entryPath(pidFile: string, dir = runtimeDir()): string {
   return `${dir}/${fnv1a64(pidFile)}${SUFFIX}`;
+}
+
+/** Where a foreground master without a pid file keeps its worker table for `--status`: beside its entry. */
+export function foregroundTableFile(pidFile: string, dir = runtimeDir()): string {
+  return entryPath(pidFile, dir).replace(SUFFIX, ".workers");
 }
 
 /** Whether the process `pid` runs as `uid` (an unreadable /proc entry, e.g. hidepid, is taken on trust). */

@@ -7,6 +7,7 @@
  * @module
  */
 import { isAbsolute, normalize } from "node:path";
+import { cpuWorkers } from "./cgroup.ts";
 import { DaemonError } from "./errors.ts";
 import { OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { checkRules } from "./options.ts";
@@ -50,6 +51,11 @@ export function mergeRemembered(
     }
   }
   if (!opts.given.has("--") && entry.settings) merged.args = entry.settings.args;
+  // How auto and a percentage were decided goes with the flag: a remembered auto is decided again here.
+  if (!opts.given.has("workers") && entry.settings?.workersAuto) {
+    ({ value: merged.workers, how: merged.workersAuto } = cpuWorkers());
+  }
+  if (!opts.given.has("max-memory")) merged.maxMemoryShare = entry.settings?.maxMemoryShare;
   if (!opts.updateEnv && entry.env) merged.env = entry.env;
   return merged;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { setEntryArgv } from "./_runtime.ts";
+import { RUNTIME, setEntryArgv } from "./_runtime.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { DaemonError } from "./errors.ts";
 import { failWhenIdle, watchReadiness } from "./readiness.ts";
@@ -43,6 +43,7 @@ export interface EntryOutcome {
  */
 export async function runEntry(entry: Entry, settings: { args: readonly string[]; ready: "auto" | "manual" }, on: EntryOutcome): Promise<void> {
   if (entry.path !== undefined) setEntryArgv(entry.path, settings.args);
+  RUNTIME.labelPortInUse(); // an EADDRINUSE says which port
   let ready = false;
   const evaluated = entry.load().then(serveDefaultExport).catch(on.fail);
   failWhenIdle(() => ready, (message) => on.fail(new DaemonError("START_FAILED", `Cannot start: ${message}`)));

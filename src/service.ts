@@ -58,7 +58,7 @@ function runnerFlags(opts: RunnerOptions): string[] {
     }
     if (value === DEFAULTS[row.key as keyof typeof DEFAULTS] && !(row.key === "workerTimeout" && opts.workers > 0)) continue;
     if (typeof value === "boolean") flags.push(`--${row.name}`);
-    else for (const v of [value].flat()) flags.push(`--${row.name}`, formatValue(row, v));
+    else for (const v of [value].flat()) flags.push(`--${row.name}`, formatValue(row, v, opts));
   }
   return flags;
 }

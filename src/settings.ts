@@ -44,6 +44,12 @@ export interface DaemonSettings {
   envFiles: string[];
   /** Bytes of RSS above which a worker is replaced (`--max-memory`); 0 for no limit. */
   maxMemory: number;
+  /** `--workers auto`: how the count was decided (the cgroup's CPU limit, or the affinity mask). */
+  workersAuto?: string;
+  /** `--max-memory PERCENT%`: the share of the cgroup's memory limit it was taken from. */
+  maxMemoryShare?: string;
+  /** `--metrics ADDR`: where the supervisor serves Prometheus metrics (see metrics.ts). */
+  metrics?: string;
   /** Each line the entry writes to stdout and stderr gets a time prefix (`--log-timestamps`). */
   logTimestamps: boolean;
 }
@@ -64,4 +70,7 @@ export const DEFAULTS = {
   workerTimeout: 60,
   maxMemory: 0,
   logTimestamps: false,
-} as const satisfies Omit<DaemonSettings, "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles">;
+} as const satisfies Omit<
+  DaemonSettings,
+  "pidFile" | "args" | "logFile" | "user" | "group" | "envFiles" | "workersAuto" | "maxMemoryShare" | "metrics"
+>;

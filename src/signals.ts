@@ -52,12 +52,22 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
   for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
 }
 
+/** Ends a stop that outlasts `--timeout` (a hook that hangs) before the platform's SIGKILL would: exit 1, said why. */
+function boundShutdown(seconds: number, log: SignalLog): void {
+  const bound = setTimeout(() => {
+    log(`shutdown not finished after --timeout ${seconds} s: exiting`, "error");
+    process.exit(1);
+  }, seconds * 1000);
+  (bound as { unref?: () => void }).unref?.();
+}
+
 /**
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
  * SIGHUP runs the `onReload` hooks instead of killing the process; SIGURG (and SIGUSR1 on Bun) reopens
  * `logFile` onto stdout and stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears of stops and
- * reloads when it listens.
+ * reloads when it listens. With `timeout`, a stop whose hooks (or the entry's own handler) run longer ends
+ * with exit 1.
  *
  * @example
  * ```ts ignore
@@ -67,8 +77,8 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
  * handleSignals(runnerLog, { logFile: "/var/log/app.log" });
  * ```
  */
-export function handleSignals(log: SignalLog, options: { logFile?: string; systemd?: Notifier } = {}): void {
-  const { logFile, systemd } = options;
+export function handleSignals(log: SignalLog, options: { logFile?: string; systemd?: Notifier; timeout?: number } = {}): void {
+  const { logFile, systemd, timeout } = options;
   const life = lifecycle();
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
@@ -77,6 +87,7 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
     noteStopSignal(signal);
     log(`${signal} received: shutting down`);
     systemd?.notify("STOPPING=1");
+    if (timeout !== undefined) boundShutdown(timeout, log);
     await runHooks(life.shutdown, log);
     if (process.listenerCount(signal) <= 1) process.exit(0);
   };

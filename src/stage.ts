@@ -34,7 +34,7 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
-  for (const key of ["logFile", "user", "group"] as const) if (options[key] !== undefined) settings[key] = options[key];
+  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare", "metrics"] as const) if (options[key] !== undefined) settings[key] = options[key];
   const absolute = (path: string) => resolve(path);
   return { ...settings, pidFile: absolute(settings.pidFile), chdir: absolute(settings.chdir), envFiles: settings.envFiles.map(absolute), ...settings.logFile ? { logFile: absolute(settings.logFile) } : {} };
 }
@@ -97,6 +97,7 @@ export function invalidSetting(s: Record<string, unknown>): string | undefined {
   s.logTimestamps ??= false;
   s.maxMemory ??= 0;
   if (!isStrings(s.args)) return "args";
+  for (const key of ["workersAuto", "maxMemoryShare"]) if (s[key] !== undefined && !isString(s[key])) return key; // how auto and % were decided
   const bad = OPTIONS.filter((row) => row.setting).find((row) => {
     const value = s[row.key];
     if (row.negates) return typeof value !== "boolean";

@@ -125,6 +125,13 @@ const BUILD_FLAGS: readonly Row[] = [
     help:
       "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)",
   },
+  {
+    name: "image",
+    arg: "NAME:TAG",
+    help: "write a container image archive (podman load, docker load) to OUTPUT instead: the executable as /app, " +
+      "the libraries it needs, nothing else",
+  },
+  { name: "image-user", arg: "UID[:GID]", help: "with --image: the user it runs as (default: 65532:65532, nonroot)" },
   { name: "help", short: "h", help: "this text" },
 ];
 
@@ -154,6 +161,7 @@ export function toolUsage(command?: "build", width = 80): string {
       "Examples:",
       ...entry("daemonic build server.ts -o mydaemon", "then ./mydaemon --daemon -- 8080", w),
       ...entry("daemonic build server.ts -o app --target linux-arm64", "for a Raspberry Pi", w),
+      ...entry("daemonic build server.ts --image web:1 -o web.tar", "then podman load -i web.tar", w),
     ].join("\n");
   }
   const commands: [string, string][] = [

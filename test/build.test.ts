@@ -1,6 +1,7 @@
 /** `daemonic build` and `daemonic run` as a user calls them, and the library's `daemonize()`. */
 import assert from "node:assert/strict";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { BUN, childrenOf, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
 
@@ -44,6 +45,23 @@ describe(`daemonic build (${RUNTIME})`, () => {
     assert.match(broken.stderr, /Cannot build .*does-not-exist/);
     assert.equal(broken.stderr.trim().split("\n").length, 1, broken.stderr);
     assert.ok(!existsSync(sb.path("x")));
+  }));
+
+  test("two builds of one entry in two temp directories, under different names, are the same bytes, and leave no source map beside them", sandboxed((sb) => {
+    const other = new Sandbox(); // another random name: the minifier once named things after the path's letters
+    try {
+      const built = [sb.dir, other.dir].map((dir, i) => {
+        writeFileSync(join(dir, "server.ts"), `import { createServer } from "node:http";\ncreateServer((_q, s) => s.end("hi")).listen(0);\n`);
+        const r = cli(["build", join(dir, "server.ts"), "-o", join(dir, `daemon-${i}`)]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(readdirSync(dir).sort(), [`daemon-${i}`, "server.ts"]);
+        return readFileSync(join(dir, `daemon-${i}`));
+      });
+      assert.equal(built[0].length, built[1].length);
+      assert.ok(built[0].equals(built[1]), "the two executables differ");
+    } finally {
+      other.cleanup();
+    }
   }));
 
   test("--runtime deno builds with deno compile when a denort is at hand (DENORT_BIN)", (t) => {

@@ -102,9 +102,9 @@ function holdLines(path: string, libc: Libc): boolean {
  * The controller's `--hold-logs`: leaves the {@linkcode holdMarker}, signals the daemon (`signal()` returns its
  * pid), and returns once it and its workers (`workersOf(pid)`) hold their lines, so logrotate may copy and
  * truncate. When one does not answer within 5 s it lets them all go again and fails, and logrotate skips the
- * rotation (a failed prerotate does).
+ * rotation (a failed prerotate does). Returns the pids that hold.
  */
-export function askToHold(path: string, signal: () => number, workersOf: (pid: number) => number[]): void {
+export function askToHold(path: string, signal: () => number, workersOf: (pid: number) => number[]): number[] {
   writeSidecar(holdMarker(path), "");
   let pid: number;
   try {
@@ -114,7 +114,8 @@ export function askToHold(path: string, signal: () => number, workersOf: (pid: n
     throw err;
   }
   const deadline = Date.now() + 5000;
-  let waiting = [pid, ...workersOf(pid)];
+  const holding = [pid, ...workersOf(pid)];
+  let waiting = holding;
   while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
     if (Date.now() > deadline) {
       rmSync(holdMarker(path), { force: true });
@@ -123,30 +124,31 @@ export function askToHold(path: string, signal: () => number, workersOf: (pid: n
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
   }
+  return holding;
 }
 
 /**
  * The controller's `--reopen-logs`: ends a hold, signals the daemon (`signal()` returns its pid), and succeeds
  * once the daemon's stdout is the file now at `daemonLog` (the path it reopens): a reopen that failed (the
  * daemon logs why) leaves it on the old file, and logrotate must hear of it (exit 73). Unverifiable without
- * access to /proc/PID/fd.
+ * access to /proc/PID/fd. Returns the daemon's pid.
  */
-export function askToReopen(name: string, path: string | undefined, daemonLog: string | undefined, signal: () => number): void {
+export function askToReopen(name: string, path: string | undefined, daemonLog: string | undefined, signal: () => number): number {
   try {
     if (path) rmSync(holdMarker(path), { force: true });
   } catch {
     // No marker can be there (its directory is gone): nothing held.
   }
   const pid = signal();
-  if (!daemonLog) return;
+  if (!daemonLog) return pid;
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
       const now = statSync(daemonLog), out = statSync(`/proc/${pid}/fd/1`);
-      if (now.ino === out.ino && now.dev === out.dev) return;
+      if (now.ino === out.ino && now.dev === out.dev) return pid;
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return;
+      if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return pid;
     }
     if (Date.now() > deadline) {
       throw new DaemonError("CANNOT_CREATE", `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; fix the path, then run --reopen-logs again`);

@@ -18,6 +18,8 @@ import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
 import { REOPEN } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
+import { findRegistered, foregroundTableFile } from "../registry.ts";
+import { megabytes } from "../memory_limit.ts";
 
 /** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
 function openHolder(pidFile: string, libc: Libc): { pid: number; pidfd: number } | null {
@@ -121,8 +123,10 @@ export function status(opts: RunnerOptions): number {
     return ExitCode.UNKNOWN;
   }
   if (state.state === "running") {
-    console.log(`${opts.name}: running (pid ${state.pid})${state.missing ? ` but its pid file ${opts.pidFile} is missing (found in the registry)` : ""}`);
-    const table = readWorkerTable(workerTableFile(opts.pidFile));
+    const foreground = state.missing && findRegistered(opts.pidFile)?.foreground;
+    const where = !state.missing ? "" : foreground ? " in the foreground, ready (no pid file: found in the registry)" : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
+    console.log(`${opts.name}: running (pid ${state.pid})${where}`);
+    const table = readWorkerTable(foreground ? foregroundTableFile(opts.pidFile) : workerTableFile(opts.pidFile));
     const who = whoRuns(state.pid, table?.master === state.pid ? table.workers.map((w) => w.pid) : []);
     if (who) console.log(`  ${who}`);
     if (table?.master === state.pid) {
@@ -137,6 +141,7 @@ export function status(opts: RunnerOptions): number {
       if (table.crashLoop?.length && !table.workers.length) console.log("  no worker is serving: crash loop");
       if (table.migration) console.log(`  rolling restarts: ${MIGRATION_STATUS[table.migration]}`);
     }
+    for (const line of decisions(opts.pidFile)) console.log(`  ${line}`);
     return ExitCode.OK;
   }
   if (state.state === "stale") {
@@ -145,6 +150,15 @@ export function status(opts: RunnerOptions): number {
   }
   console.log(`${opts.name}: not running`);
   return ExitCode.NOT_RUNNING;
+}
+
+/** How `--workers auto` and `--max-memory PERCENT%` were decided when the daemon started. */
+function decisions(pidFile: string): string[] {
+  const s = findRegistered(pidFile)?.settings;
+  const lines = [];
+  if (s?.workersAuto) lines.push(`--workers auto: ${s.workers} worker${s.workers === 1 ? "" : "s"} (${s.workersAuto})`);
+  if (s?.maxMemoryShare) lines.push(`--max-memory ${megabytes(s.maxMemory)}: ${s.maxMemoryShare}`);
+  return lines;
 }
 
 /** `--stop`: stops the daemon and says how. */
@@ -174,13 +188,17 @@ export function holdLogs(opts: RunnerOptions): void {
     const table = readWorkerTable(workerTableFile(opts.pidFile));
     return table?.master === master && !table.relayed ? table.workers.map((w) => w.pid) : [];
   };
-  askToHold(logPathOf(opts, "hold logs"), () => signalRunning(opts, REOPEN, "hold logs"), workers);
+  const path = logPathOf(opts, "hold logs");
+  const [pid, ...held] = askToHold(path, () => signalRunning(opts, REOPEN, "hold logs"), workers);
+  console.log(`${opts.name}: holding its log lines (pid ${pid}${held.length ? ` and ${held.length} worker${held.length === 1 ? "" : "s"}` : ""}) while ${path} is copied: --reopen-logs writes them`);
 }
 
 /** `--reopen-logs` (logrotate's postrotate): see log/rotate.ts. */
 export function reopenLogs(opts: RunnerOptions): void {
   const signal = () => signalRunning(opts, REOPEN, "reopen logs", "nothing to reopen");
-  askToReopen(opts.name, opts.logFile ?? recordedLogPath(opts.pidFile), recordedLogPath(opts.pidFile), signal);
+  const daemonLog = recordedLogPath(opts.pidFile);
+  const pid = askToReopen(opts.name, opts.logFile ?? daemonLog, daemonLog, signal);
+  console.log(daemonLog ? `${opts.name}: reopened ${daemonLog} (pid ${pid})` : `${opts.name}: signalled pid ${pid}, which has no --log-file: nothing to reopen`);
 }
 
 /** `--logs`: prints (and follows) the daemon's log; returns tail's exit code. */

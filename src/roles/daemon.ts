@@ -20,6 +20,7 @@ import { ReadyReporter } from "../ready_pipe.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { supervised, supervisionOf } from "../supervision.ts";
 
 /** A running daemon's side of the start-up: holds the pid file and the ready socket. */
@@ -75,9 +76,8 @@ export function describe(err: unknown): string {
 /** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */
 function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
-    const text = describe(err);
-    runnerLog(text, "fatal");
-    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${text}`);
+    runnerLog(entryStack(err), "fatal"); // the whole stack, in the log; the launcher prints one line
+    reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
@@ -98,6 +98,8 @@ export interface StartedDaemon extends Daemon {
   fatal: (err: unknown) => never;
   /** systemd's notify socket, when it listens. */
   systemd: Notifier;
+  /** Where a master without a pid file (a foreground run) writes its worker table. */
+  tableFile?: string;
 }
 
 /** The daemon's first steps: the runner's lines set up, {@linkcode becomeDaemon}, start-up guards, systemd. */
@@ -120,7 +122,7 @@ export async function serveDaemon(stage: DaemonStage, entry: Entry): Promise<voi
     reporter.fail("NO_INPUT", (err as Error).message);
     process.exit(ExitCode.NO_INPUT);
   }
-  handleSignals(runnerLog, { logFile: stage.logFile, systemd });
+  handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   await runEntry(entry, stage, {
     ready: () => {
       runnerLog(`ready (pid ${process.pid})`);

@@ -7,24 +7,29 @@
  *
  * @module
  */
+import { writeSync } from "node:fs";
 import process from "node:process";
+import { isatty } from "node:tty";
 import { libc, O } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { recordLogPath } from "../log/show.ts";
-import { systemdNotifier } from "../notify.ts";
+import { type Notifier, systemdNotifier } from "../notify.ts";
+import { foregroundTableFile, Registration } from "../registry.ts";
 import type { RunnerOptions } from "../options.ts";
 import { PidFile } from "../pidfile.ts";
+import { listeningAddresses } from "../port_owner.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
 import { dropPrivileges, identityOf } from "../privileges.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { supervised, supervisionOf } from "../supervision.ts";
-import { describe, type StartedDaemon } from "./daemon.ts";
+import type { StartedDaemon } from "./daemon.ts";
 import { serveInit } from "./init.ts";
 import { runMaster } from "./master.ts";
 
@@ -51,6 +56,33 @@ function currentUmask(): number {
   return mask;
 }
 
+/**
+ * Without `--pid-file`, a foreground run (a container's, a service's) is still found by `--status` (an exec
+ * probe): registered under its default pid file's path (registry.ts) from READY=1 until STOPPING=1, so the
+ * probe says 0 while it serves and 3 before and while it stops. systemd hears both as before.
+ */
+function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
+  if (opts.pidFileGiven) return systemd; // its pid file is found
+  let registration: Registration | undefined;
+  const drop = () => (registration?.remove(), registration = undefined);
+  process.on("exit", drop);
+  const send = systemd.notify.bind(systemd);
+  // The notifier itself, so what a master sets on it (the watchdog's `healthy`) and its handover stay.
+  systemd.notify = (state: string) => {
+    send(state);
+    if (state.startsWith("STOPPING=1")) drop();
+    if (!state.startsWith("READY=1") || registration) return;
+    try {
+      registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, { settings: withDefaults(opts), command: selfCommand(), foreground: true });
+    } catch (err) {
+      const held = err instanceof DaemonError && err.code === "ALREADY_RUNNING";
+      const why = held ? `pid ${err.pid} is registered as ${opts.name}: give this one its own --name or --pid-file` : (err as Error).message;
+      runnerLog(`--status will not find this process: ${why}`, "warning");
+    }
+  };
+  return systemd;
+}
+
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
 function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): StartedDaemon {
   checkStartInputs(opts); // a missing --chdir or --env-file: 66 before anything is done
@@ -67,31 +99,63 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
     const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name, start);
     process.on("exit", () => held.release());
   }
-  // A start-up failure: in the log, and on the terminal the run was started from.
+  // A start-up failure: in the log (an entry's error with its whole stack), and in one line on the terminal
+  // the run was started from.
   const fatal = (err: unknown): never => {
-    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${describe(err)}`);
-    runnerLog(error.message, "fatal");
+    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
+    runnerLog(err instanceof DaemonError ? error.message : entryStack(err), "fatal");
     if (terminal !== 2) libc.dup2(terminal, 2);
     return fail(error);
   };
-  // No launcher waits on a foreground run: its reports go nowhere.
-  return { pidFile, reporter: new ReadyReporter(-1), fatal, systemd: systemdNotifier() };
+  // No launcher waits on a foreground run: its one report is the line on the terminal once ready.
+  const tableFile = opts.pidFileGiven ? undefined : foregroundTableFile(opts.pidFile);
+  const systemd = findableWhileReady(opts, systemdNotifier());
+  return { pidFile, reporter: new TerminalReporter(opts, terminal), fatal, systemd, tableFile };
+}
+
+/**
+ * The reports of a foreground run, whose launcher is the person at the terminal: once ready, one line on it
+ * says where it serves and how to stop it; nothing when stderr is no terminal (a script, systemd).
+ */
+class TerminalReporter extends ReadyReporter {
+  constructor(private readonly opts: RunnerOptions, private readonly terminal: number) {
+    super(-1);
+  }
+
+  override ready(): void {
+    if (this.pending && isatty(this.terminal)) {
+      const addresses = listeningAddresses(process.pid);
+      const who = `${this.opts.name} (pid ${process.pid}${this.opts.workers ? `, ${this.opts.workers} worker${this.opts.workers === 1 ? "" : "s"}` : ""})`;
+      writeSync(this.terminal, `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`);
+    }
+    super.ready();
+  }
 }
 
 /** Runs the entry in this process, or its copies under this one as their master (`--workers`, `--keep-alive`);
  * resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (err: unknown) => never): Promise<void> {
-  if (process.pid === 1) return serveInit(); // a container's first process: its child runs the entry
+  if (process.pid === 1) { // a container's first process: its child runs the entry
+    setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
+    return serveInit({ master: supervisionOf(opts).kind === "workers", timeout: opts.timeout });
+  }
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   if (supervised(supervisionOf(opts))) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
-  handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd });
+  handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
+  // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
+  const failed = (err: unknown) => started.fatal(err);
+  process.on("uncaughtException", failed);
+  process.on("unhandledRejection", failed);
   await runEntry(entry, opts, {
     ready: () => {
+      process.off("uncaughtException", failed);
+      process.off("unhandledRejection", failed);
       if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
       started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+      started.reporter.ready();
     },
     fail: started.fatal,
   });

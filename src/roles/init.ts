@@ -3,13 +3,16 @@
  * namespace to PID 1 and nothing else reaps them, while Bun and Deno wait only for their own children (and
  * break if someone else reaps those). So PID 1 becomes a tiny init: it starts the same command line again as
  * its only child (which, not being PID 1, runs the entry), forwards signals to it, reaps every child that
- * exits, and exits as the child did (128 + the signal when it was killed).
+ * exits, and exits as the child did (128 + the signal when it was killed). A platform stops a container
+ * with SIGTERM and means "gracefully": to a master of `--workers`, whose TERM is Unicorn's quick stop, init
+ * passes it on as QUIT (drain, then each worker's onShutdown hooks, bounded by `--timeout`).
  *
  * @module
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, RUNTIME, selfCommand } from "../_runtime.ts";
+import { runnerLog } from "../log/lines.ts";
 
 /** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
 const FORWARDED = {
@@ -23,8 +26,19 @@ export function exitCodeOf(status: number): number {
   return signal ? 128 + signal : (status >> 8) & 0xff;
 }
 
+function killChild(pidfd: number, timeout: number, libc: Libc): void {
+  runnerLog(`init: still stopping ${timeout + 2} s after the stop signal (--timeout ${timeout}): killing it`, "error");
+  try {
+    libc.pidfdSignal(pidfd, 9);
+  } catch {
+    // Gone meanwhile.
+  }
+}
+
 /**
  * Runs init: starts this command line again as its child and never returns; exits when the child does.
+ * `stop.master`: the child is a master of workers (SIGTERM goes to it as SIGQUIT); `stop.timeout`: its
+ * `--timeout`, after which (and 2 s more) a child still stopping is killed.
  *
  * @example
  * ```ts ignore
@@ -33,16 +47,19 @@ export function exitCodeOf(status: number): number {
  * if (process.pid === 1) serveInit();
  * ```
  */
-export function serveInit(libc: Libc = systemLibc): void {
+export function serveInit(stop: { master: boolean; timeout: number } = { master: false, timeout: 10 }, libc: Libc = systemLibc): void {
   const self = selfCommand();
   const child = libc.spawn({ path: self.path, argv: [self.path, ...self.args], env: process.env, fds: [0, 1, 2], cwd: self.cwd });
   const pidfd = libc.pidfdOpen(child);
   ignoreInspectorSignal(libc);
+  let killAt: ReturnType<typeof setTimeout> | undefined;
   for (const [name, number] of Object.entries(FORWARDED)) {
     if (name === "SIGUSR1" && !RUNTIME.usr1IsSafe) continue; // listening would open Deno's debugger
     process.on(name as NodeJS.Signals, () => {
+      // A child whose event loop is blocked never ends its own stop: killed a little after its --timeout.
+      if (number === FORWARDED.SIGTERM || number === FORWARDED.SIGINT) killAt ??= setTimeout(() => killChild(pidfd, stop.timeout, libc), (stop.timeout + 2) * 1000);
       try {
-        libc.pidfdSignal(pidfd, number);
+        libc.pidfdSignal(pidfd, stop.master && number === FORWARDED.SIGTERM ? FORWARDED.SIGQUIT : number);
       } catch {
         // The child has exited; the next reap ends us.
       }

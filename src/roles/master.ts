@@ -17,6 +17,7 @@ import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { markBloated, MemoryWatch } from "../memory_limit.ts";
+import { serveMetrics } from "../metrics.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
@@ -28,13 +29,13 @@ import { refuseUpgrade, startUpgrade, type Upgrade, watchUpgrade } from "../upgr
 import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, writeWorkerTable } from "../worker_handle.ts";
 import { type MasterStatus, moveStatus, outcome, reloaded, writeStatus } from "../master_status.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
-
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 interface Master extends MasterStatus {
   stage: DaemonStage;
   daemon: StartedDaemon;
   /** Bumped by HUP: workers of an older generation are replaced one at a time. */
   generation: number;
+  lastExits: Map<number, number>; // each slot's last unplanned exit (a wait status), for --metrics
   queue: string[]; // signals, handled by the loop
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
@@ -51,7 +52,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
   const policy = supervisionOf(stage);
   const m: Master = {
-    stage, policy, daemon: undefined!, target: policy.copies, generation: 0, workers: [], backoff: new Map(), restarts: new Map(),
+    stage, policy, daemon: undefined!, target: policy.copies, generation: 0, workers: [], backoff: new Map(), lastExits: new Map(), restarts: new Map(),
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
     migration: "none", outcomes: {},
   };
@@ -61,6 +62,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     m.daemon = startDaemon(); // a spawn error too is then reported to the launcher (its start-up guard)
   }
   moveStatus(m); // the worker table beside the pid file; written once all are ready
+  void serveMetrics(stage, m, m.daemon.fatal); // --metrics: the master's own state, read at each scrape
   m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   // systemd's watchdog hears from this loop only while every ready worker's heartbeat is fresh.
   m.daemon.systemd.healthy = () => m.workers.every((w) => !w.ready || w.retireBy || Date.now() - w.lastBeat < 2000);
@@ -103,9 +105,7 @@ function tick(m: Master): boolean {
 function handleSignal(m: Master, signal: string): void {
   if (m.stopping && signal !== "SIGTERM" && signal !== "SIGINT") return;
   switch (signal) {
-    case "SIGTERM":
-    case "SIGINT":
-    case "SIGQUIT":
+    case "SIGTERM": case "SIGINT": case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
     case "SIGHUP": // a rolling restart: each worker replaced by one of the executable on disk, successor first
       runnerLog(`master: SIGHUP: rolling restart from ${m.stage.command.path}`);
@@ -135,8 +135,9 @@ function handleSignal(m: Master, signal: string): void {
 
 function stop(m: Master, graceful: boolean, why: string, signal?: string): void {
   if (m.stopping && (graceful || !m.stopping.graceful)) return;
-  if (signal) noteStopSignal(signal); // a start cut short by it is reported as stopped
   runnerLog(why);
+  // Cut short by it, a start is reported as stopped; systemd and --status hear of it (not of an upgrade's retirement).
+  if (signal) noteStopSignal(signal), m.daemon.systemd.notify("STOPPING=1");
   const { seconds } = m.policy.quickStop; // keep-alive's one worker runs the onShutdown hooks on TERM: --timeout
   m.stopping = { graceful, killAt: Date.now() + (graceful || seconds === "timeout" ? m.stage.timeout : seconds) * 1000 };
   for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
@@ -156,8 +157,8 @@ function readMessages(m: Master): void {
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
-    runnerLog(`master: ${m.target} workers ready`);
-    runnerLog(`ready (pid ${process.pid}, ${m.target} workers)`);
+    runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
+    runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     writeStatus(m); // before READY: a --reload right after --daemon returns finds the table to wait on
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
@@ -196,6 +197,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   if (kept) return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`);
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
   const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, ready: w.ready, lived }, now)).get(w.id)!.retryAt - now;
+  m.lastExits.set(w.id, status);
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
   runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);

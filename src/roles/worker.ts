@@ -22,6 +22,7 @@ import { attachMigration } from "../reuseport_migrate.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { noteStopSignal, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
+import { entryFailure, entryStack } from "../startup_error.ts";
 import { supervisionOf } from "../supervision.ts";
 import { describe } from "./daemon.ts";
 
@@ -90,9 +91,9 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
   let ready = false;
   const fatal = (err: unknown): never => {
     // The master says "Cannot start" itself: an entry that is no server reports only why.
-    const text = err instanceof DaemonError ? err.message.replace(/^Cannot start: /, "") : describe(err);
-    console.error(text);
-    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: text });
+    const idle = err instanceof DaemonError ? err.message.replace(/^Cannot start: /, "") : undefined;
+    console.error(idle ?? entryStack(err)); // the whole stack, in the log
+    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: idle ?? entryFailure(err) }); // the launcher's one line
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
