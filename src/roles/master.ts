@@ -159,10 +159,11 @@ function readMessages(m: Master): void {
     m.starting = false;
     runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
-    writeStatus(m); // before READY: a --reload right after --daemon returns finds the table to wait on
+    if (m.daemon.pidFile) writeStatus(m); // before READY: a --reload right after --daemon returns finds the table
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    if (!m.daemon.pidFile) writeStatus(m); // a foreground run's table is in the registry, claimed at READY=1
   }
 }
 
