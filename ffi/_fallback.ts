@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { existsSync, readdirSync } from "node:fs";
+import { host } from "./_host.ts";
 import type { PidfdStandIns, RawLibc } from "./types.ts";
 
 const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
 const O_DIRECTORY_ARM = 0o40000;
-const ARM = typeof process !== "undefined" && process.arch === "arm64";
+const ARM = host.arm64;
 const ESRCH = 3, ENOENT = 2;
 
 const encoder = new TextEncoder();
@@ -24,7 +24,7 @@ type Fail = (syscall: string, path?: string, errno?: number) => never;
  * is close-on-exec, as both runtimes open every fd; glibc ignores a close action on an fd already closed.
  */
 export function addCloseActions(raw: RawLibc, actions: Uint8Array, from: number, fail: Fail): void {
-  for (const name of readdirSync("/proc/self/fd")) {
+  for (const name of host.readDir("/proc/self/fd")) {
     const fd = Number(name);
     if (fd < from) continue;
     const r = Number(raw.fn.posix_spawn_file_actions_addclose(actions, fd));
@@ -96,7 +96,7 @@ export class ProcPidfds implements PidfdStandIns {
       const state = text[text.lastIndexOf(")") + 2]; // "pid (comm) S ...": comm may hold ")"
       if (state !== "Z" && state !== "X") return false;
       try {
-        return readdirSync(`/proc/self/fd/${fd}/task`).length <= 1;
+        return host.readDir(`/proc/self/fd/${fd}/task`).length <= 1;
       } catch {
         return true; // reaped meanwhile
       }
@@ -164,6 +164,6 @@ export function spawnFlagWorks(raw: RawLibc, flag: number): boolean {
  * program in the same process (it forks only when it leads a process group, and a spawned child does not).
  */
 export function throughSetsid<T extends { path: string; argv: readonly string[]; setsid?: boolean }>(options: T): T {
-  const setsid = ["/usr/bin/setsid", "/bin/setsid"].find((path) => existsSync(path)) ?? "/usr/bin/setsid";
+  const setsid = ["/usr/bin/setsid", "/bin/setsid"].find((path) => host.exists(path)) ?? "/usr/bin/setsid";
   return { ...options, path: setsid, argv: ["setsid", options.path, ...options.argv.slice(1)], setsid: false };
 }

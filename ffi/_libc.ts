@@ -10,10 +10,11 @@ import { sockDiagCalls } from "./_sock_diag.ts";
 import { POSIX_SPAWN_SETSID, spawn } from "./_spawn.ts";
 import { userCalls } from "./_users.ts";
 import type { Kit, Libc, RawLibc, SpawnOptions } from "./types.ts";
+import { host } from "./_host.ts";
 
 export type { ChildFd, Libc, SpawnOptions } from "./types.ts";
 
-const ARM = typeof process !== "undefined" && process.arch === "arm64";
+const ARM = host.arm64;
 
 /** open(2) flags and other Linux constants (x86-64 and AArch64 differ only where marked). */
 export const O = {

@@ -6,8 +6,9 @@
  */
 import { SystemCallError } from "./errors.ts";
 import type { RawLibc, ReuseportCalls } from "./types.ts";
+import { host } from "./_host.ts";
 
-const ARM = typeof process !== "undefined" && process.arch === "arm64";
+const ARM = host.arm64;
 const SYS_BPF = ARM ? 280 : 321, BPF_PROG_LOAD = 5;
 const SOL_SOCKET = 1, SO_ATTACH_REUSEPORT_EBPF = 52, SO_DOMAIN = 39, SHUT_RD = 0;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, F_SETFD = 2, FD_CLOEXEC = 1;

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "./_host.ts";
 import { createLibc, type Libc } from "./_libc.ts";
 import { MissingLibcError } from "./errors.ts";
 import { openLibc as openWithBun } from "./bun.ts";
@@ -30,7 +30,7 @@ function open(): Libc {
   if (opened) return opened;
   try {
     const raw = "Bun" in globalThis ? openWithBun(LIBC_PATH) : openWithDeno(LIBC_PATH);
-    opened = createLibc(raw, (process.env[WITHOUT_ENV] ?? "").split(",").filter(Boolean));
+    opened = createLibc(raw, (host.env(WITHOUT_ENV) ?? "").split(",").filter(Boolean));
   } catch (cause) {
     throw cause instanceof MissingLibcError ? cause : new MissingLibcError(LIBC_PATH, cause);
   }

@@ -33,6 +33,7 @@ import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
 import { startupTrace } from "./bench_trace.ts";
 import { throughputs } from "./bench_wrk.ts";
+import { userProject } from "../test/_project.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({
@@ -157,12 +158,14 @@ const pm2: Case = PM2
   : skip("PM2", "pm2 is neither in node_modules/.bin nor on PATH: `npm ci` installs it (a devDependency)");
 
 const noDeno = "deno not found in node_modules/.bin or on PATH";
-const denoCli = DENO ? [DENO, "run", "-A", "--unstable-net", join(DAEMONIC, "src", "cli.ts"), "run", DENO_ENTRY] : [];
+// A Deno user's own command: the packed package installed in a project (test/_project.ts), run as
+// `deno run -A npm:daemonic` (its deno.json only lets the bench run it from here).
+const denoCli = DENO ? [DENO, "run", "-A", "--config", userProject().config, "npm:daemonic", "run", DENO_ENTRY] : [];
 const denoBare = DENO ? fg("bare `deno run -A` of a `Deno.serve` entry", [DENO, "run", "-A", DENO_ENTRY]) : skip("bare `deno run`", noDeno);
-const denoFg = DENO ? fg("`deno run -A src/cli.ts run ENTRY`, foreground", [...denoCli, "--"]) : skip("deno CLI foreground", noDeno);
-const denoTask = DENO ? fg("`deno task daemonic run ENTRY`, foreground", [DENO, "task", "-q", "daemonic", "run", DENO_ENTRY, "--"], DAEMONIC) : skip("deno task", noDeno);
-const denoDaemon = DENO ? daemonic("`deno run -A src/cli.ts run ENTRY --daemon` (keep-alive)", "deno", denoCli) : skip("deno CLI --daemon", noDeno);
-const denoDaemonNk = DENO ? daemonic("`deno run -A src/cli.ts run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"]) : skip("deno CLI --daemon --no-keep-alive", noDeno);
+const denoFg = DENO ? fg("`deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--"]) : skip("deno CLI foreground", noDeno);
+const denoTask = DENO ? fg("`deno task daemonic run ENTRY` (this repository's sources), foreground", [DENO, "task", "-q", "daemonic", "run", DENO_ENTRY, "--"], DAEMONIC) : skip("deno task", noDeno);
+const denoDaemon = DENO ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon` (keep-alive)", "deno", denoCli) : skip("deno CLI --daemon", noDeno);
+const denoDaemonNk = DENO ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"]) : skip("deno CLI --daemon --no-keep-alive", noDeno);
 
 const servers = [bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk];
 if (PM2) start([PM2, "ping"], pm2Env); // its God daemon starts once, outside the timed runs (warm-up round too)
@@ -188,7 +191,16 @@ const short = (name: string, argv: string[]): Case => ({ name, samples: [], run:
 const exitCase = short("bare compiled `process.exit(0)`", [bareExit]);
 const version = short("daemonic binary `--version`", [bin, "--version"]);
 const status = statusPid ? short("daemonic binary `--status` (running)", [bin, "--status", "--pid-file", statusPidFile]) : skip("`--status`", "no daemon");
-shortCases.push(exitCase, version, status);
+// The same on Deno: a user's `deno run -A npm:daemonic run ENTRY --status` of a running Deno daemon.
+const denoStatusPidFile = join(tmp, "deno-status.pid");
+const denoStatusDaemon = DENO ? start([...denoCli, "--daemon", "--pid-file", denoStatusPidFile, "--", String(await freePort())]) : undefined;
+const denoStatusPid = denoStatusDaemon && await denoStatusDaemon.proc.exited === 0 ? lastInt(denoStatusDaemon.stdout) : undefined;
+if (denoStatusPid) record(denoStatusPid);
+const denoExit = DENO ? short("bare `deno run -A` of `Deno.exit(0)`", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")]) : skip("bare deno exit", noDeno);
+const denoStatus = denoStatusPid
+  ? short("`deno run -A npm:daemonic run ENTRY --status` (running)", [...denoCli, "--status", "--pid-file", denoStatusPidFile])
+  : skip("deno `--status`", DENO ? `the Deno daemon to ask did not start: ${tail(denoStatusDaemon?.stderr ?? "")}` : noDeno);
+shortCases.push(exitCase, version, status, denoExit, denoStatus);
 console.error(`bench: short commands, ${RUNS * 3} rounds`);
 await measureAll(shortCases, RUNS * 3);
 console.error("bench: peak RSS of the short commands and the launcher (GNU time %M)");
@@ -207,6 +219,10 @@ if (statusPid) {
   await daemonicStop([bin], statusPidFile)(statusPid);
   await stopPid(statusPid);
 }
+if (denoStatusPid) {
+  await daemonicStop(denoCli, denoStatusPidFile)(denoStatusPid);
+  await stopPid(denoStatusPid);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -216,7 +232,7 @@ console.error("bench: requests failed during rolling restarts (workers, keep-ali
 const restarts = await restartLosses(bin, which("wrk"), tmp, freePort, denoCli);
 console.log(report({
   runs: RUNS, bin, bare, bareExit, deno: DENO, notes, skipped, tp, sameFlags: SAME_FLAGS,
-  c: { bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk, exitCase, version, status },
+  c: { bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk, exitCase, version, status, denoExit, denoStatus },
   seconds: (performance.now() - began) / 1000,
 }));
 console.log(restarts.join("\n"));
@@ -226,6 +242,13 @@ const traced: [string, string[]][] = [
   ["bare compiled entry (baseline)", [bare, "PORT"]], ["bare `process.exit(0)` binary (baseline)", [bareExit]],
   ["daemonic binary, foreground", [bin, "--", "PORT"]], ["`--daemon`", daemonArgv()], ["`--daemon --no-keep-alive`", daemonArgv("--no-keep-alive")],
   ["`--daemon --workers 2`", daemonArgv("--workers", "2")],
+  ...DENO ? [
+    ["bare `deno run -A` of the `Deno.serve` entry (baseline)", [DENO, "run", "-A", DENO_ENTRY, "PORT"]],
+    ["bare `deno run -A` of `Deno.exit(0)` (baseline)", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")]],
+    ["Deno: `deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--", "PORT"]],
+    ["Deno: `--daemon`", [...denoCli, "--daemon", "--pid-file", "PIDFILE", "--", "PORT"]],
+    ["Deno: `--daemon --no-keep-alive`", [...denoCli, "--daemon", "--no-keep-alive", "--pid-file", "PIDFILE", "--", "PORT"]],
+  ] as [string, string[]][] : [],
 ];
 console.log((await startupTrace(which("strace"), tmp, freePort, traced)).join("\n"));
 console.error("bench: log lines/s with and without --log-timestamps");

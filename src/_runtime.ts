@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { readFileSync, readlinkSync } from "node:fs";
-import process from "node:process";
+import { host, IS_BUN, type System } from "../ffi/_host.ts";
+
+export type { System } from "../ffi/_host.ts";
 
 type AnyFn = (...args: unknown[]) => unknown;
 type Served = Record<string, unknown> & { fetch: AnyFn };
@@ -39,12 +40,20 @@ export interface Runtime {
   wrapServe(check: PortCheck, drain: Drainer): void;
   /** Serves a default export with `fetch` as the runtime itself does (`bun run`, `deno serve`). */
   serveExport(app: Served): void;
+  /** The command line `args` (after the executable) with the runtime flags every re-executed process of
+   * ours needs, whatever the user typed. */
+  relaunchArgs(args: readonly string[]): string[];
+  /** What stops the runner from working with the permissions this process was given, in a line. */
+  missingPermissions(): string | undefined;
+  /** The system calls of a process that has not loaded its role yet. */
+  sys: System;
   /** Makes the runtime's serve() name the port it found in use on its EADDRINUSE error, as node:net's does
    * (for startup_error.ts); where wrapServe runs, its check has named it already. */
   labelPortInUse(): void;
 }
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
+
 
 // Bun.serve options an export may carry; read one by one, so an app object's getters and prototype count.
 const BUN_OPTIONS = [
@@ -86,6 +95,9 @@ const bun: Runtime = {
     if (typeof app.error === "function") options.error = (app.error as AnyFn).bind(app);
     g.Bun.serve(options);
   },
+  relaunchArgs: (args) => [...args],
+  missingPermissions: () => undefined, // Bun has no permission system
+  sys: host,
 };
 
 /** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
@@ -93,6 +105,21 @@ const bun: Runtime = {
 function denoConnection(_request: Request, info: unknown): string | undefined {
   const address = (info as { remoteAddr?: { transport: string; hostname: string; port: number } } | undefined)?.remoteAddr;
   return address?.transport === "tcp" ? `${address.hostname}:${address.port}` : undefined;
+}
+
+// What the runner itself uses: files, the environment, libc (FFI), the system's ids, programs (systemctl, tail).
+const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
+
+/** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
+ * Deno.listen need for reusePort (workers share a port), unless the flags have it. A `deno compile`d binary
+ * has it compiled in and takes only its own arguments. */
+function denoRelaunchArgs(args: readonly string[]): string[] {
+  if ((g.Deno as unknown as { build: { standalone?: boolean } }).build.standalone) return [...args];
+  const at = args[0] === "run" ? 1 : 0;
+  let script = at;
+  while (script < args.length && args[script].startsWith("-")) script++;
+  if (args.slice(at, script).includes("--unstable-net")) return [...args];
+  return [...args.slice(0, at), "--unstable-net", ...args.slice(at)];
 }
 
 const deno: Runtime = {
@@ -146,39 +173,48 @@ const deno: Runtime = {
     });
   },
   serveExport(app) {
-    const options: Record<string, unknown> = { port: process.env.PORT ? Number(process.env.PORT) : 8000 };
+    const port = Deno.env.get("PORT");
+    const options: Record<string, unknown> = { port: port ? Number(port) : 8000 };
     if (typeof app.onListen === "function") options.onListen = (app.onListen as AnyFn).bind(app);
     g.Deno.serve(options, app.fetch.bind(app));
   },
+  relaunchArgs: denoRelaunchArgs,
+  missingPermissions() {
+    const { permissions } = g.Deno as unknown as { permissions: { querySync(p: { name: string }): { state: string } } };
+    const missing = DENO_PERMISSIONS.filter((name) => permissions.querySync({ name }).state !== "granted");
+    if (missing.length === 0) return undefined;
+    return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${missing.map((m) => `--allow-${m}`).join(", ")}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
+  },
+  sys: host,
 };
 
 /** The runtime running this process. */
-export const RUNTIME: Runtime = "Bun" in globalThis ? bun : deno;
+export const RUNTIME: Runtime = IS_BUN ? bun : deno;
 
 /**
  * The command that started this process, to start it again: the real executable and the original argv
- * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not, and the
- * directory its relative paths resolve against.
+ * (runtime flags included), read from /proc so it is exact on both runtimes, compiled or not, with the
+ * runtime flags our processes need added (see `Runtime.relaunchArgs`), and the directory its relative paths
+ * resolve against.
  */
 export function selfCommand(): { path: string; args: string[]; cwd: string } {
-  const argv = readFileSync("/proc/self/cmdline", "utf8").split("\0");
+  const { sys } = RUNTIME;
+  const argv = sys.readText("/proc/self/cmdline").split("\0");
   argv.pop(); // cmdline ends with a NUL
-  return { path: readlinkSync("/proc/self/exe"), args: argv.slice(1), cwd: process.cwd() };
+  return { path: sys.readLink("/proc/self/exe"), args: RUNTIME.relaunchArgs(argv.slice(1)), cwd: sys.cwd() };
 }
 
 /** Makes `process.argv` (and `Deno.args` / `Bun.argv`) look as if `entryPath` ran alone with `args`. */
 export function setEntryArgv(entryPath: string, args: readonly string[]): void {
+  // The global, not node:process: the same object, but on Deno the entry's own code decides to load it.
+  const { process } = globalThis as unknown as { process: { argv: string[]; execPath: string } };
   process.argv = [process.execPath, entryPath, ...args];
   RUNTIME.setArgs(args);
 }
 
 /** Sets the title `ps` shows where the runtime supports one. */
 export function setTitle(title: string): void {
-  try {
-    process.title = title;
-  } catch {
-    // Deno has no settable title; prctl(PR_SET_NAME) still names the process.
-  }
+  if (IS_BUN) process.title = title; // Deno has no settable title; prctl(PR_SET_NAME) still names the process
 }
 
 const SIGUSR1 = 10;
@@ -192,7 +228,7 @@ const SIGUSR1 = 10;
 export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
   if (RUNTIME.usr1IsSafe) return;
   libc.ignoreSignal(SIGUSR1);
-  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
+  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
   const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
   const watch = setInterval(() => {
     if (caught()) libc.ignoreSignal(SIGUSR1);

@@ -12,6 +12,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RUNTIME } from "./_runtime.ts";
+import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
 import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "./errors.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
@@ -154,19 +155,20 @@ export function build(options: BuildOptions): string {
   try {
     const { args, compiled } = compileArgs(options, dir);
     const exe = tool(options.runtime ?? "bun");
+    if (options.runtime === "deno") checkDenoEntry(exe, options.entry, options.output, process.env.DENORT_BIN);
     if (options.target) {
       args.push("--target", TARGETS[options.target].bun, "--compile-executable-path", runtimeFor(options.target, exe));
     }
     // Said on a terminal only: a script reading stderr gets just the one line of an error.
     if (process.stderr.isTTY) process.stderr.write(`daemonic: compiling ${options.entry} into ${options.output}${options.target ? ` for ${options.target}` : ""}\n`);
     const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });
+    if ((result.error || result.status !== 0) && options.runtime === "deno") {
+      throw denoCompileFailure(result, exe, options.entry, options.output, process.env.DENORT_BIN);
+    }
     if (result.error || result.status !== 0) {
       const lines = (result.error?.message ?? `${result.stderr}\n${result.stdout}`).split("\n").map((l) => l.trim());
       const detail = lines.filter((l) => /error/i.test(l)).pop() ?? lines.filter(Boolean).pop() ?? `exit ${result.status}`;
-      const hint = options.runtime === "deno"
-        ? "deno compile needs the denort runtime: set DENORT_BIN to a denort binary of the same Deno version"
-        : "check the entry compiles with: bun build " + options.entry;
-      throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: ${hint}`);
+      throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ${options.entry}`);
     }
     if (compiled !== options.output) moveFile(compiled, options.output);
     return options.output;

@@ -8,8 +8,10 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { host, resolvePath } from "../ffi/_host.ts";
+
+// Paths below an absolute root, as node:path join joins them (this module loads before every role: no node:).
+const join = (...parts: string[]): string => resolvePath("/", parts.join("/"));
 
 /** A decision and the words `--status` says it with. */
 export interface Decided {
@@ -27,7 +29,7 @@ interface Hierarchy {
 
 function read(path: string): string | undefined {
   try {
-    return readFileSync(path, "utf8").trim();
+    return host.readText(path).trim();
   } catch {
     return undefined;
   }

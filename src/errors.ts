@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { MissingLibcError } from "../ffi/errors.ts";
+import { RUNTIME } from "./_runtime.ts";
 
 /**
  * Exit codes: LSB for `--status`, sysexits(3) for everything else, so scripts can tell failures apart.
@@ -138,7 +138,7 @@ function missingSystemFile(err: unknown): DaemonError | undefined {
 export function pathProblem(flag: string, path: string, code: string, fallback: string): string {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const why: Record<string, string> = {
-    ENOENT: existsSync(dir) ? `${dir} does not take new files` : `directory ${dir} does not exist: create it or pick another ${flag}`,
+    ENOENT: RUNTIME.sys.exists(dir) ? `${dir} does not take new files` : `directory ${dir} does not exist: create it or pick another ${flag}`,
     ENOTDIR: `a parent of ${path} is not a directory`,
     ELOOP: `${path} goes through a symbolic link loop`,
     EISDIR: `${path} is a directory: give a file path`,

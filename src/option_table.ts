@@ -21,7 +21,6 @@
  *
  * @module
  */
-import { isAbsolute } from "node:path";
 import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
 import {
   accountName,
@@ -293,7 +292,7 @@ export function validSetting(row: OptionRow, value: unknown): boolean {
   if (typeof value !== "string" && typeof value !== "number") return false;
   try {
     const again = row.parse!(formatValue(row, value), row.name, "/");
-    return again === value && (row.parse !== path || isAbsolute(value as string));
+    return again === value && (row.parse !== path || (value as string).startsWith("/"));
   } catch {
     return false;
   }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolvePath } from "../ffi/_host.ts";
 import { cgroupMemoryLimit, cpuWorkers } from "./cgroup.ts";
 import { DaemonError } from "./errors.ts";
 
@@ -29,7 +29,7 @@ export const whole = (max: number, hint: string) => (text: string, flag: string)
 };
 export const path = (text: string, flag: string, baseDir: string): string => {
   if (!text.trim()) fail(`Invalid --${flag} '${text}': give a path, or leave the flag out for the default`);
-  return resolve(baseDir, text);
+  return resolvePath(baseDir, text);
 };
 export const accountName = (text: string, flag: string): string => {
   if (!/^[a-zA-Z_][\w.-]{0,31}\$?$/.test(text)) {

@@ -5,9 +5,7 @@
  *
  * @module
  */
-import { writeSync } from "node:fs";
-import process from "node:process";
-import { setTitle } from "./_runtime.ts";
+import { RUNTIME, setTitle } from "./_runtime.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
 import { supervised, supervisionOf } from "./supervision.ts";
@@ -42,18 +40,18 @@ export function nameOf(path: string): string {
 
 /** Prints a line on stdout synchronously, so an exit right after cannot lose it. */
 function say(text: unknown): void {
-  writeSync(1, `${text}\n`);
+  RUNTIME.sys.writeStdout(`${text}\n`);
 }
 
 /** Ends the process for `err`: one line and its exit code for what the user can fix, a stack for a bug. */
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
   if (userError) {
-    writeSync(2, `${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
-    process.exit(userError.exitCode);
+    RUNTIME.sys.writeStderr(`${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
+    RUNTIME.sys.exit(userError.exitCode);
   }
-  writeSync(2, `daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
-  process.exit(ExitCode.SOFTWARE);
+  RUNTIME.sys.writeStderr(`daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
+  RUNTIME.sys.exit(ExitCode.SOFTWARE);
 }
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
@@ -139,8 +137,8 @@ export async function main(app: App): Promise<void> {
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
   try {
-    const code = await act(app, app.argv ?? process.argv.slice(2));
-    if (code !== undefined) process.exit(code);
+    const code = await act(app, app.argv ?? RUNTIME.sys.args());
+    if (code !== undefined) RUNTIME.sys.exit(code);
   } catch (err) {
     exitWith(err);
   }

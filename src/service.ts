@@ -129,7 +129,12 @@ export function serviceCommand(runnerArgv: readonly string[], entryPath: string)
   const prefix = self.args.slice(0, self.args.length - runnerArgv.length);
   if (prefix.length === 0) return [self.path];
   prefix[prefix.length - 1] = entryPath; // what was typed as ENTRY, maybe relative
-  return [self.path, ...prefix.map((a) => !a.startsWith("-") && !isAbsolute(a) && existsSync(resolve(self.cwd, a)) ? resolve(self.cwd, a) : a)];
+  // `npm:daemonic` resolves through the project's node_modules only from the project: the unit runs in
+  // --chdir, so it names the script the specifier resolved to (the runtime's argv[1]).
+  const script = (a: string) => a.startsWith("npm:") ? process.argv[1] : a;
+  // Relative paths (the script, a --config file) made absolute; words (`run`) stay, even where ./run exists.
+  const isPath = (a: string) => !a.startsWith("-") && !isAbsolute(a) && /\/|\.[a-z]+$/.test(a) && existsSync(resolve(self.cwd, a));
+  return [self.path, ...prefix.map(script).map((a) => isPath(a) ? resolve(self.cwd, a) : a)];
 }
 
 function unitPath(opts: RunnerOptions): string {

@@ -7,9 +7,7 @@
  *
  * @module
  */
-import { readlinkSync } from "node:fs";
-import { resolve } from "node:path";
-import process from "node:process";
+import { host, resolvePath } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { DEFAULTS, OPTIONS, validSetting } from "./option_table.ts";
 import type { DaemonSettings } from "./settings.ts";
@@ -35,7 +33,7 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
   for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare", "metrics"] as const) if (options[key] !== undefined) settings[key] = options[key];
-  const absolute = (path: string) => resolve(path);
+  const absolute = (path: string) => resolvePath(host.cwd(), path);
   return { ...settings, pidFile: absolute(settings.pidFile), chdir: absolute(settings.chdir), envFiles: settings.envFiles.map(absolute), ...settings.logFile ? { logFile: absolute(settings.logFile) } : {} };
 }
 
@@ -140,13 +138,14 @@ function readLine(fd: number, ms: number, libc: Libc): string | undefined {
  * daemon or worker, `undefined` in a launcher. A marker without a valid stage behind it is dropped with one
  * warning on stderr, and the process goes on as if it had not been set.
  */
-export function takeStage(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Stage | undefined {
-  const marker = env[STAGE_ENV];
+export function takeStage(env?: Record<string, string | undefined>, libc: Libc = systemLibc): Stage | undefined {
+  const marker = env ? env[STAGE_ENV] : host.env(STAGE_ENV);
   if (marker === undefined) return undefined;
-  delete env[STAGE_ENV];
+  if (env) delete env[STAGE_ENV];
+  else host.deleteEnv(STAGE_ENV);
   let stage: Stage | undefined;
   try {
-    if (marker === String(STAGE_FD) && readlinkSync(`/proc/self/fd/${STAGE_FD}`).startsWith("socket:")) {
+    if (marker === String(STAGE_FD) && host.readLink(`/proc/self/fd/${STAGE_FD}`).startsWith("socket:")) {
       const line = readLine(STAGE_FD, STAGE_WAIT_MS, libc);
       if (line !== undefined) stage = validStage(JSON.parse(line));
     }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { alive, childrenOf, commOf, eventually, ROOT, run, type Ran, waitGone } from "./_helpers.ts";
+import { userProject } from "./_project.ts";
 
 /** Why a container cannot run here, or `undefined` when it can. */
 export function containerSkipReason(): string | undefined {
@@ -100,9 +101,10 @@ export class Container {
   }
 }
 
-/** The host paths a `daemonic run` target needs inside: the repo, its node_modules and the runtime's cache. */
+/** The host paths a `daemonic run` target needs inside: the repo, its node_modules, the user project with the
+ * packed package (test/_project.ts) and the runtime's cache. */
 export function runtimeBinds(): string[] {
-  const binds = [ROOT, realpathSync(join(ROOT, "node_modules"))];
+  const binds = [ROOT, realpathSync(join(ROOT, "node_modules")), userProject().dir];
   for (const cache of [process.env.DENO_DIR, `${process.env.HOME}/.cache/deno`]) if (cache && existsSync(cache)) binds.push(realpathSync(cache));
   return binds;
 }

@@ -9,6 +9,7 @@ import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { userProject } from "./_project.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
@@ -38,14 +39,17 @@ export interface Target {
   argv(entry: string, args: string[]): string[];
 }
 
-/** `daemonic run ENTRY …` on the runtime running this suite: `bun src/cli.ts run`, `deno task daemonic run`. */
+/** `daemonic run ENTRY …` on the runtime running this suite: `bun src/cli.ts run`; on Deno the user's own
+ * command, `deno run -A npm:daemonic run`, of the packed package installed in a project (see _project.ts). */
 export const runTarget: Target = {
   name: `${RUNTIME} daemonic run`,
-  argv: (entry, args) =>
-    RUNTIME === "bun"
-      ? [BUN, CLI, "run", entry, ...args]
-      : [DENO, "task", "-q", "--config", join(ROOT, "deno.json"), "daemonic", "run", entry, ...args],
+  argv: (entry, args) => RUNTIME === "bun" ? [BUN, CLI, "run", entry, ...args] : [...denoUserCommand(), "run", entry, ...args],
 };
+
+/** `deno run -A npm:daemonic`, as a Deno user types it in their project, runnable from any directory. */
+export function denoUserCommand(): string[] {
+  return [DENO, "run", "-A", "--config", userProject().config, "npm:daemonic"];
+}
 
 /** Builds each entry (a fixture name, or a path) into `dir` with `daemonic build` (Bun); returns a target
  * running those binaries. */

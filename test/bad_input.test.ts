@@ -2,7 +2,7 @@
  * Bad input, table-driven: every row is a command line (and environment) a user could type that must fail
  * with its documented exit code and exactly one line on stderr naming the problem and the fix, having
  * started no process and created, changed or deleted nothing in the test's directory.
- * Under `bun test` the daemon is a built binary; under `deno test` it is `deno task daemonic run`.
+ * Under `bun test` the daemon is a built binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";

@@ -4,8 +4,10 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { BUN, childrenOf, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
+import { userProject } from "./_project.ts";
 
-const cli = (args: string[]) => RUNTIME === "bun" ? run([BUN, CLI, ...args], { timeout: 120_000 }) : run([DENO, "run", "-A", CLI, ...args], { timeout: 120_000 });
+const cliArgv = (args: string[]) => RUNTIME === "bun" ? [BUN, CLI, ...args] : [DENO, "run", "-A", CLI, ...args];
+const cli = (args: string[]) => run(cliArgv(args), { timeout: 120_000 });
 
 describe(`daemonic build (${RUNTIME})`, () => {
   test("builds one executable that runs the entry in the foreground and as a daemon", sandboxed(async (sb) => {
@@ -64,12 +66,10 @@ describe(`daemonic build (${RUNTIME})`, () => {
     }
   }));
 
-  test("--runtime deno builds with deno compile when a denort is at hand (DENORT_BIN)", (t) => {
-    if (!process.env.DENORT_BIN) {
-      // deno compile downloads denort from a host this machine cannot reach; nothing to build with.
-      t.skip("DENORT_BIN is not set: deno compile cannot fetch denort here");
-      return;
-    }
+  // deno compile downloads denort from a host this machine cannot reach: without DENORT_BIN, nothing to build with.
+  const noDenort = process.env.DENORT_BIN ? false : "DENORT_BIN is not set: deno compile cannot fetch denort here";
+  if (noDenort) console.error(`test/build.test.ts: SKIPPING the deno compile build: ${noDenort}`);
+  test("--runtime deno builds with deno compile when a denort is at hand (DENORT_BIN)", { skip: noDenort }, () => {
     const sb = new Sandbox();
     try {
       const out = sb.path("mydaemon-deno");
@@ -81,6 +81,14 @@ describe(`daemonic build (${RUNTIME})`, () => {
       assert.equal(started.status, 0, started.stderr);
       assert.equal(run([out, "--stop", "--pid-file", pidFile]).status, 0);
       assert.ok(waitGone(pid, 5000));
+      // Workers share a port (reusePort): the binary carries --unstable-net, its workers need no flag.
+      const workers = run([out, "--daemon", "--workers", "2", "--pid-file", pidFile, "--log-file", sb.path("w.log"), "--", "0"]);
+      const master = sb.track(Number(workers.stdout));
+      assert.equal(workers.status, 0, `${workers.stderr}${readOr(sb.path("w.log"))}`);
+      const children = childrenOf(master).map((p) => sb.track(p));
+      assert.equal(children.length, 2);
+      assert.equal(run([out, "--stop", "--pid-file", pidFile]).status, 0);
+      for (const p of [master, ...children]) assert.ok(waitGone(p, 5000));
     } finally {
       sb.cleanup();
     }
@@ -89,8 +97,36 @@ describe(`daemonic build (${RUNTIME})`, () => {
   test("without DENORT_BIN and no network, --runtime deno fails in one line that names DENORT_BIN", { skip: !!process.env.DENORT_BIN }, sandboxed(async (sb) => {
     const r = cli(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "deno"]);
     assert.equal(r.status, 65, r.stderr);
-    assert.match(r.stderr, /set DENORT_BIN/);
-    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /^Cannot build \S+: deno compile could not download its denort runtime \(.*\): set DENORT_BIN to a denort binary of this Deno's version \(fetch it where the network allows: https:\/\/dl\.deno\.land\/\S+\.zip\)\n$/);
+    assert.ok(!existsSync(sb.path("x")));
+  }));
+
+  test("--runtime deno: a DENORT_BIN that is no denort is named, with why", sandboxed(async (sb) => {
+    writeFileSync(sb.path("not-denort"), "#!/bin/sh\n", { mode: 0o755 });
+    const r = run(cliArgv(["build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "deno"]), { env: { ...process.env, DENORT_BIN: sb.path("not-denort") }, timeout: 120_000 });
+    assert.equal(r.status, 65, r.stderr);
+    assert.equal(r.stderr, `Cannot build ${sb.path("x")}: DENORT_BIN=${sb.path("not-denort")} is not a usable denort (Writing binary bytes: Invalid object: Not an ELF file): set DENORT_BIN to a denort binary of this Deno's version\n`);
+    assert.ok(!existsSync(sb.path("x")));
+  }));
+
+  test("--runtime deno: an entry that does not compile is named with its own error, file and line", sandboxed(async (sb) => {
+    writeFileSync(sb.path("lib.ts"), "export const port = 8000;\nexport const broken = ;\n");
+    writeFileSync(sb.path("app.ts"), `import { port } from "./lib.ts";\nDeno.serve({ port }, () => new Response("hi"));\n`);
+    const r = cli(["build", sb.path("app.ts"), "-o", sb.path("x"), "--runtime", "deno"]);
+    assert.equal(r.status, 65, r.stderr);
+    assert.equal(r.stderr, `Cannot build ${sb.path("x")}: ${sb.path("app.ts")} does not compile: SyntaxError: Expression expected at ${sb.path("lib.ts")}:2:23\n`);
+    writeFileSync(sb.path("app.ts"), `import "./gone.ts";\n`);
+    const missing = cli(["build", sb.path("app.ts"), "-o", sb.path("x"), "--runtime", "deno"]);
+    assert.equal(missing.stderr, `Cannot build ${sb.path("x")}: ${sb.path("app.ts")} does not compile: Module not found "${sb.path("gone.ts")}" at ${sb.path("app.ts")}:1:8\n`);
+    assert.ok(!existsSync(sb.path("x")));
+  }));
+
+  test("--runtime deno without deno installed (npx daemonic build in a project without it): how to get it", sandboxed(async (sb) => {
+    const { dir } = userProject(); // the packed package installed: bun comes with it, deno does not
+    const r = run(["npx", "--no-install", "daemonic", "build", `${FIXTURES}/plain.ts`, "-o", sb.path("x"), "--runtime", "deno"], { cwd: dir, env: { HOME: process.env.HOME, PATH: "/usr/bin:/bin" }, timeout: 120_000 });
+    assert.equal(r.status, 65, r.stderr);
+    assert.match(r.stderr, /^Cannot build \S+: deno is not installed \(no deno on PATH\): add it to your project with npm i -D deno \(or install Deno\), then build again\n$/);
+    assert.ok(!existsSync(sb.path("x")));
   }));
 });
 

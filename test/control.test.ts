@@ -2,7 +2,7 @@
  * Black-box tests of the daemon's control channel: the log-reopen signal (never SIGUSR1 on Deno, which opens
  * a debugger), the stage handed to a re-executed process (only through the fd its parent gave it), and
  * starts cut short (by --stop, or by --start-timeout). Under `bun test` the daemon is a built binary, under
- * `deno test` it is `deno task daemonic run`.
+ * `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

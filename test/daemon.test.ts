@@ -1,7 +1,7 @@
 /**
  * Black-box tests of `--daemon` against daemon(7), read from /proc. Under `bun test` the daemon is a
- * binary built with `daemonic build`; under `deno test` it is `deno run -A src/cli.ts run` (what
- * `deno task daemonic run` runs).
+ * binary built with `daemonic build`; under `deno test` it is the user's `deno run -A npm:daemonic run`
+ * (the packed package, installed in a project: test/_project.ts).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

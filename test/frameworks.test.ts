@@ -1,7 +1,8 @@
 /**
  * The compatibility matrix: servers and frameworks, each unchanged, in the foreground, as a daemon, and as a
  * daemon with 2 workers through a --reload under a sequential client and a --stop. Under `bun test` each
- * entry is a compiled binary, under `deno test` it runs through `deno task daemonic run`. The three modes of
+ * entry is a compiled binary, under `deno test` it runs through the user's `deno run -A npm:daemonic run`
+ * (the packed package, installed in a project: test/_project.ts). The three modes of
  * one entry run concurrently, each with its own temp dir and OS port.
  */
 import assert from "node:assert/strict";
@@ -107,7 +108,7 @@ async function foreground(e: Entry, sb: Sandbox): Promise<void> {
   const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
   if (e.loop) assert.ok(await eventually(() => /tick 3/.test(output), 10_000), output);
   else await answers(e, port);
-  const runners = [pid, ...childrenOf(pid).map((p) => sb.track(p))]; // deno task runs the runner as its child
+  const runners = [pid, ...childrenOf(pid).map((p) => sb.track(p))]; // and whatever the runner started
   process.kill(pid, "SIGTERM");
   assert.equal(await exited, 0, output);
   assert.ok(await eventually(() => runners.every((p) => !alive(p))), `left behind: ${runners.filter(alive)}`);

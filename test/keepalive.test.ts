@@ -2,7 +2,7 @@
  * Black-box tests of keep-alive (a `--daemon` without workers is a supervisor of one copy of the entry,
  * restarted when it dies), of the options a daemon remembers (`--restart`, `--stop` without the flags it was
  * started with) and of `--list` / `--status --json`. Under `bun test` the daemons are built binaries, under
- * `deno test` they run through `deno task daemonic run`. Each daemon gets a unique `--name`, because the
+ * `deno test` they run through the user's `deno run -A npm:daemonic run`. Each daemon gets a unique `--name`, because the
  * registry (as root, /run/daemonic) is shared with whatever else runs.
  */
 import assert from "node:assert/strict";
@@ -10,10 +10,9 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, FIXTURES, freePort, readOr, ROOT, run, runTarget, RUNTIME, Sandbox,
+  alive, BUN, childrenOf, CLI, compiledTarget, denoUserCommand, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox,
   sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -180,7 +179,7 @@ describe(`remembered options (${RUNTIME})`, () => {
 
 /** `daemonic ls --json` on this runtime. */
 function daemonicLs(): ReturnType<typeof run> {
-  return RUNTIME === "bun" ? run([BUN, CLI, "ls", "--json"]) : run([DENO, "task", "-q", "--config", join(ROOT, "deno.json"), "daemonic", "ls", "--json"]);
+  return RUNTIME === "bun" ? run([BUN, CLI, "ls", "--json"]) : run([...denoUserCommand(), "ls", "--json"]);
 }
 
 describe(`--list (${RUNTIME})`, () => {

@@ -2,7 +2,7 @@
  * Black-box tests of operating a daemon like PM2 without PM2: `--max-memory` (a leaking worker replaced),
  * `--log-timestamps` (every line of the entry's output stamped, whole, none lost) and `--env-file` (values
  * reach the entry and change on `--reload`). Under `bun test` the daemon is a built binary; under
- * `deno test` it is what `deno task daemonic run` runs.
+ * `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";

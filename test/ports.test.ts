@@ -1,7 +1,7 @@
 /**
  * Black-box tests: a port served by one daemon's workers is refused to any other daemon (SO_REUSEPORT
  * would let it join and split the traffic), while the daemon's own rolling restart still shares it.
- * Under `bun test` the daemon is a built binary; under `deno test` it is `deno task daemonic run`.
+ * Under `bun test` the daemon is a built binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -2,7 +2,7 @@
  * Black-box tests of the daemon's process tree: workers die with their master whatever their event loop
  * does, the runner as PID 1 reaps orphans and forwards signals, `--stop` ends the entry's children too, and
  * workers do not hand NODE_UNIQUE_ID to the entry's children. Under `bun test` the daemon is a built
- * binary; under `deno test` it is what `deno task daemonic run` runs.
+ * binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

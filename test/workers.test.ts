@@ -1,7 +1,7 @@
 /**
  * Black-box tests of pre-forked workers: the seed's 5-worker server, supervision, Unicorn's signals,
- * lossless rolling restarts. Under `bun test` the daemon is a built binary; under `deno test` it is what
- * `deno task daemonic run` runs.
+ * lossless rolling restarts. Under `bun test` the daemon is a built binary; under `deno test` it is the user's
+ * `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { appendFileSync } from "node:fs";
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 
 /** The levels `--log-level` accepts, most verbose first (LogTape's). */
@@ -33,8 +32,8 @@ export function isFormat(value: string): value is LogFormat {
 }
 
 /** This process's id in log lines: `1234`, or `1234 worker 2` in a worker (JSON: the worker id apart). */
-export function whoAmI(env: Record<string, string | undefined> = process.env, pid = process.pid): { pid: number; worker?: number | string } {
-  const raw = env[WORKER_ID_ENV];
+export function whoAmI(env?: Record<string, string | undefined>, pid = host.pid()): { pid: number; worker?: number | string } {
+  const raw = env ? env[WORKER_ID_ENV] : host.env(WORKER_ID_ENV);
   return raw === undefined || raw === "" ? { pid } : { pid, worker: /^\d+$/.test(raw) ? Number(raw) : raw };
 }
 
@@ -61,18 +60,23 @@ export function formatLine(format: LogFormat, level: LogLevel, message: string, 
   return `${head}"@timestamp":"${time}","level":${level_},"message":${text},"logger":"daemonic","properties":{}}\n`;
 }
 
-let settings: { level: LogLevel; lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> } | undefined;
+type Settings = { level: LogLevel; lowest: number; format: LogFormat; who: ReturnType<typeof whoAmI> };
+// On globalThis, as the lifecycle hooks are: an entry importing daemonic from another copy of the package
+// than the runner's (say the sources beside an installed package) logs with the runner's settings.
+const KEY = Symbol.for("daemonic.logging");
+const shared = globalThis as { [KEY]?: Settings };
 const encoder = new TextEncoder();
 
 /** Sets this process's logging up: the lowest level written and the format, for the runner's lines now and
  * for LogTape once the entry asks for a logger (setup.ts). */
 export function setRunnerLogging(options: { level?: LogLevel; format?: LogFormat } = {}): void {
   const level = options.level ?? "info";
-  settings = { level, lowest: LOG_LEVELS.indexOf(level), format: options.format ?? "text", who: whoAmI() };
+  shared[KEY] = { level, lowest: LOG_LEVELS.indexOf(level), format: options.format ?? "text", who: whoAmI() };
 }
 
 /** What {@linkcode setRunnerLogging} set, or `undefined` outside the runner. */
 export function runnerLogging(): { level: LogLevel; format: LogFormat } | undefined {
+  const settings = shared[KEY];
   return settings && { level: settings.level, format: settings.format };
 }
 
@@ -88,6 +92,7 @@ export function runnerLogging(): { level: LogLevel; format: LogFormat } | undefi
  * ```
  */
 export function runnerLog(line: string, level: LogLevel = "info"): void {
+  const settings = shared[KEY];
   if (!settings || LOG_LEVELS.indexOf(level) < settings.lowest) return;
   try {
     libc.write(2, encoder.encode(formatLine(settings.format, level, line, settings.who)));
@@ -112,7 +117,7 @@ export function runnerLog(line: string, level: LogLevel = "info"): void {
  */
 export function appendToLog(path: string, line: string, format: LogFormat = "text"): void {
   try {
-    appendFileSync(path, formatLine(format, "fatal", line));
+    host.appendText(path, formatLine(format, "fatal", line));
   } catch {
     // The log file is what failed; the terminal has the message.
   }
