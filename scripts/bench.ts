@@ -264,8 +264,8 @@ if (denoStatusPid) {
 
 console.error(`bench: throughput (wrk -t1 -c32 -d${WRK_SECONDS}s)`);
 const tp = await throughputs(bin, hasWorkers, WRK_SECONDS, tmp, notes);
-console.error("bench: requests failed during 5 rolling restarts (program on and off)");
-const restarts = await restartLosses(bin, which("wrk"), tmp, freePort);
+console.error("bench: requests failed during rolling restarts (workers, keep-alive, Deno, --upgrade; program on and off)");
+const restarts = await restartLosses(bin, which("wrk"), tmp, freePort, denoCli);
 console.log(report({
   runs: RUNS, bin, bare, bareExit, deno: DENO, notes, skipped, tp, sameFlags: SAME_FLAGS,
   c: { bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk, exitCase, version, status, denoExit, denoStatus },

@@ -1,7 +1,8 @@
 /**
- * The bench's "requests failed during 5 rolling restarts": 2 workers of the bench binary, `net.ipv4.tcp_migrate_req`
- * at 0 (restored after), wrk keep-alive (`-c32`) and fresh-connection (`-c8 -H "Connection: close"`) load at
- * once, 5 `--reload`s, with the reuseport migration program on and off (`DAEMONIC_FFI_WITHOUT=bpf`); beside
+ * The bench's "requests failed during 5 rolling restarts": `net.ipv4.tcp_migrate_req` at 0 (restored after),
+ * wrk keep-alive (`-c32`) and fresh-connection (`-c8 -H "Connection: close"`) load at once, through 5 `--reload`s
+ * of 2 workers of the bench binary and of a plain keep-alive `--daemon` (the binary, and Deno's CLI), with the
+ * reuseport migration program on and off (`DAEMONIC_FFI_WITHOUT=bpf`), and through one `--upgrade`; beside
  * them Unicorn (Debian's `unicorn`, installed here when missing) under the same load through 5 of its own
  * zero-downtime restarts: USR2, and the new master QUITs the old one once it forks (its documented config).
  * Needs root (the sysctl, the program, apt); returns the report's markdown lines.
@@ -31,29 +32,40 @@ function parseWrk(stdout: string): WrkResult {
   return { requests, failed: errors + non2xx, detail: socket ? socket[0] : "no socket errors" };
 }
 
-async function oneRun(bin: string, wrk: string, dir: string, port: number, program: boolean): Promise<{ keepAlive: WrkResult; fresh: WrkResult }> {
-  const pidFile = join(dir, `restarts-${program}.pid`), logFile = join(dir, `restarts-${program}.log`);
-  const env = { ...process.env, DAEMONIC_FFI_WITHOUT: program ? "" : "bpf" };
-  const started = spawnSync(bin, ["--daemon", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", String(port)], { env, encoding: "utf8" });
+/** One row: `command` (the runner) started with `args`, then `action` run `times` under the loads. */
+interface RestartCase {
+  label: string;
+  command: string[];
+  args: string[];
+  action: "--reload" | "--upgrade";
+  times: number;
+  program: boolean;
+}
+
+async function oneRun(c: RestartCase, wrk: string, dir: string, port: number): Promise<{ keepAlive: WrkResult; fresh: WrkResult }> {
+  const pidFile = join(dir, "restarts.pid"), logFile = join(dir, "restarts.log");
+  const env = { ...process.env, DAEMONIC_FFI_WITHOUT: c.program ? "" : "bpf" };
+  const [path, ...pre] = c.command;
+  const started = spawnSync(path, [...pre, "--daemon", ...c.args, "--pid-file", pidFile, "--log-file", logFile, "--", String(port)], { env, encoding: "utf8" });
   if (started.status !== 0) throw new Error(`the daemon did not start: ${started.stderr}`);
   try {
-    return await underLoad(wrk, `http://127.0.0.1:${port}/`, async (i) => {
+    return await underLoad(wrk, `http://127.0.0.1:${port}/`, c.times, async () => {
       writeFileSync(KNOB, "0"); // other work on the machine may set it; the measurement is about 0
-      spawnSync(bin, ["--reload", "--pid-file", pidFile]);
-      const deadline = Date.now() + 20_000;
-      while ((readFileSync(logFile, "utf8").match(/rolling restart done/g)?.length ?? 0) < i && Date.now() < deadline) await Bun.sleep(50);
+      // Not spawnSync: the action waits for the outcome, and the loads' timers go on meanwhile.
+      const action = Bun.spawn([...c.command, c.action, "--pid-file", pidFile], { env, stdout: "pipe", stderr: "pipe" });
+      if (await action.exited !== 0) throw new Error(`${c.action} failed: ${await new Response(action.stderr).text()}`);
     });
   } finally {
-    spawnSync(bin, ["--stop", "--pid-file", pidFile]);
+    spawnSync(path, [...pre, "--stop", "--pid-file", pidFile]);
   }
 }
 
-/** Both loads against `url` for the time `reloads` restarts take, `restart(i)` resolving when the i-th is done. */
-async function underLoad(wrk: string, url: string, restart: (i: number) => Promise<void>): Promise<{ keepAlive: WrkResult; fresh: WrkResult }> {
-  const load = (args: string[]) => Bun.spawn([wrk, "-t1", ...args, `-d${RELOADS * 3 + 2}s`, url], { stdout: "pipe", stderr: "pipe" });
+/** Both loads against `url` for the time `times` restarts take, `restart(i)` resolving when the i-th is done. */
+async function underLoad(wrk: string, url: string, times: number, restart: (i: number) => Promise<void>): Promise<{ keepAlive: WrkResult; fresh: WrkResult }> {
+  const load = (args: string[]) => Bun.spawn([wrk, "-t1", ...args, `-d${times * 3 + 2}s`, url], { stdout: "pipe", stderr: "pipe" });
   const keepAlive = load(["-c32"]), fresh = load(["-c8", "-H", "Connection: close"]);
   await Bun.sleep(1000);
-  for (let i = 1; i <= RELOADS; i++) await restart(i);
+  for (let i = 1; i <= times; i++) await restart(i);
   const [k, f] = await Promise.all([new Response(keepAlive.stdout).text(), new Response(fresh.stdout).text()]);
   return { keepAlive: parseWrk(k), fresh: parseWrk(f) };
 }
@@ -82,7 +94,7 @@ async function unicornRow(wrk: string, dir: string, port: number): Promise<strin
   const pid = (file = pidFile) => existsSync(file) ? Number(readFileSync(file, "utf8")) || 0 : 0;
   try {
     for (let t = 0; t < 100 && !existsSync(pidFile); t++) await Bun.sleep(50);
-    const { keepAlive, fresh } = await underLoad(wrk, `http://127.0.0.1:${port}/`, async () => {
+    const { keepAlive, fresh } = await underLoad(wrk, `http://127.0.0.1:${port}/`, RELOADS, async () => {
       const old = pid();
       process.kill(old, "SIGUSR2");
       for (let t = 0; t < 400 && (pid() === old || pid() === 0 || alive(old)); t++) await Bun.sleep(50);
@@ -96,20 +108,34 @@ async function unicornRow(wrk: string, dir: string, port: number): Promise<strin
   }
 }
 
-/** Runs the measurement with the program on and off; the markdown section, or one line saying why not. */
-export async function restartLosses(bin: string, wrk: string | undefined, dir: string, freePort: () => Promise<number>): Promise<string[]> {
-  const title = `### Requests failed during ${RELOADS} rolling restarts (2 workers, \`net.ipv4.tcp_migrate_req = 0\`, wrk keep-alive \`-c32\` and fresh-connection \`-c8 -H "Connection: close"\` at once)`;
+/** The rows: 2 workers and keep-alive (the binary) with the program on and off, keep-alive on Deno, an upgrade. */
+function restartCases(bin: string, denoCli: string[]): RestartCase[] {
+  const program = (on: boolean) => on ? "program on (as root)" : "program off (`DAEMONIC_FFI_WITHOUT=bpf`, as without root)";
+  const cases: RestartCase[] = [];
+  for (const on of [true, false]) {
+    cases.push({ label: `daemonic, 2 workers: ${RELOADS} \`--reload\`s, ${program(on)}`, command: [bin], args: ["--workers", "2"], action: "--reload", times: RELOADS, program: on });
+    cases.push({ label: `daemonic, plain \`--daemon\` (keep-alive): ${RELOADS} \`--reload\`s, ${program(on)}`, command: [bin], args: [], action: "--reload", times: RELOADS, program: on });
+  }
+  if (denoCli.length) cases.push({ label: `\`deno run … src/cli.ts run ENTRY --daemon\` (keep-alive): ${RELOADS} \`--reload\`s, ${program(true)}`, command: denoCli, args: [], action: "--reload", times: RELOADS, program: true });
+  cases.push({ label: `daemonic, 2 workers: one \`--upgrade\` (a new master), ${program(true)}`, command: [bin], args: ["--workers", "2"], action: "--upgrade", times: 1, program: true });
+  return cases;
+}
+
+/** Runs the measurement for each case; the markdown section, or one line saying why not. `denoCli`: the
+ * runner under Deno (`deno run -A … src/cli.ts run ENTRY`), or none. */
+export async function restartLosses(bin: string, wrk: string | undefined, dir: string, freePort: () => Promise<number>, denoCli: string[] = []): Promise<string[]> {
+  const title = `### Requests failed during rolling restarts (\`net.ipv4.tcp_migrate_req = 0\`, wrk keep-alive \`-c32\` and fresh-connection \`-c8 -H "Connection: close"\` at once)`;
   if (!wrk) return [title, "", "skipped: wrk not installed (Debian package `wrk`)", ""];
   if (process.getuid?.() !== 0) return [title, "", "skipped: needs root (it sets the sysctl and loads the BPF program)", ""];
   const saved = readFileSync(KNOB, "utf8").trim();
   const lines = [title, "", "| daemon (daemonic: the reuseport migration program) | keep-alive: failed / requests | fresh connections: failed / requests |", "| --- | ---: | ---: |"];
   try {
-    for (const program of [true, false]) {
+    for (const c of restartCases(bin, denoCli)) {
       try {
-        const { keepAlive, fresh } = await oneRun(bin, wrk, dir, await freePort(), program);
-        lines.push(`| daemonic, 2 workers: 5 \`--reload\`s, program ${program ? "on (as root)" : "off (`DAEMONIC_FFI_WITHOUT=bpf`, as without root)"} | ${keepAlive.failed} / ${keepAlive.requests} | ${fresh.failed} / ${fresh.requests} |`);
+        const { keepAlive, fresh } = await oneRun(c, wrk, dir, await freePort());
+        lines.push(`| ${c.label} | ${keepAlive.failed} / ${keepAlive.requests} | ${fresh.failed} / ${fresh.requests} |`);
       } catch (err) {
-        lines.push(`| ${program ? "on" : "off"} | failed: ${(err as Error).message} | |`);
+        lines.push(`| ${c.label} | failed: ${(err as Error).message.split("\n")[0]} | |`);
       }
     }
     writeFileSync(KNOB, "0");

@@ -31,6 +31,8 @@ export interface Runtime {
   usr1IsSafe: boolean;
   /** What a worker's environment needs so that node:http shares its port. */
   workerEnv(id: number): Record<string, string>;
+  /** The arguments of this process's command with what a worker needs to share its port (SO_REUSEPORT). */
+  sharingArgs(args: readonly string[]): string[];
   /** Makes `Deno.args` / `Bun.argv` match `args` (process.argv is set by the caller). */
   setArgs(args: readonly string[]): void;
   /** Wraps the runtime's serve() so every server shares its port, passing each through `check`, and drains
@@ -67,6 +69,7 @@ const bun: Runtime = {
   usr1IsSafe: true,
   // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
   workerEnv: (id) => ({ NODE_UNIQUE_ID: String(id) }),
+  sharingArgs: (args) => [...args],
   setArgs: () => {},
   labelPortInUse: () => {}, // "Failed to start server. Is port 3000 in use?"
   wrapServe(check, drain) {
@@ -125,6 +128,11 @@ const deno: Runtime = {
   reopenSignals: ["SIGURG"],
   usr1IsSafe: false,
   workerEnv: () => ({}),
+  // `deno run` refuses reusePort without --unstable-net (`deno compile` builds it in): add it after `run`.
+  sharingArgs: (args) =>
+    (g.Deno.build as unknown as { standalone?: boolean }).standalone || args[0] !== "run" || args.some((a) => /^--unstable(-net)?$/.test(a))
+      ? [...args]
+      : ["run", "--unstable-net", ...args.slice(1)],
   setArgs: (args) => Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true }),
   labelPortInUse() {
     const serve = g.Deno.serve;

@@ -32,7 +32,7 @@ export { launch } from "./roles/launcher.ts";
  */
 export async function daemonize(options: DaemonOptions): Promise<void> {
   const stage = takeStage();
-  if (stage?.role === "daemon") return await serveDaemon(stage, () => Promise.resolve());
+  if (stage?.role === "daemon") return await serveDaemon(stage, { load: () => Promise.resolve() });
   if (stage?.role === "detach") detach(stage); // the second fork where there is no /bin/sh: exits
   try {
     console.log(await launch(withDefaults(options)));

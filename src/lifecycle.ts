@@ -59,7 +59,9 @@ export function onShutdown(hook: () => unknown): void {
 }
 
 /**
- * Runs `hook` on SIGHUP (`--reload`), e.g. to re-read configuration.
+ * Runs `hook` on SIGHUP (`--reload`) where the entry runs in one process (`--no-keep-alive`, a bare foreground
+ * run), e.g. to re-read configuration. Under a supervisor (keep-alive, `--workers`) `--reload` starts the
+ * entry again from disk instead, and the new process reads its configuration as it starts.
  *
  * @example
  * ```ts

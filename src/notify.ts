@@ -15,6 +15,10 @@ const encoder = new TextEncoder();
 export interface Notifier {
   /** Whether systemd is listening. */
   readonly active: boolean;
+  /** The environment a process taking over as the service's main process (an upgraded master) needs. */
+  readonly handover: Record<string, string>;
+  /** The watchdog keep-alive is sent only while this says so (a master: while its workers' heartbeats come). */
+  healthy?: () => boolean;
   /** Sends `state` (e.g. `"READY=1"`); failures are logged, never thrown. */
   notify(state: string): void;
 }
@@ -36,9 +40,10 @@ export function systemdNotifier(env: Record<string, string | undefined> = proces
   const watchdogUsec = Number(env.WATCHDOG_USEC);
   const watchdogPid = Number(env.WATCHDOG_PID || process.pid);
   for (const key of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[key];
-  if (!socket) return { active: false, notify() {} };
+  if (!socket) return { active: false, handover: {}, notify() {} };
   const notifier: Notifier = {
     active: true,
+    handover: { NOTIFY_SOCKET: socket, ...(watchdogUsec > 0 ? { WATCHDOG_USEC: String(watchdogUsec) } : {}) },
     notify(state) {
       try {
         libc.sendDatagram(socket, encoder.encode(state));
@@ -48,7 +53,7 @@ export function systemdNotifier(env: Record<string, string | undefined> = proces
     },
   };
   if (watchdogUsec > 0 && watchdogPid === process.pid) {
-    const keepAlive = setInterval(() => notifier.notify("WATCHDOG=1"), watchdogUsec / 2000);
+    const keepAlive = setInterval(() => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"), watchdogUsec / 2000);
     (keepAlive as { unref?: () => void }).unref?.();
   }
   return notifier;

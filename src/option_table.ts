@@ -42,7 +42,7 @@ export { type DaemonSettings, DEFAULTS } from "./settings.ts";
 /** What the command line asks for: one action flag, or none (the foreground). */
 // deno-fmt-ignore -- a list
 export type Action =
-  | "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "reopen-logs" | "hold-logs" | "logs"
+  | "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "upgrade" | "reopen-logs" | "hold-logs" | "logs"
   | "help" | "version" | "install-service" | "uninstall-service" | "print-service" | "list";
 
 /** The ways a daemon runs; every option says what each does with it. */
@@ -112,9 +112,9 @@ const EVERYWHERE: Record<Path, Cell> = { foreground: "applied", daemon: "applied
 /** Options of other actions: refused wherever a daemon starts. */
 // deno-fmt-ignore -- a row of cells
 const NOT_A_START: Record<Path, Cell> = { foreground: "refused", daemon: "refused", "no-keep-alive": "refused", workers: "refused", restart: "refused", unit: "refused", upgrade: "n/a" };
-/** What needs a supervisor apart from the entry: `--workers`' master, or keep-alive's. */
+/** What needs a supervisor apart from the entry: `--workers`' master, or keep-alive's (a unit runs one too). */
 // deno-fmt-ignore -- a row of cells
-const NEEDS_SUPERVISOR: Record<Path, Cell> = { ...EVERYWHERE, foreground: "refused", "no-keep-alive": "refused", unit: "refused" };
+const NEEDS_SUPERVISOR: Record<Path, Cell> = { ...EVERYWHERE, foreground: "refused", "no-keep-alive": "refused" };
 /** The unit's own settings. */
 const UNIT_ONLY: Record<Path, Cell> = { ...NOT_A_START, unit: "applied" };
 
@@ -125,7 +125,8 @@ export const ACTIONS: readonly ActionRow[] = [
   { name: "stop", help: "SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped" },
   { name: "status", help: "LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown" },
   { name: "restart", help: "--stop, then --daemon with the options and environment it was started with; flags given now replace theirs" },
-  { name: "reload", help: "SIGHUP: the entry's onReload hooks run (with --workers: a rolling restart)" },
+  { name: "reload", help: "load the version on disk: each process running the entry is replaced, successor first, with no failed request; waits and says what it replaced (SIGHUP; 69 if the new version fails, the old one serving on; --no-keep-alive: the entry's onReload hooks run in place)" },
+  { name: "upgrade", help: "--reload, and the master (or keep-alive's supervisor) replaced too: a new one starts from the executable on disk and the old one retires once it is ready; prints both pids (SIGUSR2; 69 if it fails, the old one serving on)" },
   { name: "list", help: "every daemon of this user (any daemonic binary): pid, status, uptime, restarts, workers, RSS, CPU, ports, log" },
   { name: "reopen-logs", help: "SIGURG: the daemon reopens --log-file (logrotate's postrotate)" },
   { name: "hold-logs", help: "for copytruncate's prerotate: nothing is written to the log until --reopen-logs" },
@@ -142,7 +143,7 @@ export const ACTIONS: readonly ActionRow[] = [
 export const OPTIONS: readonly OptionRow[] = [
   {
     name: "pid-file", arg: "PATH", parse: path, example: "run/app.pid", key: "pidFile", setting: true, unit: "exec", group: "Files and identity",
-    with: [...STARTS, "stop", "status", "reload", "reopen-logs", "hold-logs", "logs"], paths: EVERYWHERE,
+    with: [...STARTS, "stop", "status", "reload", "upgrade", "reopen-logs", "hold-logs", "logs"], paths: EVERYWHERE,
     help: "the locked pid file", default: "/run/NAME.pid as root, else $XDG_RUNTIME_DIR/daemonic/NAME.pid (a private 0700 directory), else /tmp/daemonic-UID/NAME.pid",
   },
   {
@@ -153,7 +154,7 @@ export const OPTIONS: readonly OptionRow[] = [
   {
     name: "name", arg: "NAME", example: "web", key: "name", setting: true, unit: "exec", group: "Files and identity",
     parse: (text, flag) => /^[\w.@+-]+$/.test(text) ? text : fail(`Invalid --${flag} '${text}': use letters, digits and . _ - @ + only`),
-    with: [...STARTS, "stop", "status", "reload", "reopen-logs", "hold-logs", "logs", "uninstall-service", "help", "version"], paths: EVERYWHERE,
+    with: [...STARTS, "stop", "status", "reload", "upgrade", "reopen-logs", "hold-logs", "logs", "uninstall-service", "help", "version"], paths: EVERYWHERE,
     help: "name for the default pid file, the process titles and the unit", default: "the executable's base name",
   },
   {
@@ -204,6 +205,8 @@ export const OPTIONS: readonly OptionRow[] = [
     with: STARTS, paths: { ...EVERYWHERE, foreground: "refused", workers: "refused" },
     help: "without --workers: the entry runs in the daemon process itself and stays dead when it dies",
   },
+  { name: "keep-alive", example: "", key: "keepAlive", setting: true, unit: "exec", group: "Supervision", with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
+    help: "in the foreground (what a systemd unit runs): a supervisor of one copy of the entry, as --daemon has by default, so --reload replaces it successor first" },
   {
     name: "worker-timeout", arg: "SEC", parse: seconds(0.001), example: "5", key: "workerTimeout", setting: true, unit: "exec", group: "Supervision",
     with: STARTS, paths: NEEDS_SUPERVISOR, help: "kill and replace a worker (or the kept-alive entry) whose heartbeat is older than this", default: "60",
@@ -212,7 +215,7 @@ export const OPTIONS: readonly OptionRow[] = [
     name: "max-memory", arg: "SIZE", example: "300M", key: "maxMemory", setting: true, unit: "exec", group: "Supervision",
     parse: memoryLimit, format: (bytes: number, s) => s?.maxMemoryShare?.split(" ")[0] ?? size(bytes),
     derive: (text) => decidedBy("max-memory", text), with: STARTS, paths: NEEDS_SUPERVISOR,
-    help: "replace a worker whose RSS stays above SIZE (K, M or G; or 80%: that share of the cgroup's memory limit) for 3 s, its successor first; a kept-alive entry is stopped, then started",
+    help: "replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G; or 80%: that share of the cgroup's memory limit) for 3 s, its successor first",
   },
   {
     name: "metrics", arg: "ADDR", example: "9464", key: "metrics", setting: true, unit: "exec", group: "Supervision",

@@ -11,6 +11,7 @@ import { type Action, ACTIONS, DEFAULTS, type OptionRow, OPTIONS, type RunnerOpt
 import { fail } from "./option_values.ts";
 import { runtimeDir } from "./safe_file.ts";
 import { closest } from "./suggest.ts";
+import { supervised as hasSupervisor, supervisionOf } from "./supervision.ts";
 
 export type { Action, RunnerOptions } from "./option_table.ts";
 
@@ -36,11 +37,11 @@ export interface Given {
 const STARTS: readonly Action[] = ["foreground", "daemon", "restart", "install-service", "print-service"];
 const starts = (g: Given) => STARTS.includes(g.action);
 const inUnit = (g: Given) => g.action === "install-service" || g.action === "print-service";
-/** Whether a supervisor runs apart from the entry: `--workers`' master, or keep-alive's (`--daemon`, `--restart`). */
-const supervised = (g: Given) =>
-  g.opts.workers > 0 || ((g.action === "daemon" || g.action === "restart") && g.opts.keepAlive);
-const where = (g: Given) =>
-  g.action === "foreground" ? "in the foreground" : "in a service (it runs in the foreground)";
+/** Whether a supervisor runs apart from the entry (the policy, supervision.ts): `--workers`' master, or
+ * keep-alive's (`--daemon`, `--restart`, a unit, the foreground with `--keep-alive`). */
+const supervised = (g: Given) => hasSupervisor(supervisionOf(g.opts));
+/** A master of N workers, whatever keep-alive says. */
+const pool = (g: Given) => supervisionOf({ ...g.opts, keepAlive: true }).kind === "workers";
 
 /** The rules between flags, in order; the first that holds refuses the command line with its message. */
 export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) => string }[] = [
@@ -55,7 +56,7 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
       `Invalid --group '${g.opts.group}': it goes with --user, e.g. --user ${g.opts.group} --group ${g.opts.group}`,
   },
   {
-    when: (g) => g.has("no-keep-alive") && g.opts.workers > 0,
+    when: (g) => g.has("no-keep-alive") && pool(g),
     message: () => "Invalid --no-keep-alive with --workers: a master always restarts its workers; drop one of them",
   },
   {
@@ -63,14 +64,16 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
     message: () =>
       "Invalid --no-keep-alive in the foreground: the foreground runs the entry in this process and never restarts it; drop it",
   },
+  {
+    when: (g) => g.has("no-keep-alive") && g.has("keep-alive"),
+    message: () => "Conflicting --keep-alive and --no-keep-alive: give one at most",
+  },
   ...["worker-timeout", "max-memory", "log-timestamps", "metrics"].map((flag) => ({
     when: (g: Given) => g.has(flag) && starts(g) && !supervised(g),
     message: (g: Given) =>
-      !g.opts.keepAlive
+      g.action !== "foreground"
         ? `Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`
-        : `Invalid --${flag} without --workers ${
-          where(g)
-        }: the master of the workers does it; add --workers 1 (or more)`,
+        : `Invalid --${flag} without --workers in the foreground: a supervisor does it; add --keep-alive (or --workers 1)`,
   })),
   ...["service-user", "service-group", "user", "group"].map((flag) => ({
     when: (g: Given) => g.has(flag) && g.has("user-service") && inUnit(g),
@@ -82,12 +85,12 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
       "Invalid --user with --service-user: --user keeps root for the pid file and drops for the entry, --service-user runs all as that user: give one",
   },
   {
-    when: (g) => inUnit(g) && g.opts.workers > 0 && g.has("watchdog-sec"),
+    when: (g) => inUnit(g) && pool(g) && g.has("watchdog-sec"),
     message: () =>
       "Invalid --watchdog-sec with --workers: the unit runs workers under a master, which systemd's watchdog cannot reach yet",
   },
   {
-    when: (g) => inUnit(g) && g.has("log-file") && !g.opts.workers,
+    when: (g) => inUnit(g) && g.has("log-file") && !pool(g),
     message: () =>
       "Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file",
   },
@@ -238,6 +241,8 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   if (argv.includes("--")) given.set("--", entryArgs);
   const opts: RunnerOptions = {
     ...settings,
+    // The foreground runs the entry in itself unless --keep-alive asks for a supervisor (as a unit does).
+    keepAlive: chosen.length ? settings.keepAlive : given.has("keep-alive"),
     action,
     given,
     pidFile: settings.pidFile ?? defaultPidFile(name),

@@ -3,7 +3,8 @@
  * one line at a time: `PID n` (from the /bin/sh or detach stage that started the daemon), `LOCKING` (the
  * daemon is about to take the pid file over), `LOCKED` (it holds it: the launcher lets go of its own lock), then `READY` or
  * `ERROR {"code", "message"}`;
- * a worker also sends `HB` (heartbeat). End of file without `READY` means failure, never success.
+ * a worker also sends `HB` (heartbeat), and `DRAINING` once a graceful stop has closed its listeners. End of
+ * file without `READY` means failure, never success.
  *
  * @module
  */
@@ -13,7 +14,7 @@ import { type DaemonErrorCode, DaemonError } from "./errors.ts";
 /** One line of the protocol. */
 export type Report =
   | { kind: "PID"; pid: number }
-  | { kind: "LOCKING" | "LOCKED" | "READY" | "HB" }
+  | { kind: "LOCKING" | "LOCKED" | "READY" | "HB" | "DRAINING" }
   | { kind: "ERROR"; code: DaemonErrorCode; message: string };
 
 /**
@@ -42,7 +43,7 @@ export function encode(report: Report): string {
  */
 export function decode(line: string): Report | undefined {
   if (line.startsWith("PID ")) return { kind: "PID", pid: Number(line.slice(4)) };
-  if (line === "LOCKING" || line === "LOCKED" || line === "READY" || line === "HB") return { kind: line };
+  if (line === "LOCKING" || line === "LOCKED" || line === "READY" || line === "HB" || line === "DRAINING") return { kind: line };
   if (!line.startsWith("ERROR ")) return undefined;
   try {
     const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };

@@ -13,7 +13,7 @@ import { OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { checkRules } from "./options.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "./registry.ts";
 
-const CONTROL = new Set(["stop", "status", "restart", "reload", "reopen-logs", "hold-logs", "logs"]);
+const CONTROL = new Set(["stop", "status", "restart", "reload", "upgrade", "reopen-logs", "hold-logs", "logs"]);
 
 /** The running daemon `opts` means: the one holding its pid file, else the only one registered under its
  * name (no `--pid-file` given) or at a path ending in the relative `--pid-file` given. */
@@ -43,10 +43,10 @@ export function mergeRemembered(
   entry: Pick<RegistryEntry, "settings" | "env" | "pidFile">,
 ): RunnerOptions {
   const merged: RunnerOptions = { ...opts, pidFile: entry.pidFile };
+  // Given now by any of its flags (--keep-alive and --no-keep-alive set one key): the value given wins.
+  const givenKey = (key: string) => OPTIONS.some((o) => o.key === key && opts.given.has(o.name));
   for (const row of OPTIONS) {
-    if (
-      row.setting && row.key !== "pidFile" && !opts.given.has(row.name) && entry.settings && row.key in entry.settings
-    ) {
+    if (row.setting && row.key !== "pidFile" && !givenKey(row.key) && entry.settings && row.key in entry.settings) {
       Object.assign(merged, { [row.key]: entry.settings[row.key as keyof typeof entry.settings] });
     }
   }

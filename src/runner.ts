@@ -6,10 +6,10 @@
  * @module
  */
 import { mark } from "./trace.ts"; // first: its first mark is the runner's start
-import { RUNTIME, setEntryArgv, setTitle } from "./_runtime.ts";
-import { serveDefaultExport } from "./default_export.ts";
+import { RUNTIME, setTitle } from "./_runtime.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
+import { supervised, supervisionOf } from "./supervision.ts";
 
 // Each role is imported when this process turns out to be it: the chunks of the roles it is not (their
 // modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
@@ -58,14 +58,9 @@ function exitWith(err: unknown): never {
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
   mark("daemon: role modules loaded");
-  if (stage.workers || stage.keepAlive) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
-  return serveDaemon(stage, () => {
-    setTitle(app.name);
-    setEntryArgv(app.entryPath, stage.args);
-    RUNTIME.labelPortInUse();
-    mark("daemon: entry loading");
-    return app.load().then(serveDefaultExport);
-  });
+  if (supervised(supervisionOf(stage))) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+  setTitle(app.name);
+  return serveDaemon(stage, { path: app.entryPath, load: app.load });
 }
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
@@ -95,7 +90,10 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       (await control()).stop(opts);
       return 0;
     case "reload":
-      (await control()).reload(opts);
+      (await import("./roles/deploy.ts")).reload(opts);
+      return 0;
+    case "upgrade":
+      (await import("./roles/deploy.ts")).upgrade(opts);
       return 0;
     case "hold-logs":
       (await control()).holdLogs(opts);
@@ -123,7 +121,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return 0;
     }
     case "foreground":
-      return await (await import("./roles/foreground.ts")).runForeground(opts, app.entryPath, app.load, exitWith);
+      return await (await import("./roles/foreground.ts")).runForeground(opts, { path: app.entryPath, load: app.load }, exitWith);
   }
 }
 
@@ -141,7 +139,7 @@ export async function main(app: App): Promise<void> {
   mark("runner loaded");
   const stage = takeStage();
   mark(`stage read (${stage?.role ?? "none"})`);
-  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, app.entryPath, app.load);
+  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
   try {

@@ -11,6 +11,7 @@ import process from "node:process";
 import { selfCommand } from "./_runtime.ts";
 import { DaemonError } from "./errors.ts";
 import { DEFAULTS, formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
+import { supervisionOf } from "./supervision.ts";
 
 /** The first line of every unit daemonic writes; `--uninstall-service` removes only units that have it. */
 const MARK = "# Written by daemonic --install-service.";
@@ -51,6 +52,10 @@ function runnerFlags(opts: RunnerOptions): string[] {
   for (const row of OPTIONS) {
     const value = opts[row.key];
     if (row.unit !== "exec" || row.key === "pidFile" || row.key === "name" || value === undefined) continue;
+    if (row.key === "keepAlive") { // a supervisor in the foreground (MAINPID): `systemctl reload` is lossless
+      if (supervisionOf(opts).kind === "keep-alive") flags.push(`--${row.name}`);
+      continue;
+    }
     if (value === DEFAULTS[row.key as keyof typeof DEFAULTS] && !(row.key === "workerTimeout" && opts.workers > 0)) continue;
     if (typeof value === "boolean") flags.push(`--${row.name}`);
     else for (const v of [value].flat()) flags.push(`--${row.name}`, formatValue(row, v, opts));

@@ -1,5 +1,5 @@
 /**
- * USR2, the binary upgrade, as the master's loop sees it: the pid file moves to `.oldbin` (its lock with it),
+ * USR2 (`--upgrade`), the binary upgrade, as the master's loop sees it: the pid file moves to `.oldbin` (its lock with it),
  * the executable on disk starts as a new master beside this one and takes the pid file; the loop watches
  * its reports without blocking. Once it is ready, this master retires; if it fails, the new one is ended,
  * the pid file moves back and nothing changes.
@@ -20,23 +20,31 @@ export interface Upgrade {
   /** Our end of the new master's stage socket. */
   channel: number;
   reader: ReportReader;
+  since: number;
   deadline: number;
 }
 
+/** Why a USR2 cannot start an upgrade now, or `undefined` when it can. */
+export function refuseUpgrade(pidFile: PidFile | undefined, underWay: boolean, starting: boolean): string | undefined {
+  if (starting) return "the upgrade was refused: the daemon is still starting; try again once it is ready";
+  if (underWay) return "the upgrade was refused: one is under way already";
+  if (!pidFile) return "the upgrade was refused: an upgrade hands over the pid file; start with --pid-file";
+}
+
 /** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
- * cannot be started (the pid file is back then). */
-export function startUpgrade(stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): Upgrade | undefined {
+ * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd. */
+export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Record<string, string> = {}, libc: Libc = systemLibc): Upgrade | undefined {
   pidFile.rename(`${stage.pidFile}.oldbin`);
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   try {
     const pid = libc.spawn({
       path: stage.command.path,
       argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...systemd, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
       cwd: stage.command.cwd,
     });
-    return { pid, channel: parentEnd, reader: new ReportReader(), deadline: Date.now() + stage.startTimeout * 1000 };
+    return { pid, channel: parentEnd, reader: new ReportReader(), since: Date.now(), deadline: Date.now() + stage.startTimeout * 1000 };
   } catch (err) {
     runnerLog(`master: the upgrade failed, keeping this master: ${(err as Error).message}`);
     libc.close(parentEnd);
@@ -48,26 +56,25 @@ export function startUpgrade(stage: DaemonStage, pidFile: PidFile, libc: Libc = 
 }
 
 /**
- * Reads what the new master reported so far: `true` once it is ready, `false` once it failed (it is ended
- * and the pid file is back), `undefined` while it is still starting.
+ * Reads what the new master reported so far: `true` once it is ready, why once it failed (it is ended and
+ * the pid file is back), `undefined` while it is still starting.
  */
-export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): boolean | undefined {
+export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): true | string | undefined {
   let failure: string | undefined;
   while (failure === undefined && libc.waitReadable(upgrade.channel, 0)) {
     const chunk = libc.read(upgrade.channel, 4096);
-    if (chunk.length === 0) failure = "it exited during start-up";
+    if (chunk.length === 0) failure = "exited during start-up";
     for (const report of upgrade.reader.push(chunk)) {
       if (report.kind === "READY") {
         libc.close(upgrade.channel);
         runnerLog(`master: new master ${upgrade.pid} is ready`);
         return true;
       }
-      if (report.kind === "ERROR") failure = report.message.split("\n")[0];
+      if (report.kind === "ERROR") failure = `failed: ${report.message.split("\n")[0]}`;
     }
   }
-  if (failure === undefined && Date.now() > upgrade.deadline) failure = `it was not ready within ${stage.startTimeout} s`;
+  if (failure === undefined && Date.now() > upgrade.deadline) failure = `was not ready within ${stage.startTimeout} s`;
   if (failure === undefined) return undefined;
-  runnerLog(`master: the upgrade failed, keeping this master: ${failure}`);
   libc.close(upgrade.channel);
   try {
     const pidfd = libc.pidfdOpen(upgrade.pid);
@@ -77,5 +84,5 @@ export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidF
     // Already gone (and reaped by the loop).
   }
   pidFile.rename(stage.pidFile);
-  return false;
+  return `the new master ${upgrade.pid} ${failure}`;
 }

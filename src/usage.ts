@@ -82,13 +82,14 @@ const EXAMPLES: readonly [string, string][] = [
   ["sudo ./NAME --install-service --now --user nobody -- 80", "a systemd service on port 80, the entry as nobody"],
 ];
 
-const SIGNALS = "TERM/INT stop (the entry's onShutdown hooks run); HUP reload (--workers: a rolling restart); " +
-  "QUIT graceful stop; TTIN/TTOU one worker more/less; URG (USR1 too on Bun) reopen the log; " +
-  "USR2 upgrade: a master starts a new master from the binary on disk and hands over, then the old one leaves.";
+const SIGNALS = "TERM/INT stop (the entry's onShutdown hooks run); HUP reload (--reload: a rolling restart from " +
+  "disk; one process: the onReload hooks); QUIT graceful stop; TTIN/TTOU one worker more/less; URG (USR1 too on " +
+  "Bun) reopen the log; USR2 upgrade (--upgrade): a master starts a new master from the binary on disk and hands over, then the old one leaves.";
 
 const EXIT_CODES = "0 ok; 64 usage; 66 entry, directory, env file or log missing; 67 no such --user or --group; " +
-  "69 start-up failed; 73 cannot create the pid or log file; 75 already running; 77 not permitted; " +
-  "7 not running (--reload, --reopen-logs, --hold-logs); --status: 0 running, 1 dead, 3 stopped, 4 unknown.";
+  "69 start-up failed (--reload, --upgrade: the new version did not start, the old one serves on); 73 cannot create the pid or log file; " +
+  "75 already running; 77 not permitted; 7 not running (--reload, --upgrade, --reopen-logs, --hold-logs); " +
+  "--status: 0 running, 1 dead, 3 stopped, 4 unknown.";
 
 /** A cell of a Markdown table: pipes escaped. */
 const cell = (text: string) => text.replaceAll("|", "\\|");

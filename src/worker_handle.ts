@@ -33,6 +33,8 @@ export interface Worker {
   replace?: boolean;
   /** When set, the worker is retiring and is killed at this time if still alive. */
   retireBy?: number;
+  /** It said its listeners are closed (a graceful stop under way): new connections go to the others. */
+  draining?: boolean;
   /** The error it reported before it was ready. */
   error?: string;
   reader: ReportReader;
@@ -46,8 +48,8 @@ export function spawnWorker(stage: WorkerStage, generation: number, extra: { env
   try {
     pid = libc.spawn({
       path: stage.command.path,
-      argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...(stage.workers ? RUNTIME.workerEnv(stage.id) : {}) },
+      argv: [stage.command.path, ...RUNTIME.sharingArgs(stage.command.args)],
+      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, extra.output ?? 1, extra.output ?? 2, childEnd],
       cwd: stage.command.cwd, // where its relative paths (the script's) resolve
     });
@@ -98,27 +100,38 @@ export interface WorkerRow {
   restarts: number;
 }
 
+/** What the last `--reload` or `--upgrade` did: `count` goes up by one with each outcome, `line` says it. */
+export interface Outcome {
+  count: number;
+  ok: boolean;
+  line: string;
+}
+
+/** The worker table a master writes: `migration`: how a retiring worker's queue survives; `relayed`: the
+ * workers write through the master (`--log-timestamps`), so only the master holds logs; `crashLoop`: the slots
+ * without a worker, waiting out a crash-loop backoff; `reload`, `upgrade`: the last outcome of each. */
+export interface WorkerTable {
+  master: number;
+  relayed?: boolean;
+  workers: WorkerRow[];
+  migration?: MigrationMode;
+  crashLoop?: WaitingSlot[];
+  reload?: Outcome;
+  upgrade?: Outcome;
+}
+
 /** The worker table beside a pid file. */
 export function workerTableFile(pidFile: string): string {
   return `${pidFile}.workers`;
 }
 
-/** What the master writes beside its workers: `migration`: how a retiring worker's queue survives; `relayed`:
- * the workers write through the master (`--log-timestamps`), so only the master holds logs; `crashLoop`: the
- * slots without a worker, waiting out a crash-loop backoff. */
-export interface WorkerTableExtra {
-  migration?: MigrationMode;
-  relayed?: boolean;
-  crashLoop?: WaitingSlot[];
-}
-
 /** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: WorkerTableExtra = {}): string | undefined {
+export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: Omit<WorkerTable, "master" | "workers"> = {}): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const relayed = extra.relayed ? { relayed: true } : {}, crashLoop = extra.crashLoop?.length ? { crashLoop: extra.crashLoop } : {};
-    const table = { master: process.pid, ...relayed, workers: rows.sort((a, b) => a.id - b.id), migration: extra.migration, ...crashLoop };
+    const crashLoop = extra.crashLoop?.length ? extra.crashLoop : undefined;
+    const table: WorkerTable = { master: process.pid, ...extra, relayed: extra.relayed || undefined, crashLoop, workers: rows.sort((a, b) => a.id - b.id) };
     writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {
@@ -128,7 +141,7 @@ export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: 
 }
 
 /** Reads the worker table a master wrote, or `null` when there is none. */
-export function readWorkerTable(path: string): ({ master: number; workers: WorkerRow[] } & WorkerTableExtra) | null {
+export function readWorkerTable(path: string): WorkerTable | null {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {

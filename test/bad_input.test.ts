@@ -50,6 +50,8 @@ const CASES: Row[] = [
   flag(USAGE, /give one at most/, "--stop"),
   { args: () => ["--status", "--reload"], code: USAGE, fix: /give one at most/ },
   { args: () => ["--logs", "--hold-logs"], code: USAGE, fix: /give one at most/ },
+  { args: () => ["--reload", "--upgrade"], code: USAGE, fix: /give one at most/ },
+  flag(USAGE, /Conflicting --keep-alive and --no-keep-alive: give one at most/, "--keep-alive", "--no-keep-alive"),
   flag(USAGE, /Missing value for --workers: give it one/, "--workers"),
   { args: () => ["--daemon", "--pid-file"], code: USAGE, fix: /Missing value for --pid-file/ },
   { args: (D) => ["--pid-file", "--daemon", "--log-file", `${D}/app.log`], code: USAGE, fix: /Missing value for --pid-file/ },
@@ -131,6 +133,7 @@ const CASES: Row[] = [
   flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "/dev/null"),
   // Control actions with nothing to act on, or the wrong kind of file
   { args: (D) => ["--reload", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*start it with --daemon/ },
+  { args: (D) => ["--upgrade", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*start it with --daemon/ },
   { args: (D) => ["--reopen-logs", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*nothing to reopen/ },
   { args: (D) => ["--hold-logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },
   { args: (D) => ["--logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },

@@ -133,7 +133,7 @@ describe(`daemonic build --image, run under podman and runc (${RUNTIME})`, { ski
     assert.ok(args.includes("auto") && args.includes("--metrics"), args.join(" "));
     // As the manifest has it: a read-only root, a tmpfs on /tmp (podman's --read-only mounts one).
     await inContainer(id, ["--cpus", "1", "--memory", "512m", "--read-only"], args, async (container, logs) => {
-      assert.ok(await eventually(() => /ready \(pid \d+, 1 workers\)/.test(logs()), 30_000), logs());
+      assert.ok(await eventually(() => /ready \(pid \d+, 1 worker\)/.test(logs()), 30_000), logs());
       const status = run([...ENGINE, "exec", container, "/app", "--status"]);
       assert.equal(status.status, 0, status.stderr);
       assert.match(status.stdout, /^ {2}worker\[1\] pid \d+/m);

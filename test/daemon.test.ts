@@ -273,10 +273,12 @@ describe(`control (${RUNTIME})`, () => {
     assert.ok(!alive(pid));
   }));
 
-  test("--reload sends SIGHUP: the reload hooks run and the daemon keeps running", sandboxed(async (sb) => {
-    const { r, pid, pidFile, logFile } = start(sb, "server.ts");
+  test("--reload of one process (--no-keep-alive) sends SIGHUP: the reload hooks run in place and the daemon keeps running", sandboxed(async (sb) => {
+    const { r, pid, pidFile, logFile } = start(sb, "server.ts", ["--no-keep-alive"]);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(control(sb, "server.ts", "--reload", pidFile).status, 0);
+    const reload = control(sb, "server.ts", "--reload", pidFile);
+    assert.equal(reload.status, 0, reload.stderr);
+    assert.match(reload.stdout, new RegExp(`sent SIGHUP to pid ${pid}: one process .* runs its onReload hooks in place`));
     assert.ok(await eventually(() => readOr(logFile).includes("reload hook ran")));
     assert.ok(alive(pid));
   }));

@@ -6,6 +6,8 @@
  * registry (as root, /run/daemonic) is shared with whatever else runs.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { after, describe, test } from "node:test";
@@ -61,7 +63,7 @@ describe(`keep-alive (${RUNTIME})`, () => {
     assert.equal(status.status, 0, status.stdout);
     assert.match(status.stdout, new RegExp(`running \\(pid ${master}\\)`));
     assert.match(status.stdout, new RegExp(`worker\\[1\\] pid ${again}, up \\d+ s, 1 restarts`));
-    assert.doesNotMatch(status.stdout, /rolling restarts/, "keep-alive has no rolling restart to be lossless or lossy about");
+    assert.match(status.stdout, /rolling restarts: (lossless|lossy)/, "a --reload of keep-alive is a rolling restart of one");
     assert.match(readOr(log), new RegExp(`pid ${entry}\\) was killed by signal 9 .*restarting`));
     assert.equal(readOr(log).match(new RegExp(`^listening on ${port}$`, "gm"))?.length, 2, "the entry's output of both runs is not in --log-file");
     const stop = runner("plain.ts", ["--stop", "--pid-file", pidFile]);
@@ -76,6 +78,10 @@ describe(`keep-alive (${RUNTIME})`, () => {
     const pid = start(sb, "plain.ts", ["--no-keep-alive", "--pid-file", pidFile, "--name", uniqueName("single")], [String(port)]);
     assert.deepEqual(childrenOf(pid), [], "a single-process daemon has no child");
     assert.equal(await answerFrom(port), pid);
+    const upgrade = runner("plain.ts", ["--upgrade", "--pid-file", pidFile]);
+    assert.equal(upgrade.status, 64, upgrade.stdout + upgrade.stderr);
+    assert.match(upgrade.stderr, /^Cannot upgrade \S+: it runs the entry in one process \(--no-keep-alive\).*: use --restart\n$/);
+    assert.ok(alive(pid), "a refused --upgrade signalled the daemon");
     process.kill(pid, "SIGKILL");
     assert.ok(waitGone(pid, 5000));
     const status = runner("plain.ts", ["--status", "--pid-file", pidFile]);
@@ -83,6 +89,30 @@ describe(`keep-alive (${RUNTIME})`, () => {
     assert.match(status.stdout, /stale/);
     assert.equal(await answerFrom(port), null);
     runner("plain.ts", ["--stop", "--pid-file", pidFile]); // removes the stale pid file
+  }));
+
+  test("--keep-alive in the foreground (as a unit runs it): a supervisor and one child; --reload replaces the child, successor first; TERM stops both", sandboxed(async (sb) => {
+    const port = await freePort();
+    const pidFile = sb.path("fg.pid");
+    const argv = target.argv(`${FIXTURES}/plain.ts`, ["--keep-alive", "--pid-file", pidFile, "--name", uniqueName("fg"), "--", String(port)]);
+    const fg = spawn(argv[0], argv.slice(1), { stdio: "ignore" });
+    sb.track(fg.pid!); // on Deno, `deno task`, whose child is the supervisor
+    let first: number | null = null;
+    for (const end = Date.now() + 10_000; !(first = await answerFrom(port)) && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(first, "the foreground supervisor did not serve");
+    const supervisor = sb.track(Number(readFileSync(pidFile, "utf8"))); // --pid-file: the foreground holds it
+    const [entry] = childrenOf(supervisor).map((c) => sb.track(c));
+    assert.equal(await answerFrom(port), entry, "the entry does not run in the supervisor's one child");
+    const reload = runner("plain.ts", ["--reload", "--pid-file", pidFile]);
+    assert.equal(reload.status, 0, reload.stderr);
+    assert.match(reload.stdout, new RegExp(`reloaded: the entry's process \\(pid ${entry} → (\\d+)\\)`));
+    const successor = sb.track(Number(/→ (\d+)/.exec(reload.stdout)![1]));
+    assert.equal(await answerFrom(port), successor);
+    assert.ok(waitGone(entry, 5000), "the old entry was not retired");
+    process.kill(supervisor, "SIGTERM");
+    const [code] = await once(fg, "exit");
+    assert.equal(code, 0);
+    assert.ok(waitGone(successor, 5000), "the entry outlived its supervisor");
   }));
 
   test("an entry crashing every 0.3 s: growing backoff in the log, the supervisor lives on, --stop ends it without SIGKILL", sandboxed(async (sb) => {

@@ -155,8 +155,11 @@ describe(`a root of only the binary and the libraries ldd names: no shell, no co
     assert.notEqual(procStat(daemon).session, daemon, "the daemon leads its session");
     assert.match(await get(await portFromLog(log)), /^Hello from PID \d+/);
     assert.match(app(["--status"]).stdout, /running/);
-    assert.equal(app(["--reload"]).status, 0);
-    assert.ok(await eventually(() => /reload hook ran/.test(readOr(log))), readOr(log));
+    r = app(["--reload"]); // keep-alive: the entry's process replaced, successor first
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /reloaded: the entry's process \(pid \d+ → \d+\)/);
+    assert.match(readOr(log), /master: reloaded: the entry's process/);
+    assert.ok(await eventually(() => /rolling restart done/.test(readOr(log)), 15_000), readOr(log)); // the old one has drained
 
     r = app(["--logs", "-n", "3"]);
     assert.equal(r.status, 0, r.stderr);
@@ -167,7 +170,7 @@ describe(`a root of only the binary and the libraries ldd names: no shell, no co
     assert.ok(await eventually(() => out.endsWith("\n"), 10_000), `--logs -f printed: ${out}`);
     const before = out.length;
     assert.equal(app(["--reload"]).status, 0);
-    assert.ok(await eventually(() => out.slice(before).includes("reload hook ran")), `--logs -f missed the new line: ${out}`);
+    assert.ok(await eventually(() => out.slice(before).includes("master: reloaded:")), `--logs -f missed the new line: ${out}`);
     const followers = childrenOf(follower.pid!).map((p) => sb.track(p)); // nsenter forks the command
     for (const pid of followers) process.kill(pid, "SIGTERM");
     for (const pid of [follower.pid!, ...followers]) assert.ok(waitGone(pid, 5000), `follower ${pid} left`);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox,
+  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, hammer, readOr, run, runTarget, RUNTIME, Sandbox,
   sandboxed, sleep, type Target, waitGone,
 } from "./_helpers.ts";
 
@@ -116,20 +116,25 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     assertStamped(readOr(d.logFile), workers, total);
   }));
 
-  test("--max-memory 80M without --workers (keep-alive): the leaking entry is stopped, then started again; a new pid answers, --status counts the restart", sandboxed(async (sb) => {
+  test("--max-memory 80M without --workers (keep-alive): the leaking entry is replaced successor first; a new pid answers, the port never refused, --status counts the restart", sandboxed(async (sb) => {
     const port = await freePort();
     const d = start(sb, "leak.ts", "kept", ["--max-memory", "80M"], [String(port), "200"]);
     const [first] = d.workers();
+    const load = hammer(port);
     const replaced = new RegExp(`worker\\[1\\] \\(pid ${first}\\) RSS (\\d+) MB above --max-memory 80 MB for 3 s: replacing it`);
     assert.ok(await eventually(() => replaced.test(readOr(d.logFile)), 20_000), readOr(d.logFile));
     assert.ok(Number(replaced.exec(readOr(d.logFile))![1]) > 80);
-    // Stop, then start: the entry holds its port alone, so its successor starts once it has exited.
-    const restarted = () => readOr(d.logFile).slice(readOr(d.logFile).search(replaced)).includes("worker[1] started");
-    assert.ok(await eventually(restarted, 10_000), readOr(d.logFile)); // the log, not the process list: no race with its line
+    const exited = () => readOr(d.logFile).includes(`worker[1] (pid ${first}) exited`);
+    assert.ok(await eventually(exited, 10_000), readOr(d.logFile)); // the log, not the process list: no race with its line
     const log = readOr(d.logFile), after = log.slice(log.search(replaced));
-    assert.ok(after.indexOf(`worker[1] (pid ${first}) exited with code 0`) >= 0, log);
-    assert.ok(after.indexOf(`worker[1] (pid ${first}) exited`) < after.indexOf("worker[1] started"), log);
+    // Successor first: it shares the port (SO_REUSEPORT) and was ready before the leaking entry left.
+    const successor = Number(/worker\[1\] started \(pid (\d+)\)/.exec(after)?.[1]);
+    assert.ok(successor && successor !== first, log);
+    assert.ok(after.indexOf(`worker[1] ready (pid ${successor})`) < after.indexOf(`worker[1] (pid ${first}) exited with code 0`), log);
     assert.doesNotMatch(log, /EADDRINUSE|crash loop/);
+    const { failed } = await load.stop();
+    // Not as root and without tcp_migrate_req a retiring listener's queue is reset (see Workers): a few may fail.
+    if (process.getuid?.() === 0) assert.deepEqual(failed, [], "requests failed during the replacement");
     let hello: string | undefined;
     for (const end = Date.now() + 5000; !hello && Date.now() < end; await sleep(50)) {
       hello = /Hello from PID (\d+)/.exec(await exchange(port).catch(() => ""))?.[1]; // the successor may still be starting
@@ -167,13 +172,14 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     assert.deepEqual(readdirSync(sb.dir).filter((f) => /\.held\.|\.hold$/.test(f)), [], "hold files left behind");
   }));
 
-  for (const workers of [0, 1]) {
-    test(`--env-file${workers ? " with --workers 1" : ""}: quoted, exported, multi-line values reach the entry; --reload reads the edited file${workers ? " for the new worker" : " before the onReload hooks"}`, sandboxed(async (sb) => {
+  for (const mode of ["--no-keep-alive", "keep-alive", "--workers 1"]) {
+    const inPlace = mode === "--no-keep-alive";
+    test(`--env-file (${mode}): quoted, exported, multi-line values reach the entry; --reload reads the edited file${inPlace ? " before the onReload hooks" : " for the entry's successor"}`, sandboxed(async (sb) => {
       const envFile = sb.path("app.env"), second = sb.path("second.env");
       writeFileSync(envFile, `# settings\nexport GREETING=hello # the comment is not part of it\nQUOTED=first\nRAW='$HOME # not a comment'\nMULTI="one\\ntwo\nthree"\nDROPPED=yes\n`);
       writeFileSync(second, `QUOTED="from the second file"\n`);
       const port = await freePort();
-      const d = start(sb, "env.ts", "env", ["--workers", String(workers), "--env-file", envFile, "--env-file", second], [String(port)]);
+      const d = start(sb, "env.ts", "env", [...(mode === "keep-alive" ? [] : mode.split(" ")), "--env-file", envFile, "--env-file", second], [String(port)]);
       const before = await answer(port);
       assert.deepEqual([before.GREETING, before.QUOTED, before.RAW, before.MULTI, before.DROPPED], ["hello", "from the second file", "$HOME # not a comment", "one\ntwo\nthree", "yes"]);
       writeFileSync(envFile, "GREETING=bye\n");
@@ -181,8 +187,8 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
       const now = await answerWhen(port, (a) => a.GREETING === "bye", 15_000);
       assert.ok(now, readOr(d.logFile));
       assert.equal(now.DROPPED, undefined, "a variable dropped from the file stayed");
-      if (workers) assert.notEqual(now.pid, before.pid, "not a new worker");
-      else assert.equal(now.inHook, "bye", "the onReload hook saw the old value");
+      if (inPlace) assert.equal(now.inHook, "bye", "the onReload hook saw the old value");
+      else assert.notEqual(now.pid, before.pid, "not a new process");
       stop("env.ts", d.pidFile, d.pid);
     }));
   }
@@ -226,7 +232,7 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     assert.ok(exec.includes(` --max-memory 300M --log-timestamps --env-file ${sb.path("app.env")}`), exec);
   }));
 
-  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers is refused", sandboxed((sb) => {
+  test("--print-service applies every option it accepts: --user/--group, --pid-file, --log-file with --workers, --timeout; --worker-timeout without --workers goes to keep-alive's supervisor, with --no-keep-alive is refused", sandboxed((sb) => {
     const unit = (args: string[]) => run(runner("env.ts", ["--print-service", ...args]), { cwd: sb.dir });
     const r = unit(["--user", "nobody", "--group", "nogroup", "--pid-file", "run/web.pid", "--workers", "2", "--log-file", "web.log", "--timeout", "7"]);
     assert.equal(r.status, 0, r.stderr);
@@ -236,9 +242,13 @@ describe(`operating it like PM2 (${RUNTIME})`, () => {
     }
     assert.ok(line("ExecStop").includes(`--pid-file ${sb.path("run/web.pid")}`), line("ExecStop"));
     assert.doesNotMatch(r.stdout, /^User=/m, "--user is the runner's drop, not systemd's");
-    const dropped = unit(["--worker-timeout", "5"]);
+    // Without --workers the unit runs keep-alive's supervisor in the foreground: it applies --worker-timeout.
+    const kept = unit(["--worker-timeout", "5"]);
+    assert.equal(kept.status, 0, kept.stderr);
+    assert.match(kept.stdout, /^ExecStart=.* --keep-alive --worker-timeout 5$/m);
+    const dropped = unit(["--no-keep-alive", "--worker-timeout", "5"]);
     assert.equal(dropped.status, 64, dropped.stdout);
-    assert.match(dropped.stderr, /^Invalid --worker-timeout without --workers in a service .*add --workers 1 \(or more\)\n$/);
+    assert.match(dropped.stderr, /^Invalid --worker-timeout with --no-keep-alive: the supervisor does it; drop --no-keep-alive .*\n$/);
     assert.equal(dropped.stdout, "");
   }));
 

@@ -109,7 +109,7 @@ describe(`pid file safety (${RUNTIME})`, () => {
     const reload = daemonic("server.ts", ["--reload", "--pid-file", pidFile]);
     assert.equal(reload.status, 0, reload.stderr);
     assert.match(reload.stdout, new RegExp(`pid file ${pidFile} is missing; signalled pid ${pid}`));
-    assert.ok(await eventually(() => readOr(logFile).includes("reload hook ran")), readOr(logFile));
+    assert.ok(await eventually(() => readOr(logFile).includes("master: reloaded: the entry's process")), readOr(logFile));
     const stop = daemonic("server.ts", ["--stop", "--pid-file", pidFile]);
     assert.equal(stop.status, 0, stop.stderr);
     assert.match(stop.stdout, new RegExp(`stopped \\(pid ${pid}.*pid file ${pidFile} was missing`));

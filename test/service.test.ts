@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import { compiledTarget, eventually, FIXTURES, readOr, runTarget, RUNTIME, Sandbox, sandboxed, type Target } from "./_helpers.ts";
 import { Container, containerSkipReason, runtimeBinds, waitUntil } from "./_container.ts";
@@ -13,8 +13,13 @@ import { Container, containerSkipReason, runtimeBinds, waitUntil } from "./_cont
 const skip = containerSkipReason();
 const buildDir = new Sandbox();
 chmodSync(buildDir.dir, 0o755); // the service user (nobody) runs the binary from here
+// The versions a deploy test moves in: test/fixtures/versioned.ts with its VERSION rewritten.
+const versionSource = (v: number) => readOr(`${FIXTURES}/versioned.ts`).replace(`"v1"`, `"v${v}"`);
+for (const v of [1, 2, 3]) writeFileSync(`${buildDir.dir}/ver-v${v}.ts`, versionSource(v));
 // Built and booted at load time: hooks have a short timeout under bun test.
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts", "stall.ts", "throws.ts"], buildDir.dir) : runTarget;
+const target: Target = RUNTIME === "bun"
+  ? await compiledTarget(["server.ts", "stall.ts", "throws.ts", ...[1, 2, 3].map((v) => `${buildDir.dir}/ver-v${v}.ts`)], buildDir.dir)
+  : runTarget;
 const box = skip ? undefined : new Container(RUNTIME === "bun" ? [buildDir.dir] : runtimeBinds());
 after(() => {
   box?.cleanup();
@@ -42,6 +47,16 @@ function installNow(name: string, entry: string, args: string[], entryArgs: stri
 
 function uninstall(name: string, entry = "server.ts"): void {
   inside(entry, ["--uninstall-service", "--name", name]);
+}
+
+/** The children of `pid` inside the container: under the unit's supervisor (MainPID), the entry's process. */
+function childrenIn(pid: number): number[] {
+  return box!.read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** The pid that answered a GET on `port` inside the container. */
+function answeredBy(port: number): number {
+  return Number(/Hello from PID (\d+)/.exec(box!.get(port))?.[1]);
 }
 
 /** Pids in the unit's cgroup, as systemd sees them. */
@@ -80,12 +95,13 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     assert.equal(verify.stderr.trim(), "", "systemd-analyze verify complained");
   });
 
-  test("--install-service --now: active, enabled, answers; kill -9 → restarted; systemctl stop → clean; --uninstall-service removes it", () => {
+  test("--install-service --now: active, enabled, answers; kill -9 → restarted; systemctl stop → clean; --uninstall-service removes it", async () => {
     try {
       const pid = installNow("web", "server.ts", [], ["8080"]);
       assert.equal(box!.show("web", "ActiveState"), "active");
       assert.equal(box!.exec(["systemctl", "is-enabled", "web"]).stdout.trim(), "enabled");
-      assert.match(box!.get(8080), new RegExp(`Hello from PID ${pid}`), "the main pid is not the entry that answers");
+      // The unit runs a supervisor in the foreground (MainPID), the entry in its one child.
+      assert.deepEqual(childrenIn(pid), [answeredBy(8080)], "the main pid's child is not the entry that answers");
       assert.equal(box!.show("web", "Type"), "notify");
 
       // kill -9 of the main pid (a minbase root has no /bin/kill: systemctl sends it).
@@ -93,15 +109,16 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       let restarted = 0;
       const back = waitUntil(() => box!.show("web", "NRestarts") === "1" && box!.show("web", "ActiveState") === "active" && (restarted = Number(box!.show("web", "MainPID"))) > 0 && restarted !== pid);
       assert.ok(back, `not restarted: NRestarts=${box!.show("web", "NRestarts")} ${box!.show("web", "ActiveState")}`);
-      assert.match(box!.get(8080), new RegExp(`Hello from PID ${restarted}`));
+      assert.ok(await eventually(() => childrenIn(restarted).includes(answeredBy(8080))), "the restarted service does not answer");
 
+      const [entry] = childrenIn(restarted);
       const stop = box!.exec(["systemctl", "stop", "web"]);
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(box!.show("web", "ActiveState"), "inactive", "a clean stop ends inactive, not failed");
       assert.equal(box!.show("web", "Result"), "success");
       assert.deepEqual(cgroupPids("web"), [], "processes left in the unit's cgroup");
       // By _PID: journald does not always tell the unit of a stdout stream in this container.
-      const journal = box!.exec(["journalctl", `_PID=${restarted}`, "--no-pager", "-o", "cat"]).stdout;
+      const journal = box!.exec(["journalctl", `_PID=${entry}`, "--no-pager", "-o", "cat"]).stdout;
       assert.match(journal, /shutdown hook ran/, "the entry's onShutdown hooks did not run on systemctl stop");
     } finally {
       const r = inside("server.ts", ["--uninstall-service", "--name", "web"]);
@@ -111,26 +128,58 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     assert.notEqual(box!.exec(["systemctl", "is-enabled", "web"]).stdout.trim(), "enabled");
   });
 
-  test("systemctl reload (Type=notify): systemd hears RELOADING=1 then READY=1 from the same process, which ran its reload hooks", () => {
-    // At debug level systemd logs every notification it accepts, with the sender's pid.
-    box!.exec(["systemd-analyze", "log-level", "debug"]);
+  test("replace the binary (or edit the entry), systemctl reload: the new version answers, no request fails, systemd hears RELOADING=1 then READY=1 from MainPID; --upgrade moves MainPID to the new master; kill -9 of it: restarted", sandboxed(async (sb) => {
+    box!.exec(["systemd-analyze", "log-level", "debug"]); // systemd then logs every notification it accepts, with the sender's pid
+    // Bun: the binary copied to /usr/local/bin, each new build moved over it; Deno: the entry in /srv, edited in place.
+    const place = (v: number) =>
+      RUNTIME === "bun"
+        ? assert.equal(box!.exec(["sh", "-c", `install -m 755 ${buildDir.dir}/ver_v${v}_ts /usr/local/bin/ver.new && mv /usr/local/bin/ver.new /usr/local/bin/ver`]).status, 0)
+        : writeFileSync(`${box!.merged}/srv/ver.ts`, versionSource(v));
+    const argv = (args: string[]) => RUNTIME === "bun" ? ["/usr/local/bin/ver", ...args] : runTarget.argv("/srv/ver.ts", args);
+    place(1);
     try {
-      const pid = installNow("reload", "server.ts", [], ["8081"]);
-      const r = box!.exec(["systemctl", "reload", "reload"]);
-      assert.equal(r.status, 0, r.stderr);
-      const journal = () => box!.exec(["journalctl", "-u", "reload", "--no-pager", "-o", "cat"]).stdout;
-      const output = () => box!.exec(["journalctl", `_PID=${pid}`, "--no-pager", "-o", "cat"]).stdout;
-      assert.ok(waitUntil(() => /reload hook ran/.test(output())), `no reload hook in the journal: ${box!.exec(["journalctl", "--no-pager", "-o", "verbose", `_PID=${pid}`]).stdout.slice(-3000)}`);
-      const heard = journal().split("\n").filter((l) => l.includes(`Got notification message from PID ${pid}`)).map((l) => /\((.*)\)/.exec(l)?.[1]);
+      const r = box!.exec(argv(["--install-service", "--now", "--name", "ver", "--", "8086"]), { timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      const master = Number(box!.show("ver", "MainPID"));
+      assert.match(box!.get(8086), /\(v1\)/);
+      assert.equal(box!.net(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/tcp_migrate_req"]).status, 0); // see the --workers test
+      const out = sb.path("client.log");
+      const client = spawn("nsenter", ["-t", String(box!.initPid), "-n", "bash", "-c",
+        `while :; do a=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | socat -t 2 -T 3 - TCP:127.0.0.1:8086 2>&1); case $a in *Hello*) echo "ok $a" | tr '\\r\\n' '  '; echo;; *) echo "FAIL $a" | tr '\\r\\n' '  '; echo;; esac; done >> ${out}`], { stdio: "ignore" });
+      sb.track(client.pid);
+      assert.ok(await eventually(() => readOr(out).includes("ok"), 5000));
+      place(2);
+      const reload = box!.exec(["systemctl", "reload", "ver"]);
+      assert.equal(reload.status, 0, reload.stderr);
+      assert.match(box!.get(8086), /\(v2\)/, "systemctl reload did not load the new version");
+      assert.equal(Number(box!.show("ver", "MainPID")), master, "the supervisor was replaced by a reload");
+      const heard = box!.exec(["journalctl", "--no-pager", "-o", "cat"]).stdout.split("\n").filter((l) => l.includes(`Got notification message from PID ${master}`)).map((l) => /\((.*)\)/.exec(l)?.[1]);
       const reloading = heard.indexOf("RELOADING=1");
       assert.ok(reloading > 0 && heard.slice(reloading + 1).includes("READY=1"), `notifications systemd heard: ${heard.join(", ")}`);
-      assert.equal(Number(box!.show("reload", "MainPID")), pid);
-      assert.equal(box!.show("reload", "ActiveState"), "active");
+
+      place(3);
+      const upgrade = box!.exec(argv(["--upgrade", "--pid-file", "/run/ver/ver.pid", "--name", "ver"]), { timeout: 120_000 });
+      assert.equal(upgrade.status, 0, upgrade.stderr + upgrade.stdout);
+      const upgraded = Number(box!.show("ver", "MainPID"));
+      assert.match(upgrade.stdout, new RegExp(`^ver: upgraded: master ${master} → ${upgraded} `));
+      assert.notEqual(upgraded, master);
+      assert.match(box!.get(8086), /\(v3\)/);
+      assert.ok(waitUntil(() => box!.exec(["test", "-e", `/proc/${master}`]).status !== 0, 15_000), "the old master did not retire");
+      assert.equal(box!.show("ver", "ActiveState"), "active");
+      const lines = readOr(out).length;
+      assert.ok(await eventually(() => readOr(out).length > lines + 20, 5000), "the client stopped getting answers");
+      process.kill(client.pid!, "SIGKILL");
+      assert.doesNotMatch(readOr(out), /FAIL/, `failed requests: ${readOr(out).split("\n").filter((l) => l.startsWith("FAIL")).join("\n")}`);
+
+      assert.equal(box!.exec(["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "ver"]).status, 0);
+      const back = waitUntil(() => box!.show("ver", "NRestarts") === "1" && box!.show("ver", "ActiveState") === "active" && ![0, upgraded].includes(Number(box!.show("ver", "MainPID"))));
+      assert.ok(back, `not restarted after kill -9 of the upgraded master: NRestarts=${box!.show("ver", "NRestarts")} ${box!.show("ver", "ActiveState")}`);
+      assert.ok(await eventually(() => /\(v3\)/.test(box!.get(8086)), 10_000));
     } finally {
       box!.exec(["systemd-analyze", "log-level", "info"]);
-      uninstall("reload");
+      box!.exec(argv(["--uninstall-service", "--name", "ver"]), { timeout: 120_000 });
     }
-  });
+  }));
 
   test("--workers 2: systemctl reload replaces the workers, a sequential client sees no failure", sandboxed(async (sb) => {
     try {
@@ -184,10 +233,13 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     try {
       const pid = installNow("low", "server.ts", ["--service-user", "nobody", "--service-group", "nogroup"], ["80"]);
       assert.equal(box!.show("low", "ActiveState"), "active");
-      const status = box!.read(`/proc/${pid}/status`);
-      assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
-      assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
-      assert.match(box!.get(80), new RegExp(`Hello from PID ${pid}`));
+      const [entry] = childrenIn(pid);
+      assert.equal(answeredBy(80), entry);
+      for (const p of [pid, entry]) {
+        const status = box!.read(`/proc/${p}/status`);
+        assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+        assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+      }
     } finally {
       uninstall("low");
     }
@@ -197,9 +249,11 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
     try {
       const pid = installNow("dropped", "server.ts", ["--user", "nobody"], ["80"]);
       assert.match(box!.read("/etc/systemd/system/dropped.service"), /^ExecStart=.* --user nobody( |$)/m);
-      const status = box!.read(`/proc/${pid}/status`);
-      assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, "the entry runs as root");
-      assert.match(box!.get(80), new RegExp(`Hello from PID ${pid}`));
+      // Keep-alive's supervisor (MainPID) stays root, as a master does; the entry in its child is nobody.
+      assert.match(box!.read(`/proc/${pid}/status`), /^Uid:\s+0\s/m, "the supervisor keeps root (for its pid file)");
+      const [entry] = childrenIn(pid);
+      assert.match(box!.read(`/proc/${entry}/status`), /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, "the entry runs as root");
+      assert.equal(answeredBy(80), entry);
       const pool = installNow("dropped-pool", "server.ts", ["--user", "nobody", "--group", "nogroup", "--workers", "2"], ["81"]);
       assert.match(box!.read(`/proc/${pool}/status`), /^Uid:\s+0\s/m, "the master keeps root (for its pid file and log)");
       const workers = box!.read(`/proc/${pool}/task/${pool}/children`).trim().split(/\s+/).filter(Boolean);
@@ -259,8 +313,8 @@ describe(`systemd service (${RUNTIME}, real systemd in a container)`, { skip }, 
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /installed \/home\/alice\/.config\/systemd\/user\/mine.service, enabled and started/);
       const pid = Number(asAlice(["systemctl", "--user", "show", "-p", "MainPID", "--value", "mine"]).stdout.trim());
-      assert.match(box!.get(8085), new RegExp(`Hello from PID ${pid}`));
-      assert.match(box!.read(`/proc/${pid}/status`), new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
+      assert.deepEqual(childrenIn(pid), [answeredBy(8085)]);
+      assert.match(box!.read(`/proc/${answeredBy(8085)}/status`), new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
     } finally {
       const u = asAlice(target.argv(`${FIXTURES}/server.ts`, ["--uninstall-service", "--user-service", "--name", "mine"]));
       assert.equal(u.status, 0, u.stderr);

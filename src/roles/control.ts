@@ -15,7 +15,7 @@ import { readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { whoRuns } from "../privileges.ts";
 import { daemonTree, type DaemonTree } from "../process_tree.ts";
 import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
-import { REOPEN, SIG } from "../signals.ts";
+import { REOPEN } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
 import { findRegistered, foregroundTableFile } from "../registry.ts";
@@ -187,23 +187,13 @@ export function stop(opts: RunnerOptions): void {
   }
 }
 
-/** `--reload`, `--reopen-logs`, `--hold-logs`: signals the running daemon, or fails with NOT_RUNNING (7). */
-function signalRunning(opts: RunnerOptions, signal: number, action: string, fix = ""): number {
+/** `--reload`, `--upgrade`, `--reopen-logs`, `--hold-logs`: signals the running daemon, or fails with NOT_RUNNING (7). */
+export function signalRunning(opts: RunnerOptions, signal: number, action: string, fix = ""): number {
+  const missing = !existsSync(opts.pidFile); // before the signal: an upgrade renames it at once
   const pid = signalDaemon(opts.pidFile, signal);
   if (pid === null) throw new DaemonError("NOT_RUNNING", `Cannot ${action}: ${opts.name} is not running (no lock on ${opts.pidFile})${fix && `: ${fix}`}`);
-  if (!existsSync(opts.pidFile)) console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
+  if (missing) console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
   return pid;
-}
-
-/** `--reload`: SIGHUP (the entry's onReload hooks; with workers, a rolling restart). */
-export function reload(opts: RunnerOptions): void {
-  // A daemon's settings say; a foreground run (registered without them) has a worker table only with --workers,
-  // read before a rolling restart adds to it.
-  const settings = findRegistered(opts.pidFile)?.settings;
-  const table = settings ? null : readWorkerTable(workerTableFile(opts.pidFile));
-  const pid = signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
-  const workers = settings ? settings.workers : table?.master === pid ? table.workers.length : 0;
-  console.log(`${opts.name}: reloading (pid ${pid}): ${workers ? `rolling restart of ${workers} worker${workers === 1 ? "" : "s"}, one at a time (--status shows it)` : "SIGHUP sent: its onReload hooks run (without one, nothing to do: its log says which)"}`);
 }
 
 /** `--hold-logs` (logrotate's prerotate for copytruncate): see log/rotate.ts. */

@@ -17,10 +17,11 @@ import { type Notifier, systemdNotifier } from "../notify.ts";
 import { PidFile } from "../pidfile.ts";
 import { dropPrivileges } from "../privileges.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
-import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
+import { supervised, supervisionOf } from "../supervision.ts";
 import { mark } from "../trace.ts";
 import { workerTableFile, writeWorkerTable } from "../worker_handle.ts";
 
@@ -87,7 +88,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     recordLogPath(stage.pidFile, stage.logFile);
     mark("daemon: log path recorded");
     // The entry runs here only without a master (--workers, keep-alive): a master stays root, its workers drop.
-    if (!stage.workers && !stage.keepAlive) dropPrivileges(stage, libc);
+    if (!supervised(supervisionOf(stage))) dropPrivileges(stage, libc);
     return { pidFile, reporter, handlersReady };
   } catch (err) {
     const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
@@ -139,10 +140,10 @@ export function startDaemon(stage: DaemonStage): StartedDaemon {
 }
 
 /**
- * Runs the daemon side of a single-process daemon: {@linkcode startDaemon}, signal handlers, then `run`
- * (which evaluates the entry); reports READY once the entry is ready. Resolves when `run` does.
+ * Runs the daemon side of a single-process daemon: {@linkcode startDaemon}, signal handlers, then the entry;
+ * reports READY once the entry is ready. Resolves once the entry is evaluated.
  */
-export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown>): Promise<void> {
+export async function serveDaemon(stage: DaemonStage, entry: Entry): Promise<void> {
   const { reporter, fatal, systemd, handlersReady } = startDaemon(stage);
   try {
     watchEnvFiles(stage.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
@@ -155,18 +156,19 @@ export async function serveDaemon(stage: DaemonStage, run: () => Promise<unknown
   handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
   mark("daemon: signals set up");
   handlersReady?.();
-  const evaluated = run().catch(fatal);
-  failWhenIdle(() => !reporter.pending, (message) => {
-    runnerLog(`Cannot start: ${message}`, "fatal");
-    reporter.fail("START_FAILED", `Cannot start: ${message}`);
-    process.exit(ExitCode.START_FAILED);
+  await runEntry(entry, stage, {
+    ready: () => {
+      mark("daemon: entry ready");
+      runnerLog(`ready (pid ${process.pid})`);
+      reporter.ready();
+      mark("daemon: READY reported");
+      systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    },
+    fail: (err) => {
+      if (!(err instanceof DaemonError)) return fatal(err); // the entry's own error: exit 1, as before
+      runnerLog(err.message, "fatal");
+      reporter.fail(err.code, err.message);
+      process.exit(err.exitCode);
+    },
   });
-  watchReadiness(stage.ready, evaluated, () => {
-    mark("daemon: entry ready");
-    runnerLog(`ready (pid ${process.pid})`);
-    reporter.ready();
-    mark("daemon: READY reported");
-    systemd.notify(`READY=1\nMAINPID=${process.pid}`);
-  });
-  await evaluated;
 }

@@ -11,8 +11,7 @@ import { writeSync } from "node:fs";
 import process from "node:process";
 import { isatty } from "node:tty";
 import { libc, O } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, RUNTIME, selfCommand, setEntryArgv } from "../_runtime.ts";
-import { serveDefaultExport } from "../default_export.ts";
+import { ignoreInspectorSignal, selfCommand } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
 import { DaemonError } from "../errors.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
@@ -24,11 +23,12 @@ import { PidFile } from "../pidfile.ts";
 import { listeningAddresses } from "../port_owner.ts";
 import { ReadyReporter } from "../ready_pipe.ts";
 import { dropPrivileges, identityOf } from "../privileges.ts";
-import { failWhenIdle, watchReadiness } from "../readiness.ts";
+import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals } from "../signals.ts";
 import { withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
+import { supervised, supervisionOf } from "../supervision.ts";
 import type { StartedDaemon } from "./daemon.ts";
 import { mark } from "../trace.ts";
 
@@ -65,8 +65,10 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
   let registration: Registration | undefined;
   const drop = () => (registration?.remove(), registration = undefined);
   process.on("exit", drop);
-  const notify = (state: string) => {
-    systemd.notify(state);
+  const send = systemd.notify.bind(systemd);
+  // The notifier itself, so what a master sets on it (the watchdog's `healthy`) and its handover stay.
+  systemd.notify = (state: string) => {
+    send(state);
     if (state.startsWith("STOPPING=1")) drop();
     if (!state.startsWith("READY=1") || registration) return;
     try {
@@ -77,7 +79,7 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
       runnerLog(`--status will not find this process: ${why}`, "warning");
     }
   };
-  return { active: systemd.active, notify };
+  return systemd;
 }
 
 /** What a foreground process has before the entry or the workers run; `fail` ends it for an error. */
@@ -129,40 +131,38 @@ class TerminalReporter extends ReadyReporter {
   }
 }
 
-/** Runs the entry (`load`, whose path is `entryPath`) in this process, or its workers under this one as
- * their master; resolves once it is evaluated. `fail` ends the process with an error's message and code. */
-export async function runForeground(opts: RunnerOptions, entryPath: string, load: () => Promise<unknown>, fail: (err: unknown) => never): Promise<void> {
+/** Runs the entry in this process, or its copies under this one as their master (`--workers`, `--keep-alive`);
+ * resolves once it is evaluated. `fail` ends the process with an error's message and code. */
+export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) { // a container's first process: its child runs the entry
     setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
-    return (await import("./init.ts")).serveInit({ master: opts.workers > 0, timeout: opts.timeout });
+    return (await import("./init.ts")).serveInit({ master: supervisionOf(opts).kind === "workers", timeout: opts.timeout });
   }
   mark("foreground: role modules loaded");
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   mark("foreground: inputs, logging, pid file");
   // The master's and init's modules are loaded only by a foreground that is one (most run the entry here).
-  if (opts.workers > 0) return (await import("./master.ts")).runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+  if (supervised(supervisionOf(opts))) {
+    return (await import("./master.ts")).runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+  }
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
   mark("foreground: signals set up");
-  setEntryArgv(entryPath, opts.args);
-  RUNTIME.labelPortInUse();
-  let ready = false;
   // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
   const failed = (err: unknown) => started.fatal(err);
   process.on("uncaughtException", failed);
   process.on("unhandledRejection", failed);
-  const evaluated = load().then(serveDefaultExport).catch(failed);
-  watchReadiness(opts.ready, evaluated, () => {
-    mark("foreground: entry ready");
-    ready = true;
-    process.off("uncaughtException", failed);
-    process.off("unhandledRejection", failed);
-    if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
-    started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
-    started.reporter.ready();
+  await runEntry(entry, opts, {
+    ready: () => {
+      mark("foreground: entry ready");
+      process.off("uncaughtException", failed);
+      process.off("unhandledRejection", failed);
+      if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
+      started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+      started.reporter.ready();
+    },
+    fail: started.fatal,
   });
-  failWhenIdle(() => ready, (message) => started.fatal(new DaemonError("START_FAILED", `Cannot start: ${message}`)));
-  await evaluated;
 }

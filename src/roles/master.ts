@@ -1,5 +1,6 @@
 /**
- * The master: the daemon of `--workers N`. It runs no entry code; it keeps N workers up, Unicorn's way.
+ * The master: the daemon of `--workers N`, and keep-alive's supervisor of one (the policy in supervision.ts
+ * says which). It runs no entry code; it keeps its workers up, Unicorn's way.
  * Signal handlers only queue the signal and wake the loop; one loop handles the queue, then reaps the
  * workers that exited, kills the lazy ones and brings the workers to the wanted count and generation.
  *
@@ -11,7 +12,7 @@
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
-import { type Backoff, backoffAfter, waitingSlots } from "../crash_loop.ts";
+import { backoffAfter, waitingSlots } from "../crash_loop.ts";
 import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, pumpAll, relayPipe } from "../log/relay.ts";
 import { reopenLogs } from "../log/rotate.ts";
@@ -20,30 +21,24 @@ import { serveMetrics } from "../metrics.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { becomeSubreaper } from "../process_tree.ts";
 import { recordLogPath } from "../log/show.ts";
-import { type MigrationMode, migrationLogged } from "../reuseport_migrate.ts";
+import { migrationLogged } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
-import { startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
-import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, workerTableFile, writeWorkerTable } from "../worker_handle.ts";
+import { supervisionOf } from "../supervision.ts";
+import { refuseUpgrade, startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
+import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, writeWorkerTable } from "../worker_handle.ts";
+import { type MasterStatus, moveStatus, outcome, reloaded, writeStatus } from "../master_status.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
-interface Master {
+interface Master extends MasterStatus {
   stage: DaemonStage;
   daemon: StartedDaemon;
-  /** How many workers are wanted (TTIN/TTOU change it). */
-  target: number;
   /** Bumped by HUP: workers of an older generation are replaced one at a time. */
   generation: number;
-  workers: Worker[];
-  backoff: Map<number, Backoff>; // crashes in a row per slot, and when it may start again (crash_loop.ts)
   lastExits: Map<number, number>; // each slot's last unplanned exit (a wait status), for --metrics
-  restarts: Map<number, number>;
   queue: string[]; // signals, handled by the loop
-  starting: boolean;
   stopping?: { graceful: boolean; killAt: number };
   upgrade?: Upgrade;
-  migration: MigrationMode; // how a retiring worker's queue survives (reuseport_migrate.ts), for --status
-  statusFile?: string; // the worker table for --status: beside the pid file, when there is one
   memory?: MemoryWatch; // --max-memory: the workers' RSS, checked once a second
   relays: OutputRelay[]; // --log-timestamps: the workers' output pipes, read and stamped here
 }
@@ -55,10 +50,11 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   libc.setThreadName(title);
   becomeSubreaper(libc); // orphans of the entry's children come back to us, in the daemon's tree
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
+  const policy = supervisionOf(stage);
   const m: Master = {
-    stage, daemon: undefined!, target: stage.workers || 1, generation: 0, workers: [], backoff: new Map(), lastExits: new Map(), restarts: new Map(),
+    stage, policy, daemon: undefined!, target: policy.copies, generation: 0, workers: [], backoff: new Map(), lastExits: new Map(), restarts: new Map(),
     queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
-    migration: "none", // keep-alive (one worker, no --workers) has no rolling restart: nothing to warn about
+    migration: "none", outcomes: {},
   };
   let wake = () => {};
   for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // for the loop; before the pid file is ours
@@ -69,7 +65,9 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   }
   moveStatus(m); // the worker table beside the pid file; written once all are ready
   void serveMetrics(stage, m, m.daemon.fatal); // --metrics: the master's own state, read at each scrape
-  if (stage.workers) m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
+  m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
+  // systemd's watchdog hears from this loop only while every ready worker's heartbeat is fresh.
+  m.daemon.systemd.healthy = () => m.workers.every((w) => !w.ready || w.retireBy || Date.now() - w.lastBeat < 2000);
   process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   while (!(m.stopping && m.workers.length === 0)) {
     let relayed = false;
@@ -109,10 +107,10 @@ function handleSignal(m: Master, signal: string): void {
   switch (signal) {
     case "SIGTERM": case "SIGINT": case "SIGQUIT":
       return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
-    case "SIGHUP":
-      // Keep-alive (no --workers): --reload means what it means to a single process, the entry's onReload hooks.
-      if (!m.stage.workers) return void m.workers.forEach((w) => signalWorker(w, SIG.HUP));
-      runnerLog("master: SIGHUP: rolling restart");
+    case "SIGHUP": // a rolling restart: each worker replaced by one of the executable on disk, successor first
+      runnerLog(`master: SIGHUP: rolling restart from ${m.stage.command.path}`);
+      m.reloading ??= { since: Date.now(), pids: m.workers.filter((w) => !w.retireBy).map((w) => w.pid) };
+      m.daemon.systemd.notify("RELOADING=1");
       m.generation++;
       return m.backoff.clear(); // the new workers start afresh, at once
     case "SIGTTIN":
@@ -121,12 +119,14 @@ function handleSignal(m: Master, signal: string): void {
     case "SIGTTOU":
       if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
       return;
-    case "SIGUSR2":
-      if (m.upgrade || m.starting) return;
-      if (!m.daemon.pidFile) return runnerLog("master: SIGUSR2 ignored: an upgrade hands over the pid file; start with --pid-file", "warning");
-      runnerLog("master: SIGUSR2: starting the executable on disk as a new master");
-      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile);
+    case "SIGUSR2": {
+      const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
+      if (refused) return outcome(m, "upgrade", false, refused);
+      runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
+      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover);
+      if (!m.upgrade) outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
       return moveStatus(m);
+    }
     default: // the reopen signal
       if (m.stage.logFile) reopenLogs(m.stage.logFile);
       for (const w of m.workers) signalWorker(w, REOPEN);
@@ -138,9 +138,9 @@ function stop(m: Master, graceful: boolean, why: string, signal?: string): void 
   runnerLog(why);
   // Cut short by it, a start is reported as stopped; systemd and --status hear of it (not of an upgrade's retirement).
   if (signal) noteStopSignal(signal), m.daemon.systemd.notify("STOPPING=1");
-  // Keep-alive's one worker runs the entry's onShutdown hooks on TERM, as a single process would: --timeout.
-  m.stopping = { graceful, killAt: Date.now() + (graceful || !m.stage.workers ? m.stage.timeout : 5) * 1000 };
-  for (const w of m.workers) signalWorker(w, graceful && m.stage.workers ? SIG.QUIT : SIG.TERM);
+  const { seconds } = m.policy.quickStop; // keep-alive's one worker runs the onShutdown hooks on TERM: --timeout
+  m.stopping = { graceful, killAt: Date.now() + (graceful || seconds === "timeout" ? m.stage.timeout : seconds) * 1000 };
+  for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
 }
 
 function readMessages(m: Master): void {
@@ -152,16 +152,18 @@ function readMessages(m: Master): void {
         Object.assign(w, { ready: true, readyAt: now });
         runnerLog(`master: worker[${w.id}] ready (pid ${w.pid})`);
       } else if (report.kind === "ERROR") w.error = report.message;
+      else if (report.kind === "DRAINING") w.draining = true;
     }
   }
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
-    writeStatus(m); // before the launcher returns: a --status right after it lists the workers
     runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
     runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
+    if (m.daemon.pidFile) writeStatus(m); // before READY: a --status or --reload right after --daemon finds the table
     m.daemon.reporter.ready();
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    if (!m.daemon.pidFile) writeStatus(m); // a foreground run's table is in the registry, claimed at READY=1
   }
 }
 
@@ -182,7 +184,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
     const message = `Cannot start: the entry ${how} before it was ready`; // as one process says it
-    if (!w.error && !m.stage.workers) runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
+    if (!w.error && m.policy.kind === "keep-alive") runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -191,12 +193,9 @@ function workerExited(m: Master, w: Worker, status: number): void {
     if (replaced && !m.stopping) runnerLog("master: rolling restart done");
     return writeStatus(m);
   }
-  if (!w.ready && m.workers.some((o) => o.id === w.id)) {
-    // A successor in a rolling restart: keep the worker it was to replace, and end the restart.
-    runnerLog(`master: worker[${w.id}] successor failed, keeping pid ${m.workers.find((o) => o.id === w.id)!.pid}: ${(w.error ?? how).split("\n")[0]}`);
-    for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
-    return;
-  }
+  // A successor (a rolling restart, a replacement) that failed: keep the worker it was to replace, end the restart.
+  const kept = w.ready ? undefined : m.workers.find((o) => o.id === w.id);
+  if (kept) return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`);
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
   const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now)).get(w.id)!.retryAt - now;
   m.lastExits.set(w.id, status);
@@ -214,7 +213,10 @@ function killLazyWorkers(m: Master): void {
   for (const w of m.workers) {
     if (m.stopping && now > m.stopping.killAt) signalWorker(w, SIG.KILL);
     else if (w.retireBy && now > w.retireBy) signalWorker(w, SIG.KILL);
-    else if (now - w.lastBeat > m.stage.workerTimeout * 1000) {
+    else if (!w.ready && !m.starting && now - w.startedAt > m.stage.startTimeout * 1000 && w.error === undefined) {
+      w.error = `not ready within --start-timeout ${m.stage.startTimeout} s`; // a successor that hangs ends the restart
+      signalWorker(w, SIG.KILL);
+    } else if (now - w.lastBeat > m.stage.workerTimeout * 1000) {
       runnerLog(`master: worker[${w.id}] (pid ${w.pid}) timeout (${((now - w.lastBeat) / 1000).toFixed(1)} s > ${m.stage.workerTimeout} s), killing`);
       w.lastBeat = Infinity; // report once
       signalWorker(w, SIG.KILL);
@@ -227,15 +229,15 @@ function maintainWorkerCount(m: Master): void {
   if (m.stopping) return;
   const now = Date.now();
   const serving = m.workers.filter((w) => !w.retireBy);
-  // Keep-alive's one worker holds its port alone (no SO_REUSEPORT): its successor starts once it is gone.
-  const free = (id: number) => m.stage.workers > 0 || !m.workers.some((w) => w.id === id);
   for (let id = 1; id <= m.target; id++) {
-    if (!serving.some((w) => w.id === id) && free(id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
+    if (!serving.some((w) => w.id === id) && (m.backoff.get(id)?.retryAt ?? 0) <= now) start(m, id);
   }
   for (const w of serving) if (w.id > m.target) retire(m, w);
   const stale = serving.filter((w) => w.generation < m.generation || w.replace);
+  // Every worker of this generation and ready, the old ones' listeners closed: the reload is done (they drain).
+  if (stale.length === 0 && m.reloading && serving.every((w) => w.ready) && m.workers.every((w) => !w.retireBy || w.draining)) reloaded(m);
   if (stale.length === 0 || m.starting) return;
-  if (!m.stage.workers) return retire(m, stale[0]); // keep-alive (--max-memory): stop, then start
+  // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: the successor starts first, always.
   const successor = serving.find((w) => w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace);
   if (!successor) {
     if (!serving.some((w) => !w.ready)) start(m, stale[0].id);
@@ -247,8 +249,7 @@ function maintainWorkerCount(m: Master): void {
 function start(m: Master, id: number): void {
   let pipe: [number, number] | undefined;
   try {
-    // Again for each worker (a --reload picks up an edit); keep-alive's worker reads them itself, on HUP too.
-    const env = m.stage.workers ? readEnvFiles(m.stage.envFiles) : {};
+    const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {}; // a --reload picks up an edit
     pipe = m.stage.logTimestamps ? relayPipe() : undefined;
     const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, { env, output: pipe?.[1] });
     if (pipe) m.relays.push(new OutputRelay(pipe[0], w.pid, id, m.stage.logFormat));
@@ -259,42 +260,41 @@ function start(m: Master, id: number): void {
     if (pipe) libc.close(pipe[0]);
     if (m.starting) throw err; // a failed start: the loop (or runMaster, before the daemon) reports it
     const kept = m.workers.find((o) => o.id === id);
-    runnerLog(`master: cannot start worker[${id}]: ${(err as Error).message}${kept ? `; keeping pid ${kept.pid}` : ""}`, "error");
+    const why = `cannot start worker[${id}]: ${(err as Error).message}`;
     // A successor that cannot start ends the rolling restart (or replacement) instead of retrying each tick.
-    if (kept) for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
+    void (kept ? successorFailed(m, `${why}; keeping pid ${kept.pid}`) : runnerLog(`master: ${why}`, "error"));
     m.backoff.set(id, { crashes: 1, retryAt: Date.now() + 1000 });
   } finally {
     if (pipe) libc.close(pipe[1]); // the worker has it; the master reads until every holder closed it
   }
 }
 
-function retire(m: Master, w: Worker): void { // QUIT drains a worker; TERM runs a kept-alive entry's onShutdown hooks
+function retire(m: Master, w: Worker): void { // QUIT drains it: the listeners close, in-flight requests finish
   if (w.replace) m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1); // --max-memory: a restart, as PM2 counts it
   w.retireBy = Date.now() + m.stage.timeout * 1000;
-  signalWorker(w, m.stage.workers ? SIG.QUIT : SIG.TERM);
+  signalWorker(w, SIG.QUIT);
+}
+
+/** A successor failed: the workers it was to replace keep serving, and a reload under way says so. */
+function successorFailed(m: Master, why: string): void {
+  for (const o of m.workers) Object.assign(o, { generation: m.generation, replace: false });
+  if (!m.reloading) return runnerLog(`master: ${why}`, "error");
+  m.reloading = undefined;
+  outcome(m, "reload", false, `reload failed: ${why}; the old code still serves`);
 }
 
 /** USR2's outcome once known: on success this master retires gracefully; on failure nothing changes. */
 function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
-  const ok = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
-  if (ok === undefined) return;
+  const result = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
+  if (result === undefined) return;
+  const { pid, since } = m.upgrade;
   m.upgrade = undefined; // its channel is closed either way
-  if (ok) return stop(m, true, "master: the new master is ready: retiring this one and its workers");
-  moveStatus(m);
-}
-
-/** The worker table follows the pid file (to `.oldbin` and back). */
-function moveStatus(m: Master): void {
-  if (m.statusFile) writeWorkerTable(m.statusFile, null);
-  m.statusFile = m.daemon.pidFile ? workerTableFile(m.daemon.pidFile.path) : m.daemon.tableFile;
-  writeStatus(m);
-}
-
-function writeStatus(m: Master): void {
-  if (m.stopping || m.starting || !m.statusFile) return; // written once all are ready: a failed start leaves none
-  const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
-  const crashLoop = waitingSlots(m.backoff, m.target, m.workers, Date.now()), relayed = m.stage.logTimestamps;
-  const error = writeWorkerTable(m.statusFile, rows, { migration: m.stage.workers ? m.migration : undefined, relayed, crashLoop });
-  if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);
+  if (result !== true) {
+    moveStatus(m); // back beside the pid file, with the outcome for --upgrade
+    return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
+  }
+  m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
+  runnerLog(`master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${((Date.now() - since) / 1000).toFixed(1)} s`);
+  stop(m, true, "master: the new master is ready: retiring this one and its workers");
 }

@@ -10,20 +10,22 @@
  */
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
-import { ignoreInspectorSignal, RUNTIME, setEntryArgv, setTitle } from "../_runtime.ts";
-import { serveDefaultExport } from "../default_export.ts";
-import { watchEnvFiles } from "../env_file.ts";
+import { DaemonError } from "../errors.ts";
+import { ignoreInspectorSignal, RUNTIME, setTitle } from "../_runtime.ts";
 import { lifecycle } from "../lifecycle.ts";
-import type { Listeners } from "../listeners.ts";
+import { type Listeners, shareListeners } from "../listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { encode, type Report } from "../ready_pipe.ts";
 import { dropPrivileges } from "../privileges.ts";
-import { failWhenIdle, watchReadiness } from "../readiness.ts";
-import { handleSignals as handleEntrySignals, SIG } from "../signals.ts";
+import { attachMigration } from "../reuseport_migrate.ts";
+import { type Entry, runEntry } from "../run_entry.ts";
+import { noteStopSignal, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
+import { supervisionOf } from "../supervision.ts";
 import { mark } from "../trace.ts";
+import { describe } from "./daemon.ts";
 
 const encoder = new TextEncoder();
 
@@ -36,20 +38,28 @@ function tell(report: Report): void {
   }
 }
 
-/** Unicorn's worker signals: TERM/INT exit at once, QUIT finishes in-flight requests, the reopen signal. */
+/** Unicorn's worker signals: TERM/INT exit at once (keep-alive's copy runs the onShutdown hooks first, as a
+ * single process would), QUIT finishes in-flight requests, HUP is the master's business, the reopen signal. */
 function handleSignals(stage: WorkerStage, title: string, listeners: Listeners): void {
   ignoreInspectorSignal(libc);
-  // The one worker of a keep-alive master (no --workers) is what a single-process daemon would be: the
-  // master forwards TERM, INT and HUP, which run the entry's onShutdown and onReload hooks.
-  if (!stage.workers) {
-    watchEnvFiles(stage.envFiles, runnerLog); // before the handlers: SIGHUP re-reads them before onReload hooks
-    // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
-    return handleEntrySignals(runnerLog, { logFile: stage.logTimestamps ? undefined : stage.logFile });
-  }
+  const hooks = async (list: (() => unknown)[]) => {
+    for (const r of await Promise.allSettled(list.map(async (hook) => await hook()))) {
+      if (r.status === "rejected") runnerLog(`hook failed: ${describe(r.reason)}`, "error");
+    }
+  };
+  const { quickStop } = supervisionOf(stage);
   let stopping = false;
-  process.on("SIGTERM", () => process.exit(0));
-  process.on("SIGINT", () => process.exit(0));
-  process.on("SIGHUP", () => {}); // the master's business; never die of it
+  const stop = async (signal: "SIGTERM" | "SIGINT") => {
+    if (stopping || !quickStop.hooks) return process.exit(0);
+    stopping = true;
+    noteStopSignal(signal);
+    runnerLog(`${signal} received: shutting down`);
+    await hooks(lifecycle().shutdown);
+    if (process.listenerCount(signal) <= 1) process.exit(0); // the entry's own listener decides, as in Node
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {}); // the master's business (a rolling restart); never die of it
   // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
   for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
   process.on("SIGQUIT", async () => {
@@ -58,13 +68,15 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
     runnerLog(`${title}: SIGQUIT: finishing in-flight requests`);
     const bound = setTimeout(() => process.exit(0), stage.timeout * 1000);
     (bound as { unref?: () => void }).unref?.();
-    await Promise.allSettled([listeners.closeGracefully(), ...lifecycle().shutdown.map(async (hook) => await hook())]);
+    const drained = listeners.closeGracefully(); // its listeners close at once: new connections go to the others
+    tell({ kind: "DRAINING" });
+    await Promise.allSettled([drained, hooks(lifecycle().shutdown)]);
     process.exit(0);
   });
 }
 
 /** Runs the worker side: names the process, shares listeners, heartbeats, then evaluates the entry. */
-export async function serveWorker(stage: WorkerStage, entryPath: string, load: () => Promise<unknown>): Promise<void> {
+export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<void> {
   mark("worker: role modules loaded");
   const title = `${stage.name} worker[${stage.id}]`;
   setTitle(title);
@@ -80,9 +92,11 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
 
   mark("worker: titled, privileges, PDEATHSIG, chdir, logging (libc bound)");
   let ready = false;
-  const fatal = (err: unknown) => {
-    console.error(entryStack(err)); // the whole stack, in the log
-    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: entryFailure(err) }); // the launcher's one line
+  const fatal = (err: unknown): never => {
+    // The master says "Cannot start" itself: an entry that is no server reports only why.
+    const idle = err instanceof DaemonError ? err.message.replace(/^Cannot start: /, "") : undefined;
+    console.error(idle ?? entryStack(err)); // the whole stack, in the log
+    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: idle ?? entryFailure(err) }); // the launcher's one line
     process.exit(1);
   };
   process.on("uncaughtException", fatal);
@@ -91,34 +105,25 @@ export async function serveWorker(stage: WorkerStage, entryPath: string, load: (
   // Four beats within --worker-timeout, between 0.1 s and 1 s apart.
   const heartbeat = setInterval(() => tell({ kind: "HB" }), Math.max(100, Math.min(1000, stage.workerTimeout * 250)));
   (heartbeat as { unref?: () => void }).unref?.();
-  // Keep-alive's one worker (no --workers) shares its port with no one: its listeners stay the entry's own
-  // (no SO_REUSEPORT, which Deno.serve would refuse without --unstable-net).
-  // Their modules (port ownership, the reuseport program) are loaded only by a worker of --workers.
-  const listeners = stage.workers ? await (await import("../listeners.ts")).shareListeners(stage.masterPid) : { closeGracefully: async () => {} };
-  const attachMigration = stage.workers ? (await import("../reuseport_migrate.ts")).attachMigration : undefined;
-  if (!stage.workers) RUNTIME.labelPortInUse();
+  // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: its successor binds before it leaves.
+  const listeners = await shareListeners(stage.masterPid);
   mark("worker: listeners shared");
   // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
-  // and keeps what it read: take it out of the environment the entry's own children inherit. Keep-alive's
-  // worker has no ticket (worker_handle.ts), so it loads no node:cluster.
-  if (stage.workers) {
-    await import("node:cluster");
-    delete process.env.NODE_UNIQUE_ID;
-    mark("worker: node:cluster loaded");
-  }
+  // and keeps what it read: take it out of the environment the entry's own children inherit.
+  await import("node:cluster");
+  delete process.env.NODE_UNIQUE_ID;
+  mark("worker: node:cluster loaded");
 
   handleSignals(stage, title, listeners);
-
   mark("worker: signals set up");
-  setEntryArgv(entryPath, stage.args);
-  const evaluated = load().then(serveDefaultExport).catch(fatal);
-  failWhenIdle(() => ready, fatal);
-  watchReadiness(stage.ready, evaluated, () => {
-    ready = true;
-    attachMigration?.(); // the port's group needs it before any worker's listener closes
-    mark("worker: entry ready");
-    tell({ kind: "READY" });
-    mark("worker: READY reported");
+  await runEntry(entry, stage, {
+    ready: () => {
+      ready = true;
+      attachMigration(); // the port's group needs it before any worker's listener closes
+      mark("worker: entry ready");
+      tell({ kind: "READY" });
+      mark("worker: READY reported");
+    },
+    fail: fatal,
   });
-  await evaluated;
 }
