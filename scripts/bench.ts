@@ -64,12 +64,12 @@ killOnExit(() => rmSync(tmp, { recursive: true, force: true }));
 const notes: string[] = [];
 
 // ---------------------------------------------------------------------------------------------------------
-// Build: the daemon, and the two baselines with the flags `daemonic build` passes (read from src/build.ts)
+// Build: the daemon, and the two baselines with the flags `daemonic build` passes (read from src/build/build.ts)
 
 const SAME_FLAGS = ["--minify", "--splitting", "--bytecode", "--format", "esm"];
-const buildSource = readFileSync(join(DAEMONIC, "src", "build.ts"), "utf8");
+const buildSource = readFileSync(join(DAEMONIC, "src", "build", "build.ts"), "utf8");
 const drift = SAME_FLAGS.filter((f) => !buildSource.includes(`"${f}"`));
-if (drift.length) notes.push(`src/build.ts no longer passes ${drift.join(" ")}: update SAME_FLAGS in scripts/bench.ts`);
+if (drift.length) notes.push(`src/build/build.ts no longer passes ${drift.join(" ")}: update SAME_FLAGS in scripts/bench.ts`);
 console.error(`bench: building in ${tmp}`);
 const bin = flags.bin ? resolve(flags.bin) : join(tmp, "bench-daemon");
 const bare = join(tmp, "bench-bare");

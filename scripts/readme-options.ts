@@ -1,5 +1,5 @@
 /**
- * Writes the README's tables generated from src/option_table.ts: the options (between the `options-table`
+ * Writes the README's tables generated from src/cli/option_table.ts: the options (between the `options-table`
  * markers) and which path applies which (`option-paths`); test/option_table.test.ts fails until it is run
  * after a change to the table.
  *
@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { optionsMarkdown, pathsMarkdown } from "../src/usage.ts";
+import { optionsMarkdown, pathsMarkdown } from "../src/cli/usage.ts";
 
 const README = join(dirname(fileURLToPath(import.meta.url)), "..", "README.md");
 let text = readFileSync(README, "utf8");

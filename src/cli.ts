@@ -17,7 +17,7 @@ const USAGE = "Usage: daemonic build|run|ls … (see daemonic --help)";
 /** `daemonic --help`, `daemonic build --help`: as wide as the terminal. */
 async function help(command?: "build"): Promise<void> {
   const width = process.stdout.isTTY ? process.stdout.columns : undefined;
-  console.log((await import("./usage.ts")).toolUsage(command, width));
+  console.log((await import("./cli/usage.ts")).toolUsage(command, width));
 }
 
 function usageError(message: string): never {
@@ -46,7 +46,7 @@ async function cli(argv: string[]): Promise<void> {
     }
     case "build": {
       if (rest.includes("--help") || rest.includes("-h")) return help("build");
-      const { build, parseBuildArgs } = await import("./build.ts");
+      const { build, parseBuildArgs } = await import("./build/build.ts");
       const options = parseBuildArgs(rest, baseDir);
       const out = build(options);
       console.log(out);

@@ -149,3 +149,16 @@ export function pathProblem(flag: string, path: string, code: string, fallback: 
   const text = why[code] ?? fallback;
   return text.includes(flag) ? text : `${text}: pick another ${flag}`;
 }
+
+/**
+ * The text an uncaught error is reported with in the log: its stack where it has one.
+ *
+ * @example
+ * ```ts
+ * import { describe } from "./errors.ts";
+ * console.log(describe("plain").length, describe(new Error("boom")).startsWith("Error: boom")); // 5 true
+ * ```
+ */
+export function describe(err: unknown): string {
+  return err instanceof Error ? err.stack ?? String(err) : String(err);
+}

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { socketsOf } from "./port_owner.ts";
+import { socketsOf } from "./worker/port_owner.ts";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { foregroundTableFile, type RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
-import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
+import { readWorkerTable, workerTableFile } from "./master/worker_handle.ts";
 
 /** One daemon as `--list --json` prints it (the schema is documented in the README, "Overview"). */
 export interface Overview {

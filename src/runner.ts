@@ -16,7 +16,7 @@ import { supervised, supervisionOf } from "./supervision.ts";
 // what it loads before it runs the entry, or answers --status.
 const control = () => import("./roles/control.ts");
 const launcher = () => import("./roles/launcher.ts");
-const service = () => import("./service.ts");
+const service = () => import("./cli/service.ts");
 
 /** The program the runner runs. */
 export interface App {
@@ -65,7 +65,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
 async function act(app: App, argv: string[]): Promise<number | void> {
-  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([import("./options.ts"), import("./remembered.ts")]);
+  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([import("./cli/options.ts"), import("./cli/remembered.ts")]);
   mark("options modules loaded");
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
   mark("options parsed");
@@ -77,7 +77,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
   }
   switch (opts.action) {
     case "help":
-      say((await import("./usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
+      say((await import("./cli/usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
       return 0;
     case "version":
       say(`${opts.name} (daemonic ${app.version})`);

@@ -9,7 +9,7 @@
  */
 import { host, resolvePath } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { DEFAULTS, OPTIONS, validSetting } from "./option_table.ts";
+import { DEFAULTS, OPTIONS, validSetting } from "./cli/option_table.ts";
 import type { DaemonSettings } from "./settings.ts";
 
 export { type DaemonSettings, DEFAULTS } from "./settings.ts";
@@ -71,7 +71,7 @@ export type Stage = DaemonStage | WorkerStage | DetachStage;
 
 /** The environment variable that marks a re-executed process; its value is the stage's fd. */
 export const STAGE_ENV = "DAEMONIC_STAGE";
-/** The fd of the stage socket in the child: the stage comes in on it, the reports go out on it. */
+/** The fd of the channel in the child: the stage comes in on it, the reports go out on it. */
 export const STAGE_FD = 3;
 /** How long the child waits for the stage line; the parent writes it before it spawns, so it is there. */
 const STAGE_WAIT_MS = 1000;

@@ -6,7 +6,7 @@
  * @module
  */
 import process from "node:process";
-import { portTaken } from "./port_owner.ts";
+import { portTaken } from "./worker/port_owner.ts";
 
 /** The first frame of `stack` in a file of the program (the entry's, through the embedded source maps), not the runtime's. */
 function locationOf(stack: string): string | undefined {

@@ -358,5 +358,5 @@ export function assertDaemonStdio(pid: number, logFile: string, leak: string): v
   assert.equal(fds.get(2), logFile);
   assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
   assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
-  assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `the ready socket or a launcher pipe left open: ${[...fds.values()]}`);
+  assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `the channel or a launcher pipe left open: ${[...fds.values()]}`);
 }

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { cgroupMemoryLimit, cpuWorkers } from "../src/cgroup.ts";
 import { DaemonError } from "../src/errors.ts";
-import { parseRunnerArgs } from "../src/options.ts";
+import { parseRunnerArgs } from "../src/cli/options.ts";
 
 /** A fake root: `files` maps paths below it to contents. */
 function fixture(files: Record<string, string>, body: (root: string) => void): void {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
-import { checkLibraries, imagePlatform, librariesOf } from "../src/image.ts";
+import { checkLibraries, imagePlatform, librariesOf } from "../src/build/image.ts";
 import { parse } from "yaml";
 import { BUN, childrenOf, CLI, eventually, FIXTURES, readOr, ROOT, run, RUNTIME, Sandbox } from "./_helpers.ts";
 import { buildBinary, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";

@@ -47,7 +47,7 @@ describe(`glibc before 2.34 and Linux before 5.3, forced (${RUNTIME})`, () => {
     for (const pid of workers) {
       const fds = procFds(pid);
       assert.equal(fds.get(0), "/dev/null");
-      assert.match(fds.get(3) ?? "", /^socket:/); // the stage socket, close-on-exec in the entry
+      assert.match(fds.get(3) ?? "", /^socket:/); // the channel, close-on-exec in the entry
     }
     const port = await portFromLog(logFile);
     assert.match(await get(port), /^Hello/);

@@ -13,8 +13,8 @@ import { describe, test } from "node:test";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { parse } from "yaml";
 import { cgroupMemoryLimit, cpuWorkers } from "../src/cgroup.ts";
-import { IMAGE_USER } from "../src/image.ts";
-import { parseRunnerArgs } from "../src/options.ts";
+import { IMAGE_USER } from "../src/build/image.ts";
+import { parseRunnerArgs } from "../src/cli/options.ts";
 import { ROOT } from "./_helpers.ts";
 
 /** The manifest's Deployment, and its one container. */

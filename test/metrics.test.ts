@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { describe, test } from "node:test";
-import { exposition } from "../src/metrics.ts";
+import { exposition } from "../src/master/metrics.ts";
 import { eventually, FIXTURES, readOr, run, runTarget, RUNTIME, sandboxed } from "./_helpers.ts";
 import { IS_ROOT, setup } from "./_roots.ts";
 

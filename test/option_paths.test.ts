@@ -1,5 +1,5 @@
 /**
- * Accepted means applied: every option of the table (src/option_table.ts) on every path a daemon runs —
+ * Accepted means applied: every option of the table (src/cli/option_table.ts) on every path a daemon runs —
  * foreground, --daemon (keep-alive), --no-keep-alive, --workers, --restart, a systemd unit, an upgraded
  * master — is applied there or refused with one line and exit 64, as its row's `paths` say. Generated from
  * the table: a new option is checked on every path the moment it has a row. No process is started; the
@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
-import { type OptionRow, OPTIONS, type Path, PATHS, type RunnerOptions } from "../src/option_table.ts";
-import { checkRules as checkRulesOf, parseRunnerArgs } from "../src/options.ts";
-import { mergeRemembered } from "../src/remembered.ts";
-import { unitText } from "../src/service.ts";
+import { type OptionRow, OPTIONS, type Path, PATHS, type RunnerOptions } from "../src/cli/option_table.ts";
+import { checkRules as checkRulesOf, parseRunnerArgs } from "../src/cli/options.ts";
+import { mergeRemembered } from "../src/cli/remembered.ts";
+import { unitText } from "../src/cli/service.ts";
 import { validStage, withDefaults } from "../src/stage.ts";
 
 const parse = (argv: string[]) => parseRunnerArgs(argv, { name: "app", baseDir: "/srv" });

@@ -8,9 +8,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
-import { ACTIONS, OPTIONS } from "../src/option_table.ts";
-import { parseRunnerArgs } from "../src/options.ts";
-import { optionsMarkdown, pathsMarkdown, usage } from "../src/usage.ts";
+import { ACTIONS, OPTIONS } from "../src/cli/option_table.ts";
+import { parseRunnerArgs } from "../src/cli/options.ts";
+import { optionsMarkdown, pathsMarkdown, usage } from "../src/cli/usage.ts";
 import { BUN, CLI, DENO, FIXTURES, ROOT, run, RUNTIME } from "./_helpers.ts";
 
 const parse = (argv: string[]) => parseRunnerArgs(argv, { name: "app", baseDir: "/srv" });

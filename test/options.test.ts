@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
-import { defaultPidFile, parseRunnerArgs } from "../src/options.ts";
+import { defaultPidFile, parseRunnerArgs } from "../src/cli/options.ts";
 import { nameOf } from "../src/runner.ts";
 
 const parse = (argv: string[]) => parseRunnerArgs(argv, { name: "app", baseDir: "/srv" });

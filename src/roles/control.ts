@@ -10,16 +10,16 @@ import { type Libc, libc as systemLibc, SystemCallError } from "../../ffi/mod.ts
 import { DaemonError, ExitCode } from "../errors.ts";
 import { askToHold, askToReopen } from "../log/rotate.ts";
 import { logPathFile, recordedLogPath, showLogs } from "../log/show.ts";
-import type { RunnerOptions } from "../options.ts";
+import type { RunnerOptions } from "../cli/options.ts";
 import { readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { whoRuns } from "../privileges.ts";
 import { daemonTree, type DaemonTree } from "../process_tree.ts";
-import { MIGRATION_STATUS } from "../reuseport_migrate.ts";
+import { MIGRATION_STATUS } from "../worker/reuseport_migrate.ts";
 import { REOPEN } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
-import { readWorkerTable, workerTableFile } from "../worker_handle.ts";
+import { readWorkerTable, workerTableFile } from "../master/worker_handle.ts";
 import { findRegistered, foregroundTableFile } from "../registry.ts";
-import { megabytes } from "../memory_limit.ts";
+import { megabytes } from "../master/memory_limit.ts";
 
 /** Opens a pidfd for the holder of `pidFile`'s lock, checking the lock again once the pidfd pins the pid. */
 function openHolder(pidFile: string, libc: Libc): { pid: number; pidfd: number } | null {

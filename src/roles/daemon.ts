@@ -2,7 +2,7 @@
  * The daemon: the re-executed process the launcher started, for a single-process daemon (and the first
  * steps of a master). It finishes daemonizing through libc — undoes what /bin/sh set for its background job,
  * applies umask and working directory, takes the pid file over from the launcher — then runs the entry and
- * reports READY (or the entry's error) on the stage socket.
+ * reports READY (or the entry's error) on the channel.
  *
  * @module
  */
@@ -16,16 +16,16 @@ import { runnerLog, setRunnerLogging } from "../log/lines.ts";
 import { type Notifier, systemdNotifier } from "../notify.ts";
 import { PidFile } from "../pidfile.ts";
 import { dropPrivileges } from "../privileges.ts";
-import { ReadyReporter } from "../ready_pipe.ts";
+import { ReadyReporter } from "../channel.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { handleSignals, SIG, stopSignal } from "../signals.ts";
 import { type DaemonStage, STAGE_FD } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
 import { supervised, supervisionOf } from "../supervision.ts";
 import { mark } from "../trace.ts";
-import { workerTableFile, writeWorkerTable } from "../worker_handle.ts";
+import { workerTableFile, writeWorkerTable } from "../master/worker_handle.ts";
 
-/** A running daemon's side of the start-up: holds the pid file and the ready socket. */
+/** A running daemon's side of the start-up: holds the pid file and the channel. */
 export interface Daemon {
   /** The held pid file (a foreground run holds one only when given `--pid-file`). */
   pidFile?: PidFile;
@@ -96,11 +96,6 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     reporter.fail(e.code, e.message);
     process.exit(e.exitCode);
   }
-}
-
-/** The text an uncaught error is reported with: its stack where it has one. */
-export function describe(err: unknown): string {
-  return err instanceof Error ? err.stack ?? String(err) : String(err);
 }
 
 /** An uncaught error or an exit before readiness is reported to the launcher (and to the log). */

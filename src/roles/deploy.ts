@@ -8,12 +8,12 @@
  */
 import { readFileSync } from "node:fs";
 import { DaemonError } from "../errors.ts";
-import type { RunnerOptions } from "../options.ts";
+import type { RunnerOptions } from "../cli/options.ts";
 import { readPidFile } from "../pidfile.ts";
 import { findRegistered } from "../registry.ts";
 import { SIG } from "../signals.ts";
 import { supervisionOf } from "../supervision.ts";
-import { type Outcome, readWorkerTable, type WorkerTable, workerTableFile } from "../worker_handle.ts";
+import { type Outcome, readWorkerTable, type WorkerTable, workerTableFile } from "../master/worker_handle.ts";
 import { signalRunning } from "./control.ts";
 
 const POLL_MS = 20;

@@ -14,7 +14,7 @@
  */
 import process from "node:process";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
-import { encode } from "../ready_pipe.ts";
+import { encode } from "../channel.ts";
 import { type DetachStage, STAGE_ENV, STAGE_FD } from "../stage.ts";
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The launcher: the process a user starts with `--daemon`. It cannot fork (the child of a fork() from JS dies
  * as soon as it returns into JS), so it re-executes its own command line in the background, holds the pid
- * file until the daemon takes it over, and waits on the stage socket until the daemon is ready.
+ * file until the daemon takes it over, and waits on the channel until the daemon is ready.
  *
- *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only; fd 3 the stage socket) ──▶ /bin/sh
+ *   launcher ── posix_spawn(SETSID, SETSIGDEF, empty mask, fds 0-3 only; fd 3 the channel) ──▶ /bin/sh
  *   /bin/sh (session leader) ── `cmd &` ──▶ daemon (in the new session, not its leader; reparented to init)
  *   launcher: exits 0 on READY; on ERROR, end of file, timeout or a stop signal it prints why and leaves
  *   nothing behind.
@@ -24,7 +24,7 @@ import { recordedLogPath, recordLogPath } from "../log/show.ts";
 import { cannotCreate, holdPidFile, readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { findProgram } from "../programs.ts";
 import { identityOf } from "../privileges.ts";
-import { waitForReady } from "../ready_pipe.ts";
+import { waitForReady } from "../channel.ts";
 import { ensurePrivateDir, runtimeDir } from "../safe_file.ts";
 import { type DaemonOptions, type DaemonStage, handOver, invalidSetting, STAGE_FD, withDefaults } from "../stage.ts";
 import { checkStartInputs } from "../start_inputs.ts";
@@ -85,7 +85,7 @@ function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc
 }
 
 /** Spawns /bin/sh — or, without one, this same command as the detach stage (roles/detach.ts) — which starts
- * the daemon with the stage socket on fd 3 and reports its pid there. Returns the launcher's end of it. */
+ * the daemon with the channel on fd 3 and reports its pid there. Returns the launcher's end of it. */
 function spawnDaemon(stage: DaemonStage, log: ChildFd, environment: Record<string, string | undefined>, libc: Libc = systemLibc): number {
   const sh = findProgram("/bin/sh");
   const { path, args } = stage.command;

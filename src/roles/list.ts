@@ -6,7 +6,7 @@
  * @module
  */
 import { type Overview, overview } from "../overview.ts";
-import type { RunnerOptions } from "../options.ts";
+import type { RunnerOptions } from "../cli/options.ts";
 import { readPidFile } from "../pidfile.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "../registry.ts";
 import { ExitCode } from "../errors.ts";

@@ -1,6 +1,6 @@
 /**
  * A worker: one copy of the unchanged entry, started by the master, sharing the port with its siblings.
- * It reports to the master on the stage socket (fd 3, see ready_pipe.ts): `READY`, `HB`, `ERROR`, and dies
+ * It reports to the master on the channel (fd 3, see channel.ts): `READY`, `HB`, `ERROR`, and dies
  * with the master whatever its event loop does.
  *
  * Signals (Unicorn's): TERM/INT exit at once; QUIT stops accepting, lets in-flight requests finish
@@ -10,26 +10,25 @@
  */
 import process from "node:process";
 import { libc } from "../../ffi/mod.ts";
-import { DaemonError } from "../errors.ts";
+import { DaemonError, describe } from "../errors.ts";
 import { ignoreInspectorSignal, RUNTIME, setTitle } from "../_runtime.ts";
 import { lifecycle } from "../lifecycle.ts";
-import { type Listeners, shareListeners } from "../listeners.ts";
+import { type Listeners, shareListeners } from "../worker/listeners.ts";
 import { reopenLogs } from "../log/rotate.ts";
 import { runnerLog, setRunnerLogging } from "../log/lines.ts";
-import { encode, type Report } from "../ready_pipe.ts";
+import { encode, type Report } from "../channel.ts";
 import { dropPrivileges } from "../privileges.ts";
-import { attachMigration } from "../reuseport_migrate.ts";
+import { attachMigration } from "../worker/reuseport_migrate.ts";
 import { type Entry, runEntry } from "../run_entry.ts";
 import { noteStopSignal, SIG } from "../signals.ts";
 import { STAGE_FD, type WorkerStage } from "../stage.ts";
 import { entryFailure, entryStack } from "../startup_error.ts";
 import { supervisionOf } from "../supervision.ts";
 import { mark } from "../trace.ts";
-import { describe } from "./daemon.ts";
 
 const encoder = new TextEncoder();
 
-/** Reports to the master on the stage socket. */
+/** Reports to the master on the channel. */
 function tell(report: Report): void {
   try {
     libc.write(STAGE_FD, encoder.encode(encode(report)));

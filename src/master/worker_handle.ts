@@ -6,14 +6,14 @@
  */
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import process from "node:process";
-import { libc, O } from "../ffi/mod.ts";
-import { RUNTIME } from "./_runtime.ts";
-import { WORKER_ID_ENV } from "./log/lines.ts";
-import { type Report, ReportReader } from "./ready_pipe.ts";
+import { libc, O } from "../../ffi/mod.ts";
+import { RUNTIME } from "../_runtime.ts";
+import { WORKER_ID_ENV } from "../log/lines.ts";
+import { type Report, ReportReader } from "../channel.ts";
 import type { WaitingSlot } from "./crash_loop.ts";
-import type { MigrationMode } from "./reuseport_migrate.ts";
-import { writeSidecar } from "./safe_file.ts";
-import { handOver, type WorkerStage } from "./stage.ts";
+import type { MigrationMode } from "../worker/reuseport_migrate.ts";
+import { writeSidecar } from "../safe_file.ts";
+import { handOver, type WorkerStage } from "../stage.ts";
 
 /** One worker as the master sees it. */
 export interface Worker {

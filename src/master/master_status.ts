@@ -5,11 +5,11 @@
  * @module
  */
 import { type Backoff, waitingSlots } from "./crash_loop.ts";
-import { runnerLog } from "./log/lines.ts";
-import type { Notifier } from "./notify.ts";
-import type { PidFile } from "./pidfile.ts";
-import type { MigrationMode } from "./reuseport_migrate.ts";
-import type { Supervision } from "./supervision.ts";
+import { runnerLog } from "../log/lines.ts";
+import type { Notifier } from "../notify.ts";
+import type { PidFile } from "../pidfile.ts";
+import type { MigrationMode } from "../worker/reuseport_migrate.ts";
+import type { Supervision } from "../supervision.ts";
 import { type Outcome, type Worker, workerTableFile, writeWorkerTable } from "./worker_handle.ts";
 
 /** The part of the master's state its table is written from. */

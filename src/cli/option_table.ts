@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "./log/lines.ts";
+import { isFormat, isLevel, LOG_FORMATS, LOG_LEVELS } from "../log/lines.ts";
 import {
   accountName,
   decidedBy,
@@ -35,9 +35,9 @@ import {
   whole,
   workerCount,
 } from "./option_values.ts";
-import type { DaemonSettings } from "./settings.ts";
+import type { DaemonSettings } from "../settings.ts";
 
-export { type DaemonSettings, DEFAULTS } from "./settings.ts";
+export { type DaemonSettings, DEFAULTS } from "../settings.ts";
 
 /** What the command line asks for: one action flag, or none (the foreground). */
 // deno-fmt-ignore -- a list

@@ -9,13 +9,13 @@
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
 import process from "node:process";
-import { RUNTIME } from "./_runtime.ts";
-import { DaemonError } from "./errors.ts";
-import { runnerLog } from "./log/lines.ts";
-import { parseMetricsAddress } from "./option_values.ts";
-import { cpuSeconds, rssBytes } from "./overview.ts";
-import type { DaemonStage } from "./stage.ts";
-import { VERSION } from "./version.ts";
+import { RUNTIME } from "../_runtime.ts";
+import { DaemonError } from "../errors.ts";
+import { runnerLog } from "../log/lines.ts";
+import { parseMetricsAddress } from "../cli/option_values.ts";
+import { cpuSeconds, rssBytes } from "../overview.ts";
+import type { DaemonStage } from "../stage.ts";
+import { VERSION } from "../version.ts";
 
 /** What the master shows (its own state, read at each scrape). */
 export interface MetricsSource {

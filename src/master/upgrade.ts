@@ -7,17 +7,17 @@
  * @module
  */
 import process from "node:process";
-import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { runnerLog } from "./log/lines.ts";
-import type { PidFile } from "./pidfile.ts";
-import { ReportReader } from "./ready_pipe.ts";
-import { type DaemonStage, handOver } from "./stage.ts";
-import { terminate } from "./terminate.ts";
+import { type Libc, libc as systemLibc, O } from "../../ffi/mod.ts";
+import { runnerLog } from "../log/lines.ts";
+import type { PidFile } from "../pidfile.ts";
+import { ReportReader } from "../channel.ts";
+import { type DaemonStage, handOver } from "../stage.ts";
+import { terminate } from "../terminate.ts";
 
 /** An upgrade under way. */
 export interface Upgrade {
   pid: number;
-  /** Our end of the new master's stage socket. */
+  /** Our end of the new master's channel. */
   channel: number;
   reader: ReportReader;
   since: number;

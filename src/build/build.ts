@@ -11,10 +11,10 @@ import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { RUNTIME } from "./_runtime.ts";
+import { RUNTIME } from "../_runtime.ts";
 import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
 import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
-import { DaemonError } from "./errors.ts";
+import { DaemonError } from "../errors.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
 /** Options of {@linkcode build}. */
@@ -33,7 +33,7 @@ export interface BuildOptions {
 
 const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
 const EXT = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { runnerLog } from "./log/lines.ts";
+import { runnerLog } from "../log/lines.ts";
 import type { Worker } from "./worker_handle.ts";
 
 /** Consecutive checks above the limit before a worker is replaced. */

@@ -8,8 +8,8 @@
  * @module
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { runnerLog } from "./log/lines.ts";
+import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
+import { runnerLog } from "../log/lines.ts";
 
 const BPF_PROG_TYPE_SK_REUSEPORT = 21, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40;
 // struct bpf_insn { u8 code; u8 dst:4, src:4; s16 off; s32 imm }: r0 = 1 (SK_PASS); exit

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { dirname } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { DaemonError } from "./errors.ts";
+import { DaemonError } from "../errors.ts";
 
 /** What the compiler's run left: spawnSync's result. */
 export interface CompilerRun {

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { resolvePath } from "../ffi/_host.ts";
-import { cgroupMemoryLimit, cpuWorkers } from "./cgroup.ts";
-import { DaemonError } from "./errors.ts";
+import { resolvePath } from "../../ffi/_host.ts";
+import { cgroupMemoryLimit, cpuWorkers } from "../cgroup.ts";
+import { DaemonError } from "../errors.ts";
 
 /** Throws the usage error (exit 64) `message`. */
 export function fail(message: string): never {

@@ -7,11 +7,11 @@
  * @module
  */
 import { isAbsolute, normalize } from "node:path";
-import { cpuWorkers } from "./cgroup.ts";
-import { DaemonError } from "./errors.ts";
+import { cpuWorkers } from "../cgroup.ts";
+import { DaemonError } from "../errors.ts";
 import { OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { checkRules } from "./options.ts";
-import { findRegistered, listRegistered, type RegistryEntry } from "./registry.ts";
+import { findRegistered, listRegistered, type RegistryEntry } from "../registry.ts";
 
 const CONTROL = new Set(["stop", "status", "restart", "reload", "upgrade", "reopen-logs", "hold-logs", "logs"]);
 

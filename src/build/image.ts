@@ -14,9 +14,9 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { readElf } from "./elf.ts";
-import { DaemonError } from "./errors.ts";
+import { DaemonError } from "../errors.ts";
 import { tarArchive, type TarEntry } from "./image_tar.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../version.ts";
 
 /** An image's platform: its OCI architecture, the ELF machine, where its libraries are here and in the image. */
 export interface Platform {

@@ -9,9 +9,9 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { type Action, ACTIONS, DEFAULTS, type OptionRow, OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { fail } from "./option_values.ts";
-import { runtimeDir } from "./safe_file.ts";
+import { runtimeDir } from "../safe_file.ts";
 import { closest } from "./suggest.ts";
-import { supervised as hasSupervisor, supervisionOf } from "./supervision.ts";
+import { supervised as hasSupervisor, supervisionOf } from "../supervision.ts";
 
 export type { Action, RunnerOptions } from "./option_table.ts";
 

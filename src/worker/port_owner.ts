@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { isIP } from "node:net";
 import process from "node:process";
-import { libc } from "../ffi/mod.ts";
+import { libc } from "../../ffi/mod.ts";
 
 interface Listener {
   address: string;

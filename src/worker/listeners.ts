@@ -7,7 +7,7 @@
  * @module
  */
 import process from "node:process";
-import { RUNTIME } from "./_runtime.ts";
+import { RUNTIME } from "../_runtime.ts";
 import { Drain } from "./drain.ts";
 import { claimPort } from "./port_owner.ts";
 

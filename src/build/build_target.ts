@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs"
 import { homedir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { DaemonError } from "./errors.ts";
+import { DaemonError } from "../errors.ts";
 
 /** Each `--target`: Bun's `--target` name and the npm package holding that runtime. */
 export const TARGETS = {

@@ -8,10 +8,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import process from "node:process";
-import { selfCommand } from "./_runtime.ts";
-import { DaemonError } from "./errors.ts";
+import { selfCommand } from "../_runtime.ts";
+import { DaemonError } from "../errors.ts";
 import { DEFAULTS, formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
-import { supervisionOf } from "./supervision.ts";
+import { supervisionOf } from "../supervision.ts";
 
 /** The first line of every unit daemonic writes; `--uninstall-service` removes only units that have it. */
 const MARK = "# Written by daemonic --install-service.";

@@ -1,5 +1,5 @@
 /**
- * The ready socket's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
+ * The channel's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
  * one line at a time: `PID n` (from the /bin/sh or detach stage that started the daemon), `LOCKING` (the
  * daemon is about to take the pid file over), `LOCKED` (it holds it: the launcher lets go of its own lock), then `READY` or
  * `ERROR {"code", "message"}`;
@@ -22,7 +22,7 @@ export type Report =
  *
  * @example
  * ```ts
- * import { encode } from "./ready_pipe.ts";
+ * import { encode } from "./channel.ts";
  * console.log(encode({ kind: "ERROR", code: "START_FAILED", message: "boom" })); // ERROR {"code":"START_FAILED","message":"boom"}
  * ```
  */
@@ -37,7 +37,7 @@ export function encode(report: Report): string {
  *
  * @example
  * ```ts
- * import { decode } from "./ready_pipe.ts";
+ * import { decode } from "./channel.ts";
  * console.log(decode("PID 42")); // { kind: "PID", pid: 42 }
  * ```
  */
@@ -69,7 +69,7 @@ export class ReportReader {
 
 const encoder = new TextEncoder();
 
-/** The daemon's end of the ready socket: reports once, then closes. */
+/** The daemon's end of the channel: reports once, then closes. */
 export class ReadyReporter {
   private open = true;
   constructor(private readonly fd: number, private readonly libc: Libc = systemLibc) {}
@@ -111,7 +111,7 @@ export class ReadyReporter {
   }
 }
 
-/** What the launcher learned from the ready socket. */
+/** What the launcher learned from the channel. */
 export interface ReadyResult {
   /** The daemon's pid, when the session leader reported it. */
   pid?: number;
@@ -130,13 +130,13 @@ export interface ReadyWatch {
 }
 
 /**
- * Reads the ready socket until `READY`, `ERROR`, end of file, `timeoutMs`, or a stop signal. Waits in short
+ * Reads the channel until `READY`, `ERROR`, end of file, `timeoutMs`, or a stop signal. Waits in short
  * slices so the caller's signal listeners run. What is already readable is read even past the deadline,
  * so the daemon's `PID n` line is never missed.
  *
  * @example
  * ```ts
- * import { waitForReady } from "./ready_pipe.ts";
+ * import { waitForReady } from "./channel.ts";
  * import { libc } from "../ffi/mod.ts";
  * const [mine, theirs] = libc.socketPair();
  * libc.write(theirs, new TextEncoder().encode("PID 42\nREADY\n"));
