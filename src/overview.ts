@@ -6,7 +6,7 @@
  * @module
  */
 import { socketsOf } from "./worker/port_owner.ts";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { foregroundTableFile, type RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
 import { readWorkerTable, workerTableFile } from "./master/worker_handle.ts";

@@ -4,7 +4,7 @@
  * nothing leaks between runs, and is stopped by the pid of its systemd-nspawn.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { alive, childrenOf, commOf, eventually, ROOT, run, type Ran, waitGone } from "./_helpers.ts";

@@ -3,8 +3,9 @@
  * kills exactly the pids a test recorded.
  */
 import assert from "node:assert/strict";
+import { after } from "node:test";
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -359,4 +360,29 @@ export function assertDaemonStdio(pid: number, logFile: string, leak: string): v
   assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
   assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
   assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `the channel or a launcher pipe left open: ${[...fds.values()]}`);
+}
+
+/** A sandbox for the whole test file (its binaries, shared fixtures), removed once the file's tests are done;
+ * `shared`: readable by the second user, who runs the binaries built in it. */
+export function fileSandbox(options: { shared?: boolean } = {}): Sandbox {
+  const sb = new Sandbox();
+  if (options.shared) chmodSync(sb.dir, 0o755);
+  after(() => sb.cleanup());
+  return sb;
+}
+
+/** The target a test file runs `entries` (fixture names or paths) with: on Bun, binaries built into `dir` by
+ * `daemonic build`; on Deno, the user's own command ({@linkcode runTarget}). */
+export function targetFor(entries: string[], dir: string): Promise<Target> {
+  return RUNTIME === "bun" ? compiledTarget(entries, dir) : Promise.resolve(runTarget);
+}
+
+/** The second user the tests run daemons as, made once (as root): its name, uid and gid. */
+export const TEST_USER = "daemonic-test";
+export function testUser(): { name: string; uid: number; gid: number } {
+  if (run(["id", TEST_USER]).status !== 0) {
+    const r = run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
+    assert.ok(r.status === 0 || run(["id", TEST_USER]).status === 0, r.stderr); // another suite made it meanwhile
+  }
+  return { name: TEST_USER, uid: Number(run(["id", "-u", TEST_USER]).stdout), gid: Number(run(["id", "-g", TEST_USER]).stdout) };
 }

@@ -8,13 +8,11 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed,
-  startTime, type Target, waitGone,
+  alive, childrenOf, eventually, fileSandbox, FIXTURES, freePort, readOr, run, RUNTIME, Sandbox, sandboxed, startTime, targetFor, waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts", "crashes.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["app.ts", "crashes.ts"], buildDir.dir);
 const runner = (entry: string, args: string[]) => run(target.argv(`${FIXTURES}/${entry}`, args));
 const uniqueName = (what: string) => `bo-${what}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 

@@ -10,13 +10,13 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { compiledTarget, eventually, FIXTURES, pidsMentioning, run, runTarget, RUNTIME, Sandbox, type Target } from "./_helpers.ts";
+import { eventually, FIXTURES, pidsMentioning, run, RUNTIME, Sandbox, targetFor } from "./_helpers.ts";
 
 // The entry under a name no other test uses, so any process it leaves is found by its command line.
 const buildDir = new Sandbox();
 const entry = join(buildDir.dir, "bad_input_app.ts");
 copyFileSync(join(FIXTURES, "app.ts"), entry);
-const target: Target = RUNTIME === "bun" ? await compiledTarget([entry], buildDir.dir) : runTarget;
+const target = await targetFor([entry], buildDir.dir);
 // Its command line, or once it set its title, its name (bad_input_app, bad_input_app_ts master, …).
 const marker = "bad_input_app";
 

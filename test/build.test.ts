@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { BUN, childrenOf, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone } from "./_helpers.ts";
+import {
+  BUN, childrenOf, CLI, DENO, exchange, FIXTURES, portFromLog, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone,
+} from "./_helpers.ts";
 import { userProject } from "./_project.ts";
 
 const cliArgv = (args: string[]) => RUNTIME === "bun" ? [BUN, CLI, ...args] : [DENO, "run", "-A", CLI, ...args];

@@ -9,14 +9,12 @@ import { spawn } from "node:child_process";
 import { existsSync, renameSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, procFds, procStat, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target,
-  waitGone,
+  alive, childrenOf, eventually, fileSandbox, FIXTURES, procFds, procStat, readOr, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["logger.ts", "server.ts"];
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(ENTRIES, buildDir.dir);
 const runner = (entry: string, args: string[]) => target.argv(`${FIXTURES}/${entry}`, args);
 
 /** Listening TCP sockets (local address:port, hex as in /proc/net/tcp) held by any of `pids`. */

@@ -7,16 +7,14 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import { assertDaemonStdio,
-  alive, busyPort, compiledTarget, eventually, fdFlags, FIXTURES, freePort, get, inMask, portFromLog,
-  procFds, procStat, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
+import {
+  alive, assertDaemonStdio, busyPort, eventually, fileSandbox, FIXTURES, freePort, get, inMask, procFds, procStat, procStatus, readOr, run, RUNTIME, Sandbox, sandboxed, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["server.ts", "plain.ts", "throws.ts", "loop.ts", "manual.ts"];
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
+const buildDir = fileSandbox();
 // Built at load time: hooks have a short timeout under bun test, and five builds take seconds.
-const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const target = await targetFor(ENTRIES, buildDir.dir);
 
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 

@@ -6,13 +6,11 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME,
-  Sandbox, sandboxed, type Target,
+  alive, childrenOf, eventually, exchange, fileSandbox, FIXTURES, freePort, readOr, run, RUNTIME, sandboxed, targetFor,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["idle.ts", "argv.ts", "fetch-options.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["idle.ts", "argv.ts", "fetch-options.ts"], buildDir.dir);
 const runner = (entry: string, args: string[], env: Record<string, string> = {}) =>
   run(target.argv(`${FIXTURES}/${entry}`, args), { env: { ...process.env, ...env } });
 const THREE_WAYS = /^Cannot start: .*nothing left to run.*: listen on a port, export default \{ fetch \}, or call ready\(\) and keep running$/;

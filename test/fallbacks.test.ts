@@ -8,8 +8,7 @@ import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
-  BUN, childrenOf, commOf, compiledTarget, DENO, eventually, FIXTURES, get, portFromLog, procFds, procStat, readOr, ROOT, run,
-  runTarget, RUNTIME, sandboxed, type Target, waitGone,
+  BUN, childrenOf, commOf, compiledTarget, DENO, eventually, FIXTURES, get, portFromLog, procFds, procStat, readOr, ROOT, run, runTarget, RUNTIME, sandboxed, type Target, waitGone,
 } from "./_helpers.ts";
 import { CACHE, debianNamespace, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";
 

@@ -10,8 +10,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, type Ran, readOr, runTarget, RUNTIME,
-  Sandbox, sleep, type Target,
+  alive, childrenOf, eventually, exchange, FIXTURES, freePort, type Ran, readOr, RUNTIME, Sandbox, sleep, targetFor,
 } from "./_helpers.ts";
 
 interface Entry {
@@ -48,7 +47,7 @@ const ENTRIES: Entry[] = [
 const here = ENTRIES.filter((e) => !e.on || e.on.includes(RUNTIME));
 
 const buildDir = new Sandbox();
-const target: Target = RUNTIME === "bun" ? await compiledTarget(here.map((e) => e.file), buildDir.dir) : runTarget;
+const target = await targetFor(here.map((e) => e.file), buildDir.dir);
 
 // Lossless rolling restarts need the kernel to hand a retiring listener's queue to its siblings.
 const knob = "/proc/sys/net/ipv4/tcp_migrate_req";

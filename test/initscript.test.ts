@@ -5,12 +5,11 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import { alive, compiledTarget, FIXTURES, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone } from "./_helpers.ts";
+import { alive, fileSandbox, FIXTURES, run, RUNTIME, sandboxed, targetFor, waitGone } from "./_helpers.ts";
 import { waitUntil } from "./_container.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["server.ts"], buildDir.dir);
 
 describe(`--install-service where systemd is absent (${RUNTIME})`, () => {
   test("says so in one line, exit 69, names --daemon instead, writes nothing", () => {

@@ -12,14 +12,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, compiledTarget, denoUserCommand, eventually, exchange, FIXTURES, freePort, readOr, run, runTarget, RUNTIME, Sandbox,
-  sandboxed, type Target, waitGone,
+  alive, BUN, childrenOf, CLI, denoUserCommand, eventually, exchange, fileSandbox, FIXTURES, freePort, readOr, run, RUNTIME, Sandbox, sandboxed, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["plain.ts", "crashes.ts"];
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(ENTRIES, buildDir.dir);
 const runner = (entry: string, args: string[], cwd = tmpdir()) => run(target.argv(`${FIXTURES}/${entry}`, args), { cwd });
 const uniqueName = (what: string) => `ka-${what}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 

@@ -9,13 +9,11 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  BUN, childrenOf, CLI, compiledTarget, DENO, eventually, FIXTURES, freePort, readOr, ROOT, run, runTarget, RUNTIME, Sandbox,
-  sandboxed, type Target, waitGone,
+  BUN, childrenOf, CLI, DENO, eventually, fileSandbox, FIXTURES, freePort, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, targetFor, waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts", "crashes.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["app.ts", "crashes.ts"], buildDir.dir);
 const runner = (entry: string, args: string[]) => run(target.argv(`${FIXTURES}/${entry}`, args));
 const uniqueName = (what: string) => `lo-${what}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 

@@ -8,14 +8,13 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, procFds, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, sleep, type Target, waitGone,
+  alive, childrenOf, eventually, fileSandbox, FIXTURES, readOr, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["logger.ts", "numbered.ts", "loop.ts", "throws.ts"];
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
+const buildDir = fileSandbox();
 // Built at load time: hooks have a short timeout under bun test, and the builds take seconds.
-const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const target = await targetFor(ENTRIES, buildDir.dir);
 
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 const runner = (entry: string, args: string[]) => target.argv(fixture(entry), args);

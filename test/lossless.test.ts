@@ -12,16 +12,12 @@ import { chmodSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFi
 import { connect } from "node:net";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, FIXTURES, freePort, hammer, readOr, run, runTarget, RUNTIME,
-  Sandbox, sandboxed, sleep, type Target, waitGone,
+  alive, BUN, childrenOf, CLI, DENO, eventually, exchange, fileSandbox, FIXTURES, freePort, hammer, readOr, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, TEST_USER, testUser, waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts", "serve.ts"], buildDir.dir) : runTarget;
-chmodSync(buildDir.dir, 0o755); // the second user runs the built binaries
+const buildDir = fileSandbox({ shared: true }); // the second user runs the built binaries
+const target = await targetFor(["app.ts", "serve.ts"], buildDir.dir);
 const KNOB = "/proc/sys/net/ipv4/tcp_migrate_req";
-const USER = "daemonic-test";
 const isRoot = process.getuid?.() === 0;
 
 /** Keep-alive clients: `connections` connections, each with `pipeline` requests in flight. On a response
@@ -141,21 +137,15 @@ async function runAside(argv: string[]): Promise<{ status: number | null; stdout
   return { status: status as number | null, stdout, stderr };
 }
 
-function otherUser(): void {
-  if (run(["id", USER]).status === 0) return;
-  const r = run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-  assert.ok(r.status === 0 || run(["id", USER]).status === 0, r.stderr);
-}
-
 async function startWorkers(sb: Sandbox, entry: string, asUser = false) {
   const port = await freePort();
   const pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
   const argv = target.argv(`${FIXTURES}/${entry}`, ["--daemon", "--name", "app", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", String(port)]);
-  const r = run(asUser ? ["runuser", "-u", USER, "--", ...argv] : argv);
+  const r = run(asUser ? ["runuser", "-u", TEST_USER, "--", ...argv] : argv);
   const master = sb.track(Number(r.stdout.trim()));
   assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
   const workers = () => childrenOf(master).map((pid) => sb.track(pid));
-  const argvOf = (action: string) => [...(asUser ? ["runuser", "-u", USER, "--"] : []), ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile])];
+  const argvOf = (action: string) => [...(asUser ? ["runuser", "-u", TEST_USER, "--"] : []), ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile])];
   const control = (action: string) => run(argvOf(action));
   return { master, port, pidFile, logFile, workers, control, aside: (action: string) => runAside(argvOf(action)) };
 }
@@ -226,7 +216,7 @@ describe(`lossless rolling restarts without tcp_migrate_req (${RUNTIME})`, { ski
   }));
 
   test("as another user the program cannot load: --status and the log say so, and the figure is printed", withoutSysctl(async (sb, zero) => {
-    otherUser();
+    testUser();
     chmodSync(sb.dir, 0o777);
     const s = await startWorkers(sb, "serve.ts", true);
     const status = s.control("--status");
@@ -234,7 +224,7 @@ describe(`lossless rolling restarts without tcp_migrate_req (${RUNTIME})`, { ski
     assert.match(readOr(s.logFile), /cannot load the reuseport migration program \(bpf\(BPF_PROG_LOAD\): Operation not permitted \(EPERM\).*tcp_migrate_req is 0/);
     assert.ok(!s.workers().some(holdsBpfProgram), "an unprivileged worker holds a BPF program");
     const { fresh, kept, wrk } = await fiveReloads(sb, s, zero);
-    console.log(`as ${USER}, tcp_migrate_req 0, 5 reloads: fresh connections ${fresh.failed.length} failed of ${fresh.ok + fresh.failed.length}; keep-alive ${kept.failed.length} failed of ${kept.ok + kept.failed.length}; wrk pipelining ${wrk.errors.join(", ") || "no error"} in ${wrk.requests}`);
+    console.log(`as ${TEST_USER}, tcp_migrate_req 0, 5 reloads: fresh connections ${fresh.failed.length} failed of ${fresh.ok + fresh.failed.length}; keep-alive ${kept.failed.length} failed of ${kept.ok + kept.failed.length}; wrk pipelining ${wrk.errors.join(", ") || "no error"} in ${wrk.requests}`);
     assert.ok(fresh.ok > 100 && kept.ok > 1000, `too few answers: ${fresh.ok} fresh, ${kept.ok} keep-alive`);
     assert.equal(s.control("--stop").status, 0);
   }));

@@ -6,15 +6,13 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
-  alive, busyPort, childrenOf, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed,
-  type Target,
+  alive, busyPort, childrenOf, eventually, fileSandbox, FIXTURES, readOr, run, Sandbox, sandboxed, targetFor,
 } from "./_helpers.ts";
 
 // Entries as a user writes them, in a directory of their own (the build names their files relative to it).
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
+const buildDir = fileSandbox();
 const APP = join(buildDir.dir, "app.ts"), READS = join(buildDir.dir, "reads.ts");
 writeFileSync(APP, `// A server whose configuration check fails at start-up (line 4).
 import { createServer } from "node:http";
@@ -27,7 +25,7 @@ import { createServer } from "node:http";
 const message = readFileSync("./message.txt", "utf8");
 createServer((_req, res) => res.end(message)).listen(Number(process.argv[2] ?? 0), "127.0.0.1");
 `);
-const target: Target = RUNTIME === "bun" ? await compiledTarget([APP, READS, "plain.ts", "serve.ts", "server.ts"], buildDir.dir) : runTarget;
+const target = await targetFor([APP, READS, "plain.ts", "serve.ts", "server.ts"], buildDir.dir);
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 
 const MODES = [[], ["--daemon"], ["--daemon", "--no-keep-alive"], ["--daemon", "--workers", "2"]];

@@ -10,14 +10,12 @@ import { appendFileSync, existsSync, readFileSync, renameSync, truncateSync, wri
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import { assertDaemonStdio,
-  alive, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fdFlags, FIXTURES, freePort, get, hammer, inMask, portFromLog, procFds,
-  procStat, procStatus, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone, migrating,
+import {
+  alive, assertDaemonStdio, BUN, childrenOf, CLI, compiledTarget, DENO, eventually, exchange, fileSandbox, FIXTURES, freePort, get, hammer, inMask, migrating, portFromLog, procStat, procStatus, readOr, ROOT, run, RUNTIME, sandboxed, waitGone,
 } from "./_helpers.ts";
 import { buildBinary, debianNamespace, IS_ROOT, minimalRoot, skipUnlessRoot } from "./_roots.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
+const buildDir = fileSandbox();
 const server = join(FIXTURES, "server.ts");
 const compiled = RUNTIME === "bun" ? await compiledTarget(["server.ts"], buildDir.dir) : undefined;
 // One process per command, so a test stops a follower by its pid (`deno task` would run it as its child).

@@ -8,14 +8,12 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, FIXTURES, freePort, hammer, readOr, run, runTarget, RUNTIME, Sandbox,
-  sandboxed, sleep, type Target, waitGone,
+  alive, childrenOf, eventually, exchange, fileSandbox, FIXTURES, freePort, hammer, readOr, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const ENTRIES = ["leak.ts", "chatter.ts", "env.ts", "port_env.ts"];
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(ENTRIES, buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(ENTRIES, buildDir.dir);
 const runner = (entry: string, args: string[]) => target.argv(`${FIXTURES}/${entry}`, args);
 const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
 

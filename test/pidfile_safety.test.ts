@@ -10,30 +10,20 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { entryPath } from "../src/registry.ts";
 import {
-  alive, compiledTarget, eventually, FIXTURES, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
+  alive, eventually, fileSandbox, FIXTURES, readOr, run, RUNTIME, sandboxed, targetFor, TEST_USER, testUser, waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts", "throws.ts"], buildDir.dir) : runTarget;
-chmodSync(buildDir.dir, 0o755); // the second user runs the built binaries
+const buildDir = fileSandbox({ shared: true }); // the second user runs the built binaries
+const target = await targetFor(["server.ts", "throws.ts"], buildDir.dir);
 
-const USER = "daemonic-test";
-function otherUser(): { uid: number; gid: number } {
-  if (run(["id", USER]).status !== 0) {
-    const r = run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-    assert.ok(r.status === 0 || run(["id", USER]).status === 0, r.stderr);
-  }
-  return { uid: Number(run(["id", "-u", USER]).stdout), gid: Number(run(["id", "-g", USER]).stdout) };
-}
 
 const daemonic = (entry: string, args: string[], options = {}) => run(target.argv(`${FIXTURES}/${entry}`, args), { timeout: 15_000, ...options });
 /** The runner as the second user, with `env` set. */
 const asUser = (entry: string, args: string[], env: Record<string, string>) =>
-  run(["runuser", "-u", USER, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...target.argv(`${FIXTURES}/${entry}`, args)], { timeout: 30_000 });
+  run(["runuser", "-u", TEST_USER, "--", "env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...target.argv(`${FIXTURES}/${entry}`, args)], { timeout: 30_000 });
 const registryEntry = (pidFile: string) => entryPath(pidFile, "/run/daemonic"); // root's registry
 
 describe(`pid file safety (${RUNTIME})`, () => {
@@ -148,14 +138,14 @@ describe(`pid file safety (${RUNTIME})`, () => {
   }));
 
   test("another user's read lock on a stale root pid file fakes nothing: stale, replaced by --daemon, never signalled", sandboxed(async (sb) => {
-    otherUser();
+    testUser();
     chmodSync(sb.dir, 0o755);
     const pidFile = sb.path("root.pid"), script = sb.path("rdlock.pl");
     writeFileSync(pidFile, "4194304\n", { mode: 0o644 }); // left by a crashed root daemon
     writeFileSync(script, `use Fcntl; open(my $f, "<", $ARGV[0]) or die "open: $!";
 my $lock = pack("s s x4 q q l x4", F_RDLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $lock) or die "lock: $!";
 $| = 1; print "$$\\n"; sleep 120;\n`);
-    const locker = spawn("runuser", ["-u", USER, "--", "perl", script, pidFile], { stdio: ["ignore", "pipe", "inherit"] });
+    const locker = spawn("runuser", ["-u", TEST_USER, "--", "perl", script, pidFile], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     locker.stdout!.on("data", (d) => out += d);
     try {
@@ -179,7 +169,7 @@ $| = 1; print "$$\\n"; sleep 120;\n`);
   }));
 
   test("a non-root user's default pid file lives in a private 0700 directory, with 0600 sidecars", sandboxed((sb) => {
-    const { uid, gid } = otherUser();
+    const { uid, gid } = testUser();
     chmodSync(sb.dir, 0o755);
     const xdg = sb.path("xdg"), logFile = sb.path("xdg/d.log");
     mkdirSync(xdg, { mode: 0o700 });
@@ -202,7 +192,7 @@ $| = 1; print "$$\\n"; sleep 120;\n`);
   }));
 
   test("an unsafe private directory (writable by others, or a symlink) is refused with one line, exit 73", sandboxed((sb) => {
-    const { uid, gid } = otherUser();
+    const { uid, gid } = testUser();
     chmodSync(sb.dir, 0o755);
     const xdg = sb.path("xdg"), elsewhere = sb.path("elsewhere");
     mkdirSync(xdg, { mode: 0o700 });

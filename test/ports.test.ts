@@ -4,16 +4,14 @@
  * Under `bun test` the daemon is a built binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, exchange, freePort, hammer, pidsMentioning, readOr, ROOT, run, runTarget,
-  RUNTIME, Sandbox, sandboxed, sleep, type Target, migrating,
+  alive, childrenOf, eventually, exchange, fileSandbox, freePort, hammer, migrating, pidsMentioning, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts", "serve.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["app.ts", "serve.ts"], buildDir.dir);
 const fixture = (name: string) => `${ROOT}/test/fixtures/${name}`;
 
 /** Starts `entry` as daemon `id` on `port` with pid file and log `file`.pid/.log; tracks whatever it started. */

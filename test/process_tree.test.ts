@@ -9,13 +9,11 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, commOf, compiledTarget, DENO, eventually, FIXTURES, freePort, get, procStat, readOr, run,
-  runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone,
+  alive, BUN, childrenOf, CLI, commOf, DENO, eventually, fileSandbox, FIXTURES, freePort, get, procStat, readOr, run, RUNTIME, Sandbox, sandboxed, type Target, targetFor, waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["busy.ts", "orphans.ts", "tree.ts", "child-server.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["busy.ts", "orphans.ts", "tree.ts", "child-server.ts"], buildDir.dir);
 /** The runner itself as the first process (under `deno task`, the task runner would be PID 1 instead). */
 const direct: Target = RUNTIME === "bun" ? target : {
   name: "deno run src/cli.ts run",

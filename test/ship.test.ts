@@ -9,15 +9,14 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, DENO, eventually, FIXTURES, freePort, get, portFromLog, procStat, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, waitGone,
+  alive, BUN, childrenOf, CLI, DENO, eventually, fileSandbox, FIXTURES, freePort, get, portFromLog, procStat, readOr, ROOT, run, RUNTIME, sandboxed, waitGone,
 } from "./_helpers.ts";
 import { buildBinary, CACHE, debianNamespace, IS_ROOT, setup, skipUnlessRoot } from "./_roots.ts";
 
 if (!IS_ROOT) console.log(`ship.test.ts: SKIPPING the Debian 11 root and qemu tests: ${skipUnlessRoot}`);
 // Made at load time: a first debootstrap takes about a minute, longer than a test's timeout.
 if (IS_ROOT) setup("bullseye", "arm64");
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
+const buildDir = fileSandbox();
 
 describe(`runs on Debian 11, glibc 2.31 (${RUNTIME})`, { skip: skipUnlessRoot }, () => {
   test("a binary built here: --daemon answers, --status, --reload, --stop; --workers 2 with a rolling reload", sandboxed(async (sb) => {

@@ -9,12 +9,11 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { soak } from "../scripts/bench_soak.ts";
-import { compiledTarget, FIXTURES, freePort, RUNTIME, runTarget, Sandbox, sandboxed, type Target } from "./_helpers.ts";
+import { fileSandbox, FIXTURES, freePort, RUNTIME, sandboxed, targetFor } from "./_helpers.ts";
 
 const SECONDS = Number(process.env.DAEMONIC_SOAK_SECONDS ?? 60);
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["app.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["app.ts"], buildDir.dir);
 
 describe(`soak (${RUNTIME})`, () => {
   test(`${SECONDS} s of reloads, kill -9 of the youngest worker, TTIN/TTOU and log reopens: never 0.3 s without a listener; the master stays flat`, { timeout: (SECONDS + 120) * 1000 }, sandboxed(async (sb) => {

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { existsSync } from "node:fs";
-import { BUN, childrenOf, CLI, DENO, eventually, FIXTURES, freePort, get, readOr, RUNTIME, sandboxed, waitGone } from "./_helpers.ts";
+import {
+  BUN, childrenOf, CLI, DENO, eventually, FIXTURES, freePort, get, readOr, RUNTIME, sandboxed, waitGone,
+} from "./_helpers.ts";
 
 describe(`systemd notify (${RUNTIME})`, () => {
   test("Type=notify: READY=1 with MAINPID once the port accepts, RELOADING=1/READY=1 on HUP, STOPPING=1 on TERM", sandboxed(async (sb) => {

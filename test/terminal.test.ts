@@ -8,11 +8,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import { compiledTarget, eventually, exchange, freePort, FIXTURES, runTarget, RUNTIME, Sandbox, sandboxed, type Target, waitGone } from "./_helpers.ts";
+import { eventually, exchange, fileSandbox, FIXTURES, freePort, sandboxed, targetFor, waitGone } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor(["server.ts"], buildDir.dir);
 const server = (args: string[]) => target.argv(`${FIXTURES}/server.ts`, args);
 
 const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;

@@ -7,12 +7,11 @@ import assert from "node:assert/strict";
 import { chmodSync, renameSync, statSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  alive, childrenOf, compiledTarget, eventually, FIXTURES, procStatus, readOr, run, runTarget, RUNTIME, Sandbox, sandboxed,
-  type Target, waitGone,
+  alive, childrenOf, eventually, FIXTURES, procStatus, readOr, run, RUNTIME, Sandbox, sandboxed, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const buildDir = new Sandbox();
-const target: Target = RUNTIME === "bun" ? await compiledTarget(["server.ts", "serve.ts"], buildDir.dir) : runTarget;
+const target = await targetFor(["server.ts", "serve.ts"], buildDir.dir);
 chmodSync(buildDir.dir, 0o755); // the second user runs the built binary
 const NS = `daemonic-user-${process.pid}`;
 const TEST_USER = "daemonic-test";

@@ -7,14 +7,12 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, commOf, compiledTarget, eventually, exchange, freePort, hammer, readOr, ROOT, run, runTarget,
-  RUNTIME, Sandbox, sandboxed, sleep, type Target, waitGone, migrating,
+  alive, childrenOf, commOf, eventually, exchange, fileSandbox, freePort, hammer, migrating, readOr, ROOT, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, waitGone,
 } from "./_helpers.ts";
 
 const SEED = `${ROOT}/examples/seed.ts`;
-const buildDir = new Sandbox();
-after(() => buildDir.cleanup());
-const target: Target = RUNTIME === "bun" ? await compiledTarget([SEED, "app.ts", "serve.ts"], buildDir.dir) : runTarget;
+const buildDir = fileSandbox();
+const target = await targetFor([SEED, "app.ts", "serve.ts"], buildDir.dir);
 const entryPath = (name: string) => name === "seed.ts" ? SEED : `${ROOT}/test/fixtures/${name}`;
 
 interface Started {
