@@ -9,7 +9,7 @@
 set -u
 CACHE=${DAEMONIC_TEST_CACHE:-/var/cache/daemonic-test}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-log=/tmp/daemonic-test-roots.log
+log=$CACHE/setup.log # beside what it builds, not in /tmp
 die() { echo "test-roots: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, dpkg): rerun as root"
 command -v apt-get >/dev/null || die "needs apt-get (a Debian-like host)"
