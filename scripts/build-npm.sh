@@ -9,3 +9,7 @@ mkdir -p node_modules/.cache
 deno types > node_modules/.cache/deno.d.ts
 rm -rf dist
 tsc -p scripts/tsconfig.npm.json
+# tsc wraps a dynamic import of anything but a literal in __rewriteRelativeImportExtension(); the built
+# executable's import of its entry must stay plain, so Bun sees the path --define gives it and bundles the entry.
+sed -i 's/import(__rewriteRelativeImportExtension(DAEMONIC_ENTRY))/import(DAEMONIC_ENTRY)/' dist/src/build_main.js
+grep -q 'import(DAEMONIC_ENTRY)' dist/src/build_main.js || { echo "build-npm: dist/src/build_main.js does not import DAEMONIC_ENTRY plainly" >&2; exit 1; }
