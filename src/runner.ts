@@ -45,14 +45,20 @@ function say(text: unknown): void {
 }
 
 /** Ends the process for `err`: one line and its exit code for what the user can fix, a stack for a bug. */
+/** Node's `process.exit`, not `Deno.exit`: it runs the `exit` handlers (a foreground run releases its pid file
+ * in one); every action has loaded the Node layer by now (the option parser), so on Deno it costs nothing. */
+function exit(code: number): never {
+  return (globalThis as unknown as { process: { exit(code: number): never } }).process.exit(code);
+}
+
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
   if (userError) {
     RUNTIME.sys.writeStderr(`${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
-    RUNTIME.sys.exit(userError.exitCode);
+    exit(userError.exitCode);
   }
   RUNTIME.sys.writeStderr(`daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
-  RUNTIME.sys.exit(ExitCode.SOFTWARE);
+  exit(ExitCode.SOFTWARE);
 }
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
@@ -144,7 +150,7 @@ export async function main(app: App): Promise<void> {
   if (stage) return runDaemon(app, stage);
   try {
     const code = await act(app, app.argv ?? RUNTIME.sys.args());
-    if (code !== undefined) RUNTIME.sys.exit(code);
+    if (code !== undefined) exit(code);
   } catch (err) {
     exitWith(err);
   }
