@@ -64,7 +64,9 @@ export class ProcPidfds implements PidfdStandIns {
 
   /** Opens /proc/PID; throws ESRCH (as pidfd_open does) when there is no such process. */
   open(pid: number): number {
-    const fd = Number(this.raw.fn.open(cstr(`/proc/${pid}`), O_RDONLY | (ARM ? O_DIRECTORY_ARM : O_DIRECTORY) | O_CLOEXEC, 0));
+    const fd = Number(
+      this.raw.fn.open(cstr(`/proc/${pid}`), O_RDONLY | (ARM ? O_DIRECTORY_ARM : O_DIRECTORY) | O_CLOEXEC, 0),
+    );
     if (fd === -1) {
       const errno = this.raw.errno();
       this.fail("pidfd_open", undefined, errno === ENOENT ? ESRCH : errno);

@@ -14,7 +14,11 @@ const SOL_SOCKET = 1, SO_ATTACH_REUSEPORT_EBPF = 52, SO_DOMAIN = 39, SHUT_RD = 0
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, F_SETFD = 2, FD_CLOEXEC = 1;
 
 /** Builds {@linkcode ReuseportCalls} on a runtime binding. */
-export function reuseportCalls(raw: RawLibc, check: (result: number | bigint, syscall: string) => number, has: (name: string) => boolean): ReuseportCalls {
+export function reuseportCalls(
+  raw: RawLibc,
+  check: (result: number | bigint, syscall: string) => number,
+  has: (name: string) => boolean,
+): ReuseportCalls {
   return {
     bpfProgramLoad(program) {
       // DAEMONIC_FFI_WITHOUT=bpf: as on a kernel without it, to measure and test what the program buys.
@@ -31,13 +35,19 @@ export function reuseportCalls(raw: RawLibc, check: (result: number | bigint, sy
     },
     attachReuseportProgram(socket, program) {
       const value = new Uint8Array(new Int32Array([program]).buffer);
-      check(raw.fn.setsockopt(socket, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, value, 4), "setsockopt(SO_ATTACH_REUSEPORT_EBPF)");
+      check(
+        raw.fn.setsockopt(socket, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, value, 4),
+        "setsockopt(SO_ATTACH_REUSEPORT_EBPF)",
+      );
     },
     stopListening(socket) {
       // The placeholder dup2'd over the fd drops the runtime's epoll registration: Bun would spin on the dead
       // listener's hang-up, Deno's accept loop would fail. The server closes the placeholder when it stops.
       const domain = new Int32Array(1), length = new Uint32Array([4]);
-      check(raw.fn.getsockopt(socket, SOL_SOCKET, SO_DOMAIN, new Uint8Array(domain.buffer), new Uint8Array(length.buffer)), "getsockopt(SO_DOMAIN)");
+      check(
+        raw.fn.getsockopt(socket, SOL_SOCKET, SO_DOMAIN, new Uint8Array(domain.buffer), new Uint8Array(length.buffer)),
+        "getsockopt(SO_DOMAIN)",
+      );
       check(raw.fn.shutdown(socket, SHUT_RD), "shutdown");
       const placeholder = check(raw.fn.socket(domain[0], SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket");
       try {

@@ -14,7 +14,10 @@ const HEADER = 16; // struct nlmsghdr
 const REQUEST = HEADER + 56; // + struct inet_diag_req_v2
 
 /** Builds {@linkcode SockDiagCalls} on a runtime binding. */
-export function sockDiagCalls(raw: RawLibc, check: (result: number | bigint, syscall: string) => number): SockDiagCalls {
+export function sockDiagCalls(
+  raw: RawLibc,
+  check: (result: number | bigint, syscall: string) => number,
+): SockDiagCalls {
   const dump = (fd: number, family: number, found: TcpListener[]) => {
     const request = new Uint8Array(REQUEST);
     const view = new DataView(request.buffer);

@@ -20,7 +20,13 @@ function spawnCheck({ fail }: Kit, r: number | bigint, what: string): void {
 }
 
 /** The child's fds (dup2 or open), every other fd closed, and its working directory. */
-function addFileActions(kit: Kit, actions: Uint8Array, options: SpawnOptions, high: ChildFd[], keep: Uint8Array[]): void {
+function addFileActions(
+  kit: Kit,
+  actions: Uint8Array,
+  options: SpawnOptions,
+  high: ChildFd[],
+  keep: Uint8Array[],
+): void {
   const { f, raw, has, fail } = kit;
   high.forEach((fd, target) => {
     if (typeof fd === "number") {
@@ -28,11 +34,19 @@ function addFileActions(kit: Kit, actions: Uint8Array, options: SpawnOptions, hi
     } else {
       const path = cstr(fd.path);
       keep.push(path);
-      spawnCheck(kit, f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644), "posix_spawn_file_actions_addopen");
+      spawnCheck(
+        kit,
+        f.posix_spawn_file_actions_addopen(actions, target, path, fd.flags, fd.mode ?? 0o644),
+        "posix_spawn_file_actions_addopen",
+      );
     }
   });
   if (has("posix_spawn_file_actions_addclosefrom_np")) {
-    spawnCheck(kit, f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length), "posix_spawn_file_actions_addclosefrom_np");
+    spawnCheck(
+      kit,
+      f.posix_spawn_file_actions_addclosefrom_np(actions, options.fds.length),
+      "posix_spawn_file_actions_addclosefrom_np",
+    );
   } else {
     addCloseActions(raw, actions, options.fds.length, fail);
   }
@@ -53,7 +67,9 @@ export function spawn(kit: Kit, options: SpawnOptions, libc: Libc): number {
   const keep: Uint8Array[] = [];
   const actions = new Uint8Array(256), attr = new Uint8Array(512); // sizeof: 80 and 336 on glibc x86-64
   // Move every parent fd above the child's range first, so no dup2 action overwrites a later source.
-  const high = options.fds.map((fd) => typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd);
+  const high = options.fds.map((fd) =>
+    typeof fd === "number" ? check(f.fcntl(fd, F_DUPFD_CLOEXEC, options.fds.length), "fcntl(F_DUPFD)") : fd
+  );
   spawnCheck(kit, f.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
   spawnCheck(kit, f.posix_spawnattr_init(attr), "posix_spawnattr_init");
   try {
@@ -65,7 +81,14 @@ export function spawn(kit: Kit, options: SpawnOptions, libc: Libc): number {
     spawnCheck(kit, f.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
     const env = Object.entries(options.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
     const pid = new Int32Array(1);
-    const r = f.posix_spawn(new Uint8Array(pid.buffer), cstr(options.path), actions, attr, cArray(options.argv, keep), cArray(env, keep));
+    const r = f.posix_spawn(
+      new Uint8Array(pid.buffer),
+      cstr(options.path),
+      actions,
+      attr,
+      cArray(options.argv, keep),
+      cArray(env, keep),
+    );
     if (Number(r) !== 0) fail("posix_spawn", options.path, Number(r));
     return pid[0];
   } finally {

@@ -8,7 +8,13 @@ import { MissingLibcError } from "./errors.ts";
 import { type AbstractType, type RawLibc, SYMBOLS } from "./types.ts";
 
 type FFIType = BunFFI.FFIType;
-const TYPES: Record<AbstractType, keyof typeof BunFFI.FFIType> = { i32: "i32", i64: "i64", u32: "u32", buf: "ptr", void: "void" };
+const TYPES: Record<AbstractType, keyof typeof BunFFI.FFIType> = {
+  i32: "i32",
+  i64: "i64",
+  u32: "u32",
+  buf: "ptr",
+  void: "void",
+};
 
 /**
  * Opens libc with {@linkcode SYMBOLS} through `bun:ffi`.
@@ -23,7 +29,8 @@ const TYPES: Record<AbstractType, keyof typeof BunFFI.FFIType> = { i32: "i32", i
  */
 export function openLibc(path: string): RawLibc {
   // Required here, synchronously and only under Bun, so importing this file costs nothing elsewhere.
-  const { CString, dlopen, FFIType, ptr, read } = (import.meta as unknown as { require(id: string): typeof BunFFI }).require("bun:ffi");
+  const { CString, dlopen, FFIType, ptr, read } = (import.meta as unknown as { require(id: string): typeof BunFFI })
+    .require("bun:ffi");
   // Each symbol is bound (its trampoline compiled) on first use: binding all of them took ~3 ms of every
   // start-up, in the launcher and again in the daemon, though each uses only some. errno is read through
   // __errno_location right after a failed call, so that one is bound up front: a lazy dlopen in between
@@ -46,7 +53,9 @@ export function openLibc(path: string): RawLibc {
       get(bound, name) {
         const spec = typeof name === "string" && Object.hasOwn(specs, name) ? specs[name] : undefined;
         if (!spec || name in bound) return bound[name as string];
-        const table = { [name]: { args: spec.args.map((t) => FFIType[TYPES[t]]), returns: FFIType[TYPES[spec.returns]] } };
+        const table = {
+          [name]: { args: spec.args.map((t) => FFIType[TYPES[t]]), returns: FFIType[TYPES[spec.returns]] },
+        };
         return bound[name as string] = bind(table)[name as string];
       },
       has: (_, name) => typeof name === "string" && Object.hasOwn(specs, name),

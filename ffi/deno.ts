@@ -65,6 +65,7 @@ export function openLibc(path: string): RawLibc {
     fn: fn as unknown as RawLibc["fn"],
     address: (buffer) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer as Uint8Array<ArrayBuffer>))),
     errno: () => new Deno.UnsafePointerView(__errno_location() as Deno.PointerObject).getInt32(),
-    strerror: (code) => Deno.UnsafePointerView.getCString((extra.strerror as (c: number) => unknown)(code) as Deno.PointerObject),
+    strerror: (code) =>
+      Deno.UnsafePointerView.getCString((extra.strerror as (c: number) => unknown)(code) as Deno.PointerObject),
   };
 }

@@ -5,9 +5,28 @@
  */
 
 const NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
-  12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 40: "ELOOP", 98: "EADDRINUSE", 104: "ECONNRESET",
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
+  9: "EBADF",
+  10: "ECHILD",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  17: "EEXIST",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  24: "EMFILE",
+  28: "ENOSPC",
+  30: "EROFS",
+  38: "ENOSYS",
+  40: "ELOOP",
+  98: "EADDRINUSE",
+  104: "ECONNRESET",
 };
 
 /**

@@ -108,7 +108,9 @@ export interface SpawnOptions {
 /** The reuseport part of `Libc`. */
 export interface ReuseportCalls {
   /** bpf(BPF_PROG_LOAD) of a socket program (`instructions`: `struct bpf_insn[]`); returns its fd (close-on-exec). */
-  bpfProgramLoad(program: { type: number; expectedAttachType: number; instructions: Uint8Array; license: string }): number;
+  bpfProgramLoad(
+    program: { type: number; expectedAttachType: number; instructions: Uint8Array; license: string },
+  ): number;
   /** setsockopt(SO_ATTACH_REUSEPORT_EBPF): `program` selects (and migrates) for `socket`'s whole reuseport group. */
   attachReuseportProgram(socket: number, program: number): void;
   /** shutdown(SHUT_RD) of a listening socket, so it stops listening (its queue goes to the reuseport group),

@@ -31,8 +31,31 @@ import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Case, daemonRun, foregroundRun, measureAll, peakRss, shortRun, skip, skipped, type Stopper } from "./bench_cases.ts";
-import { freePort, kill, killOnExit, lastInt, listeners, readPid, record, runSync, start, stopPid, tail, which } from "./bench_proc.ts";
+import {
+  type Case,
+  daemonRun,
+  foregroundRun,
+  measureAll,
+  peakRss,
+  shortRun,
+  skip,
+  skipped,
+  type Stopper,
+} from "./bench_cases.ts";
+import {
+  freePort,
+  kill,
+  killOnExit,
+  lastInt,
+  listeners,
+  readPid,
+  record,
+  runSync,
+  start,
+  stopPid,
+  tail,
+  which,
+} from "./bench_proc.ts";
 import { report } from "./bench_report.ts";
 import { logLinesReport } from "./bench_lines.ts";
 import { restartLosses } from "./bench_restarts.ts";
@@ -45,8 +68,13 @@ import { userProject } from "../test/_project.ts";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({
   options: {
-    runs: { type: "string" }, duration: { type: "string" }, daemonic: { type: "string" }, bin: { type: "string" }, soak: { type: "string" },
-    "soak-only": { type: "boolean" }, goals: { type: "boolean" },
+    runs: { type: "string" },
+    duration: { type: "string" },
+    daemonic: { type: "string" },
+    bin: { type: "string" },
+    soak: { type: "string" },
+    "soak-only": { type: "boolean" },
+    goals: { type: "boolean" },
   },
 });
 const RUNS = Math.max(1, Number(flags.runs ?? 9));
@@ -69,7 +97,9 @@ const notes: string[] = [];
 const SAME_FLAGS = ["--minify", "--splitting", "--bytecode", "--format", "esm"];
 const buildSource = readFileSync(join(DAEMONIC, "src", "build", "build.ts"), "utf8");
 const drift = SAME_FLAGS.filter((f) => !buildSource.includes(`"${f}"`));
-if (drift.length) notes.push(`src/build/build.ts no longer passes ${drift.join(" ")}: update SAME_FLAGS in scripts/bench.ts`);
+if (drift.length) {
+  notes.push(`src/build/build.ts no longer passes ${drift.join(" ")}: update SAME_FLAGS in scripts/bench.ts`);
+}
 console.error(`bench: building in ${tmp}`);
 const bin = flags.bin ? resolve(flags.bin) : join(tmp, "bench-daemon");
 const bare = join(tmp, "bench-bare");
@@ -86,23 +116,63 @@ function mustBuild(what: string, argv: string[]): void {
 if (flags.bin) notes.push(`benched the given binary ${bin}`);
 else mustBuild("the daemon (`daemonic build`)", [BUN, join(DAEMONIC, "src", "cli.ts"), "build", ENTRY, "-o", bin]);
 mustBuild("the bare entry", [BUN, "build", "--compile", ...SAME_FLAGS, ENTRY, "--outfile", bare]);
-mustBuild("the bare exit binary", [BUN, "build", "--compile", ...SAME_FLAGS, join(ROOT, "scripts", "bench-exit.ts"), "--outfile", bareExit]);
+mustBuild("the bare exit binary", [
+  BUN,
+  "build",
+  "--compile",
+  ...SAME_FLAGS,
+  join(ROOT, "scripts", "bench-exit.ts"),
+  "--outfile",
+  bareExit,
+]);
 if (flags.goals) {
-  console.log((await runGoals({ bun: BUN, root: ROOT, daemonic: DAEMONIC, flags: SAME_FLAGS, tmp, rounds: RUNS, wrkSeconds: WRK_SECONDS, bareExit })).join("\n"));
+  console.log(
+    (await runGoals({
+      bun: BUN,
+      root: ROOT,
+      daemonic: DAEMONIC,
+      flags: SAME_FLAGS,
+      tmp,
+      rounds: RUNS,
+      wrkSeconds: WRK_SECONDS,
+      bareExit,
+    })).join("\n"),
+  );
   process.exit(0);
 }
 const hasWorkers = /--workers\b/.test(runSync([bin, "--help"]).stdout);
 
 /** The soak's long form on each runtime: the compiled bench entry, and `deno run` of the Deno one. */
 async function soaks(): Promise<string[]> {
-  const lines = [`### Soak: --workers 2, an action every 2 s, a connect every 10 ms (${SOAK_SECONDS} s each)`, "", ...SOAK_HEADER];
+  const lines = [
+    `### Soak: --workers 2, an action every 2 s, a connect every 10 ms (${SOAK_SECONDS} s each)`,
+    "",
+    ...SOAK_HEADER,
+  ];
   const runtimes: [string, (args: string[]) => string[]][] = [["Bun, compiled", (args) => [bin, ...args]]];
-  if (DENO) runtimes.push(["Deno, `deno run`", (args) => [DENO, "run", "-A", "--unstable-net", join(DAEMONIC, "src", "cli.ts"), "run", DENO_ENTRY, ...args]]);
+  if (DENO) {
+    runtimes.push([
+      "Deno, `deno run`",
+      (args) => [DENO, "run", "-A", "--unstable-net", join(DAEMONIC, "src", "cli.ts"), "run", DENO_ENTRY, ...args],
+    ]);
+  }
   for (const [name, command] of runtimes) {
     const port = await freePort();
     console.error(`bench: soak, ${name}, ${SOAK_SECONDS} s`);
     try {
-      lines.push(...soakReport(name, await soak({ command, entryArgs: [String(port)], port, dir: mkdtempSync(join(tmp, "soak-")), seconds: SOAK_SECONDS, track: record })));
+      lines.push(
+        ...soakReport(
+          name,
+          await soak({
+            command,
+            entryArgs: [String(port)],
+            port,
+            dir: mkdtempSync(join(tmp, "soak-")),
+            seconds: SOAK_SECONDS,
+            track: record,
+          }),
+        ),
+      );
     } catch (err) {
       lines.push(`| ${name} | failed: ${(err as Error).message.split("\n")[0]} |`);
     }
@@ -130,15 +200,26 @@ const daemonic = (name: string, tag: string, cmd: string[], extra: string[] = []
   samples: [],
   run: (port, i) => {
     const pidFile = pidFileFor(tag, i);
-    return daemonRun([...cmd, "--daemon", ...extra, "--pid-file", pidFile, "--", ...entryArgs, String(port)], port, fromStdout, daemonicStop(cmd, pidFile));
+    return daemonRun(
+      [...cmd, "--daemon", ...extra, "--pid-file", pidFile, "--", ...entryArgs, String(port)],
+      port,
+      fromStdout,
+      daemonicStop(cmd, pidFile),
+    );
   },
 });
-const fg = (name: string, argv: string[], cwd?: string): Case => ({ name, samples: [], run: (port) => foregroundRun([...argv, String(port)], port, cwd) });
+const fg = (name: string, argv: string[], cwd?: string): Case => ({
+  name,
+  samples: [],
+  run: (port) => foregroundRun([...argv, String(port)], port, cwd),
+});
 
 const bareEntry = fg("bare `bun build --compile` of the entry, foreground", [bare]);
 const foreground = fg("daemonic binary, foreground", [bin, "--"]);
 const daemon = daemonic("daemonic binary, `--daemon` (keep-alive: launcher, supervisor, entry)", "daemon", [bin]);
-const daemonNk = daemonic("daemonic binary, `--daemon --no-keep-alive` (launcher, entry)", "nokeep", [bin], ["--no-keep-alive"]);
+const daemonNk = daemonic("daemonic binary, `--daemon --no-keep-alive` (launcher, entry)", "nokeep", [bin], [
+  "--no-keep-alive",
+]);
 const workers2 = hasWorkers
   ? daemonic("daemonic binary, `--daemon --workers 2`", "workers", [bin], ["--workers", "2"])
   : skip("daemonic binary, `--daemon --workers 2`", "this build has no --workers");
@@ -150,7 +231,8 @@ const ruby: Case = RUBY
     samples: [],
     run: (port, i) => {
       const pidFile = pidFileFor("ruby", i);
-      return daemonRun([RUBY, join(ROOT, "scripts", "bench-daemon.rb"), String(port), pidFile], port, () => readPid(pidFile), async (pid) => {
+      return daemonRun([RUBY, join(ROOT, "scripts", "bench-daemon.rb"), String(port), pidFile], port, () =>
+        readPid(pidFile), async (pid) => {
         kill(pid, "SIGTERM");
         return { ok: true };
       });
@@ -165,7 +247,18 @@ const ssd: Case = SSD
     samples: [],
     run: (port, i) => {
       const pidFile = pidFileFor("ssd", i);
-      const argv = [SSD, "--start", "--background", "--make-pidfile", "--pidfile", pidFile, "--exec", bin, "--", String(port)];
+      const argv = [
+        SSD,
+        "--start",
+        "--background",
+        "--make-pidfile",
+        "--pidfile",
+        pidFile,
+        "--exec",
+        bin,
+        "--",
+        String(port),
+      ];
       return daemonRun(argv, port, () => readPid(pidFile), async (pid) => {
         kill(pid, "SIGTERM"); // its --stop polls kill(pid, 0), which a zombie this VM's init is slow to reap passes
         return { ok: true };
@@ -183,7 +276,8 @@ const pm2: Case = PM2
     run: (port, i) => {
       const name = `daemonic-bench-${process.pid}-${i < 0 ? "warm" : i}`;
       const argv = [PM2, "start", bin, "--name", name, "--interpreter", "none", "--no-autorestart", "--", String(port)];
-      return daemonRun(argv, port, async () => lastInt(spawnSync(PM2, ["pid", name], { env: pm2Env, encoding: "utf8" }).stdout ?? ""), async (pid) => {
+      return daemonRun(argv, port, async () =>
+        lastInt(spawnSync(PM2, ["pid", name], { env: pm2Env, encoding: "utf8" }).stdout ?? ""), async (pid) => {
         const r = start([PM2, "delete", name], pm2Env);
         const code = await r.proc.exited;
         kill(pid, "SIGTERM");
@@ -197,13 +291,45 @@ const noDeno = "deno not found in node_modules/.bin or on PATH";
 // A Deno user's own command: the packed package installed in a project (test/_project.ts), run as
 // `deno run -A npm:daemonic` (its deno.json only lets the bench run it from here).
 const denoCli = DENO ? [DENO, "run", "-A", "--config", userProject().config, "npm:daemonic", "run", DENO_ENTRY] : [];
-const denoBare = DENO ? fg("bare `deno run -A` of a `Deno.serve` entry", [DENO, "run", "-A", DENO_ENTRY]) : skip("bare `deno run`", noDeno);
-const denoFg = DENO ? fg("`deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--"]) : skip("deno CLI foreground", noDeno);
-const denoTask = DENO ? fg("`deno task daemonic run ENTRY` (this repository's sources), foreground", [DENO, "task", "-q", "daemonic", "run", DENO_ENTRY, "--"], DAEMONIC) : skip("deno task", noDeno);
-const denoDaemon = DENO ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon` (keep-alive)", "deno", denoCli) : skip("deno CLI --daemon", noDeno);
-const denoDaemonNk = DENO ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"]) : skip("deno CLI --daemon --no-keep-alive", noDeno);
+const denoBare = DENO
+  ? fg("bare `deno run -A` of a `Deno.serve` entry", [DENO, "run", "-A", DENO_ENTRY])
+  : skip("bare `deno run`", noDeno);
+const denoFg = DENO
+  ? fg("`deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--"])
+  : skip("deno CLI foreground", noDeno);
+const denoTask = DENO
+  ? fg("`deno task daemonic run ENTRY` (this repository's sources), foreground", [
+    DENO,
+    "task",
+    "-q",
+    "daemonic",
+    "run",
+    DENO_ENTRY,
+    "--",
+  ], DAEMONIC)
+  : skip("deno task", noDeno);
+const denoDaemon = DENO
+  ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon` (keep-alive)", "deno", denoCli)
+  : skip("deno CLI --daemon", noDeno);
+const denoDaemonNk = DENO
+  ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"])
+  : skip("deno CLI --daemon --no-keep-alive", noDeno);
 
-const servers = [bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk];
+const servers = [
+  bareEntry,
+  foreground,
+  daemon,
+  daemonNk,
+  workers2,
+  ruby,
+  ssd,
+  pm2,
+  denoBare,
+  denoFg,
+  denoTask,
+  denoDaemon,
+  denoDaemonNk,
+];
 if (PM2) start([PM2, "ping"], pm2Env); // its God daemon starts once, outside the timed runs (warm-up round too)
 console.error(`bench: time to ready, ${RUNS} rounds over ${servers.length} cases (+1 warm-up round)`);
 await measureAll(servers, RUNS);
@@ -226,16 +352,32 @@ if (await statusDaemon.proc.exited !== 0) {
 const short = (name: string, argv: string[]): Case => ({ name, samples: [], run: () => shortRun(argv) });
 const exitCase = short("bare compiled `process.exit(0)`", [bareExit]);
 const version = short("daemonic binary `--version`", [bin, "--version"]);
-const status = statusPid ? short("daemonic binary `--status` (running)", [bin, "--status", "--pid-file", statusPidFile]) : skip("`--status`", "no daemon");
+const status = statusPid
+  ? short("daemonic binary `--status` (running)", [bin, "--status", "--pid-file", statusPidFile])
+  : skip("`--status`", "no daemon");
 // The same on Deno: a user's `deno run -A npm:daemonic run ENTRY --status` of a running Deno daemon.
 const denoStatusPidFile = join(tmp, "deno-status.pid");
-const denoStatusDaemon = DENO ? start([...denoCli, "--daemon", "--pid-file", denoStatusPidFile, "--", String(await freePort())]) : undefined;
-const denoStatusPid = denoStatusDaemon && await denoStatusDaemon.proc.exited === 0 ? lastInt(denoStatusDaemon.stdout) : undefined;
+const denoStatusDaemon = DENO
+  ? start([...denoCli, "--daemon", "--pid-file", denoStatusPidFile, "--", String(await freePort())])
+  : undefined;
+const denoStatusPid = denoStatusDaemon && await denoStatusDaemon.proc.exited === 0
+  ? lastInt(denoStatusDaemon.stdout)
+  : undefined;
 if (denoStatusPid) record(denoStatusPid);
-const denoExit = DENO ? short("bare `deno run -A` of `Deno.exit(0)`", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")]) : skip("bare deno exit", noDeno);
+const denoExit = DENO
+  ? short("bare `deno run -A` of `Deno.exit(0)`", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")])
+  : skip("bare deno exit", noDeno);
 const denoStatus = denoStatusPid
-  ? short("`deno run -A npm:daemonic run ENTRY --status` (running)", [...denoCli, "--status", "--pid-file", denoStatusPidFile])
-  : skip("deno `--status`", DENO ? `the Deno daemon to ask did not start: ${tail(denoStatusDaemon?.stderr ?? "")}` : noDeno);
+  ? short("`deno run -A npm:daemonic run ENTRY --status` (running)", [
+    ...denoCli,
+    "--status",
+    "--pid-file",
+    denoStatusPidFile,
+  ])
+  : skip(
+    "deno `--status`",
+    DENO ? `the Deno daemon to ask did not start: ${tail(denoStatusDaemon?.stderr ?? "")}` : noDeno,
+  );
 shortCases.push(exitCase, version, status, denoExit, denoStatus);
 console.error(`bench: short commands, ${RUNS * 3} rounds`);
 await measureAll(shortCases, RUNS * 3);
@@ -246,11 +388,16 @@ version.peak = await peakRss([bin, "--version"], PEAK_RUNS, tmp);
 if (statusPid) status.peak = await peakRss([bin, "--status", "--pid-file", statusPidFile], PEAK_RUNS, tmp);
 const launcherPidFile = join(tmp, "peak.pid");
 const launcherPort = await freePort();
-daemon.peak = await peakRss([bin, "--daemon", "--pid-file", launcherPidFile, "--", String(launcherPort)], PEAK_RUNS, tmp, async () => {
-  for (const p of listeners(launcherPort)) record(p);
-  await daemonicStop([bin], launcherPidFile)(0);
-  for (const p of listeners(launcherPort)) await stopPid(p);
-});
+daemon.peak = await peakRss(
+  [bin, "--daemon", "--pid-file", launcherPidFile, "--", String(launcherPort)],
+  PEAK_RUNS,
+  tmp,
+  async () => {
+    for (const p of listeners(launcherPort)) record(p);
+    await daemonicStop([bin], launcherPidFile)(0);
+    for (const p of listeners(launcherPort)) await stopPid(p);
+  },
+);
 if (statusPid) {
   await daemonicStop([bin], statusPidFile)(statusPid);
   await stopPid(statusPid);
@@ -264,31 +411,89 @@ if (denoStatusPid) {
 
 console.error(`bench: throughput (wrk -t1 -c32 -d${WRK_SECONDS}s)`);
 const tp = await throughputs(bin, hasWorkers, WRK_SECONDS, tmp, notes);
-console.error("bench: requests failed during rolling restarts (workers, keep-alive, Deno, --upgrade; program on and off)");
+console.error(
+  "bench: requests failed during rolling restarts (workers, keep-alive, Deno, --upgrade; program on and off)",
+);
 const restarts = await restartLosses(bin, which("wrk"), tmp, freePort, denoCli);
 console.log(report({
-  runs: RUNS, bin, bare, bareExit, deno: DENO, notes, skipped, tp, sameFlags: SAME_FLAGS,
-  c: { bareEntry, foreground, daemon, daemonNk, workers2, ruby, ssd, pm2, denoBare, denoFg, denoTask, denoDaemon, denoDaemonNk, exitCase, version, status, denoExit, denoStatus },
+  runs: RUNS,
+  bin,
+  bare,
+  bareExit,
+  deno: DENO,
+  notes,
+  skipped,
+  tp,
+  sameFlags: SAME_FLAGS,
+  c: {
+    bareEntry,
+    foreground,
+    daemon,
+    daemonNk,
+    workers2,
+    ruby,
+    ssd,
+    pm2,
+    denoBare,
+    denoFg,
+    denoTask,
+    denoDaemon,
+    denoDaemonNk,
+    exitCase,
+    version,
+    status,
+    denoExit,
+    denoStatus,
+  },
   seconds: (performance.now() - began) / 1000,
 }));
 console.log(restarts.join("\n"));
 console.error("bench: where a start's milliseconds go (strace)");
 const daemonArgv = (...extra: string[]) => [bin, "--daemon", ...extra, "--pid-file", "PIDFILE", "--", "PORT"];
 const traced: [string, string[]][] = [
-  ["bare compiled entry (baseline)", [bare, "PORT"]], ["bare `process.exit(0)` binary (baseline)", [bareExit]],
-  ["daemonic binary, foreground", [bin, "--", "PORT"]], ["`--daemon`", daemonArgv()], ["`--daemon --no-keep-alive`", daemonArgv("--no-keep-alive")],
+  ["bare compiled entry (baseline)", [bare, "PORT"]],
+  ["bare `process.exit(0)` binary (baseline)", [bareExit]],
+  ["daemonic binary, foreground", [bin, "--", "PORT"]],
+  ["`--daemon`", daemonArgv()],
+  ["`--daemon --no-keep-alive`", daemonArgv("--no-keep-alive")],
   ["`--daemon --workers 2`", daemonArgv("--workers", "2")],
-  ...DENO ? [
-    ["bare `deno run -A` of the `Deno.serve` entry (baseline)", [DENO, "run", "-A", DENO_ENTRY, "PORT"]],
-    ["bare `deno run -A` of `Deno.exit(0)` (baseline)", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")]],
-    ["Deno: `deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--", "PORT"]],
-    ["Deno: `--daemon`", [...denoCli, "--daemon", "--pid-file", "PIDFILE", "--", "PORT"]],
-    ["Deno: `--daemon --no-keep-alive`", [...denoCli, "--daemon", "--no-keep-alive", "--pid-file", "PIDFILE", "--", "PORT"]],
-  ] as [string, string[]][] : [],
+  ...DENO
+    ? [
+      ["bare `deno run -A` of the `Deno.serve` entry (baseline)", [DENO, "run", "-A", DENO_ENTRY, "PORT"]],
+      ["bare `deno run -A` of `Deno.exit(0)` (baseline)", [
+        DENO,
+        "run",
+        "-A",
+        join(ROOT, "scripts", "bench-exit-deno.ts"),
+      ]],
+      ["Deno: `deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--", "PORT"]],
+      ["Deno: `--daemon`", [...denoCli, "--daemon", "--pid-file", "PIDFILE", "--", "PORT"]],
+      ["Deno: `--daemon --no-keep-alive`", [
+        ...denoCli,
+        "--daemon",
+        "--no-keep-alive",
+        "--pid-file",
+        "PIDFILE",
+        "--",
+        "PORT",
+      ]],
+    ] as [string, string[]][]
+    : [],
 ];
 console.log((await startupTrace(which("strace"), tmp, freePort, traced)).join("\n"));
 console.error("bench: log lines/s with and without --log-timestamps");
 console.log((await logLinesReport(BUN, DAEMONIC, tmp)).join("\n"));
 console.error("bench: the runner's cost per process, on two entries (issue 25)");
-console.log((await runGoals({ bun: BUN, root: ROOT, daemonic: DAEMONIC, flags: SAME_FLAGS, tmp, rounds: RUNS, wrkSeconds: 1, bareExit })).join("\n"));
+console.log(
+  (await runGoals({
+    bun: BUN,
+    root: ROOT,
+    daemonic: DAEMONIC,
+    flags: SAME_FLAGS,
+    tmp,
+    rounds: RUNS,
+    wrkSeconds: 1,
+    bareExit,
+  })).join("\n"),
+);
 if (SOAK_SECONDS > 0) console.log((await soaks()).join("\n"));

@@ -7,7 +7,21 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  freePort, listeners, type Memory, median, memory, rss, record, SETTLE_MS, sleep, start, type Started, stopPid, tail, waitConnect, waitGone,
+  freePort,
+  listeners,
+  median,
+  type Memory,
+  memory,
+  record,
+  rss,
+  SETTLE_MS,
+  sleep,
+  start,
+  type Started,
+  stopPid,
+  tail,
+  waitConnect,
+  waitGone,
 } from "./bench_proc.ts";
 
 /** One run of a case; every field in ms or bytes. */
@@ -62,8 +76,15 @@ export async function daemonRun(
   let pid: number | undefined;
   let also: number[] = [];
   try {
-    const readyAt = await waitConnect(port, t0, argv.join(" "), () =>
-      launcher.exit !== undefined && launcher.exit !== 0 ? `launcher exited ${launcher.exit}: ${tail(launcher.stderr + launcher.stdout)}` : undefined);
+    const readyAt = await waitConnect(
+      port,
+      t0,
+      argv.join(" "),
+      () =>
+        launcher.exit !== undefined && launcher.exit !== 0
+          ? `launcher exited ${launcher.exit}: ${tail(launcher.stderr + launcher.stdout)}`
+          : undefined,
+    );
     // A launcher that returns before its daemon is ready would make the connect the only honest measure;
     // the launcher's own exit time is reported alongside.
     const code = await launcher.proc.exited;
@@ -101,8 +122,12 @@ export async function foregroundRun(argv: string[], port: number, cwd?: string):
   const t0 = performance.now();
   const child = start(argv, undefined, cwd);
   try {
-    const readyAt = await waitConnect(port, t0, argv.join(" "), () =>
-      child.exit !== undefined ? `exited ${child.exit}: ${tail(child.stderr)}` : undefined);
+    const readyAt = await waitConnect(
+      port,
+      t0,
+      argv.join(" "),
+      () => child.exit !== undefined ? `exited ${child.exit}: ${tail(child.stderr)}` : undefined,
+    );
     await sleep(SETTLE_MS);
     const server = listeners(port)[0] ?? child.proc.pid; // `deno task` runs the server in a child
     return { ready: readyAt - t0, rss: rss(server), mem: memory(server) };
@@ -130,7 +155,12 @@ const TIME = ["/usr/bin/time", "/bin/time"].find(existsSync);
  * reaped, not a daemon it leaves running), median of `runs`; `after` runs after each (to stop a daemon).
  * Apart from the timed runs, which time's own fork and exec would slow.
  */
-export async function peakRss(argv: string[], runs: number, tmp: string, after?: () => Promise<void>): Promise<number | string> {
+export async function peakRss(
+  argv: string[],
+  runs: number,
+  tmp: string,
+  after?: () => Promise<void>,
+): Promise<number | string> {
   if (!TIME) return "GNU time not installed (Debian package `time`)";
   const xs: number[] = [];
   const out = join(tmp, "peak-rss");

@@ -9,7 +9,18 @@
  */
 import { join } from "node:path";
 import { type Case, daemonRun, foregroundRun, measureAll, med, shortRun, type Stopper } from "./bench_cases.ts";
-import { lastInt, listeners, type Memory, median, memory, record, runSync, start, stopPid, tail } from "./bench_proc.ts";
+import {
+  lastInt,
+  listeners,
+  median,
+  type Memory,
+  memory,
+  record,
+  runSync,
+  start,
+  stopPid,
+  tail,
+} from "./bench_proc.ts";
 import { interleavedThroughput, type ModeThroughput } from "./bench_wrk.ts";
 
 export interface Entry {
@@ -52,23 +63,57 @@ function daemonCase(name: string, bin: string, tmp: string, tag: string, extra: 
     samples: [],
     run: (port, i) => {
       const pidFile = join(tmp, `${tag}-${i < 0 ? "warm" : i}.pid`);
-      return daemonRun([bin, "--daemon", ...extra, "--pid-file", pidFile, "--", String(port)], port, async (s) => lastInt(s.stdout), stopper(bin, pidFile));
+      return daemonRun(
+        [bin, "--daemon", ...extra, "--pid-file", pidFile, "--", String(port)],
+        port,
+        async (s) => lastInt(s.stdout),
+        stopper(bin, pidFile),
+      );
     },
   };
 }
 
 /** Builds `entry` both ways; returns its cases (not yet measured). */
-export function prepare(entry: Entry, n: number, bun: string, daemonic: string, flags: string[], tmp: string, root: string): EntryRun {
+export function prepare(
+  entry: Entry,
+  n: number,
+  bun: string,
+  daemonic: string,
+  flags: string[],
+  tmp: string,
+  root: string,
+): EntryRun {
   const bin = join(tmp, `daemon-${n}`), bare = join(tmp, `bare-${n}`);
-  for (const argv of [[bun, join(daemonic, "src", "cli.ts"), "build", entry.file, "-o", bin], [bun, "build", "--compile", ...flags, entry.file, "--outfile", bare]]) {
+  for (
+    const argv of [[bun, join(daemonic, "src", "cli.ts"), "build", entry.file, "-o", bin], [
+      bun,
+      "build",
+      "--compile",
+      ...flags,
+      entry.file,
+      "--outfile",
+      bare,
+    ]]
+  ) {
     const r = runSync(argv, root);
     if (r.status !== 0) throw new Error(`cannot build ${entry.name}: ${r.stderr}`);
   }
   const tag = (t: string) => `${t}-${n}`;
   return {
-    entry, bin, bare, tp: [],
-    bareEntry: { name: `${entry.name}: bare compiled entry`, samples: [], run: (port) => foregroundRun([bare, String(port)], port) },
-    foreground: { name: `${entry.name}: foreground`, samples: [], run: (port) => foregroundRun([bin, "--", String(port)], port) },
+    entry,
+    bin,
+    bare,
+    tp: [],
+    bareEntry: {
+      name: `${entry.name}: bare compiled entry`,
+      samples: [],
+      run: (port) => foregroundRun([bare, String(port)], port),
+    },
+    foreground: {
+      name: `${entry.name}: foreground`,
+      samples: [],
+      run: (port) => foregroundRun([bin, "--", String(port)], port),
+    },
     daemon: daemonCase(`${entry.name}: \`--daemon\` (keep-alive)`, bin, tmp, tag("ka"), []),
     daemonNk: daemonCase(`${entry.name}: \`--daemon --no-keep-alive\``, bin, tmp, tag("nk"), ["--no-keep-alive"]),
     workers2: daemonCase(`${entry.name}: \`--daemon --workers 2\``, bin, tmp, tag("w2"), ["--workers", "2"]),
@@ -103,7 +148,14 @@ async function launcherPeak(bin: string, tmp: string, freePort: () => Promise<nu
 
 /** Measures every entry: servers round-robin (all entries in one rotation), then `--status`, the launcher's
  * memory, throughput. `exitCase` is measured in the `--status` rotation. */
-export async function measureGoals(runs: EntryRun[], exitCase: Case, rounds: number, tmp: string, freePort: () => Promise<number>, wrkSeconds: number): Promise<void> {
+export async function measureGoals(
+  runs: EntryRun[],
+  exitCase: Case,
+  rounds: number,
+  tmp: string,
+  freePort: () => Promise<number>,
+  wrkSeconds: number,
+): Promise<void> {
   await measureAll(runs.flatMap((r) => [r.bareEntry, r.foreground, r.daemon, r.daemonNk, r.workers2]), rounds);
   const running: { bin: string; pidFile: string; pid: number }[] = [];
   try {
@@ -142,16 +194,23 @@ export function goalReport(runs: EntryRun[], exitCase: Case): string[] {
   const out: string[] = [];
   const p = (line = "") => out.push(line);
   const cols = runs.map((r) => r.entry.name);
-  p(`### Time to ready, per entry (launch → first successful TCP connect; medians of ${runs[0].bareEntry.samples.length})`);
+  p(`### Time to ready, per entry (launch → first successful TCP connect; medians of ${
+    runs[0].bareEntry.samples.length
+  })`);
   p();
   p(`| case | ${cols.map((c) => `${c} ms | ×`).join(" | ")} | launcher exits ms |`);
   p(`| --- | ${cols.map(() => "---: | ---:").join(" | ")} | ---: |`);
   const kinds: [string, (r: EntryRun) => Case][] = [
-    ["bare compiled entry", (r) => r.bareEntry], ["foreground", (r) => r.foreground], ["`--daemon --no-keep-alive`", (r) => r.daemonNk],
-    ["`--daemon` (keep-alive)", (r) => r.daemon], ["`--daemon --workers 2`", (r) => r.workers2],
+    ["bare compiled entry", (r) => r.bareEntry],
+    ["foreground", (r) => r.foreground],
+    ["`--daemon --no-keep-alive`", (r) => r.daemonNk],
+    ["`--daemon` (keep-alive)", (r) => r.daemon],
+    ["`--daemon --workers 2`", (r) => r.workers2],
   ];
   for (const [name, pick] of kinds) {
-    const cells = runs.map((r) => `${f1(med(pick(r), "ready"))} | ${(med(pick(r), "ready")! / med(r.bareEntry, "ready")!).toFixed(2)}×`);
+    const cells = runs.map((r) =>
+      `${f1(med(pick(r), "ready"))} | ${(med(pick(r), "ready")! / med(r.bareEntry, "ready")!).toFixed(2)}×`
+    );
     p(`| ${name} | ${cells.join(" | ")} | ${runs.map((r) => f1(med(pick(r), "launcher"))).join(" / ")} |`);
   }
   p();
@@ -161,20 +220,33 @@ export function goalReport(runs: EntryRun[], exitCase: Case): string[] {
   p(`| process | ${cols.map((c) => `${c} RSS | PSS | private | anonymous`).join(" | ")} |`);
   p(`| --- | ${cols.map(() => "---: | ---: | ---: | ---:").join(" | ")} |`);
   const rows: [string, (r: EntryRun) => Memory | undefined][] = [
-    ["bare compiled entry", (r) => memOf(r.bareEntry, "mem")], ["foreground", (r) => memOf(r.foreground, "mem")],
+    ["bare compiled entry", (r) => memOf(r.bareEntry, "mem")],
+    ["foreground", (r) => memOf(r.foreground, "mem")],
     ["`--daemon` launcher (peak while it waits, polled)", (r) => r.launcherPeak],
     ["`--no-keep-alive` daemon (runs the entry)", (r) => memOf(r.daemonNk, "mem")],
-    ["keep-alive supervisor", (r) => memOf(r.daemon, "mem")], ["keep-alive entry's process", (r) => memOf(r.daemon, "childMem")],
-    ["`--workers 2` master", (r) => memOf(r.workers2, "mem")], ["`--workers 2` a worker", (r) => memOf(r.workers2, "childMem")],
+    ["keep-alive supervisor", (r) => memOf(r.daemon, "mem")],
+    ["keep-alive entry's process", (r) => memOf(r.daemon, "childMem")],
+    ["`--workers 2` master", (r) => memOf(r.workers2, "mem")],
+    ["`--workers 2` a worker", (r) => memOf(r.workers2, "childMem")],
   ];
-  for (const [name, pick] of rows) p(`| ${name} | ${runs.map((r) => ["rss", "pss", "priv", "anon"].map((k) => mb(pick(r), k as keyof Memory)).join(" | ")).join(" | ")} |`);
+  for (const [name, pick] of rows) {
+    p(`| ${name} | ${
+      runs.map((r) => ["rss", "pss", "priv", "anon"].map((k) => mb(pick(r), k as keyof Memory)).join(" | ")).join(" | ")
+    } |`);
+  }
   p();
   p(`### Throughput (requests/s on \`/\`, wrk pinned, interleaved rounds, median per mode)`);
   p();
   p(`| mode | ${cols.map((c) => `${c} req/s | × bare`).join(" | ")} |`);
   p(`| --- | ${cols.map(() => "---: | ---:").join(" | ")} |`);
   for (const [i, t] of runs[0].tp.entries()) {
-    p(`| ${t.name} | ${runs.map((r) => `${r.tp[i]?.rps ? r.tp[i].rps!.toFixed(0) : r.tp[i]?.why ?? "–"} | ${r.tp[i]?.rps && r.tp[0].rps ? (r.tp[i].rps! / r.tp[0].rps!).toFixed(3) : "–"}`).join(" | ")} |`);
+    p(`| ${t.name} | ${
+      runs.map((r) =>
+        `${r.tp[i]?.rps ? r.tp[i].rps!.toFixed(0) : r.tp[i]?.why ?? "–"} | ${
+          r.tp[i]?.rps && r.tp[0].rps ? (r.tp[i].rps! / r.tp[0].rps!).toFixed(3) : "–"
+        }`
+      ).join(" | ")
+    } |`);
   }
   p();
   goalTable(p, runs, exitCase);
@@ -191,19 +263,31 @@ function goalTable(p: (l?: string) => void, runs: EntryRun[], exitCase: Case): v
   const x = (v: number) => `${v.toFixed(2)}×`;
   const ratio = (r: EntryRun, c: Case) => med(c, "ready")! / med(r.bareEntry, "ready")!;
   const ready: [string, (r: EntryRun) => Case, number][] = [
-    ["foreground ready ≤ 1.2× bare", (r) => r.foreground, 1.2], ["`--daemon --no-keep-alive` ready ≤ 2.3× bare", (r) => r.daemonNk, 2.3],
-    ["`--daemon` (keep-alive) ready ≤ 3.2× bare", (r) => r.daemon, 3.2], ["`--daemon --workers 2` ready ≤ 3.4× bare", (r) => r.workers2, 3.4],
+    ["foreground ready ≤ 1.2× bare", (r) => r.foreground, 1.2],
+    ["`--daemon --no-keep-alive` ready ≤ 2.3× bare", (r) => r.daemonNk, 2.3],
+    ["`--daemon` (keep-alive) ready ≤ 3.2× bare", (r) => r.daemon, 3.2],
+    ["`--daemon --workers 2` ready ≤ 3.4× bare", (r) => r.workers2, 3.4],
   ];
-  for (const [text, pick, limit] of ready) p(`| ${text} | ${runs.map((r) => cell(ratio(r, pick(r)), limit, x)).join(" | ")} |`);
+  for (const [text, pick, limit] of ready) {
+    p(`| ${text} | ${runs.map((r) => cell(ratio(r, pick(r)), limit, x)).join(" | ")} |`);
+  }
   const exit = med(exitCase, "ready");
-  p(`| \`--status\` ≤ 1.3× a bare compiled \`process.exit(0)\` (${f1(exit)} ms) | ${runs.map((r) => cell(med(r.status, "ready")! / exit!, 1.3, x)).join(" | ")} |`);
-  p(`| \`--stop\` of an idle \`--daemon\` ≤ 20 ms (until every process is gone) | ${runs.map((r) => cell(med(r.daemon, "stop"), 20, (v) => `${v.toFixed(1)} ms`)).join(" | ")} |`);
+  p(`| \`--status\` ≤ 1.3× a bare compiled \`process.exit(0)\` (${f1(exit)} ms) | ${
+    runs.map((r) => cell(med(r.status, "ready")! / exit!, 1.3, x)).join(" | ")
+  } |`);
+  p(`| \`--stop\` of an idle \`--daemon\` ≤ 20 ms (until every process is gone) | ${
+    runs.map((r) => cell(med(r.daemon, "stop"), 20, (v) => `${v.toFixed(1)} ms`)).join(" | ")
+  } |`);
   const worst = (r: EntryRun) => {
     const base = r.tp[0]?.rps;
     const ratios = r.tp.slice(1).map((t) => t.rps && base ? 1 - t.rps / base : NaN);
     return ratios.length && base ? Math.max(...ratios) : undefined;
   };
-  p(`| throughput within 3 % of bare in every mode (worst mode's shortfall) | ${runs.map((r) => cell(worst(r), 0.03, (v) => `${(v * 100).toFixed(1)} %`)).join(" | ")} |`);
-  p(`| keep-alive supervisor's private memory ≤ 6 MiB | ${runs.map((r) => cell(memOf(r.daemon, "mem")?.priv, 6 * MiB, (v) => `${(v / MiB).toFixed(1)} MiB`)).join(" | ")} |`);
+  p(`| throughput within 3 % of bare in every mode (worst mode's shortfall) | ${
+    runs.map((r) => cell(worst(r), 0.03, (v) => `${(v * 100).toFixed(1)} %`)).join(" | ")
+  } |`);
+  p(`| keep-alive supervisor's private memory ≤ 6 MiB | ${
+    runs.map((r) => cell(memOf(r.daemon, "mem")?.priv, 6 * MiB, (v) => `${(v / MiB).toFixed(1)} MiB`)).join(" | ")
+  } |`);
   p();
 }

@@ -12,16 +12,36 @@ import { readPid, record, runSync, sleep, start, stopPid, tail } from "./bench_p
 export const LOG_LINES = 1_000_000;
 
 /** Lines per second, or why it could not be measured. */
-export async function logLinesPerSecond(bun: string, daemonic: string, tmp: string, stamped: boolean): Promise<number | string> {
-  const writer = join(tmp, "log-writer.ts"), log = join(tmp, `lines-${stamped}.log`), pidFile = join(tmp, `lines-${stamped}.pid`);
+export async function logLinesPerSecond(
+  bun: string,
+  daemonic: string,
+  tmp: string,
+  stamped: boolean,
+): Promise<number | string> {
+  const writer = join(tmp, "log-writer.ts"),
+    log = join(tmp, `lines-${stamped}.log`),
+    pidFile = join(tmp, `lines-${stamped}.pid`);
   const go = join(tmp, `lines-${stamped}.go`); // the writer starts once it exists, the clock with it
-  writeFileSync(writer, `import { existsSync } from "node:fs";
+  writeFileSync(
+    writer,
+    `import { existsSync } from "node:fs";
 let n = 0;
 const burst = () => { let s = ""; for (let k = 0; k < 1000 && n < ${LOG_LINES}; k++) s += "line " + ++n + "\\n"; process.stdout.write(s); if (n < ${LOG_LINES}) setImmediate(burst); };
 const wait = setInterval(() => existsSync(${JSON.stringify(go)}) && (clearInterval(wait), burst()), 1);
-setInterval(() => {}, 1000);\n`);
+setInterval(() => {}, 1000);\n`,
+  );
   const cmd = [bun, join(daemonic, "src", "cli.ts"), "run", writer];
-  const l = start([...cmd, "--daemon", "--workers", "1", ...(stamped ? ["--log-timestamps"] : []), "--pid-file", pidFile, "--log-file", log]);
+  const l = start([
+    ...cmd,
+    "--daemon",
+    "--workers",
+    "1",
+    ...(stamped ? ["--log-timestamps"] : []),
+    "--pid-file",
+    pidFile,
+    "--log-file",
+    log,
+  ]);
   let pid: number | undefined;
   try {
     if (await l.proc.exited !== 0) throw new Error(`launcher failed: ${tail(l.stderr)}`);
@@ -47,8 +67,16 @@ setInterval(() => {}, 1000);\n`);
 
 /** The report's lines for both runs. */
 export async function logLinesReport(bun: string, daemonic: string, tmp: string): Promise<string[]> {
-  const plain = await logLinesPerSecond(bun, daemonic, tmp, false), stamped = await logLinesPerSecond(bun, daemonic, tmp, true);
+  const plain = await logLinesPerSecond(bun, daemonic, tmp, false),
+    stamped = await logLinesPerSecond(bun, daemonic, tmp, true);
   const show = (x: number | string) => typeof x === "number" ? `${(x / 1e6).toFixed(2)} M lines/s` : `failed: ${x}`;
-  return [`### Log lines (${LOG_LINES} lines of one worker, plain stdout writes)`, "", "| | lines/s |", "| --- | ---: |",
-    `| plain | ${show(plain)} |`, `| \`--log-timestamps\` | ${show(stamped)} |`, ""];
+  return [
+    `### Log lines (${LOG_LINES} lines of one worker, plain stdout writes)`,
+    "",
+    "| | lines/s |",
+    "| --- | ---: |",
+    `| plain | ${show(plain)} |`,
+    `| \`--log-timestamps\` | ${show(stamped)} |`,
+    "",
+  ];
 }

@@ -26,7 +26,13 @@ function rows(marks: Mark[], t0: number, end: number, endName: string, daemonize
   const all = marks.filter((m) => m.step !== "runtime's time origin").sort((a, b) => a.t - b.t);
   for (const [k, ms] of procs.entries()) {
     const role = /stage read \((\w+)\)/.exec(ms.map((m) => m.step).join("\n"))?.[1];
-    const label = role === "worker" ? (procs.length > 3 ? "worker" : "entry (worker)") : role === "daemon" ? (procs.length > 2 ? "supervisor" : "daemon") : daemonized ? "launcher" : "process";
+    const label = role === "worker"
+      ? (procs.length > 3 ? "worker" : "entry (worker)")
+      : role === "daemon"
+      ? (procs.length > 2 ? "supervisor" : "daemon")
+      : daemonized
+      ? "launcher"
+      : "process";
     const before = k === 0 ? t0 : all.filter((m) => m.pid !== ms[0].pid && m.t < ms[0].t).pop()?.t ?? t0;
     out.push([`${label}: ${k === 0 ? "launch" : "its parent's last mark"} → ${ms[0].step}`, ms[0].t - before]);
     for (let i = 1; i < ms.length; i++) out.push([`${label}: → ${ms[i].step}`, ms[i].t - ms[i - 1].t]);
@@ -40,7 +46,12 @@ function rows(marks: Mark[], t0: number, end: number, endName: string, daemonize
 const epoch = () => performance.timeOrigin + performance.now();
 
 /** Traces `runs` starts of each command line (PORT and PIDFILE filled in) and returns markdown lines. */
-export async function markTrace(tmp: string, freePort: () => Promise<number>, cases: [string, string[]][], runs = 5): Promise<string[]> {
+export async function markTrace(
+  tmp: string,
+  freePort: () => Promise<number>,
+  cases: [string, string[]][],
+  runs = 5,
+): Promise<string[]> {
   const out = [`### Where each process's milliseconds go (DAEMONIC_TRACE marks, medians of ${runs})`, ""];
   for (const [name, argv] of cases) {
     const all = new Map<string, number[]>();
@@ -75,7 +86,15 @@ export async function markTrace(tmp: string, freePort: () => Promise<number>, ca
         return { pid: Number(pid), t: Number(t), step: step.join(" ") };
       });
       const seen = new Map<string, number>();
-      for (const [label, ms] of rows(marks, t0, end!, argv.includes("PORT") ? "first connect" : "exit", argv.includes("--daemon"))) {
+      for (
+        const [label, ms] of rows(
+          marks,
+          t0,
+          end!,
+          argv.includes("PORT") ? "first connect" : "exit",
+          argv.includes("--daemon"),
+        )
+      ) {
         const n = (seen.get(label) ?? 0) + 1; // a step twice in one start (two workers): kept apart
         seen.set(label, n);
         const key = n > 1 ? `${label} (#${n})` : label;

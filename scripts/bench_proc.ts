@@ -92,7 +92,9 @@ export function listeners(port: number): number[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readdirSync(`/proc/${name}/fd`).some((fd) => inodes.has(readlinkSync(`/proc/${name}/fd/${fd}`)))) pids.push(Number(name));
+      if (readdirSync(`/proc/${name}/fd`).some((fd) => inodes.has(readlinkSync(`/proc/${name}/fd/${fd}`)))) {
+        pids.push(Number(name));
+      }
     } catch {
       // Gone, or not ours to look at.
     }
@@ -160,12 +162,19 @@ function tryConnect(port: number): Promise<boolean> {
 }
 
 /** Connects every 1 ms until a connect succeeds; returns when it did (performance.now()). */
-export async function waitConnect(port: number, since: number, what: string, bail?: () => string | undefined): Promise<number> {
+export async function waitConnect(
+  port: number,
+  since: number,
+  what: string,
+  bail?: () => string | undefined,
+): Promise<number> {
   for (;;) {
     if (await tryConnect(port)) return performance.now();
     const why = bail?.();
     if (why) throw new Error(`${what}: ${why}`);
-    if (performance.now() - since > READY_TIMEOUT_MS) throw new Error(`${what}: no connect within ${READY_TIMEOUT_MS} ms`);
+    if (performance.now() - since > READY_TIMEOUT_MS) {
+      throw new Error(`${what}: no connect within ${READY_TIMEOUT_MS} ms`);
+    }
     await sleep(1);
   }
 }

@@ -10,9 +10,24 @@ import { runSync, SETTLE_MS } from "./bench_proc.ts";
 import { type Throughput, WRK_CPU } from "./bench_wrk.ts";
 
 type Cases = Record<
-  | "bareEntry" | "foreground" | "daemon" | "daemonNk" | "workers2" | "ruby" | "ssd" | "pm2" | "denoBare" | "denoFg" | "denoTask" | "denoDaemon" | "denoDaemonNk"
-  | "denoExit" | "denoStatus"
-  | "exitCase" | "version" | "status",
+  | "bareEntry"
+  | "foreground"
+  | "daemon"
+  | "daemonNk"
+  | "workers2"
+  | "ruby"
+  | "ssd"
+  | "pm2"
+  | "denoBare"
+  | "denoFg"
+  | "denoTask"
+  | "denoDaemon"
+  | "denoDaemonNk"
+  | "denoExit"
+  | "denoStatus"
+  | "exitCase"
+  | "version"
+  | "status",
   Case
 >;
 
@@ -33,7 +48,8 @@ export interface ReportInput {
 const MiB = 1048576;
 const ms = (x: number | undefined) => x === undefined ? "–" : x.toFixed(1);
 const mib = (bytes: number | undefined) => bytes === undefined ? "–" : (bytes / MiB).toFixed(1);
-const ratio = (x: number | undefined, base: number | undefined) => x !== undefined && base ? `${(x / base).toFixed(2)}×` : "–";
+const ratio = (x: number | undefined, base: number | undefined) =>
+  x !== undefined && base ? `${(x / base).toFixed(2)}×` : "–";
 const plus = (x: number | undefined, base: number | undefined) =>
   x !== undefined && base !== undefined ? `${x >= base ? "+" : ""}${((x - base) / MiB).toFixed(1)} MiB` : "–";
 const range = (c: Case, key: keyof Sample) => {
@@ -41,7 +57,12 @@ const range = (c: Case, key: keyof Sample) => {
   return xs.length ? `${ms(Math.min(...xs))}–${ms(Math.max(...xs))}` : "";
 };
 const num = (v: number | string | undefined) => typeof v === "number" ? v : undefined;
-const why = (c: Case) => c.skip ? `skipped: ${c.skip}` : c.error && !c.samples.length ? `failed: ${c.error.replace(/\|/g, "/").slice(0, 200)}` : undefined;
+const why = (c: Case) =>
+  c.skip
+    ? `skipped: ${c.skip}`
+    : c.error && !c.samples.length
+    ? `failed: ${c.error.replace(/\|/g, "/").slice(0, 200)}`
+    : undefined;
 
 function readyTable(p: (l?: string) => void, c: Cases): void {
   p(`### Time to ready (launch → first successful TCP connect, polled every 1 ms)`);
@@ -50,12 +71,25 @@ function readyTable(p: (l?: string) => void, c: Cases): void {
   p(`| --- | ---: | ---: | ---: | ---: | ---: |`);
   const bun = med(c.bareEntry, "ready"), deno = med(c.denoBare, "ready"), ruby = med(c.ruby, "ready");
   const rows: [Case, number | undefined][] = [
-    [c.bareEntry, bun], [c.foreground, bun], [c.daemon, bun], [c.daemonNk, bun], [c.workers2, bun], [c.ruby, bun], [c.ssd, bun], [c.pm2, bun],
-    [c.denoBare, deno], [c.denoFg, deno], [c.denoTask, deno], [c.denoDaemon, deno], [c.denoDaemonNk, deno],
+    [c.bareEntry, bun],
+    [c.foreground, bun],
+    [c.daemon, bun],
+    [c.daemonNk, bun],
+    [c.workers2, bun],
+    [c.ruby, bun],
+    [c.ssd, bun],
+    [c.pm2, bun],
+    [c.denoBare, deno],
+    [c.denoFg, deno],
+    [c.denoTask, deno],
+    [c.denoDaemon, deno],
+    [c.denoDaemonNk, deno],
   ];
   for (const [k, base] of rows) {
     const r = med(k, "ready");
-    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ms(med(k, "launcher"))} | ${ratio(r, base)} | ${ratio(r, ruby)} |`);
+    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ms(med(k, "launcher"))} | ${ratio(r, base)} | ${
+      ratio(r, ruby)
+    } |`);
   }
   p();
   p(`Bun rows are compared with the bare compiled entry, Deno rows with bare \`deno run\` of the \`Deno.serve\` entry.`);
@@ -71,11 +105,19 @@ function shortTable(p: (l?: string) => void, c: Cases): void {
   const peak = (k: Case) => typeof k.peak === "string" ? k.peak : mib(k.peak);
   for (const k of [c.exitCase, c.version, c.status]) {
     const r = med(k, "ready");
-    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ratio(r, t)} | ${peak(k)} | ${plus(num(k.peak), m)} |`);
+    p(`| ${k.name} | ${why(k) ?? ms(r)} | ${range(k, "ready")} | ${ratio(r, t)} | ${peak(k)} | ${
+      plus(num(k.peak), m)
+    } |`);
   }
-  p(`| daemonic \`--daemon\` launcher (until the daemon is ready) | ${ms(med(c.daemon, "launcher"))} | ${range(c.daemon, "launcher")} | | ${peak(c.daemon)} | ${plus(num(c.daemon.peak), m)} |`);
+  p(`| daemonic \`--daemon\` launcher (until the daemon is ready) | ${ms(med(c.daemon, "launcher"))} | ${
+    range(c.daemon, "launcher")
+  } | | ${peak(c.daemon)} | ${plus(num(c.daemon.peak), m)} |`);
   const d = med(c.denoExit, "ready"); // Deno's rows beside bare `deno run` of `Deno.exit(0)`
-  for (const k of [c.denoExit, c.denoStatus]) p(`| ${k.name} | ${why(k) ?? ms(med(k, "ready"))} | ${range(k, "ready")} | ${ratio(med(k, "ready"), d)} (of deno's) | | |`);
+  for (const k of [c.denoExit, c.denoStatus]) {
+    p(`| ${k.name} | ${why(k) ?? ms(med(k, "ready"))} | ${range(k, "ready")} | ${
+      ratio(med(k, "ready"), d)
+    } (of deno's) | | |`);
+  }
   p();
 }
 
@@ -85,8 +127,13 @@ function stopTable(p: (l?: string) => void, c: Cases): void {
   p(`| case | how | median ms | min–max |`);
   p(`| --- | --- | ---: | ---: |`);
   const how: [Case, string][] = [
-    [c.daemon, "`--stop`"], [c.daemonNk, "`--stop`"], [c.workers2, "`--stop` (master and workers gone)"], [c.denoDaemon, "`deno run … --stop`"],
-    [c.ruby, "kill -TERM pid"], [c.ssd, "kill -TERM pid"], [c.pm2, "`pm2 delete`"],
+    [c.daemon, "`--stop`"],
+    [c.daemonNk, "`--stop`"],
+    [c.workers2, "`--stop` (master and workers gone)"],
+    [c.denoDaemon, "`deno run … --stop`"],
+    [c.ruby, "kill -TERM pid"],
+    [c.ssd, "kill -TERM pid"],
+    [c.pm2, "`pm2 delete`"],
   ];
   for (const [k, h] of how) p(`| ${k.name} | ${h} | ${why(k) ?? ms(med(k, "stop"))} | ${range(k, "stop")} |`);
   p();
@@ -98,7 +145,8 @@ function memoryTable(p: (l?: string) => void, c: Cases): void {
   p(`| process | RSS MiB | over its bare baseline |`);
   p(`| --- | ---: | ---: |`);
   const bun = med(c.bareEntry, "rss"), deno = med(c.denoBare, "rss");
-  const row = (name: string, v: number | undefined, base: number | undefined) => p(`| ${name} | ${mib(v)} | ${base === v ? "" : plus(v, base)} |`);
+  const row = (name: string, v: number | undefined, base: number | undefined) =>
+    p(`| ${name} | ${mib(v)} | ${base === v ? "" : plus(v, base)} |`);
   row(c.bareEntry.name, bun, bun);
   row(c.foreground.name, med(c.foreground, "rss"), bun);
   row(`${c.daemon.name}: supervisor`, med(c.daemon, "rss"), bun);
@@ -121,7 +169,9 @@ function sizeTable(p: (l?: string) => void, input: ReportInput): { size: number;
   p(`| binary | bytes | MB |`);
   p(`| --- | ---: | ---: |`);
   p(`| daemonic build | ${size} | ${(size / 1e6).toFixed(2)} |`);
-  p(`| bare \`bun build --compile ${input.sameFlags.join(" ")}\` of the entry | ${sameSize} | ${(sameSize / 1e6).toFixed(2)} |`);
+  p(`| bare \`bun build --compile ${input.sameFlags.join(" ")}\` of the entry | ${sameSize} | ${
+    (sameSize / 1e6).toFixed(2)
+  } |`);
   p(`| difference (daemonic's own code) | ${size - sameSize} | ${((size - sameSize) / 1e6).toFixed(2)} |`);
   p();
   return { size, sameSize };
@@ -132,7 +182,9 @@ function throughputTable(p: (l?: string) => void, tp: Throughput[]): void {
   p();
   p(`| daemon | requests/s on \`/\` (hello) | requests/s on \`/work\` (~0.2 ms CPU each) |`);
   p(`| --- | ---: | ---: |`);
-  for (const t of tp) p(`| ${t.name} | ${t.rps ? t.rps.toFixed(0) : t.why} | ${t.work ? t.work.toFixed(0) : t.why ?? ""} |`);
+  for (const t of tp) {
+    p(`| ${t.name} | ${t.rps ? t.rps.toFixed(0) : t.why} | ${t.work ? t.work.toFixed(0) : t.why ?? ""} |`);
+  }
   p();
 }
 
@@ -143,7 +195,9 @@ function goalTable(p: (l?: string) => void, c: Cases, size: number, sameSize: nu
   p(`| --- | --- | :---: |`);
   const goal = (text: string, value: number | undefined, limit: number, shown: (v: number) => string) => {
     const ok = value === undefined || Number.isNaN(value) ? undefined : value <= limit;
-    p(`| ${text} | ${ok === undefined ? "not measured" : shown(value!)} | ${ok === undefined ? "–" : ok ? "✓" : "✗"} |`);
+    p(`| ${text} | ${ok === undefined ? "not measured" : shown(value!)} | ${
+      ok === undefined ? "–" : ok ? "✓" : "✗"
+    } |`);
   };
   const x = (v: number) => `${v.toFixed(2)}×`;
   const over = (v: number) => `+${(v / MiB).toFixed(1)} MiB`;
@@ -153,22 +207,61 @@ function goalTable(p: (l?: string) => void, c: Cases, size: number, sameSize: nu
   const exitPeak = num(c.exitCase.peak);
   const daemons: [string, Case][] = [["`--daemon`", c.daemon], ["`--daemon --no-keep-alive`", c.daemonNk]];
   goal("foreground binary ready ≤ 1.15× the bare compiled entry", div(med(c.foreground, "ready"), bun), 1.15, x);
-  for (const [name, k] of daemons) goal(`${name} ready ≤ 2.2× the bare compiled entry`, div(med(k, "ready"), bun), 2.2, x);
-  for (const [name, k] of daemons) goal(`${name} ready ≤ 0.5× Ruby \`Process.daemon\``, div(med(k, "ready"), med(c.ruby, "ready")), 0.5, x);
+  for (const [name, k] of daemons) {
+    goal(`${name} ready ≤ 2.2× the bare compiled entry`, div(med(k, "ready"), bun), 2.2, x);
+  }
+  for (const [name, k] of daemons) {
+    goal(`${name} ready ≤ 0.5× Ruby \`Process.daemon\``, div(med(k, "ready"), med(c.ruby, "ready")), 0.5, x);
+  }
   goal("`--daemon --workers 2` ready ≤ 2.6× the bare compiled entry", div(med(c.workers2, "ready"), bun), 2.6, x);
-  goal("`--status` ≤ 1.2× a bare `process.exit(0)` binary", div(med(c.status, "ready"), med(c.exitCase, "ready")), 1.2, x);
+  goal(
+    "`--status` ≤ 1.2× a bare `process.exit(0)` binary",
+    div(med(c.status, "ready"), med(c.exitCase, "ready")),
+    1.2,
+    x,
+  );
   goal("`--stop` ≤ 40 ms", med(c.daemon, "stop"), 40, (v) => `${v.toFixed(1)} ms`);
   goal("peak RSS of `--version` ≤ bare exit binary + 3 MiB", sub(num(c.version.peak), exitPeak), 3 * MiB, over);
-  goal("peak RSS of the `--daemon` launcher ≤ bare exit binary + 3 MiB", sub(num(c.daemon.peak), exitPeak), 3 * MiB, over);
-  goal("RSS of the idle `--daemon --no-keep-alive` ≤ bare compiled entry + 3 MiB", sub(med(c.daemonNk, "rss"), med(c.bareEntry, "rss")), 3 * MiB, over);
+  goal(
+    "peak RSS of the `--daemon` launcher ≤ bare exit binary + 3 MiB",
+    sub(num(c.daemon.peak), exitPeak),
+    3 * MiB,
+    over,
+  );
+  goal(
+    "RSS of the idle `--daemon --no-keep-alive` ≤ bare compiled entry + 3 MiB",
+    sub(med(c.daemonNk, "rss"), med(c.bareEntry, "rss")),
+    3 * MiB,
+    over,
+  );
   const kept = sub(med(c.daemon, "childRss"), med(c.bareEntry, "rss"));
-  goal("RSS of the idle `--daemon`'s entry process ≤ bare compiled entry + 3 MiB (its supervisor apart)", kept, 3 * MiB, over);
+  goal(
+    "RSS of the idle `--daemon`'s entry process ≤ bare compiled entry + 3 MiB (its supervisor apart)",
+    kept,
+    3 * MiB,
+    over,
+  );
   // Issue 21's Deno goals: a user's `deno run -A npm:daemonic` beside bare `deno run -A ENTRY`.
   goal("Deno foreground ready ≤ 1.3× bare `deno run -A ENTRY`", div(med(c.denoFg, "ready"), deno), 1.3, x);
-  goal("Deno `--daemon` (keep-alive) ready ≤ 3.0× bare `deno run -A ENTRY`", div(med(c.denoDaemon, "ready"), deno), 3.0, x);
-  goal("Deno `--daemon --no-keep-alive` ready ≤ 2.0× bare `deno run -A ENTRY`", div(med(c.denoDaemonNk, "ready"), deno), 2.0, x);
+  goal(
+    "Deno `--daemon` (keep-alive) ready ≤ 3.0× bare `deno run -A ENTRY`",
+    div(med(c.denoDaemon, "ready"), deno),
+    3.0,
+    x,
+  );
+  goal(
+    "Deno `--daemon --no-keep-alive` ready ≤ 2.0× bare `deno run -A ENTRY`",
+    div(med(c.denoDaemonNk, "ready"), deno),
+    2.0,
+    x,
+  );
   goal("Deno `--status` ≤ 40 ms", med(c.denoStatus, "ready"), 40, (v) => `${v.toFixed(1)} ms`);
-  goal("binary ≤ bare compile with the same flags + 0.5 MB", size - sameSize, 500_000, (v) => `+${(v / 1e6).toFixed(2)} MB`);
+  goal(
+    "binary ≤ bare compile with the same flags + 0.5 MB",
+    size - sameSize,
+    500_000,
+    (v) => `+${(v / 1e6).toFixed(2)} MB`,
+  );
   p();
 }
 
@@ -180,7 +273,9 @@ function machine(input: ReportInput): string {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
   const deno = input.deno ? firstLine([input.deno, "--version"]) : "no deno";
-  return `${navigator.hardwareConcurrency} CPUs (${cpu}), Linux ${kernel}, bun ${Bun.version}, ${deno}, ${firstLine(["ruby", "--version"]).split(" (")[0]}`;
+  return `${navigator.hardwareConcurrency} CPUs (${cpu}), Linux ${kernel}, bun ${Bun.version}, ${deno}, ${
+    firstLine(["ruby", "--version"]).split(" (")[0]
+  }`;
 }
 
 /** The whole report, as markdown. */
@@ -190,7 +285,9 @@ export function report(input: ReportInput): string {
   const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   p(`## daemonic bench`);
   p();
-  p(`${machine(input)}; ${input.runs} runs per server case, ${input.runs * 3} per short command, round-robin after one warm-up round; medians.`);
+  p(`${machine(input)}; ${input.runs} runs per server case, ${
+    input.runs * 3
+  } per short command, round-robin after one warm-up round; medians.`);
   p();
   readyTable(p, input.c);
   shortTable(p, input.c);
@@ -209,4 +306,3 @@ export function report(input: ReportInput): string {
   p(`- the whole bench took ${input.seconds.toFixed(1)} s`);
   return out.join("\n");
 }
-

@@ -108,12 +108,13 @@ function runAsync(argv: string[]): Promise<{ code: number | null; out: string }>
 function probe(port: number, probeMs: number): { stop(): Promise<{ t: number; ok: boolean }[]> } {
   const seen: { t: number; ok: boolean }[] = [];
   let running = true;
-  const once = () => new Promise<boolean>((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.setTimeout(1000, () => socket.destroy(new Error("timeout")));
-    socket.on("connect", () => (socket.destroy(), resolve(true)));
-    socket.on("error", () => resolve(false));
-  });
+  const once = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.setTimeout(1000, () => socket.destroy(new Error("timeout")));
+      socket.on("connect", () => (socket.destroy(), resolve(true)));
+      socket.on("error", () => resolve(false));
+    });
   const done = (async () => {
     while (running) {
       const t = performance.now();
@@ -155,14 +156,29 @@ async function settled(master: number, workers: number, ms = 30_000): Promise<bo
 
 // Every other step a kill -9 of the youngest worker; in between mostly reloads (the issue's measurement),
 // and a TTIN, a TTOU, a log rotation.
-const CYCLE = ["reload", "kill", "reload", "kill", "ttin", "kill", "reload", "kill", "ttou", "kill", "reopen", "kill"] as const;
+const CYCLE = [
+  "reload",
+  "kill",
+  "reload",
+  "kill",
+  "ttin",
+  "kill",
+  "reload",
+  "kill",
+  "ttou",
+  "kill",
+  "reopen",
+  "kill",
+] as const;
 
 /** Runs the soak; stops the daemon at the end whatever happened. */
 export async function soak(o: SoakOptions): Promise<SoakResult> {
   const stepMs = o.stepMs ?? 2000, probeMs = o.probeMs ?? 10;
   const pidFile = join(o.dir, "soak.pid"), logFile = join(o.dir, "soak.log");
   const control = (args: string[]) => o.command([...args, "--pid-file", pidFile]);
-  const started = await runAsync(o.command(["--daemon", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", ...o.entryArgs]));
+  const started = await runAsync(
+    o.command(["--daemon", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", ...o.entryArgs]),
+  );
   const master = Number(started.out.trim().split("\n").pop());
   if (started.code !== 0 || !master) throw new Error(`the daemon did not start: ${started.out}`);
   o.track?.(master);
@@ -183,23 +199,35 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
         const live = childrenOf(master).filter((c) => stat(c).state !== "Z");
         const youngest = live.sort((a, b) => stat(b).started - stat(a).started)[0];
         if (youngest) process.kill(youngest, "SIGKILL");
-      } else if (action === "ttin" || action === "ttou") process.kill(master, action === "ttin" ? "SIGTTIN" : "SIGTTOU");
-      else {
+      } else if (action === "ttin" || action === "ttou") {
+        process.kill(master, action === "ttin" ? "SIGTTIN" : "SIGTTOU");
+      } else {
         renameSync(logFile, `${logFile}.${++rotations}`); // as logrotate's create would, then its postrotate
         await runAsync(control(["--reopen-logs"]));
       }
       actions[action] = (actions[action] ?? 0) + 1;
       zombiesMax = Math.max(zombiesMax, look(master).zombies);
     }
-    for (; (actions.ttin ?? 0) > (actions.ttou ?? 0); actions.ttou = (actions.ttou ?? 0) + 1) process.kill(master, "SIGTTOU"); // back to 2
+    for (; (actions.ttin ?? 0) > (actions.ttou ?? 0); actions.ttou = (actions.ttou ?? 0) + 1) {
+      process.kill(master, "SIGTTOU"); // back to 2
+    }
     const seen = await client.stop();
     const seconds = (Date.now() - began) / 1000;
     const calm = await settled(master, 2);
     const end = look(master);
     const logs = [...Array.from({ length: rotations }, (_, i) => `${logFile}.${i + 1}`), logFile].filter(existsSync);
     result = {
-      seconds, probes: seen.length, refused: seen.filter((s) => !s.ok).length, gaps: gapsIn(seen), actions, start, end, zombiesMax,
-      log: logs.map(read).join(""), settled: calm, stopped: false,
+      seconds,
+      probes: seen.length,
+      refused: seen.filter((s) => !s.ok).length,
+      gaps: gapsIn(seen),
+      actions,
+      start,
+      end,
+      zombiesMax,
+      log: logs.map(read).join(""),
+      settled: calm,
+      stopped: false,
     };
   } finally {
     const stop = await runAsync(control(["--stop"]));
@@ -212,8 +240,12 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
 export function soakReport(name: string, r: SoakResult): string[] {
   const over = r.gaps.filter((g) => g > 300);
   return [
-    `| ${name} | ${r.seconds.toFixed(0)} s | ${Object.entries(r.actions).map(([a, n]) => `${a} ${n}`).join(", ")} | ${r.probes} | ${r.refused} | ` +
-    `${r.gaps.length} (${over.length} > 0.3 s) | ${(r.gaps[0] ?? 0).toFixed(0)} ms | ${(r.start.rssKb / 1024).toFixed(1)} → ${(r.end.rssKb / 1024).toFixed(1)} MiB | ` +
+    `| ${name} | ${r.seconds.toFixed(0)} s | ${
+      Object.entries(r.actions).map(([a, n]) => `${a} ${n}`).join(", ")
+    } | ${r.probes} | ${r.refused} | ` +
+    `${r.gaps.length} (${over.length} > 0.3 s) | ${(r.gaps[0] ?? 0).toFixed(0)} ms | ${
+      (r.start.rssKb / 1024).toFixed(1)
+    } → ${(r.end.rssKb / 1024).toFixed(1)} MiB | ` +
     `${r.start.fds} → ${r.end.fds} | ${r.zombiesMax} → ${r.end.zombies} |`,
   ];
 }

@@ -36,11 +36,17 @@ function segments(events: Event[]): [string, number][] {
   const first = execs[0], listen = events.find((e) => e.what === "listen");
   const exit = events.find((e) => e.what === "exit" && e.pid === first?.pid);
   if (!first) return [];
-  if (execs.length === 1) return listen ? [["execve → listens", listen.t - first.t]] : exit ? [["execve → exits", exit.t - first.t]] : [];
-  const sh = execs.find((e) => e.program === "/bin/sh"), daemon = execs.find((e) => e.t > (sh ?? first).t && e.program !== "/bin/sh");
+  if (execs.length === 1) {
+    return listen ? [["execve → listens", listen.t - first.t]] : exit ? [["execve → exits", exit.t - first.t]] : [];
+  }
+  const sh = execs.find((e) => e.program === "/bin/sh"),
+    daemon = execs.find((e) => e.t > (sh ?? first).t && e.program !== "/bin/sh");
   if (!sh || !daemon || !listen || !exit) return [];
   const worker = execs.find((e) => e.pid === listen.pid && e !== daemon);
-  const out: [string, number][] = [["launcher: its execve → spawns /bin/sh", sh.t - first.t], ["/bin/sh: its execve → execve of the daemon", daemon.t - sh.t]];
+  const out: [string, number][] = [["launcher: its execve → spawns /bin/sh", sh.t - first.t], [
+    "/bin/sh: its execve → execve of the daemon",
+    daemon.t - sh.t,
+  ]];
   if (worker) {
     const firstWorker = execs.find((e) => e.t > daemon.t)!;
     out.push(["daemon (supervisor): its execve → its first worker's execve", firstWorker.t - daemon.t]);
@@ -55,7 +61,13 @@ function segments(events: Event[]): [string, number][] {
 
 /** Traces `runs` starts of each command line and returns markdown lines. A command line with `--daemon` is
  * stopped by the pid its launcher printed; any other by the pids listening on its port. */
-export async function startupTrace(strace: string | undefined, tmp: string, freePort: () => Promise<number>, cases: [string, string[]][], runs = 5): Promise<string[]> {
+export async function startupTrace(
+  strace: string | undefined,
+  tmp: string,
+  freePort: () => Promise<number>,
+  cases: [string, string[]][],
+  runs = 5,
+): Promise<string[]> {
   const out = ["### Where a start's milliseconds go (strace, medians)", ""];
   if (!strace) return [...out, "strace is not installed (Debian package `strace`): not measured", ""];
   for (const [name, argv] of cases) {
@@ -63,11 +75,24 @@ export async function startupTrace(strace: string | undefined, tmp: string, free
     for (let i = 0; i < runs; i++) {
       const port = await freePort(), log = join(tmp, `trace-${i}.strace`);
       const args = argv.map((a) => a === "PORT" ? String(port) : a === "PIDFILE" ? join(tmp, `trace-${i}.pid`) : a);
-      const traced = start([strace, "-f", "-qq", "--seccomp-bpf", "-ttt", "-e", "trace=execve,listen,exit_group", "-o", log, ...args]);
+      const traced = start([
+        strace,
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-ttt",
+        "-e",
+        "trace=execve,listen,exit_group",
+        "-o",
+        log,
+        ...args,
+      ]);
       try {
         if (argv.includes("PORT")) await waitConnect(port, performance.now(), name);
         // strace ends once every process it follows has: the daemon is stopped by the pid its launcher printed.
-        if (argv.includes("--daemon")) for (let t = 0; t < 200 && !/\d\s*$/.test(traced.stdout); t++) await new Promise((r) => setTimeout(r, 10));
+        if (argv.includes("--daemon")) {
+          for (let t = 0; t < 200 && !/\d\s*$/.test(traced.stdout); t++) await new Promise((r) => setTimeout(r, 10));
+        }
         const pid = Number(/(\d+)\s*$/.exec(traced.stdout.trim())?.[1]);
         for (const p of [...(argv.includes("--daemon") && pid > 0 ? [pid] : []), ...listeners(port)]) {
           record(p);

@@ -4,7 +4,19 @@
  * @module
  */
 import { join } from "node:path";
-import { freePort, lastInt, listeners, median, record, runSync, start, stopPid, tail, waitConnect, which } from "./bench_proc.ts";
+import {
+  freePort,
+  lastInt,
+  listeners,
+  median,
+  record,
+  runSync,
+  start,
+  stopPid,
+  tail,
+  waitConnect,
+  which,
+} from "./bench_proc.ts";
 
 export interface Throughput {
   name: string;
@@ -17,7 +29,14 @@ export interface Throughput {
 
 export const WRK_CPU = Math.min(1, navigator.hardwareConcurrency - 1);
 
-async function throughput(bin: string, name: string, extra: string[], seconds: number, tmp: string, notes: string[]): Promise<Throughput> {
+async function throughput(
+  bin: string,
+  name: string,
+  extra: string[],
+  seconds: number,
+  tmp: string,
+  notes: string[],
+): Promise<Throughput> {
   const wrk = which("wrk");
   if (!wrk) return { name, why: "wrk not installed (Debian package `wrk`)" };
   const port = await freePort();
@@ -51,11 +70,21 @@ async function throughput(bin: string, name: string, extra: string[], seconds: n
 }
 
 /** requests/s of `--daemon` (keep-alive: the entry in one child) and with 1, 2 and 4 workers. */
-export async function throughputs(bin: string, hasWorkers: boolean, seconds: number, tmp: string, notes: string[]): Promise<Throughput[]> {
+export async function throughputs(
+  bin: string,
+  hasWorkers: boolean,
+  seconds: number,
+  tmp: string,
+  notes: string[],
+): Promise<Throughput[]> {
   const tp = [await throughput(bin, "`--daemon` (keep-alive, no workers)", [], seconds, tmp, notes)];
   for (const n of ["1", "2", "4"]) {
     const name = `\`--daemon --workers ${n}\``;
-    tp.push(hasWorkers ? await throughput(bin, name, ["--workers", n], seconds, tmp, notes) : { name, why: "this build has no --workers" });
+    tp.push(
+      hasWorkers
+        ? await throughput(bin, name, ["--workers", n], seconds, tmp, notes)
+        : { name, why: "this build has no --workers" },
+    );
   }
   return tp;
 }
@@ -69,10 +98,20 @@ export interface ModeThroughput {
 
 /** requests/s on "/" of the bare binary and of each way daemonic runs the same entry, all started at once and
  * measured in interleaved rounds (a warm-up round first), so load from elsewhere hits every mode alike. */
-export async function interleavedThroughput(bin: string, bare: string, seconds: number, tmp: string, rounds = 3): Promise<ModeThroughput[]> {
+export async function interleavedThroughput(
+  bin: string,
+  bare: string,
+  seconds: number,
+  tmp: string,
+  rounds = 3,
+): Promise<ModeThroughput[]> {
   const modes: [string, string[] | undefined][] = [
-    ["bare compiled entry", undefined], ["foreground", []], ["`--daemon --no-keep-alive`", ["--daemon", "--no-keep-alive"]],
-    ["`--daemon` (keep-alive)", ["--daemon"]], ["`--daemon --workers 1`", ["--daemon", "--workers", "1"]], ["`--daemon --workers 2`", ["--daemon", "--workers", "2"]],
+    ["bare compiled entry", undefined],
+    ["foreground", []],
+    ["`--daemon --no-keep-alive`", ["--daemon", "--no-keep-alive"]],
+    ["`--daemon` (keep-alive)", ["--daemon"]],
+    ["`--daemon --workers 1`", ["--daemon", "--workers", "1"]],
+    ["`--daemon --workers 2`", ["--daemon", "--workers", "2"]],
   ];
   const wrk = which("wrk");
   if (!wrk) return modes.map(([name]) => ({ name, why: "wrk not installed (Debian package `wrk`)" }));
@@ -82,9 +121,18 @@ export async function interleavedThroughput(bin: string, bare: string, seconds: 
   try {
     for (const [i, [name, extra]] of modes.entries()) {
       const port = await freePort(), pidFile = extra?.includes("--daemon") ? join(tmp, `tp-${i}.pid`) : undefined;
-      const argv = extra === undefined ? [bare, String(port)] : [bin, ...extra, ...pidFile ? ["--pid-file", pidFile] : [], "--", String(port)];
+      const argv = extra === undefined
+        ? [bare, String(port)]
+        : [bin, ...extra, ...pidFile ? ["--pid-file", pidFile] : [], "--", String(port)];
       const s = start(argv);
-      const m = { name, port, pidFile, pids: [s.proc.pid], samples: [] as number[], why: undefined as string | undefined };
+      const m = {
+        name,
+        port,
+        pidFile,
+        pids: [s.proc.pid],
+        samples: [] as number[],
+        why: undefined as string | undefined,
+      };
       up.push(m);
       try {
         await waitConnect(port, performance.now(), name);

@@ -54,11 +54,20 @@ export interface Runtime {
 
 const g = globalThis as unknown as Record<string, Record<string, AnyFn>>;
 
-
 // Bun.serve options an export may carry; read one by one, so an app object's getters and prototype count.
 const BUN_OPTIONS = [
-  "port", "hostname", "unix", "development", "websocket", "tls", "static", "maxRequestBodySize", "idleTimeout",
-  "ipv6Only", "reusePort", "id",
+  "port",
+  "hostname",
+  "unix",
+  "development",
+  "websocket",
+  "tls",
+  "static",
+  "maxRequestBodySize",
+  "idleTimeout",
+  "ipv6Only",
+  "reusePort",
+  "id",
 ] as const;
 
 const bun: Runtime = {
@@ -78,7 +87,11 @@ const bun: Runtime = {
       const o = options as { port?: number | string; hostname?: string; unix?: string; fetch?: AnyFn };
       const env = process.env;
       if (!o.unix) check(Number(o.port ?? env.BUN_PORT ?? env.PORT ?? env.NODE_PORT ?? 3000), o.hostname);
-      const shared = { ...options as object, reusePort: true, ...(o.fetch ? { fetch: drain.wrapHandler(o.fetch as never) } : {}) };
+      const shared = {
+        ...options as object,
+        reusePort: true,
+        ...(o.fetch ? { fetch: drain.wrapHandler(o.fetch as never) } : {}),
+      };
       const server = serve.call(g.Bun, shared, ...rest) as { stop(force?: boolean): Promise<void> };
       drain.onStop(async (idle) => {
         await idle(); // stop() closes idle connections at once: the drain has stopped the listener
@@ -103,7 +116,8 @@ const bun: Runtime = {
 /** The TCP connection of a Deno.serve request: Deno (2.9's own HTTP/1 server) answers requests pipelined
  * behind a response marked `Connection: close` instead of closing, so the drain holds those back itself. */
 function denoConnection(_request: Request, info: unknown): string | undefined {
-  const address = (info as { remoteAddr?: { transport: string; hostname: string; port: number } } | undefined)?.remoteAddr;
+  const address = (info as { remoteAddr?: { transport: string; hostname: string; port: number } } | undefined)
+    ?.remoteAddr;
   return address?.transport === "tcp" ? `${address.hostname}:${address.port}` : undefined;
 }
 
@@ -130,7 +144,8 @@ const deno: Runtime = {
   workerEnv: () => ({}),
   // `deno run` refuses reusePort without --unstable-net (`deno compile` builds it in): add it after `run`.
   sharingArgs: (args) =>
-    (g.Deno.build as unknown as { standalone?: boolean }).standalone || args[0] !== "run" || args.some((a) => /^--unstable(-net)?$/.test(a))
+    (g.Deno.build as unknown as { standalone?: boolean }).standalone || args[0] !== "run" ||
+      args.some((a) => /^--unstable(-net)?$/.test(a))
       ? [...args]
       : ["run", "--unstable-net", ...args.slice(1)],
   setArgs: (args) => Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true }),
@@ -141,8 +156,14 @@ const deno: Runtime = {
         return serve.apply(g.Deno, args);
       } catch (err) {
         // AddrInUse: "Address already in use (os error 98)", no port.
-        const o = (typeof args[0] === "object" && args[0] !== null ? args[0] : {}) as { port?: number; hostname?: string; path?: string };
-        if ((err as { code?: string } | null)?.code === "EADDRINUSE" && !o.path) Object.assign(err as object, { port: o.port ?? 8000, address: o.hostname });
+        const o = (typeof args[0] === "object" && args[0] !== null ? args[0] : {}) as {
+          port?: number;
+          hostname?: string;
+          path?: string;
+        };
+        if ((err as { code?: string } | null)?.code === "EADDRINUSE" && !o.path) {
+          Object.assign(err as object, { port: o.port ?? 8000, address: o.hostname });
+        }
         throw err;
       }
     };
@@ -162,7 +183,9 @@ const deno: Runtime = {
         const connectionOf = o.cert ? undefined : denoConnection;
         const handlerAt = args.findIndex((a) => typeof a === "function");
         if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
-        else if (typeof o.handler === "function") args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
+        else if (typeof o.handler === "function") {
+          args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
+        }
         const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
         drain.onStop(async (idle) => {
           await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
@@ -183,7 +206,9 @@ const deno: Runtime = {
     const { permissions } = g.Deno as unknown as { permissions: { querySync(p: { name: string }): { state: string } } };
     const missing = DENO_PERMISSIONS.filter((name) => permissions.querySync({ name }).state !== "granted");
     if (missing.length === 0) return undefined;
-    return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${missing.map((m) => `--allow-${m}`).join(", ")}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
+    return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${
+      missing.map((m) => `--allow-${m}`).join(", ")
+    }: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
   },
   sys: host,
 };
@@ -228,7 +253,8 @@ const SIGUSR1 = 10;
 export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
   if (RUNTIME.usr1IsSafe) return;
   libc.ignoreSignal(SIGUSR1);
-  const caught = () => (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
+  const caught = () =>
+    (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
   const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
   const watch = setInterval(() => {
     if (caught()) libc.ignoreSignal(SIGUSR1);

@@ -42,7 +42,8 @@ function unescape(field: string): string {
 
 /** This process's cgroup path in the hierarchy of `controller` (v1), or of the unified hierarchy (v2). */
 function hierarchies(root: string, controller: string): Hierarchy[] {
-  const cgroups = (read(join(root, "proc/self/cgroup")) ?? "").split("\n").map((l) => /^(\d+):([^:]*):(.*)$/.exec(l)).filter((m) => m !== null);
+  const cgroups = (read(join(root, "proc/self/cgroup")) ?? "").split("\n").map((l) => /^(\d+):([^:]*):(.*)$/.exec(l))
+    .filter((m) => m !== null);
   const found: Hierarchy[] = [];
   for (const line of (read(join(root, "proc/self/mountinfo")) ?? "").split("\n")) {
     const [mountFields, fsFields] = line.split(" - ");
@@ -54,7 +55,11 @@ function hierarchies(root: string, controller: string): Hierarchy[] {
     const path = cgroups.find((m) => v1 ? m[2].split(",").includes(controller) : m[1] === "0" && m[2] === "")?.[3];
     if (path === undefined) continue;
     // The mount shows the hierarchy from mountRoot down: a container sees its own cgroup as the mount's top.
-    const below = mountRoot === "/" ? path : path === mountRoot || path.startsWith(`${mountRoot}/`) ? path.slice(mountRoot.length) : "/";
+    const below = mountRoot === "/"
+      ? path
+      : path === mountRoot || path.startsWith(`${mountRoot}/`)
+      ? path.slice(mountRoot.length)
+      : "/";
     found.push({ version: v1 ? 1 : 2, mountPoint, cgroup: below || "/" });
   }
   return found;
@@ -63,7 +68,7 @@ function hierarchies(root: string, controller: string): Hierarchy[] {
 /** The directories from this process's cgroup up to the mount's top, each with its path as shown. */
 function upwards(root: string, h: Hierarchy): { dir: string; shown: string }[] {
   const dirs = [];
-  for (let path = h.cgroup; ; path = path.slice(0, path.lastIndexOf("/")) || "/") {
+  for (let path = h.cgroup;; path = path.slice(0, path.lastIndexOf("/")) || "/") {
     const shown = join(h.mountPoint, path).replace(/(.)\/$/, "$1");
     dirs.push({ dir: join(root, shown), shown });
     if (path === "/") return dirs;
@@ -71,7 +76,12 @@ function upwards(root: string, h: Hierarchy): { dir: string; shown: string }[] {
 }
 
 /** The tightest of `limit` over every directory up every hierarchy of `controller`. */
-function tightest(root: string, controller: string, limit: (dir: string, version: 1 | 2) => Decided | undefined, shown: (d: Decided, at: string, version: 1 | 2) => string): Decided | undefined {
+function tightest(
+  root: string,
+  controller: string,
+  limit: (dir: string, version: 1 | 2) => Decided | undefined,
+  shown: (d: Decided, at: string, version: 1 | 2) => string,
+): Decided | undefined {
   let best: Decided | undefined;
   for (const h of hierarchies(root, controller)) {
     for (const { dir, shown: at } of upwards(root, h)) {
@@ -87,7 +97,10 @@ function cpuLimit(dir: string, version: 1 | 2): Decided | undefined {
     ? (read(join(dir, "cpu.max")) ?? "max").split(/\s+/)
     : [read(join(dir, "cpu.cfs_quota_us")) ?? "-1", read(join(dir, "cpu.cfs_period_us")) ?? "0"];
   if (!/^\d+$/.test(quota) || !(Number(period) > 0)) return undefined;
-  return { value: Number(quota) / Number(period), how: version === 2 ? `cpu.max "${quota} ${period}"` : `cpu.cfs_quota_us/cpu.cfs_period_us ${quota}/${period}` };
+  return {
+    value: Number(quota) / Number(period),
+    how: version === 2 ? `cpu.max "${quota} ${period}"` : `cpu.cfs_quota_us/cpu.cfs_period_us ${quota}/${period}`,
+  };
 }
 
 /** The CPUs this process may run on, from /proc/self/status (`Cpus_allowed_list: 0-3,6`). */
@@ -113,9 +126,15 @@ function affinity(root: string): Decided | undefined {
  * ```
  */
 export function cpuWorkers(root = "/", fallback = navigator.hardwareConcurrency || 1): Decided {
-  const quota = tightest(root, "cpu", cpuLimit, (d, at, v) => `cgroup v${v} CPU limit at ${at}: ${d.how} = ${+d.value.toFixed(3)} CPU${d.value === 1 ? "" : "s"}`);
+  const quota = tightest(
+    root,
+    "cpu",
+    cpuLimit,
+    (d, at, v) => `cgroup v${v} CPU limit at ${at}: ${d.how} = ${+d.value.toFixed(3)} CPU${d.value === 1 ? "" : "s"}`,
+  );
   if (quota) return { value: Math.max(1, Math.ceil(quota.value)), how: quota.how };
-  return affinity(root) ?? { value: fallback, how: "no cgroup CPU limit or affinity mask found: the runtime's CPU count" };
+  return affinity(root) ??
+    { value: fallback, how: "no cgroup CPU limit or affinity mask found: the runtime's CPU count" };
 }
 
 /** Above this a v1 memory.limit_in_bytes means "no limit" (the kernel writes the page-rounded LONG_MAX). */

@@ -9,7 +9,7 @@
  * @module
  */
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
-import { type DaemonErrorCode, DaemonError } from "./errors.ts";
+import { DaemonError, type DaemonErrorCode } from "./errors.ts";
 
 /** One line of the protocol. */
 export type Report =
@@ -43,7 +43,9 @@ export function encode(report: Report): string {
  */
 export function decode(line: string): Report | undefined {
   if (line.startsWith("PID ")) return { kind: "PID", pid: Number(line.slice(4)) };
-  if (line === "LOCKING" || line === "LOCKED" || line === "READY" || line === "HB" || line === "DRAINING") return { kind: line };
+  if (line === "LOCKING" || line === "LOCKED" || line === "READY" || line === "HB" || line === "DRAINING") {
+    return { kind: line };
+  }
   if (!line.startsWith("ERROR ")) return undefined;
   try {
     const { code, message } = JSON.parse(line.slice(6)) as { code: DaemonErrorCode; message: string };
@@ -145,14 +147,25 @@ export interface ReadyWatch {
  * console.log(pid, error); // 42 undefined
  * ```
  */
-export async function waitForReady(fd: number, timeoutMs: number, logHint: string, libc: Libc = systemLibc, watch: ReadyWatch = {}): Promise<ReadyResult> {
+export async function waitForReady(
+  fd: number,
+  timeoutMs: number,
+  logHint: string,
+  libc: Libc = systemLibc,
+  watch: ReadyWatch = {},
+): Promise<ReadyResult> {
   const deadline = Date.now() + timeoutMs;
   const reader = new ReportReader();
   let pid: number | undefined;
   // A stop (SIGTERM, SIGINT) of the waiting process cancels the start whatever the daemon reports meanwhile.
   const stopped = () => {
     const signal = watch.stoppedBy?.();
-    return signal ? { pid, error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }) } : undefined;
+    return signal
+      ? {
+        pid,
+        error: new DaemonError("START_FAILED", `Cannot start: stopped during start-up (${signal})${logHint}`, { pid }),
+      }
+      : undefined;
   };
   for (;;) {
     const left = deadline - Date.now();
@@ -160,7 +173,13 @@ export async function waitForReady(fd: number, timeoutMs: number, logHint: strin
       const stop = stopped();
       if (stop) return stop;
       if (left <= 0) {
-        const error = new DaemonError("START_FAILED", `Cannot start: the entry was not ready within ${timeoutMs / 1000} s${logHint}: raise --start-timeout, or call ready() if it never listens`, { pid });
+        const error = new DaemonError(
+          "START_FAILED",
+          `Cannot start: the entry was not ready within ${
+            timeoutMs / 1000
+          } s${logHint}: raise --start-timeout, or call ready() if it never listens`,
+          { pid },
+        );
         return { pid, error };
       }
       await new Promise((r) => setTimeout(r, 0)); // lets a SIGTERM or SIGINT listener run
@@ -169,7 +188,11 @@ export async function waitForReady(fd: number, timeoutMs: number, logHint: strin
     const chunk = libc.read(fd, 65536);
     if (chunk.length === 0) {
       await new Promise((r) => setTimeout(r, 0)); // the daemon may have exited because we were stopped
-      const error = new DaemonError("START_FAILED", `Cannot start: the daemon exited during start-up without a report${logHint}`, { pid });
+      const error = new DaemonError(
+        "START_FAILED",
+        `Cannot start: the daemon exited during start-up without a report${logHint}`,
+        { pid },
+      );
       return stopped() ?? { pid, error };
     }
     for (const report of reader.push(chunk)) {

@@ -42,7 +42,14 @@ async function cli(argv: string[]): Promise<void> {
       const path = entryPath(rest[0], baseDir);
       const { main, nameOf } = await import("./runner.ts");
       const url = `file://${path.split("/").map(encodeURIComponent).join("/")}`;
-      return main({ name: nameOf(path), version: VERSION, entryPath: path, load: () => import(url), argv: rest.slice(1), baseDir });
+      return main({
+        name: nameOf(path),
+        version: VERSION,
+        entryPath: path,
+        load: () => import(url),
+        argv: rest.slice(1),
+        baseDir,
+      });
     }
     case "build": {
       if (rest.includes("--help") || rest.includes("-h")) return help("build");
@@ -53,7 +60,9 @@ async function cli(argv: string[]): Promise<void> {
       return;
     }
     case "ls": // pm2 ls: every daemon of this user, from any daemonic binary
-      if (rest.some((a) => a !== "--json")) usageError(`Unknown argument '${rest.find((a) => a !== "--json")}' for ls: only --json`);
+      if (rest.some((a) => a !== "--json")) {
+        usageError(`Unknown argument '${rest.find((a) => a !== "--json")}' for ls: only --json`);
+      }
       sys.exit((await import("./roles/list.ts")).list(rest.includes("--json")));
       break;
     case "--version":
@@ -65,7 +74,9 @@ async function cli(argv: string[]): Promise<void> {
     case "help":
       return help();
     default:
-      usageError(command ? `Unknown command '${command}': use build, run or ls` : "Missing command: use build, run or ls");
+      usageError(
+        command ? `Unknown command '${command}': use build, run or ls` : "Missing command: use build, run or ls",
+      );
   }
 }
 

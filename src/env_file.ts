@@ -53,7 +53,9 @@ export function parseEnv(text: string): Record<string, string> {
       end = closingQuote(body, quote);
     }
     if (end < 0) throw new Error(`line ${first + 1}: the ${quote} quote is never closed`);
-    if (!/^\s*(#.*)?$/.test(body.slice(end + 1))) throw new Error(`line ${i + 1}: text after the closing ${quote} quote`);
+    if (!/^\s*(#.*)?$/.test(body.slice(end + 1))) {
+      throw new Error(`line ${i + 1}: text after the closing ${quote} quote`);
+    }
     const value = body.slice(0, end);
     env[key] = quote === '"' ? value.replace(/\\(.)/g, (_, c: string) => ESCAPES[c] ?? c) : value;
   }
@@ -82,13 +84,22 @@ export function readEnvFiles(paths: readonly string[]): Record<string, string> {
       text = readFileSync(path, "utf8");
     } catch (err) {
       const code = (err as { code?: string }).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (err as Error).message;
+      const why = code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+        ? "permission denied"
+        : code === "EISDIR"
+        ? "it is a directory"
+        : (err as Error).message;
       throw new DaemonError("NO_INPUT", `Cannot read --env-file ${path}: ${why}: create it, or drop the flag`);
     }
     try {
       Object.assign(env, parseEnv(text));
     } catch (err) {
-      throw new DaemonError("NO_INPUT", `Invalid --env-file ${path}: ${(err as Error).message}: write KEY=value, # for comments`);
+      throw new DaemonError(
+        "NO_INPUT",
+        `Invalid --env-file ${path}: ${(err as Error).message}: write KEY=value, # for comments`,
+      );
     }
   }
   return env;

@@ -116,29 +116,48 @@ export function userPathError(err: unknown): DaemonError | undefined {
   const missing = missingSystemFile(err);
   if (missing) return missing;
   const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown } | null;
-  if (typeof e?.code !== "string" || !/^E[A-Z]+$/.test(e.code) || (typeof e.path !== "string" && typeof e.syscall !== "string")) return undefined;
+  if (
+    typeof e?.code !== "string" || !/^E[A-Z]+$/.test(e.code) ||
+    (typeof e.path !== "string" && typeof e.syscall !== "string")
+  ) return undefined;
   const why = String(e.message).split("\n")[0];
-  return new DaemonError("CANNOT_CREATE", `Cannot use ${e.path ?? "a file"}: ${why}: check the paths given to --pid-file and --log-file`, { cause: err });
+  return new DaemonError(
+    "CANNOT_CREATE",
+    `Cannot use ${e.path ?? "a file"}: ${why}: check the paths given to --pid-file and --log-file`,
+    { cause: err },
+  );
 }
 
 /** A program that could not be started (posix_spawn, or node's spawn: not there, not executable), libc or a
  * function in it missing: one line naming it (exit 72). */
 function missingSystemFile(err: unknown): DaemonError | undefined {
   if (err instanceof MissingLibcError) {
-    return new DaemonError("OS_FILE", `Cannot run here: ${err.message.split("\n")[0]}: daemonic needs Linux with glibc 2.17 or newer`, { cause: err });
+    return new DaemonError(
+      "OS_FILE",
+      `Cannot run here: ${err.message.split("\n")[0]}: daemonic needs Linux with glibc 2.17 or newer`,
+      { cause: err },
+    );
   }
   const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown } | null;
   const spawned = typeof e?.syscall === "string" && /^(posix_spawn|spawn)/.test(e.syscall);
   if (!spawned || !["ENOENT", "EACCES", "ENOEXEC", "ENOTDIR", "ELOOP"].includes(String(e!.code))) return undefined;
   const program = typeof e!.path === "string" ? e!.path : String(e!.syscall).split(" ").pop();
-  return new DaemonError("OS_FILE", `Cannot run ${program}: ${String(e!.message).split("\n")[0]}: this system lacks a program daemonic needs: install it`, { cause: err });
+  return new DaemonError(
+    "OS_FILE",
+    `Cannot run ${program}: ${
+      String(e!.message).split("\n")[0]
+    }: this system lacks a program daemonic needs: install it`,
+    { cause: err },
+  );
 }
 
 /** What is wrong with `path` given to `flag` when open() failed with errno `code`, with the fix. */
 export function pathProblem(flag: string, path: string, code: string, fallback: string): string {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const why: Record<string, string> = {
-    ENOENT: RUNTIME.sys.exists(dir) ? `${dir} does not take new files` : `directory ${dir} does not exist: create it or pick another ${flag}`,
+    ENOENT: RUNTIME.sys.exists(dir)
+      ? `${dir} does not take new files`
+      : `directory ${dir} does not exist: create it or pick another ${flag}`,
     ENOTDIR: `a parent of ${path} is not a directory`,
     ELOOP: `${path} goes through a symbolic link loop`,
     EISDIR: `${path} is a directory: give a file path`,

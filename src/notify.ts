@@ -35,7 +35,10 @@ export interface Notifier {
  * console.log(systemd.active); // false
  * ```
  */
-export function systemdNotifier(env: Record<string, string | undefined> = process.env, libc: Libc = systemLibc): Notifier {
+export function systemdNotifier(
+  env: Record<string, string | undefined> = process.env,
+  libc: Libc = systemLibc,
+): Notifier {
   const socket = env.NOTIFY_SOCKET;
   const watchdogUsec = Number(env.WATCHDOG_USEC);
   const watchdogPid = Number(env.WATCHDOG_PID || process.pid);
@@ -53,7 +56,10 @@ export function systemdNotifier(env: Record<string, string | undefined> = proces
     },
   };
   if (watchdogUsec > 0 && watchdogPid === process.pid) {
-    const keepAlive = setInterval(() => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"), watchdogUsec / 2000);
+    const keepAlive = setInterval(
+      () => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"),
+      watchdogUsec / 2000,
+    );
     (keepAlive as { unref?: () => void }).unref?.();
   }
   return notifier;

@@ -94,7 +94,9 @@ function listeningPorts(pids: number[]): number[] {
  * ```
  */
 export function overview(entry: RegistryEntry, status: Overview["status"], now = Date.now()): Overview {
-  const table = status === "running" ? readWorkerTable(entry.foreground ? foregroundTableFile(entry.pidFile) : workerTableFile(entry.pidFile)) : null;
+  const table = status === "running"
+    ? readWorkerTable(entry.foreground ? foregroundTableFile(entry.pidFile) : workerTableFile(entry.pidFile))
+    : null;
   const workers = table?.master === entry.pid ? table.workers : [];
   const pids = status === "running" ? [entry.pid, ...workers.map((w) => w.pid)] : [];
   const uptime = Math.max(0, (now - entry.startedAt) / 1000);
@@ -115,6 +117,8 @@ export function overview(entry: RegistryEntry, status: Overview["status"], now =
     exe: entry.exe,
     command: entry.command ?? null,
     settings: entry.settings ?? null,
-    ...(table?.master === entry.pid && table.crashLoop?.length ? { crashLoop: table.crashLoop.map((s) => ({ worker: s.id, crashes: s.crashes, restartAt: s.retryAt })) } : {}),
+    ...(table?.master === entry.pid && table.crashLoop?.length
+      ? { crashLoop: table.crashLoop.map((s) => ({ worker: s.id, crashes: s.crashes, restartAt: s.retryAt })) }
+      : {}),
   };
 }

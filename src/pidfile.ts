@@ -28,7 +28,9 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
   const dir = dirname(path);
   const why: Record<string, string> = {
     ELOOP: `${path} is a symbolic link: daemonic does not follow it; remove it or pick another --pid-file`,
-    ENOENT: existsSync(dir) ? `${dir} does not take new files: pick another --pid-file` : `directory ${dir} does not exist: create it or pick another --pid-file`,
+    ENOENT: existsSync(dir)
+      ? `${dir} does not take new files: pick another --pid-file`
+      : `directory ${dir} does not exist: create it or pick another --pid-file`,
     EACCES: `directory ${dir} is not writable: pick a writable --pid-file`,
     EROFS: `${dir} is read-only: pick a writable --pid-file`,
     EISDIR: `${path} is a directory: give a file path to --pid-file`,
@@ -39,7 +41,10 @@ export function cannotCreate(path: string, err: SystemCallError): DaemonError {
 }
 
 function notPidFile(path: string, why: string): DaemonError {
-  return new DaemonError("CANNOT_CREATE", `${path} is not a pid file: ${why}; daemonic leaves it alone: remove it yourself or pick another --pid-file`);
+  return new DaemonError(
+    "CANNOT_CREATE",
+    `${path} is not a pid file: ${why}; daemonic leaves it alone: remove it yourself or pick another --pid-file`,
+  );
 }
 
 /** An existing pid file, open read-only: its inode, the pid inside, and whether its daemon holds it. */
@@ -94,7 +99,11 @@ function unlinkIfSame(path: string, stats: Stats): boolean {
 
 function alreadyRunning(path: string, pid: number, missing = false): DaemonError {
   const where = missing ? `its pid file ${path} is missing, found in the registry` : `pid file ${path} is locked`;
-  return new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid });
+  return new DaemonError(
+    "ALREADY_RUNNING",
+    `Cannot start: already running as pid ${pid} (${where}): stop it with --stop, or pick another --pid-file`,
+    { pid },
+  );
 }
 
 /** Opens `file` read-write, created 0644, never through a symlink (plus `flags`); a failure is the one-line
@@ -150,7 +159,12 @@ function dropFile(path: string, fd: number, libc: Libc): void {
  * ```
  */
 export class PidFile {
-  private constructor(private current: string, private readonly fd: number, private readonly registration: Registration, private readonly libc: Libc) {}
+  private constructor(
+    private current: string,
+    private readonly fd: number,
+    private readonly registration: Registration,
+    private readonly libc: Libc,
+  ) {}
 
   /** Where the file is now. */
   get path(): string {
@@ -167,7 +181,13 @@ export class PidFile {
   /** Creates, locks and writes `pid` into `path` (see {@linkcode holdPidFile}), and registers the daemon
    * (see registry.ts). Note: fcntl locks drop when the process closes any fd of the file, so the holder
    * must never open its own pid file again. */
-  static acquire(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
+  static acquire(
+    path: string,
+    pid = process.pid,
+    libc: Libc = systemLibc,
+    name = basename(path, ".pid"),
+    start: StartRecord = {},
+  ): PidFile {
     return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc, start);
   }
 
@@ -175,12 +195,25 @@ export class PidFile {
    * renamed over the launcher's, so the path names a locked pid file at every moment of the hand-over (a
    * `--stop` then always finds someone to stop); then registers the daemon. The launcher lets go of its
    * lock, on the old file, once told. */
-  static takeOver(path: string, pid = process.pid, libc: Libc = systemLibc, name = basename(path, ".pid"), start: StartRecord = {}): PidFile {
+  static takeOver(
+    path: string,
+    pid = process.pid,
+    libc: Libc = systemLibc,
+    name = basename(path, ".pid"),
+    start: StartRecord = {},
+  ): PidFile {
     if (existsSync(path) && !lstatSync(path).isFile()) throw notPidFile(path, `it is ${kindOf(lstatSync(path))}`);
     return PidFile.registered(path, create(path, pid, libc, true)!, pid, name, libc, start);
   }
 
-  private static registered(path: string, fd: number, pid: number, name: string, libc: Libc, start: StartRecord = {}): PidFile {
+  private static registered(
+    path: string,
+    fd: number,
+    pid: number,
+    name: string,
+    libc: Libc,
+    start: StartRecord = {},
+  ): PidFile {
     try {
       return new PidFile(path, fd, Registration.claim(path, name, pid, libc, start), libc);
     } catch (err) {
@@ -246,5 +279,8 @@ export function holdPidFile(path: string, pid: number, libc: Libc = systemLibc):
     if (fd !== null) return fd;
     // another daemon linked its file first: look again
   }
-  throw new DaemonError("ALREADY_RUNNING", `Cannot start: the pid file ${path} keeps changing: another daemon is starting with it`);
+  throw new DaemonError(
+    "ALREADY_RUNNING",
+    `Cannot start: the pid file ${path} keeps changing: another daemon is starting with it`,
+  );
 }

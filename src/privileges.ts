@@ -37,13 +37,26 @@ export function identityOf(settings: { user?: string; group?: string }, libc: Li
   if (user === undefined) return undefined;
   const euid = process.geteuid?.() ?? 0;
   if (euid !== 0) {
-    throw new DaemonError("NO_PERMISSION", `Cannot run as user ${user}: only root can switch users (this is uid ${euid}): start it as root (sudo), or drop --user`);
+    throw new DaemonError(
+      "NO_PERMISSION",
+      `Cannot run as user ${user}: only root can switch users (this is uid ${euid}): start it as root (sudo), or drop --user`,
+    );
   }
   const found = libc.lookupUser(user);
-  if (!found) throw new DaemonError("NO_USER", `Invalid --user '${user}': no such user: create it (useradd --system ${user}) or pick another`);
+  if (!found) {
+    throw new DaemonError(
+      "NO_USER",
+      `Invalid --user '${user}': no such user: create it (useradd --system ${user}) or pick another`,
+    );
+  }
   if (group === undefined) return { user, ...found };
   const gid = libc.lookupGroup(group);
-  if (gid === null) throw new DaemonError("NO_USER", `Invalid --group '${group}': no such group: create it (groupadd --system ${group}) or pick another`);
+  if (gid === null) {
+    throw new DaemonError(
+      "NO_USER",
+      `Invalid --group '${group}': no such group: create it (groupadd --system ${group}) or pick another`,
+    );
+  }
   return { user, uid: found.uid, gid, group };
 }
 
@@ -59,7 +72,10 @@ export function identityOf(settings: { user?: string; group?: string }, libc: Li
  * dropPrivileges({}); // no --user: stays as it is
  * ```
  */
-export function dropPrivileges(settings: { user?: string; group?: string }, libc: Libc = systemLibc): Identity | undefined {
+export function dropPrivileges(
+  settings: { user?: string; group?: string },
+  libc: Libc = systemLibc,
+): Identity | undefined {
   const identity = identityOf(settings, libc);
   if (!identity) return undefined;
   libc.setKeepCapabilities(true);
@@ -107,7 +123,9 @@ const readOr = (path: string) => {
 export function whoRuns(daemonPid: number, workerPids: readonly number[]): string | undefined {
   const daemon = uidOf(daemonPid), workers = [...new Set(workerPids.map(uidOf))];
   if (workerPids.length) {
-    return workers.some((uid) => uid !== daemon) ? `master runs as ${userName(daemon)}, workers as ${workers.map(userName).join(", ")}` : undefined;
+    return workers.some((uid) => uid !== daemon)
+      ? `master runs as ${userName(daemon)}, workers as ${workers.map(userName).join(", ")}`
+      : undefined;
   }
   return daemon !== process.getuid?.() ? `runs as ${userName(daemon)}` : undefined;
 }

@@ -33,7 +33,9 @@ export function processInfo(pid: number): ProcessInfo | null {
 
 /** Every process, zombies included. */
 export function allProcesses(): ProcessInfo[] {
-  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map((name) => processInfo(+name)).filter((p) => p !== null);
+  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map((name) => processInfo(+name)).filter((p) =>
+    p !== null
+  );
 }
 
 /** Pids of this process's children, on every thread (an orphan is re-parented to one thread of a subreaper). */
@@ -41,7 +43,9 @@ export function ownChildren(): number[] {
   const pids: number[] = [];
   for (const task of readdirSync("/proc/self/task")) {
     try {
-      pids.push(...readFileSync(`/proc/self/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+      pids.push(
+        ...readFileSync(`/proc/self/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+      );
     } catch {
       // thread gone
     }
@@ -103,6 +107,9 @@ export function becomeSubreaper(libc: { setChildSubreaper(): void }): void {
   try {
     libc.setChildSubreaper();
   } catch (err) {
-    runnerLog(`master: not a subreaper (${(err as Error).message}): orphans of the entry's children go to init`, "warning");
+    runnerLog(
+      `master: not a subreaper (${(err as Error).message}): orphans of the entry's children go to init`,
+      "warning",
+    );
   }
 }

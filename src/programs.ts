@@ -25,7 +25,9 @@ export const WITHOUT_ENV = "DAEMONIC_WITHOUT";
  */
 export function findProgram(name: string, env: Record<string, string | undefined> = process.env): string | undefined {
   if ((env[WITHOUT_ENV] ?? "").split(",").includes(basename(name))) return undefined;
-  const candidates = name.includes("/") ? [name] : (env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean).map((dir) => `${dir}/${name}`);
+  const candidates = name.includes("/")
+    ? [name]
+    : (env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean).map((dir) => `${dir}/${name}`);
   return candidates.find((path) => {
     try {
       accessSync(path, constants.X_OK);

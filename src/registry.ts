@@ -91,10 +91,21 @@ export function holdsFor(pid: number, stats: { uid: number; mode: number }): boo
 
 /** A daemon's own entry, held (opened once, write-locked) until {@linkcode Registration.remove}. */
 export class Registration {
-  private constructor(private path: string, private readonly fd: number, private entry: RegistryEntry, private readonly libc: Libc) {}
+  private constructor(
+    private path: string,
+    private readonly fd: number,
+    private entry: RegistryEntry,
+    private readonly libc: Libc,
+  ) {}
 
   /** Creates and locks the entry for `pidFile`; throws ALREADY_RUNNING when a live daemon holds it. */
-  static claim(pidFile: string, name: string, pid = process.pid, libc: Libc = systemLibc, start: StartRecord = {}): Registration {
+  static claim(
+    pidFile: string,
+    name: string,
+    pid = process.pid,
+    libc: Libc = systemLibc,
+    start: StartRecord = {},
+  ): Registration {
     const dir = runtimeDir();
     ensurePrivateDir(dir);
     listRegistered(libc); // sweeps the entries of daemons that were killed (SIGKILL leaves them)
@@ -108,9 +119,20 @@ export class Registration {
     if (!libc.tryLock(fd)) {
       const holder = libc.lockHolder(fd);
       libc.close(fd);
-      throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is missing): stop it with --stop --pid-file ${pidFile}`, { pid: holder ?? undefined });
+      throw new DaemonError(
+        "ALREADY_RUNNING",
+        `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is missing): stop it with --stop --pid-file ${pidFile}`,
+        { pid: holder ?? undefined },
+      );
     }
-    const registration = new Registration(path, fd, { pidFile, name, pid, exe: readlinkSync("/proc/self/exe"), startedAt: Date.now(), ...start }, libc);
+    const registration = new Registration(path, fd, {
+      pidFile,
+      name,
+      pid,
+      exe: readlinkSync("/proc/self/exe"),
+      startedAt: Date.now(),
+      ...start,
+    }, libc);
     registration.write();
     return registration;
   }

@@ -41,7 +41,11 @@ export interface EntryOutcome {
  * });
  * ```
  */
-export async function runEntry(entry: Entry, settings: { args: readonly string[]; ready: "auto" | "manual" }, on: EntryOutcome): Promise<void> {
+export async function runEntry(
+  entry: Entry,
+  settings: { args: readonly string[]; ready: "auto" | "manual" },
+  on: EntryOutcome,
+): Promise<void> {
   if (entry.path !== undefined) setEntryArgv(entry.path, settings.args);
   RUNTIME.labelPortInUse(); // an EADDRINUSE says which port
   let ready = false;

@@ -7,6 +7,7 @@
  */
 import { mark } from "./trace.ts"; // first: its first mark is the runner's start
 import { RUNTIME, setTitle } from "./_runtime.ts";
+import type { RunnerOptions } from "./cli/option_table.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
 import { supervised, supervisionOf } from "./supervision.ts";
@@ -64,23 +65,37 @@ function exitWith(err: unknown): never {
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
   mark("daemon: role modules loaded");
-  if (supervised(supervisionOf(stage))) return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+  if (supervised(supervisionOf(stage))) {
+    return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+  }
   setTitle(app.name);
   return serveDaemon(stage, { path: app.entryPath, load: app.load });
 }
 
-/** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
-async function act(app: App, argv: string[]): Promise<number | void> {
-  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([import("./cli/options.ts"), import("./cli/remembered.ts")]);
+/** The command line parsed and completed from the registry; for a start, its inputs and identity checked. */
+async function optionsOf(app: App, argv: string[]): Promise<RunnerOptions> {
+  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([
+    import("./cli/options.ts"),
+    import("./cli/remembered.ts"),
+  ]);
   mark("options modules loaded");
   const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
   mark("options parsed");
-  const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) { // a control command loads neither
-    const [{ identityOf }, { checkStartInputs }] = await Promise.all([import("./privileges.ts"), import("./start_inputs.ts")]);
+    const [{ identityOf }, { checkStartInputs }] = await Promise.all([
+      import("./privileges.ts"),
+      import("./start_inputs.ts"),
+    ]);
     checkStartInputs(opts); // 66 before anything
     identityOf(opts); // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it
   }
+  return opts;
+}
+
+/** Runs one action of the command line; returns the exit code, or nothing when the entry runs on. */
+async function act(app: App, argv: string[]): Promise<number | void> {
+  const opts = await optionsOf(app, argv);
+  const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   switch (opts.action) {
     case "help":
       say((await import("./cli/usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
@@ -123,11 +138,18 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       (await service()).uninstallService(opts, await command());
       return 0;
     case "print-service": {
-      say((await service()).unitText({ command: await command(), opts, userManager: opts.userService }, app.name).trimEnd());
+      say(
+        (await service()).unitText({ command: await command(), opts, userManager: opts.userService }, app.name)
+          .trimEnd(),
+      );
       return 0;
     }
     case "foreground":
-      return await (await import("./roles/foreground.ts")).runForeground(opts, { path: app.entryPath, load: app.load }, exitWith);
+      return await (await import("./roles/foreground.ts")).runForeground(
+        opts,
+        { path: app.entryPath, load: app.load },
+        exitWith,
+      );
   }
 }
 
@@ -145,7 +167,9 @@ export async function main(app: App): Promise<void> {
   mark("runner loaded");
   const stage = takeStage();
   mark(`stage read (${stage?.role ?? "none"})`);
-  if (stage?.role === "worker") return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
+  if (stage?.role === "worker") {
+    return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
+  }
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
   try {

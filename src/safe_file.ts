@@ -47,7 +47,11 @@ export function ensurePrivateDir(dir: string): void {
     mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-      throw new DaemonError("CANNOT_CREATE", `Cannot create directory ${dir}: ${(err as Error).message}: pick another --pid-file`, { cause: err });
+      throw new DaemonError(
+        "CANNOT_CREATE",
+        `Cannot create directory ${dir}: ${(err as Error).message}: pick another --pid-file`,
+        { cause: err },
+      );
     }
   }
   checkPrivateDir(dir);
@@ -61,12 +65,18 @@ export function checkPrivateDir(dir: string): void {
   } catch {
     return;
   }
-  const problem = !stats.isDirectory() ? `is ${kindOf(stats)}, not a directory`
-    : stats.uid !== myUid() ? `belongs to uid ${stats.uid}, not to you (uid ${myUid()})`
-    : stats.mode & 0o022 ? `is writable by others (mode ${(stats.mode & 0o777).toString(8)})`
+  const problem = !stats.isDirectory()
+    ? `is ${kindOf(stats)}, not a directory`
+    : stats.uid !== myUid()
+    ? `belongs to uid ${stats.uid}, not to you (uid ${myUid()})`
+    : stats.mode & 0o022
+    ? `is writable by others (mode ${(stats.mode & 0o777).toString(8)})`
     : null;
   if (problem) {
-    throw new DaemonError("CANNOT_CREATE", `Unsafe directory ${dir}: it ${problem}: another user could tamper with your daemons; remove it, or pass --pid-file`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Unsafe directory ${dir}: it ${problem}: another user could tamper with your daemons; remove it, or pass --pid-file`,
+    );
   }
 }
 
@@ -80,7 +90,8 @@ export function statFd(fd: number): Stats {
  * of another user (a hard link to a victim's file), created with `mode`.
  */
 export function writeSidecar(path: string, text: string, mode = 0o600, libc: Libc = systemLibc): void {
-  const refuse = (why: string) => new DaemonError("CANNOT_CREATE", `Cannot write ${path}: it ${why}: remove it, or pick another --pid-file`);
+  const refuse = (why: string) =>
+    new DaemonError("CANNOT_CREATE", `Cannot write ${path}: it ${why}: remove it, or pick another --pid-file`);
   let fd: number;
   try {
     fd = libc.open(path, O.WRONLY | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, mode);

@@ -49,7 +49,9 @@ export function noteStopSignal(signal: string): void {
 
 async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void> {
   const results = await Promise.allSettled(hooks.map(async (hook) => await hook()));
-  for (const r of results) if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
+  for (const r of results) {
+    if (r.status === "rejected") log(`hook failed: ${(r.reason as Error)?.stack ?? r.reason}`, "error");
+  }
 }
 
 /** Ends a stop that outlasts `--timeout` (a hook that hangs) before the platform's SIGKILL would: exit 1, said why. */
@@ -77,7 +79,10 @@ function boundShutdown(seconds: number, log: SignalLog): void {
  * handleSignals(runnerLog, { logFile: "/var/log/app.log" });
  * ```
  */
-export function handleSignals(log: SignalLog, options: { logFile?: string; systemd?: Notifier; timeout?: number } = {}): void {
+export function handleSignals(
+  log: SignalLog,
+  options: { logFile?: string; systemd?: Notifier; timeout?: number } = {},
+): void {
   const { logFile, systemd, timeout } = options;
   const life = lifecycle();
   let stopping = false;
@@ -94,7 +99,9 @@ export function handleSignals(log: SignalLog, options: { logFile?: string; syste
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", async () => {
-    log(life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do");
+    log(
+      life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do",
+    );
     systemd?.notify("RELOADING=1");
     await runHooks(life.reload, log);
     systemd?.notify("READY=1");

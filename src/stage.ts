@@ -32,9 +32,17 @@ export function withDefaults(options: DaemonOptions): DaemonSettings {
   for (const key of Object.keys(settings) as (keyof DaemonSettings)[]) {
     if (options[key] !== undefined) Object.assign(settings, { [key]: options[key] });
   }
-  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare", "metrics"] as const) if (options[key] !== undefined) settings[key] = options[key];
+  for (const key of ["logFile", "user", "group", "workersAuto", "maxMemoryShare", "metrics"] as const) {
+    if (options[key] !== undefined) settings[key] = options[key];
+  }
   const absolute = (path: string) => resolvePath(host.cwd(), path);
-  return { ...settings, pidFile: absolute(settings.pidFile), chdir: absolute(settings.chdir), envFiles: settings.envFiles.map(absolute), ...settings.logFile ? { logFile: absolute(settings.logFile) } : {} };
+  return {
+    ...settings,
+    pidFile: absolute(settings.pidFile),
+    chdir: absolute(settings.chdir),
+    envFiles: settings.envFiles.map(absolute),
+    ...settings.logFile ? { logFile: absolute(settings.logFile) } : {},
+  };
 }
 
 /** The command as the user started it: what a daemon runs again for its workers and its upgrades. */
@@ -79,7 +87,10 @@ const STAGE_WAIT_MS = 1000;
 /** A socket pair for a child: `parentEnd` keeps the parent's side; `childEnd` goes to the child's fd 3 and
  * must be closed by the parent once spawned. The stages are already written into it, one line each, each
  * taken by the process it is for; `env` marks the child. */
-export function handOver(stages: Stage | Stage[], libc: Libc = systemLibc): { parentEnd: number; childEnd: number; env: Record<string, string> } {
+export function handOver(
+  stages: Stage | Stage[],
+  libc: Libc = systemLibc,
+): { parentEnd: number; childEnd: number; env: Record<string, string> } {
   const [parentEnd, childEnd] = libc.socketPair();
   const lines = [stages].flat().map((stage) => JSON.stringify(stage) + "\n").join("");
   libc.write(parentEnd, new TextEncoder().encode(lines));
@@ -114,7 +125,9 @@ export function validStage(value: unknown): Stage | undefined {
   if (command && s.role === "detach") return s as unknown as DetachStage;
   const common = command && invalidSetting(s) === undefined;
   if (common && s.role === "daemon") return s as unknown as DaemonStage;
-  if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) return s as unknown as WorkerStage;
+  if (common && s.role === "worker" && Number.isInteger(s.id) && Number.isInteger(s.masterPid)) {
+    return s as unknown as WorkerStage;
+  }
   return undefined;
 }
 
@@ -153,7 +166,9 @@ export function takeStage(env?: Record<string, string | undefined>, libc: Libc =
     // No fd 3, not a socket we can read, or not JSON: not handed over.
   }
   if (!stage) {
-    console.error(`daemonic: ignoring ${STAGE_ENV} from the environment: no stage was handed over on fd ${STAGE_FD} (daemonic sets it only for the processes it starts): unset it`);
+    console.error(
+      `daemonic: ignoring ${STAGE_ENV} from the environment: no stage was handed over on fd ${STAGE_FD} (daemonic sets it only for the processes it starts): unset it`,
+    );
   }
   return stage;
 }

@@ -46,7 +46,9 @@ export function entryFailure(err: unknown): string {
     if (port > 0) return String(portTaken(port, typeof e.address === "string" ? e.address : undefined).stack);
   }
   // An error that names no port: still the fix.
-  const busy = e.code === "EADDRINUSE" && !e.message.includes(" serves port ") ? ": another process serves that port: stop it, or give this daemon another port" : "";
+  const busy = e.code === "EADDRINUSE" && !e.message.includes(" serves port ")
+    ? ": another process serves that port: stop it, or give this daemon another port"
+    : "";
   const head = `${e.name}: ${e.message}`.split("\n")[0];
   const where = locationOf(stack);
   const relative = relativePath(e);
@@ -57,7 +59,9 @@ export function entryFailure(err: unknown): string {
 function relativePath(e: Error & { code?: unknown }): string | undefined {
   const path = pathOf(e);
   if (!(e.code === "ENOENT" || e.code === "EACCES") || !path || path.startsWith("/")) return undefined;
-  return `${path} is relative to the working directory, ${process.cwd()}${process.cwd() === "/" ? " (a daemon's)" : ""}: --chdir DIR changes it`;
+  return `${path} is relative to the working directory, ${process.cwd()}${
+    process.cwd() === "/" ? " (a daemon's)" : ""
+  }: --chdir DIR changes it`;
 }
 
 /** What the log keeps of the entry's error (at start-up, or one that ends it later): its stack, and where a

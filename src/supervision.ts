@@ -43,12 +43,30 @@ export interface SupervisionSettings {
  */
 export function supervisionOf(settings: SupervisionSettings): Supervision {
   if (settings.workers > 0) {
-    return { kind: "workers", copies: settings.workers, reload: "rolling restart", envFilesReadBy: "master", quickStop: { hooks: false, seconds: 5 } };
+    return {
+      kind: "workers",
+      copies: settings.workers,
+      reload: "rolling restart",
+      envFilesReadBy: "master",
+      quickStop: { hooks: false, seconds: 5 },
+    };
   }
   if (settings.keepAlive) {
-    return { kind: "keep-alive", copies: 1, reload: "rolling restart", envFilesReadBy: "master", quickStop: { hooks: true, seconds: "timeout" } };
+    return {
+      kind: "keep-alive",
+      copies: 1,
+      reload: "rolling restart",
+      envFilesReadBy: "master",
+      quickStop: { hooks: true, seconds: "timeout" },
+    };
   }
-  return { kind: "one process", copies: 0, reload: "hooks", envFilesReadBy: "entry", quickStop: { hooks: true, seconds: "timeout" } };
+  return {
+    kind: "one process",
+    copies: 0,
+    reload: "hooks",
+    envFilesReadBy: "entry",
+    quickStop: { hooks: true, seconds: "timeout" },
+  };
 }
 
 /** Whether a master runs apart from the entry (it can restart, replace, watch memory and stamp output). */

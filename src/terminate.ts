@@ -31,7 +31,11 @@ export function sendSignal(pidfd: number, pid: number, signal: number, libc: Lib
     libc.pidfdSignal(pidfd, signal);
   } catch (err) {
     if (err instanceof SystemCallError && err.code === "EPERM") {
-      throw new DaemonError("NO_PERMISSION", `Cannot signal pid ${pid}: not permitted: run as the daemon's user or root`, { pid, cause: err });
+      throw new DaemonError(
+        "NO_PERMISSION",
+        `Cannot signal pid ${pid}: not permitted: run as the daemon's user or root`,
+        { pid, cause: err },
+      );
     }
     if (!(err instanceof SystemCallError && err.code === "ESRCH")) throw err;
   }
@@ -53,7 +57,13 @@ export function sendSignal(pidfd: number, pid: number, signal: number, libc: Lib
  * libc.close(pidfd);
  * ```
  */
-export function terminate(pidfd: number, pid: number, graceMs: number, options: { waitFirstMs?: number } = {}, libc: Libc = systemLibc): boolean {
+export function terminate(
+  pidfd: number,
+  pid: number,
+  graceMs: number,
+  options: { waitFirstMs?: number } = {},
+  libc: Libc = systemLibc,
+): boolean {
   if (options.waitFirstMs && libc.waitReadable(pidfd, options.waitFirstMs)) return false;
   sendSignal(pidfd, pid, TERM, libc);
   if (libc.waitReadable(pidfd, graceMs)) return false;

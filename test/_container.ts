@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { alive, childrenOf, commOf, eventually, ROOT, run, type Ran, waitGone } from "./_helpers.ts";
+import { alive, childrenOf, commOf, eventually, type Ran, ROOT, run, waitGone } from "./_helpers.ts";
 import { userProject } from "./_project.ts";
 
 /** Why a container cannot run here, or `undefined` when it can. */
@@ -32,7 +32,15 @@ export class Container {
     if (root.status !== 0) throw new Error(`scripts/systemd-root.sh failed: ${root.stderr}`);
     for (const d of ["upper", "work", "merged"]) mkdirSync(join(this.dir, d));
     const lower = root.stdout.trim();
-    const mount = run(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${this.dir}/upper,workdir=${this.dir}/work`, this.merged]);
+    const mount = run([
+      "mount",
+      "-t",
+      "overlay",
+      "overlay",
+      "-o",
+      `lowerdir=${lower},upperdir=${this.dir}/upper,workdir=${this.dir}/work`,
+      this.merged,
+    ]);
     if (mount.status !== 0) throw new Error(`overlay mount failed: ${mount.stderr}`);
   }
 
@@ -40,7 +48,16 @@ export class Container {
   async boot(): Promise<void> {
     const binds = this.binds.flatMap((b) => [`--bind-ro=${b}`]);
     // --private-network: the container has its own loopback, so fixed ports (80) collide with nothing.
-    const child = spawn("systemd-nspawn", ["-D", this.merged, "--boot", "--console=passive", "--register=no", "--keep-unit", "--private-network", ...binds], {
+    const child = spawn("systemd-nspawn", [
+      "-D",
+      this.merged,
+      "--boot",
+      "--console=passive",
+      "--register=no",
+      "--keep-unit",
+      "--private-network",
+      ...binds,
+    ], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
@@ -50,8 +67,15 @@ export class Container {
     const isInit = (pid: number) => commOf(pid) === "systemd";
     const found = await eventually(() => (this.initPid = childrenOf(this.nspawnPid).find(isInit) ?? 0) > 0, 20_000);
     if (!found) throw new Error(`systemd-nspawn did not start systemd: ${stderr}`);
-    const up = await eventually(() => /^(running|degraded)/.test(this.exec(["systemctl", "is-system-running"]).stdout), 60_000);
-    if (!up) throw new Error(`systemd did not finish booting: ${this.exec(["systemctl", "--failed", "--no-legend"]).stdout} ${stderr}`);
+    const up = await eventually(
+      () => /^(running|degraded)/.test(this.exec(["systemctl", "is-system-running"]).stdout),
+      60_000,
+    );
+    if (!up) {
+      throw new Error(
+        `systemd did not finish booting: ${this.exec(["systemctl", "--failed", "--no-legend"]).stdout} ${stderr}`,
+      );
+    }
   }
 
   /** Runs a command inside (all of the container's namespaces, its root and working directory). */
@@ -66,7 +90,10 @@ export class Container {
 
   /** One HTTP GET to 127.0.0.1:port inside the container, over a fresh connection. */
   get(port: number, path = "/"): string {
-    return this.net(["socat", "-t", "2", "-T", "3", "-", `TCP:127.0.0.1:${port}`], { input: `GET ${path} HTTP/1.0\r\n\r\n`, timeout: 5000 }).stdout;
+    return this.net(["socat", "-t", "2", "-T", "3", "-", `TCP:127.0.0.1:${port}`], {
+      input: `GET ${path} HTTP/1.0\r\n\r\n`,
+      timeout: 5000,
+    }).stdout;
   }
 
   /** `systemctl show -p PROP --value UNIT`. */
@@ -95,8 +122,12 @@ export class Container {
     this.shutdown();
     // The container's last processes may hold the overlay a moment after systemd-nspawn exits.
     const end = Date.now() + 10_000;
-    while (run(["umount", this.merged]).status !== 0 && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    if (run(["mountpoint", "-q", this.merged]).status === 0) throw new Error(`cannot unmount ${this.merged}: see fuser -m`);
+    while (run(["umount", this.merged]).status !== 0 && Date.now() < end) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+    if (run(["mountpoint", "-q", this.merged]).status === 0) {
+      throw new Error(`cannot unmount ${this.merged}: see fuser -m`);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -105,7 +136,9 @@ export class Container {
  * packed package (test/_project.ts) and the runtime's cache. */
 export function runtimeBinds(): string[] {
   const binds = [ROOT, realpathSync(join(ROOT, "node_modules")), userProject().dir];
-  for (const cache of [process.env.DENO_DIR, `${process.env.HOME}/.cache/deno`]) if (cache && existsSync(cache)) binds.push(realpathSync(cache));
+  for (const cache of [process.env.DENO_DIR, `${process.env.HOME}/.cache/deno`]) {
+    if (cache && existsSync(cache)) binds.push(realpathSync(cache));
+  }
   return binds;
 }
 

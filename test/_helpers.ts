@@ -5,7 +5,16 @@
 import assert from "node:assert/strict";
 import { after } from "node:test";
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -44,7 +53,8 @@ export interface Target {
  * command, `deno run -A npm:daemonic run`, of the packed package installed in a project (see _project.ts). */
 export const runTarget: Target = {
   name: `${RUNTIME} daemonic run`,
-  argv: (entry, args) => RUNTIME === "bun" ? [BUN, CLI, "run", entry, ...args] : [...denoUserCommand(), "run", entry, ...args],
+  argv: (entry, args) =>
+    RUNTIME === "bun" ? [BUN, CLI, "run", entry, ...args] : [...denoUserCommand(), "run", entry, ...args],
 };
 
 /** `deno run -A npm:daemonic`, as a Deno user types it in their project, runnable from any directory. */
@@ -59,7 +69,9 @@ export async function compiledTarget(entries: string[], dir: string): Promise<Ta
   await Promise.all(entries.map(async (entry) => {
     const name = entry.slice(entry.lastIndexOf("/") + 1);
     const out = join(dir, name.replace(/\W/g, "_"));
-    const child = spawn(BUN, [CLI, "build", resolve(FIXTURES, entry), "-o", out], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(BUN, [CLI, "build", resolve(FIXTURES, entry), "-o", out], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr!.on("data", (d) => stderr += d);
     const code = await new Promise((r) => child.on("close", r));
@@ -105,7 +117,9 @@ export class Sandbox {
     for (const name of readdirSync("/proc")) {
       if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
       try {
-        if (readFileSync(`/proc/${name}/environ`, "latin1").split("\0").includes(tag) && alive(Number(name))) found.push(Number(name));
+        if (readFileSync(`/proc/${name}/environ`, "latin1").split("\0").includes(tag) && alive(Number(name))) {
+          found.push(Number(name));
+        }
       } catch {
         // gone, or a kernel thread
       }
@@ -220,7 +234,9 @@ export function pidsMentioning(marker: string): number[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(marker) && alive(Number(name))) found.push(Number(name));
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(marker) && alive(Number(name))) {
+        found.push(Number(name));
+      }
     } catch {
       // gone
     }
@@ -294,7 +310,13 @@ export function exchange(port: number, request = "GET / HTTP/1.0\r\n\r\n", timeo
 }
 
 /** Connects sequentially until `stop()` is called; counts answers and failures, collects answering pids. */
-export function hammer(port: number): { stop(): Promise<{ ok: number; failed: string[]; pids: Set<number> }>; pidsSince(mark: number): Set<number>; mark(): number } {
+export function hammer(
+  port: number,
+): {
+  stop(): Promise<{ ok: number; failed: string[]; pids: Set<number> }>;
+  pidsSince(mark: number): Set<number>;
+  mark(): number;
+} {
   const answers: number[] = [];
   const failed: string[] = [];
   let running = true;
@@ -359,7 +381,10 @@ export function assertDaemonStdio(pid: number, logFile: string, leak: string): v
   assert.equal(fds.get(2), logFile);
   assert.ok(fdFlags(pid, 1) & 0o2000, "stdout is O_APPEND");
   assert.ok(![...fds.values()].includes(leak), `inherited fd leaked: ${[...fds.entries()].join(" ")}`);
-  assert.ok(![...fds.values()].some((t) => t.startsWith("pipe:")), `the channel or a launcher pipe left open: ${[...fds.values()]}`);
+  assert.ok(
+    ![...fds.values()].some((t) => t.startsWith("pipe:")),
+    `the channel or a launcher pipe left open: ${[...fds.values()]}`,
+  );
 }
 
 /** A sandbox for the whole test file (its binaries, shared fixtures), removed once the file's tests are done;
@@ -384,5 +409,9 @@ export function testUser(): { name: string; uid: number; gid: number } {
     const r = run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
     assert.ok(r.status === 0 || run(["id", TEST_USER]).status === 0, r.stderr); // another suite made it meanwhile
   }
-  return { name: TEST_USER, uid: Number(run(["id", "-u", TEST_USER]).stdout), gid: Number(run(["id", "-g", TEST_USER]).stdout) };
+  return {
+    name: TEST_USER,
+    uid: Number(run(["id", "-u", TEST_USER]).stdout),
+    gid: Number(run(["id", "-g", TEST_USER]).stdout),
+  };
 }

@@ -6,7 +6,18 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,14 +26,22 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** Where it is kept between runs: root's cache of what the test set-up builds (beside the test roots), so a
  * run leaves nothing in /tmp; another user's, their temp directory. */
 const CACHE = process.getuid?.() === 0 ? "/var/cache/daemonic-test" : tmpdir();
-const SOURCES = ["mod.ts", "src", "ffi", "package.json", "tsconfig.json", "scripts/build-npm.sh", "scripts/tsconfig.npm.json"];
+const SOURCES = [
+  "mod.ts",
+  "src",
+  "ffi",
+  "package.json",
+  "tsconfig.json",
+  "scripts/build-npm.sh",
+  "scripts/tsconfig.npm.json",
+];
 
 /** A hash of everything `npm pack` builds the package from. */
 function sourcesHash(): string {
   const hash = createHash("sha256");
   const add = (rel: string) => {
     const path = join(ROOT, rel);
-    if (statSync(path).isDirectory()) for (const name of readdirSync(path).sort()) add(join(rel, name));
+    if (statSync(path).isDirectory()) { for (const name of readdirSync(path).sort()) add(join(rel, name)); }
     else hash.update(`${rel}\0`).update(readFileSync(path)).update("\0");
   };
   for (const rel of SOURCES) add(rel);
@@ -84,7 +103,10 @@ function pack(dir: string): string {
  */
 export function installProject(dir: string, tarball: string): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", private: true, type: "module", allowScripts: { bun: true } }));
+  writeFileSync(
+    join(dir, "package.json"),
+    JSON.stringify({ name: "app", private: true, type: "module", allowScripts: { bun: true } }),
+  );
   try {
     must(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], dir);
   } catch {

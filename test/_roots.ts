@@ -12,11 +12,16 @@ import { BUN, childrenOf, CLI, commOf, eventually, FIXTURES, ROOT, run, type San
 export const CACHE = process.env.DAEMONIC_TEST_CACHE ?? "/var/cache/daemonic-test";
 export const IS_ROOT = process.getuid?.() === 0;
 /** The reason to skip what needs root, or `false`. */
-export const skipUnlessRoot: string | false = IS_ROOT ? false : "needs root: debootstrap, chroot and unshare (run the suite as root)";
+export const skipUnlessRoot: string | false = IS_ROOT
+  ? false
+  : "needs root: debootstrap, chroot and unshare (run the suite as root)";
 
 /** Makes the cached roots (idempotent); fails loudly when it cannot. */
 export function setup(...parts: string[]): void {
-  const r = run(["bash", join(ROOT, "scripts", "test-roots.sh"), ...parts], { timeout: 600_000, stdio: ["ignore", "inherit", "pipe"] });
+  const r = run(["bash", join(ROOT, "scripts", "test-roots.sh"), ...parts], {
+    timeout: 600_000,
+    stdio: ["ignore", "inherit", "pipe"],
+  });
   if (r.status !== 0) throw new Error(`scripts/test-roots.sh ${parts.join(" ")} failed: ${r.stderr}`);
 }
 
@@ -30,13 +35,27 @@ export function buildBinary(fixture: string, out: string, extra: string[] = []):
 /** A pid namespace chrooted into `root`: `exec(argv)` runs a command in it; killing its init ends them all. */
 export async function debianNamespace(sb: Sandbox, root: string) {
   // Its init is a shell that sleeps in a loop: waiting for each sleep, it reaps the daemons that exit too.
-  const ns = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", `mount -t proc proc ${root}/proc && while sleep 0.1; do :; done`], { stdio: "ignore" });
+  const ns = spawn("unshare", [
+    "--mount",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "sh",
+    "-c",
+    `mount -t proc proc ${root}/proc && while sleep 0.1; do :; done`,
+  ], { stdio: "ignore" });
   sb.track(ns.pid);
   let init = 0;
-  assert.ok(await eventually(() => (init = childrenOf(ns.pid!)[0] ?? 0) > 0 && childrenOf(init).some((p) => commOf(p) === "sleep")), "the namespace's init did not start");
+  assert.ok(
+    await eventually(() =>
+      (init = childrenOf(ns.pid!)[0] ?? 0) > 0 && childrenOf(init).some((p) => commOf(p) === "sleep")
+    ),
+    "the namespace's init did not start",
+  );
   sb.track(init);
   const enter = ["nsenter", "-t", String(init), "-m", "-p", "chroot", root];
-  const exec = (argv: string[], env: Record<string, string> = {}) => run([...enter, ...argv], { env: { ...process.env, ...env } });
+  const exec = (argv: string[], env: Record<string, string> = {}) =>
+    run([...enter, ...argv], { env: { ...process.env, ...env } });
   /** A command left running in the namespace (nsenter forks it: its child is the command). */
   const start = (argv: string[]) => {
     const child = spawn(enter[0], [...enter.slice(1), ...argv], { stdio: ["ignore", "pipe", "pipe"] });
@@ -47,7 +66,6 @@ export async function debianNamespace(sb: Sandbox, root: string) {
   const daemons = () => childrenOf(init).filter((p) => commOf(p) !== "sleep").map((p) => sb.track(p));
   return { daemons, exec, start };
 }
-
 
 /**
  * A root as bare as a distroless image: `binary` as /NAME, the libraries `ldd` names, /dev/null, a writable

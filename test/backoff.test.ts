@@ -8,7 +8,20 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, eventually, fileSandbox, FIXTURES, freePort, readOr, run, RUNTIME, Sandbox, sandboxed, startTime, targetFor, waitGone,
+  alive,
+  childrenOf,
+  eventually,
+  fileSandbox,
+  FIXTURES,
+  freePort,
+  readOr,
+  run,
+  RUNTIME,
+  Sandbox,
+  sandboxed,
+  startTime,
+  targetFor,
+  waitGone,
 } from "./_helpers.ts";
 
 const buildDir = fileSandbox();
@@ -26,7 +39,18 @@ interface Daemon {
 /** Starts `entry` as a daemon (`mode`: `--workers N` or nothing for keep-alive); records every process. */
 function start(sb: Sandbox, entry: string, mode: string[], entryArgs: string[]): Daemon {
   const [pidFile, log] = [sb.path(`${entry}.pid`), sb.path(`${entry}.log`)];
-  const r = runner(entry, ["--daemon", ...mode, "--pid-file", pidFile, "--log-file", log, "--name", uniqueName("d"), "--", ...entryArgs]);
+  const r = runner(entry, [
+    "--daemon",
+    ...mode,
+    "--pid-file",
+    pidFile,
+    "--log-file",
+    log,
+    "--name",
+    uniqueName("d"),
+    "--",
+    ...entryArgs,
+  ]);
   assert.equal(r.status, 0, `${r.stderr}\n${readOr(log)}`);
   const master = sb.track(Number(r.stdout.trim()));
   const workers = () => childrenOf(master).map((pid) => sb.track(pid));
@@ -35,7 +59,8 @@ function start(sb: Sandbox, entry: string, mode: string[], entryArgs: string[]):
 }
 
 /** How many times the log says `pattern`. */
-const count = (log: string, pattern: RegExp) => readOr(log).match(new RegExp(pattern.source, `${pattern.flags}g`))?.length ?? 0;
+const count = (log: string, pattern: RegExp) =>
+  readOr(log).match(new RegExp(pattern.source, `${pattern.flags}g`))?.length ?? 0;
 
 /** The master's own timestamp on the first log line matching `pattern` after `skip` such lines (ms), or NaN. */
 function loggedAt(log: string, pattern: RegExp, skip = 0): number {
@@ -47,43 +72,82 @@ const MODES: [string, string[]][] = [["--workers 2", ["--workers", "2"]], ["keep
 
 describe(`crash-loop backoff (${RUNTIME})`, () => {
   for (const [label, mode] of MODES) {
-    test(`${label}: kill -9 of the youngest worker, 5 times each once it is ready: restarted at once every time, no backoff`, sandboxed(async (sb) => {
-      const d = start(sb, "app.ts", mode, [String(await freePort())]);
-      for (let kill = 1; kill <= 5; kill++) {
-        const ready = count(d.log, /worker\[\d\] ready/);
-        const youngest = d.workers().sort((a, b) => startTime(b) - startTime(a))[0];
-        process.kill(youngest, "SIGKILL");
-        assert.ok(await eventually(() => count(d.log, /worker\[\d\] ready/) > ready && !d.workers().includes(youngest), 15_000), readOr(d.log));
-      }
-      assert.equal(count(d.log, /was killed by signal 9 after [\d.]+ s; restarting$/m), 5, readOr(d.log));
-      assert.doesNotMatch(readOr(d.log), /crash loop/);
-      const status = runner("app.ts", ["--status", "--pid-file", d.pidFile]);
-      assert.equal(status.status, 0, status.stdout);
-      assert.doesNotMatch(status.stdout, /crash loop/);
-      assert.equal(runner("app.ts", ["--stop", "--pid-file", d.pidFile]).status, 0);
-      assert.ok(waitGone(d.master, 5000));
-    }));
+    test(
+      `${label}: kill -9 of the youngest worker, 5 times each once it is ready: restarted at once every time, no backoff`,
+      sandboxed(async (sb) => {
+        const d = start(sb, "app.ts", mode, [String(await freePort())]);
+        for (let kill = 1; kill <= 5; kill++) {
+          const ready = count(d.log, /worker\[\d\] ready/);
+          const youngest = d.workers().sort((a, b) => startTime(b) - startTime(a))[0];
+          process.kill(youngest, "SIGKILL");
+          assert.ok(
+            await eventually(
+              () => count(d.log, /worker\[\d\] ready/) > ready && !d.workers().includes(youngest),
+              15_000,
+            ),
+            readOr(d.log),
+          );
+        }
+        assert.equal(count(d.log, /was killed by signal 9 after [\d.]+ s; restarting$/m), 5, readOr(d.log));
+        assert.doesNotMatch(readOr(d.log), /crash loop/);
+        const status = runner("app.ts", ["--status", "--pid-file", d.pidFile]);
+        assert.equal(status.status, 0, status.stdout);
+        assert.doesNotMatch(status.stdout, /crash loop/);
+        assert.equal(runner("app.ts", ["--stop", "--pid-file", d.pidFile]).status, 0);
+        assert.ok(waitGone(d.master, 5000));
+      }),
+    );
 
-    test(`${label}: an entry that throws 1 s after ready is backed off; the log and --status (text and --json) say no worker is serving`, sandboxed(async (sb) => {
-      const d = start(sb, "crashes.ts", [...mode, "--timeout", "5"], [String(await freePort()), "1000"]);
-      const delays = () => [...readOr(d.log).matchAll(/exited with code 1 after [\d.]+ s(?:: .*)?; crash loop: restarting in ([\d.]+) s/g)].map((m) => Number(m[1]));
-      assert.ok(await eventually(() => delays().some((s) => s >= 0.8), 60_000), `no backoff up to 0.8 s:\n${readOr(d.log)}`);
-      // Once every slot waits at the same moment (the waits grow, so it comes), the master says the port is empty.
-      const empty = /ERROR .*master: crash loop: no worker is serving; worker\[\d\] restarts in [\d.]+ s/;
-      assert.ok(await eventually(() => empty.test(readOr(d.log)), 60_000), `no line saying the port is empty:\n${readOr(d.log)}`);
-      let text = "", json: { crashLoop?: { worker: number; crashes: number; restartAt: number }[] } = {};
-      // The slots wait ever longer (1.6 s, 3.2 s …): --status sees it while they wait.
-      assert.ok(await eventually(() => /no worker is serving: crash loop/.test(text = runner("crashes.ts", ["--status", "--pid-file", d.pidFile]).stdout), 60_000), text);
-      assert.match(text, /worker\[\d\] crash loop: \d+ crashes in a row, restarting in [\d.]+ s/);
-      assert.ok(await eventually(() => (json = JSON.parse(runner("crashes.ts", ["--status", "--json", "--pid-file", d.pidFile]).stdout)).crashLoop !== undefined, 60_000));
-      const [slot] = json.crashLoop!;
-      assert.ok(slot && slot.worker >= 1 && slot.crashes >= 2 && Math.abs(slot.restartAt - Date.now()) < 60_000, JSON.stringify(json.crashLoop));
-      assert.ok(alive(d.master), "the master died");
-      d.workers();
-      const stop = runner("crashes.ts", ["--stop", "--pid-file", d.pidFile, "--timeout", "5"]);
-      assert.match(stop.stdout, new RegExp(`stopped \\(pid ${d.master}\\)$`, "m"), "the stop needed SIGKILL");
-      assert.ok(waitGone(d.master, 5000));
-    }));
+    test(
+      `${label}: an entry that throws 1 s after ready is backed off; the log and --status (text and --json) say no worker is serving`,
+      sandboxed(async (sb) => {
+        const d = start(sb, "crashes.ts", [...mode, "--timeout", "5"], [String(await freePort()), "1000"]);
+        const delays = () =>
+          [
+            ...readOr(d.log).matchAll(
+              /exited with code 1 after [\d.]+ s(?:: .*)?; crash loop: restarting in ([\d.]+) s/g,
+            ),
+          ].map((m) => Number(m[1]));
+        assert.ok(
+          await eventually(() => delays().some((s) => s >= 0.8), 60_000),
+          `no backoff up to 0.8 s:\n${readOr(d.log)}`,
+        );
+        // Once every slot waits at the same moment (the waits grow, so it comes), the master says the port is empty.
+        const empty = /ERROR .*master: crash loop: no worker is serving; worker\[\d\] restarts in [\d.]+ s/;
+        assert.ok(
+          await eventually(() => empty.test(readOr(d.log)), 60_000),
+          `no line saying the port is empty:\n${readOr(d.log)}`,
+        );
+        let text = "", json: { crashLoop?: { worker: number; crashes: number; restartAt: number }[] } = {};
+        // The slots wait ever longer (1.6 s, 3.2 s …): --status sees it while they wait.
+        assert.ok(
+          await eventually(() =>
+            /no worker is serving: crash loop/.test(
+              text = runner("crashes.ts", ["--status", "--pid-file", d.pidFile]).stdout,
+            ), 60_000),
+          text,
+        );
+        assert.match(text, /worker\[\d\] crash loop: \d+ crashes in a row, restarting in [\d.]+ s/);
+        assert.ok(
+          await eventually(
+            () =>
+              (json = JSON.parse(runner("crashes.ts", ["--status", "--json", "--pid-file", d.pidFile]).stdout))
+                .crashLoop !== undefined,
+            60_000,
+          ),
+        );
+        const [slot] = json.crashLoop!;
+        assert.ok(
+          slot && slot.worker >= 1 && slot.crashes >= 2 && Math.abs(slot.restartAt - Date.now()) < 60_000,
+          JSON.stringify(json.crashLoop),
+        );
+        assert.ok(alive(d.master), "the master died");
+        d.workers();
+        const stop = runner("crashes.ts", ["--stop", "--pid-file", d.pidFile, "--timeout", "5"]);
+        assert.match(stop.stdout, new RegExp(`stopped \\(pid ${d.master}\\)$`, "m"), "the stop needed SIGKILL");
+        assert.ok(waitGone(d.master, 5000));
+      }),
+    );
   }
 
   /** Crashes slot 2 of `d` (app.ts, `marker` made) until its backoff is 3.2 s; the crash's time in the master's log. */
@@ -96,31 +160,52 @@ describe(`crash-loop backoff (${RUNTIME})`, () => {
     return loggedAt(d.log, /worker\[2\] .*crash loop: restarting in 3\.2 s/, before);
   }
 
-  test("--workers 2: a reload's new workers do not inherit the backoff of a crashing slot", sandboxed(async (sb) => {
-    const marker = sb.path("crash");
-    const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
-    const crashedAt = await backOffSlot2(d, marker);
-    rmSync(marker);
-    const started = count(d.log, /worker\[2\] started/);
-    process.kill(d.master, "SIGHUP");
-    assert.ok(await eventually(() => count(d.log, /worker\[2\] ready/) > 1 && /rolling restart done/.test(readOr(d.log)), 30_000), readOr(d.log));
-    const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
-    assert.ok(restartedAt - crashedAt < 3000, `worker[2] waited out its backoff after the reload: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`);
-    assert.equal(d.workers().length, 2);
-  }));
+  test(
+    "--workers 2: a reload's new workers do not inherit the backoff of a crashing slot",
+    sandboxed(async (sb) => {
+      const marker = sb.path("crash");
+      const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
+      const crashedAt = await backOffSlot2(d, marker);
+      rmSync(marker);
+      const started = count(d.log, /worker\[2\] started/);
+      process.kill(d.master, "SIGHUP");
+      assert.ok(
+        await eventually(
+          () => count(d.log, /worker\[2\] ready/) > 1 && /rolling restart done/.test(readOr(d.log)),
+          30_000,
+        ),
+        readOr(d.log),
+      );
+      const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
+      assert.ok(
+        restartedAt - crashedAt < 3000,
+        `worker[2] waited out its backoff after the reload: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`,
+      );
+      assert.equal(d.workers().length, 2);
+    }),
+  );
 
-  test("--workers 2: TTOU forgets the backoff of the slot it retires; TTIN then starts a worker at once", sandboxed(async (sb) => {
-    const marker = sb.path("crash");
-    const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
-    const crashedAt = await backOffSlot2(d, marker);
-    rmSync(marker);
-    process.kill(d.master, "SIGTTOU");
-    assert.ok(await eventually(() => /SIGTTOU: retiring worker\[2\]/.test(readOr(d.log)), 10_000), readOr(d.log));
-    const started = count(d.log, /worker\[2\] started/);
-    process.kill(d.master, "SIGTTIN");
-    assert.ok(await eventually(() => count(d.log, /worker\[2\] started/) > started, 10_000), readOr(d.log));
-    const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
-    assert.ok(restartedAt - crashedAt < 3000, `TTIN's worker[2] waited out the old backoff: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`);
-    assert.ok(await eventually(() => d.workers().length === 2 && count(d.log, /worker\[2\] ready/) >= 2, 15_000), readOr(d.log));
-  }));
+  test(
+    "--workers 2: TTOU forgets the backoff of the slot it retires; TTIN then starts a worker at once",
+    sandboxed(async (sb) => {
+      const marker = sb.path("crash");
+      const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
+      const crashedAt = await backOffSlot2(d, marker);
+      rmSync(marker);
+      process.kill(d.master, "SIGTTOU");
+      assert.ok(await eventually(() => /SIGTTOU: retiring worker\[2\]/.test(readOr(d.log)), 10_000), readOr(d.log));
+      const started = count(d.log, /worker\[2\] started/);
+      process.kill(d.master, "SIGTTIN");
+      assert.ok(await eventually(() => count(d.log, /worker\[2\] started/) > started, 10_000), readOr(d.log));
+      const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
+      assert.ok(
+        restartedAt - crashedAt < 3000,
+        `TTIN's worker[2] waited out the old backoff: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`,
+      );
+      assert.ok(
+        await eventually(() => d.workers().length === 2 && count(d.log, /worker\[2\] ready/) >= 2, 15_000),
+        readOr(d.log),
+      );
+    }),
+  );
 });

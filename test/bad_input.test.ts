@@ -5,7 +5,19 @@
  * Under `bun test` the daemon is a built binary; under `deno test` it is the user's `deno run -A npm:daemonic run`.
  */
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -33,15 +45,28 @@ interface Row {
 
 const USAGE = 64, NO_INPUT = 66, CANNOT_CREATE = 73, NOT_RUNNING = 7;
 /** `--daemon` with the pid file and log inside D, so a wrongly started daemon would show there. */
-const start = (D: string, ...more: string[]) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", `${D}/app.log`, ...more];
-const PLACES: Record<string, string> = { DIR: "dir", FIFO: "fifo", SOCK: "sock", LOOP: "loop", MISSING: "missing", FILE: "file" };
+const start = (
+  D: string,
+  ...more: string[]
+) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", `${D}/app.log`, ...more];
+const PLACES: Record<string, string> = {
+  DIR: "dir",
+  FIFO: "fifo",
+  SOCK: "sock",
+  LOOP: "loop",
+  MISSING: "missing",
+  FILE: "file",
+};
 /** `--daemon` plus `more`, where a leading DIR, FIFO, SOCK, LOOP, MISSING or FILE names that file in D. */
 const flag = (code: number, fix: RegExp, ...more: string[]): Row => ({
-  args: (D) => start(D, ...more.map((a) => a.replace(/^(DIR|FIFO|SOCK|LOOP|MISSING|FILE)\b/, (p) => `${D}/${PLACES[p]}`))),
+  args: (D) =>
+    start(D, ...more.map((a) => a.replace(/^(DIR|FIFO|SOCK|LOOP|MISSING|FILE)\b/, (p) => `${D}/${PLACES[p]}`))),
   code,
   fix,
 });
-const SECONDS = /give seconds from 0(\.001)? to 86400/, COUNT = /give a whole number from 0 to 1024/, OCTAL = /give an octal mask/;
+const SECONDS = /give seconds from 0(\.001)? to 86400/,
+  COUNT = /give a whole number from 0 to 1024/,
+  OCTAL = /give an octal mask/;
 
 const CASES: Row[] = [
   // Flags
@@ -54,7 +79,11 @@ const CASES: Row[] = [
   flag(USAGE, /Conflicting --keep-alive and --no-keep-alive: give one at most/, "--keep-alive", "--no-keep-alive"),
   flag(USAGE, /Missing value for --workers: give it one/, "--workers"),
   { args: () => ["--daemon", "--pid-file"], code: USAGE, fix: /Missing value for --pid-file/ },
-  { args: (D) => ["--pid-file", "--daemon", "--log-file", `${D}/app.log`], code: USAGE, fix: /Missing value for --pid-file/ },
+  {
+    args: (D) => ["--pid-file", "--daemon", "--log-file", `${D}/app.log`],
+    code: USAGE,
+    fix: /Missing value for --pid-file/,
+  },
   flag(USAGE, /Missing value for --log-level/, "--log-level", "--"),
   flag(USAGE, /without a value/, "--daemon=yes"),
   flag(USAGE, COUNT, "--workers", "-1"),
@@ -84,14 +113,22 @@ const CASES: Row[] = [
   flag(USAGE, SECONDS, "--start-timeout", "-1"),
   flag(USAGE, SECONDS, "--start-timeout", "86401"),
   // A flag that cannot work in the foreground is refused there, not ignored.
-  { args: () => ["--start-timeout", "5", "--", "0"], code: USAGE, fix: /--start-timeout in the foreground.*TimeoutStartSec=, or add --daemon/ },
+  {
+    args: () => ["--start-timeout", "5", "--", "0"],
+    code: USAGE,
+    fix: /--start-timeout in the foreground.*TimeoutStartSec=, or add --daemon/,
+  },
   flag(USAGE, SECONDS, "--worker-timeout", "0"),
   flag(USAGE, SECONDS, "--worker-timeout", "1e3"),
   flag(USAGE, /only goes with --logs/, "--lines", "5"),
   flag(USAGE, /only goes with --logs/, "-f"),
   { args: (D) => ["--logs", "--log-file", `${D}/file`, "--lines", "-5"], code: USAGE, fix: /give a whole number/ },
   { args: (D) => ["--logs", "--log-file", `${D}/file`, "-n", "abc"], code: USAGE, fix: /give a whole number/ },
-  { args: (D) => ["--logs", "--log-file", `${D}/file`, "--lines=99999999999"], code: USAGE, fix: /give a whole number/ },
+  {
+    args: (D) => ["--logs", "--log-file", `${D}/file`, "--lines=99999999999"],
+    code: USAGE,
+    fix: /give a whole number/,
+  },
   flag(USAGE, /use trace, debug/, "--log-level", "loud"),
   flag(USAGE, /use trace, debug/, "--log-level="),
   flag(USAGE, /use text or json/, "--log-format", "xml"),
@@ -99,22 +136,55 @@ const CASES: Row[] = [
   flag(USAGE, /use letters, digits/, "--name", ""),
   flag(USAGE, /use letters, digits/, "--name", "a/b"),
   flag(USAGE, /use letters, digits/, "--name", "a b"),
-  { args: (D) => ["--daemon", "--pid-file", "", "--log-file", `${D}/app.log`], code: USAGE, fix: /give a path, or leave the flag out/ },
-  { args: (D) => ["--daemon", "--pid-file=", "--log-file", `${D}/app.log`], code: USAGE, fix: /give a path, or leave the flag out/ },
-  { args: (D) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", ""], code: USAGE, fix: /give a path, or leave the flag out/ },
+  {
+    args: (D) => ["--daemon", "--pid-file", "", "--log-file", `${D}/app.log`],
+    code: USAGE,
+    fix: /give a path, or leave the flag out/,
+  },
+  {
+    args: (D) => ["--daemon", "--pid-file=", "--log-file", `${D}/app.log`],
+    code: USAGE,
+    fix: /give a path, or leave the flag out/,
+  },
+  {
+    args: (D) => ["--daemon", "--pid-file", `${D}/app.pid`, "--log-file", ""],
+    code: USAGE,
+    fix: /give a path, or leave the flag out/,
+  },
   flag(USAGE, /give a path, or leave the flag out/, "--chdir", ""),
   // Paths of every type at --pid-file
   { args: (D) => ["--daemon", "--pid-file", `${D}/dir`], code: CANNOT_CREATE, fix: /--pid-file/ },
   { args: (D) => ["--daemon", "--pid-file", `${D}/fifo`], code: CANNOT_CREATE, fix: /--pid-file/ },
   { args: () => ["--daemon", "--pid-file", "/dev/null"], code: CANNOT_CREATE, fix: /--pid-file/ },
   { args: (D) => ["--daemon", "--pid-file", `${D}/file`], code: CANNOT_CREATE, fix: /--pid-file/ },
-  { args: (D) => ["--daemon", "--pid-file", `${D}/sock`], code: CANNOT_CREATE, fix: /is a socket.*pick another --pid-file/ },
+  {
+    args: (D) => ["--daemon", "--pid-file", `${D}/sock`],
+    code: CANNOT_CREATE,
+    fix: /is a socket.*pick another --pid-file/,
+  },
   { args: (D) => ["--daemon", "--pid-file", `${D}/loop`], code: CANNOT_CREATE, fix: /symbolic link.*--pid-file/ },
   { args: (D) => ["--daemon", "--pid-file", `${D}/loop/app.pid`], code: CANNOT_CREATE, fix: /--pid-file/ },
-  { args: (D) => ["--daemon", "--pid-file", `${D}/missing/app.pid`], code: CANNOT_CREATE, fix: /does not exist.*pick another --pid-file/ },
-  { args: (D) => ["--daemon", "--pid-file", `${D}/file/app.pid`], code: CANNOT_CREATE, fix: /not a directory.*pick another --pid-file/ },
-  { args: () => ["--daemon", "--pid-file", "/proc/app.pid"], code: CANNOT_CREATE, fix: /\/proc (does not take new files|is not writable): pick another --pid-file/ },
-  { args: () => ["--daemon", "--pid-file", "/etc/daemonic-bad-input.pid"], code: CANNOT_CREATE, fix: /not writable.*--pid-file/, asUser: true },
+  {
+    args: (D) => ["--daemon", "--pid-file", `${D}/missing/app.pid`],
+    code: CANNOT_CREATE,
+    fix: /does not exist.*pick another --pid-file/,
+  },
+  {
+    args: (D) => ["--daemon", "--pid-file", `${D}/file/app.pid`],
+    code: CANNOT_CREATE,
+    fix: /not a directory.*pick another --pid-file/,
+  },
+  {
+    args: () => ["--daemon", "--pid-file", "/proc/app.pid"],
+    code: CANNOT_CREATE,
+    fix: /\/proc (does not take new files|is not writable): pick another --pid-file/,
+  },
+  {
+    args: () => ["--daemon", "--pid-file", "/etc/daemonic-bad-input.pid"],
+    code: CANNOT_CREATE,
+    fix: /not writable.*--pid-file/,
+    asUser: true,
+  },
   // … at --log-file
   flag(CANNOT_CREATE, /is a directory: give a file path: pick another --log-file/, "--log-file", "DIR"),
   flag(CANNOT_CREATE, /FIFO: give a regular file to --log-file/, "--log-file", "FIFO"),
@@ -124,7 +194,12 @@ const CASES: Row[] = [
   flag(CANNOT_CREATE, /does not exist: create it or pick another --log-file/, "--log-file", "MISSING/app.log"),
   flag(CANNOT_CREATE, /not a directory: pick another --log-file/, "--log-file", "FILE/app.log"),
   flag(CANNOT_CREATE, /\/proc does not take new files: pick another --log-file/, "--log-file", "/proc/app.log"),
-  { args: (D) => ["--daemon", "--pid-file", `${D}/user/app.pid`, "--log-file", "/etc/daemonic-bad-input.log"], code: CANNOT_CREATE, fix: /not writable: pick another --log-file/, asUser: true },
+  {
+    args: (D) => ["--daemon", "--pid-file", `${D}/user/app.pid`, "--log-file", "/etc/daemonic-bad-input.log"],
+    code: CANNOT_CREATE,
+    fix: /not writable: pick another --log-file/,
+    asUser: true,
+  },
   // … at --chdir
   flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "FILE"),
   flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "MISSING"),
@@ -132,17 +207,43 @@ const CASES: Row[] = [
   flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "LOOP"),
   flag(NO_INPUT, /is not a directory: create it or pick another/, "--chdir", "/dev/null"),
   // Control actions with nothing to act on, or the wrong kind of file
-  { args: (D) => ["--reload", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*start it with --daemon/ },
-  { args: (D) => ["--upgrade", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*start it with --daemon/ },
-  { args: (D) => ["--reopen-logs", "--pid-file", `${D}/app.pid`], code: NOT_RUNNING, fix: /not running.*nothing to reopen/ },
+  {
+    args: (D) => ["--reload", "--pid-file", `${D}/app.pid`],
+    code: NOT_RUNNING,
+    fix: /not running.*start it with --daemon/,
+  },
+  {
+    args: (D) => ["--upgrade", "--pid-file", `${D}/app.pid`],
+    code: NOT_RUNNING,
+    fix: /not running.*start it with --daemon/,
+  },
+  {
+    args: (D) => ["--reopen-logs", "--pid-file", `${D}/app.pid`],
+    code: NOT_RUNNING,
+    fix: /not running.*nothing to reopen/,
+  },
   { args: (D) => ["--hold-logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },
   { args: (D) => ["--logs", "--pid-file", `${D}/app.pid`], code: NO_INPUT, fix: /pass --log-file/ },
   { args: (D) => ["--logs", "--log-file", `${D}/missing.log`], code: NO_INPUT, fix: /add -f to wait for it/ },
-  { args: (D) => ["--logs", "--log-file", `${D}/dir`], code: NO_INPUT, fix: /not a regular file: give the daemon's log file/ },
-  { args: (D) => ["--logs", "--log-file", `${D}/fifo`], code: NO_INPUT, fix: /not a regular file: give the daemon's log file/ },
+  {
+    args: (D) => ["--logs", "--log-file", `${D}/dir`],
+    code: NO_INPUT,
+    fix: /not a regular file: give the daemon's log file/,
+  },
+  {
+    args: (D) => ["--logs", "--log-file", `${D}/fifo`],
+    code: NO_INPUT,
+    fix: /not a regular file: give the daemon's log file/,
+  },
   // Environment
   // A runtime directory whose private subdirectory is a symlink someone planted: refused, not followed.
-  { args: () => ["--daemon"], env: (D) => ({ XDG_RUNTIME_DIR: `${D}/user` }), code: CANNOT_CREATE, fix: /Unsafe directory .*\/user\/daemonic: it is a symbolic link.*pass --pid-file/, asUser: true },
+  {
+    args: () => ["--daemon"],
+    env: (D) => ({ XDG_RUNTIME_DIR: `${D}/user` }),
+    code: CANNOT_CREATE,
+    fix: /Unsafe directory .*\/user\/daemonic: it is a symbolic link.*pass --pid-file/,
+    asUser: true,
+  },
 ];
 
 // The directory every row points at: one file of each type.
@@ -177,21 +278,26 @@ after(async () => {
 
 /** Runs a command, killed after 5 s (a row that hangs); async, as Deno's spawnSync fails spawns for a while
  * after one of its timeouts. */
-function runBounded(argv: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runBounded(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const child = spawn(argv[0], argv.slice(1), { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "", stderr = "";
   child.stdout!.on("data", (d) => stdout += d);
   child.stderr!.on("data", (d) => stderr += d);
   const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
   // On exit, not close: a killed launcher's child may still hold the pipes (the leftover check ends it).
-  return new Promise((resolve) => child.on("exit", (status) => {
-    clearTimeout(timer);
-    setTimeout(() => {
-      child.stdout!.destroy();
-      child.stderr!.destroy();
-      resolve({ status, stdout, stderr });
-    }, 50);
-  }));
+  return new Promise((resolve) =>
+    child.on("exit", (status) => {
+      clearTimeout(timer);
+      setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        resolve({ status, stdout, stderr });
+      }, 50);
+    })
+  );
 }
 
 /** Names, types, modes, sizes and mtimes of everything under `dir`. */
@@ -200,7 +306,7 @@ function snapshot(dir: string): string[] {
   const walk = (path: string, name: string) => {
     const s = lstatSync(path);
     entries.push(`${name} ${s.mode.toString(8)} ${s.isDirectory() ? "-" : s.size} ${s.mtimeMs} ${s.uid}`);
-    if (s.isDirectory()) for (const child of readdirSync(path).sort()) walk(join(path, child), `${name}/${child}`);
+    if (s.isDirectory()) { for (const child of readdirSync(path).sort()) walk(join(path, child), `${name}/${child}`); }
   };
   walk(dir, ".");
   return entries;
@@ -220,14 +326,26 @@ describe(`bad input (${RUNTIME})`, () => {
   });
 
   for (const row of CASES) {
-    const name = `${row.args(D).join(" ") || "(no args)"}${row.env ? ` [${Object.entries(row.env(D)).map(([k, v]) => `${k}=${v}`).join(" ")}]` : ""}${row.asUser ? " [unprivileged]" : ""} → ${row.code}`;
+    const name = `${row.args(D).join(" ") || "(no args)"}${
+      row.env ? ` [${Object.entries(row.env(D)).map(([k, v]) => `${k}=${v}`).join(" ")}]` : ""
+    }${row.asUser ? " [unprivileged]" : ""} → ${row.code}`;
     test(name, async () => {
       const beforeFiles = snapshot(D);
       const beforePids = new Set(pidsMentioning(marker));
-      const extraEnv: Record<string, string> = { ...row.env?.(D), ...(row.asUser ? { HOME: userHome, DENO_DIR: join(userHome, "deno") } : {}) };
+      const extraEnv: Record<string, string> = {
+        ...row.env?.(D),
+        ...(row.asUser ? { HOME: userHome, DENO_DIR: join(userHome, "deno") } : {}),
+      };
       const argv = target.argv(entry, row.args(D));
       const env: Record<string, string | undefined> = { ...process.env, XDG_RUNTIME_DIR: undefined, ...extraEnv };
-      const asUser = ["runuser", "-u", TEST_USER, "--", "env", ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
+      const asUser = [
+        "runuser",
+        "-u",
+        TEST_USER,
+        "--",
+        "env",
+        ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`),
+      ];
       const r = await runBounded(row.asUser ? [...asUser, ...argv] : argv, env as NodeJS.ProcessEnv);
       const started = () => pidsMentioning(marker).filter((pid) => !beforePids.has(pid)).map((pid) => sb.track(pid));
       // A failed start's leftovers may take a moment to exit; one that runs on is a failure.
@@ -251,7 +369,9 @@ describe(`bad input (${RUNTIME})`, () => {
       const logs = other.path("logs"), pidFile = other.path("app.pid");
       mkdirSync(logs);
       const control = (action: string) => run(target.argv(entry, [action, "--pid-file", pidFile]));
-      const r = run(target.argv(entry, ["--daemon", "--pid-file", pidFile, "--log-file", `${logs}/app.log`, "--", "0"]));
+      const r = run(
+        target.argv(entry, ["--daemon", "--pid-file", pidFile, "--log-file", `${logs}/app.log`, "--", "0"]),
+      );
       other.track(Number(r.stdout.trim()));
       assert.equal(r.status, 0, r.stderr);
       renameSync(logs, `${logs}.1`); // rotated away, and a file now stands where the directory was

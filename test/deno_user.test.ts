@@ -8,11 +8,23 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
-  alive, childrenOf, DENO, eventually, exchange, freePort, readOr, ROOT, run, Sandbox, sandboxed, sleep,
+  alive,
+  childrenOf,
+  DENO,
+  eventually,
+  exchange,
+  freePort,
+  readOr,
+  ROOT,
+  run,
+  Sandbox,
+  sandboxed,
+  sleep,
 } from "./_helpers.ts";
 import { installProject, userProject } from "./_project.ts";
 
-const SERVER = `Deno.serve({ port: Number(Deno.args[0]), hostname: "127.0.0.1", onListen() {} }, () => new Response("Hello from PID " + Deno.pid + "\\n"));\n`;
+const SERVER =
+  `Deno.serve({ port: Number(Deno.args[0]), hostname: "127.0.0.1", onListen() {} }, () => new Response("Hello from PID " + Deno.pid + "\\n"));\n`;
 
 // A fresh project with the tarball installed and server.ts, shared by this file's tests (each its own files).
 const box = new Sandbox();
@@ -40,7 +52,9 @@ function staticImports(file: string): string[] {
   assert.equal(info.status, 0, info.stderr);
   type Dep = { code?: { specifier: string }; isDynamic?: boolean };
   const graph = new Map<string, Dep[]>();
-  for (const m of JSON.parse(info.stdout).modules as { specifier: string; dependencies?: Dep[] }[]) graph.set(m.specifier, m.dependencies ?? []);
+  for (const m of JSON.parse(info.stdout).modules as { specifier: string; dependencies?: Dep[] }[]) {
+    graph.set(m.specifier, m.dependencies ?? []);
+  }
   const seen = new Set<string>(), stack = [`file://${file}`];
   while (stack.length) {
     const at = stack.pop()!;
@@ -52,70 +66,98 @@ function staticImports(file: string): string[] {
 }
 
 describe("a Deno user's project: deno run -A npm:daemonic …, as the README types it", () => {
-  test("--daemon --workers 2, --status, --reload (a rolling restart), --stop; no --unstable-net typed", sandboxed(async (sb) => {
-    const port = await freePort();
-    const daemonic = (args: string[]) => deno(["run", "-A", "npm:daemonic", "run", "server.ts", "--pid-file", "run.pid", ...args]);
-    const started = daemonic(["--daemon", "--workers", "2", "--log-file", "app.log", "--", String(port)]);
-    const master = sb.track(Number(started.stdout.trim()));
-    assert.equal(started.status, 0, `${started.stderr}\n${readOr(`${dir}/app.log`)}`);
-    const workers = childrenOf(master).map((p) => sb.track(p));
-    assert.equal(workers.length, 2);
-    assert.deepEqual([...await pidsAnswering(port, 2)].sort(), [...workers].sort());
-    assert.equal(daemonic(["--status"]).status, 0);
+  test(
+    "--daemon --workers 2, --status, --reload (a rolling restart), --stop; no --unstable-net typed",
+    sandboxed(async (sb) => {
+      const port = await freePort();
+      const daemonic = (args: string[]) =>
+        deno(["run", "-A", "npm:daemonic", "run", "server.ts", "--pid-file", "run.pid", ...args]);
+      const started = daemonic(["--daemon", "--workers", "2", "--log-file", "app.log", "--", String(port)]);
+      const master = sb.track(Number(started.stdout.trim()));
+      assert.equal(started.status, 0, `${started.stderr}\n${readOr(`${dir}/app.log`)}`);
+      const workers = childrenOf(master).map((p) => sb.track(p));
+      assert.equal(workers.length, 2);
+      assert.deepEqual([...await pidsAnswering(port, 2)].sort(), [...workers].sort());
+      assert.equal(daemonic(["--status"]).status, 0);
 
-    const reload = daemonic(["--reload"]);
-    assert.equal(reload.status, 0, reload.stderr);
-    assert.ok(await eventually(() => /rolling restart done/.test(readOr(`${dir}/app.log`)), 30_000), readOr(`${dir}/app.log`));
-    const renewed = childrenOf(master).map((p) => sb.track(p));
-    assert.equal(renewed.length, 2);
-    for (const pid of workers) assert.ok(!renewed.includes(pid) && !alive(pid), `old worker ${pid} still there`);
-    assert.match(await exchange(port), /Hello from PID \d+/);
+      const reload = daemonic(["--reload"]);
+      assert.equal(reload.status, 0, reload.stderr);
+      assert.ok(
+        await eventually(() => /rolling restart done/.test(readOr(`${dir}/app.log`)), 30_000),
+        readOr(`${dir}/app.log`),
+      );
+      const renewed = childrenOf(master).map((p) => sb.track(p));
+      assert.equal(renewed.length, 2);
+      for (const pid of workers) assert.ok(!renewed.includes(pid) && !alive(pid), `old worker ${pid} still there`);
+      assert.match(await exchange(port), /Hello from PID \d+/);
 
-    const stop = daemonic(["--stop"]);
-    assert.equal(stop.status, 0, stop.stderr);
-    for (const pid of [master, ...renewed]) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
-    assert.ok(!existsSync(`${dir}/run.pid`));
-    assert.doesNotMatch(readOr(`${dir}/app.log`), /unstable-net|before it was ready|exited with code [1-9]/);
-  }));
+      const stop = daemonic(["--stop"]);
+      assert.equal(stop.status, 0, stop.stderr);
+      for (const pid of [master, ...renewed]) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
+      assert.ok(!existsSync(`${dir}/run.pid`));
+      assert.doesNotMatch(readOr(`${dir}/app.log`), /unstable-net|before it was ready|exited with code [1-9]/);
+    }),
+  );
 
-  test("--daemon (keep-alive) restarts a killed entry; the foreground with --workers 2 stops on SIGTERM", sandboxed(async (sb) => {
-    const port = await freePort();
-    const daemonic = (args: string[]) => deno(["run", "-A", "npm:daemonic", "run", "server.ts", ...args]);
-    const started = daemonic(["--daemon", "--pid-file", "k.pid", "--log-file", "k.log", "--", String(port)]);
-    const supervisor = sb.track(Number(started.stdout.trim()));
-    assert.equal(started.status, 0, `${started.stderr}\n${readOr(`${dir}/k.log`)}`);
-    const [entry] = childrenOf(supervisor).map((p) => sb.track(p));
-    assert.deepEqual([...await pidsAnswering(port, 1)], [entry]);
-    process.kill(entry, "SIGKILL");
-    let next = 0;
-    assert.ok(await eventually(() => (next = childrenOf(supervisor).find((p) => p !== entry) ?? 0) > 0, 10_000), readOr(`${dir}/k.log`));
-    sb.track(next);
-    assert.deepEqual([...await pidsAnswering(port, 1)], [next]);
-    assert.equal(daemonic(["--stop", "--pid-file", "k.pid"]).status, 0);
-    for (const pid of [supervisor, next]) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
+  test(
+    "--daemon (keep-alive) restarts a killed entry; the foreground with --workers 2 stops on SIGTERM",
+    sandboxed(async (sb) => {
+      const port = await freePort();
+      const daemonic = (args: string[]) => deno(["run", "-A", "npm:daemonic", "run", "server.ts", ...args]);
+      const started = daemonic(["--daemon", "--pid-file", "k.pid", "--log-file", "k.log", "--", String(port)]);
+      const supervisor = sb.track(Number(started.stdout.trim()));
+      assert.equal(started.status, 0, `${started.stderr}\n${readOr(`${dir}/k.log`)}`);
+      const [entry] = childrenOf(supervisor).map((p) => sb.track(p));
+      assert.deepEqual([...await pidsAnswering(port, 1)], [entry]);
+      process.kill(entry, "SIGKILL");
+      let next = 0;
+      assert.ok(
+        await eventually(() => (next = childrenOf(supervisor).find((p) => p !== entry) ?? 0) > 0, 10_000),
+        readOr(`${dir}/k.log`),
+      );
+      sb.track(next);
+      assert.deepEqual([...await pidsAnswering(port, 1)], [next]);
+      assert.equal(daemonic(["--stop", "--pid-file", "k.pid"]).status, 0);
+      for (const pid of [supervisor, next]) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
 
-    const fgPort = await freePort();
-    const child = spawn(DENO, ["run", "-A", "npm:daemonic", "run", "server.ts", "--workers", "2", "--", String(fgPort)], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
-    const fg = sb.track(child.pid);
-    let output = "";
-    child.stdout!.on("data", (d) => output += d);
-    child.stderr!.on("data", (d) => output += d);
-    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-    assert.ok(await eventually(() => /2 workers ready/.test(output), 30_000), output);
-    const answering = await pidsAnswering(fgPort, 2);
-    const fgWorkers = childrenOf(fg).map((p) => sb.track(p));
-    assert.deepEqual([...answering].sort(), [...fgWorkers].sort(), output);
-    process.kill(fg, "SIGTERM");
-    assert.equal(await exited, 0, output);
-    for (const pid of fgWorkers) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
-  }));
+      const fgPort = await freePort();
+      const child = spawn(DENO, [
+        "run",
+        "-A",
+        "npm:daemonic",
+        "run",
+        "server.ts",
+        "--workers",
+        "2",
+        "--",
+        String(fgPort),
+      ], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+      const fg = sb.track(child.pid);
+      let output = "";
+      child.stdout!.on("data", (d) => output += d);
+      child.stderr!.on("data", (d) => output += d);
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+      assert.ok(await eventually(() => /2 workers ready/.test(output), 30_000), output);
+      const answering = await pidsAnswering(fgPort, 2);
+      const fgWorkers = childrenOf(fg).map((p) => sb.track(p));
+      assert.deepEqual([...answering].sort(), [...fgWorkers].sort(), output);
+      process.kill(fg, "SIGTERM");
+      assert.equal(await exited, 0, output);
+      for (const pid of fgWorkers) assert.ok(await eventually(() => !alive(pid)), `${pid} left behind`);
+    }),
+  );
 
   test("--print-service: the unit's commands name the script npm:daemonic resolved to, so they run from --chdir", () => {
     mkdirSync(`${dir}/run`, { recursive: true }); // a word of the command line, not a path, though ./run exists
     const r = deno(["run", "-A", "npm:daemonic", "run", "server.ts", "--print-service"]);
     assert.equal(r.status, 0, r.stderr);
     const reload = /^ExecReload=(.*)$/m.exec(r.stdout)?.[1] ?? "";
-    assert.equal(reload, `${realpathSync(DENO)} run --unstable-net -A ${dir}/node_modules/daemonic/dist/src/cli.js run ${dir}/server.ts --reload --pid-file /run/server/server.pid`);
+    assert.equal(
+      reload,
+      `${
+        realpathSync(DENO)
+      } run --unstable-net -A ${dir}/node_modules/daemonic/dist/src/cli.js run ${dir}/server.ts --reload --pid-file /run/server/server.pid`,
+    );
     assert.match(r.stdout, /^WorkingDirectory=\/$/m);
     const fromRoot = run(reload.split(" "), { cwd: "/", env });
     assert.equal(fromRoot.status, 7, fromRoot.stderr); // not running: the command itself ran
@@ -123,9 +165,22 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
 
   test("without -A: one line naming the fix, exit 77, nothing created", () => {
     const before = readdirSync(dir).sort();
-    const r = deno(["run", "npm:daemonic", "run", "server.ts", "--daemon", "--pid-file", "run.pid", "--log-file", "app.log"]);
+    const r = deno([
+      "run",
+      "npm:daemonic",
+      "run",
+      "server.ts",
+      "--daemon",
+      "--pid-file",
+      "run.pid",
+      "--log-file",
+      "app.log",
+    ]);
     assert.equal(r.status, 77, r.stderr);
-    assert.match(r.stderr, /^daemonic needs all permissions on Deno .*: run it with -A, e\.g\. deno run -A npm:daemonic run server\.ts\n$/);
+    assert.match(
+      r.stderr,
+      /^daemonic needs all permissions on Deno .*: run it with -A, e\.g\. deno run -A npm:daemonic run server\.ts\n$/,
+    );
     assert.deepEqual(readdirSync(dir).sort(), before);
   });
 

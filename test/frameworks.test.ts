@@ -10,7 +10,18 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  alive, childrenOf, eventually, exchange, FIXTURES, freePort, type Ran, readOr, RUNTIME, Sandbox, sleep, targetFor,
+  alive,
+  childrenOf,
+  eventually,
+  exchange,
+  FIXTURES,
+  freePort,
+  type Ran,
+  readOr,
+  RUNTIME,
+  Sandbox,
+  sleep,
+  targetFor,
 } from "./_helpers.ts";
 
 interface Entry {
@@ -64,15 +75,20 @@ after(() => {
 /** Runs the runner for `e` with `args` (the port after --, and in PORT for default exports) to completion. */
 function runner(e: Entry, args: string[], port: number): Promise<Ran> {
   const argv = target.argv(`${FIXTURES}/${e.file}`, [...args, "--", String(port)]);
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "", stderr = "";
   child.stdout!.on("data", (d) => stdout += d);
   child.stderr!.on("data", (d) => stderr += d);
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  return new Promise((resolve) => child.on("close", (status, signal) => {
-    clearTimeout(timer);
-    resolve({ status, signal, stdout, stderr });
-  }));
+  return new Promise((resolve) =>
+    child.on("close", (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    })
+  );
 }
 
 async function answers(e: Entry, port: number): Promise<void> {
@@ -99,7 +115,10 @@ function webSocketHello(port: number): Promise<string> {
 async function foreground(e: Entry, sb: Sandbox): Promise<void> {
   const port = await freePort();
   const argv = target.argv(`${FIXTURES}/${e.file}`, ["--", String(port)]);
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const pid = sb.track(child.pid);
   let output = "";
   child.stdout!.on("data", (d) => output += d);
@@ -188,17 +207,28 @@ describe(`compatibility matrix (${target.name})`, () => {
 });
 
 describe(`where a framework cannot work (${target.name})`, () => {
-  test("Elysia's .listen() on Deno: Elysia itself refuses (its web-standard adapter has no listen), exit 69, nothing left", { skip: RUNTIME !== "deno" }, async () => {
-    const sb = new Sandbox();
-    try {
-      const e: Entry = { title: "Elysia, .listen()", file: "frameworks/elysia-listen.ts" };
-      const pidFile = sb.path("e.pid");
-      const r = await runner(e, ["--daemon", "--pid-file", pidFile, "--log-file", sb.path("e.log")], await freePort());
-      assert.equal(r.status, 69, r.stderr);
-      assert.match(r.stderr, /WebStandard does not support listen, you might want to export default Elysia.fetch instead/);
-      assert.ok(!existsSync(pidFile) && !existsSync(`${pidFile}.log-path`));
-    } finally {
-      sb.cleanup();
-    }
-  });
+  test(
+    "Elysia's .listen() on Deno: Elysia itself refuses (its web-standard adapter has no listen), exit 69, nothing left",
+    { skip: RUNTIME !== "deno" },
+    async () => {
+      const sb = new Sandbox();
+      try {
+        const e: Entry = { title: "Elysia, .listen()", file: "frameworks/elysia-listen.ts" };
+        const pidFile = sb.path("e.pid");
+        const r = await runner(
+          e,
+          ["--daemon", "--pid-file", pidFile, "--log-file", sb.path("e.log")],
+          await freePort(),
+        );
+        assert.equal(r.status, 69, r.stderr);
+        assert.match(
+          r.stderr,
+          /WebStandard does not support listen, you might want to export default Elysia.fetch instead/,
+        );
+        assert.ok(!existsSync(pidFile) && !existsSync(`${pidFile}.log-path`));
+      } finally {
+        sb.cleanup();
+      }
+    },
+  );
 });

@@ -35,17 +35,26 @@ describe("examples/kubernetes.yaml", () => {
 
   test("its args are the runner's flags: --workers auto, --metrics on the annotated port, --timeout inside the grace period", () => {
     // A percentage needs the pod's memory limit, which this host may not have: parsed as a size here (see below).
-    const opts = parseRunnerArgs(container.args.map((a: string) => a === "80%" ? "410M" : a), { name: "app", baseDir: "/" });
+    const opts = parseRunnerArgs(container.args.map((a: string) => a === "80%" ? "410M" : a), {
+      name: "app",
+      baseDir: "/",
+    });
     assert.equal(opts.action, "foreground");
     assert.ok(opts.workersAuto, "--workers auto");
-    assert.ok(container.args.includes("80%") && container.resources.limits.memory, "--max-memory 80% of a memory limit");
+    assert.ok(
+      container.args.includes("80%") && container.resources.limits.memory,
+      "--max-memory 80% of a memory limit",
+    );
     const annotations = doc.spec.template.metadata.annotations;
     assert.equal(annotations["prometheus.io/scrape"], "true");
     assert.equal(annotations["prometheus.io/path"], "/metrics");
     assert.equal(opts.metrics, annotations["prometheus.io/port"]);
     assert.ok(container.ports.some((p: { containerPort: number }) => String(p.containerPort) === opts.metrics));
     const drain = container.lifecycle.preStop.sleep.seconds;
-    assert.ok(pod.terminationGracePeriodSeconds >= drain + opts.timeout, `grace ${pod.terminationGracePeriodSeconds} s < preStop ${drain} s + --timeout ${opts.timeout} s`);
+    assert.ok(
+      pod.terminationGracePeriodSeconds >= drain + opts.timeout,
+      `grace ${pod.terminationGracePeriodSeconds} s < preStop ${drain} s + --timeout ${opts.timeout} s`,
+    );
   });
 
   test("the probes run the image's entrypoint with --status; it runs as the image's user", () => {
@@ -56,12 +65,18 @@ describe("examples/kubernetes.yaml", () => {
     assert.equal(pod.securityContext.runAsNonRoot, true);
     // A read-only root keeps a writable /tmp, where a non-root --status finds the registry.
     const tmp = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === "/tmp");
-    assert.ok(tmp && pod.volumes.some((v: { name: string; emptyDir?: object }) => v.name === tmp.name && v.emptyDir), "an emptyDir on /tmp");
+    assert.ok(
+      tmp && pod.volumes.some((v: { name: string; emptyDir?: object }) => v.name === tmp.name && v.emptyDir),
+      "an emptyDir on /tmp",
+    );
   });
 
   test("its limits, as the kubelet writes them (cpu.max, memory.max), give --workers auto that many workers and 80% of the memory", () => {
     const cpus = Number(container.resources.limits.cpu);
-    assert.ok(Number.isInteger(cpus) && cpus >= 1, "a whole number of CPUs: a fraction is rounded up, oversubscribing the quota");
+    assert.ok(
+      Number.isInteger(cpus) && cpus >= 1,
+      "a whole number of CPUs: a fraction is rounded up, oversubscribing the quota",
+    );
     const root = mkdtempSync(join(tmpdir(), "daemonic-k8s-"));
     try {
       const pod = "sys/fs/cgroup/kubepods.slice/kubepods-pod1.slice";

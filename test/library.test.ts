@@ -14,7 +14,10 @@ describe(`the lifecycle API outside the runner (${RUNTIME})`, () => {
   });
 
   test("… and under `deno run --allow-env` (no --allow-ffi, no --allow-read)", () => {
-    const r = run([DENO, "run", "--allow-env", `${FIXTURES}/hooks-only.ts`], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" } });
+    const r = run([DENO, "run", "--allow-env", `${FIXTURES}/hooks-only.ts`], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^ran bare with pid \d+\n$/);
     assert.doesNotMatch(r.stderr, /Requires|libc|NotCapable/);

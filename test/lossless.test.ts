@@ -12,7 +12,27 @@ import { chmodSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFi
 import { connect } from "node:net";
 import { after, describe, test } from "node:test";
 import {
-  alive, BUN, childrenOf, CLI, DENO, eventually, exchange, fileSandbox, FIXTURES, freePort, hammer, readOr, run, RUNTIME, Sandbox, sandboxed, sleep, targetFor, TEST_USER, testUser, waitGone,
+  alive,
+  BUN,
+  childrenOf,
+  CLI,
+  DENO,
+  eventually,
+  exchange,
+  fileSandbox,
+  FIXTURES,
+  freePort,
+  hammer,
+  readOr,
+  run,
+  RUNTIME,
+  Sandbox,
+  sandboxed,
+  sleep,
+  targetFor,
+  TEST_USER,
+  testUser,
+  waitGone,
 } from "./_helpers.ts";
 
 const buildDir = fileSandbox({ shared: true }); // the second user runs the built binaries
@@ -59,10 +79,14 @@ function keepAliveLoad(port: number, connections: number, pipeline: number) {
           } else if (inFlight === 0) running ? send() : socket.end();
         }
       });
-      socket.on("error", (err) => failed.push(`${(err as NodeJS.ErrnoException).code ?? err.message} with ${inFlight} in flight`));
+      socket.on("error", (err) =>
+        failed.push(`${(err as NodeJS.ErrnoException).code ?? err.message} with ${inFlight} in flight`));
       socket.on("close", () => {
-        if (announced) resent += inFlight;
-        else if (inFlight > 0 && running) failed.push(`closed with ${inFlight} requests unanswered${buffered ? ", one cut short" : ""}`);
+        if (announced) {
+          resent += inFlight;
+        } else if (inFlight > 0 && running) {
+          failed.push(`closed with ${inFlight} requests unanswered${buffered ? ", one cut short" : ""}`);
+        }
         resolve();
       });
     });
@@ -81,7 +105,9 @@ function keepAliveLoad(port: number, connections: number, pipeline: number) {
 /** wrk with 4 requests pipelined per connection until stopped, and what it counts as failed: socket errors
  * (a reset, a close before the answers, an answer after a `Connection: close` one) and non-2xx answers. */
 function wrkPipelined(sb: Sandbox, port: number) {
-  const wrk = spawn("wrk", ["-t1", "-c8", "-d300s", "-s", `${FIXTURES}/pipeline.lua`, `http://127.0.0.1:${port}/`], { stdio: ["ignore", "pipe", "inherit"] });
+  const wrk = spawn("wrk", ["-t1", "-c8", "-d300s", "-s", `${FIXTURES}/pipeline.lua`, `http://127.0.0.1:${port}/`], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   sb.track(wrk.pid);
   let output = "";
   wrk.stdout.on("data", (chunk) => (output += chunk));
@@ -108,7 +134,10 @@ function assertNothingFailed({ fresh, kept, wrk }: Seen, least: number): void {
   assert.deepEqual(fresh.failed, [], `fresh connections: ${fresh.ok} answered`);
   assert.deepEqual(kept.failed, [], `keep-alive: ${kept.ok} answered`);
   assert.deepEqual(wrk.errors, [], `wrk pipelining: ${wrk.output}`);
-  assert.ok(fresh.ok > least && Math.min(kept.ok, wrk.requests) > 10 * least, `too few answers: ${fresh.ok} fresh, ${kept.ok} keep-alive, ${wrk.requests} wrk`);
+  assert.ok(
+    fresh.ok > least && Math.min(kept.ok, wrk.requests) > 10 * least,
+    `too few answers: ${fresh.ok} fresh, ${kept.ok} keep-alive, ${wrk.requests} wrk`,
+  );
   assert.ok(kept.resent < kept.ok / 10, `${kept.resent} pipelined requests resent for ${kept.ok} answered`);
 }
 
@@ -140,23 +169,41 @@ async function runAside(argv: string[]): Promise<{ status: number | null; stdout
 async function startWorkers(sb: Sandbox, entry: string, asUser = false) {
   const port = await freePort();
   const pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const argv = target.argv(`${FIXTURES}/${entry}`, ["--daemon", "--name", "app", "--workers", "2", "--pid-file", pidFile, "--log-file", logFile, "--", String(port)]);
+  const argv = target.argv(`${FIXTURES}/${entry}`, [
+    "--daemon",
+    "--name",
+    "app",
+    "--workers",
+    "2",
+    "--pid-file",
+    pidFile,
+    "--log-file",
+    logFile,
+    "--",
+    String(port),
+  ]);
   const r = run(asUser ? ["runuser", "-u", TEST_USER, "--", ...argv] : argv);
   const master = sb.track(Number(r.stdout.trim()));
   assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
   const workers = () => childrenOf(master).map((pid) => sb.track(pid));
-  const argvOf = (action: string) => [...(asUser ? ["runuser", "-u", TEST_USER, "--"] : []), ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile])];
+  const argvOf = (
+    action: string,
+  ) => [
+    ...(asUser ? ["runuser", "-u", TEST_USER, "--"] : []),
+    ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile]),
+  ];
   const control = (action: string) => run(argvOf(action));
   return { master, port, pidFile, logFile, workers, control, aside: (action: string) => runAside(argvOf(action)) };
 }
 
-const holdsBpfProgram = (pid: number) => readdirSync(`/proc/${pid}/fd`).some((fd) => {
-  try {
-    return readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:bpf-prog";
-  } catch {
-    return false;
-  }
-});
+const holdsBpfProgram = (pid: number) =>
+  readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:bpf-prog";
+    } catch {
+      return false;
+    }
+  });
 
 /** 5 `--reload`s under the loads; returns what each load saw. */
 async function fiveReloads(sb: Sandbox, s: Awaited<ReturnType<typeof startWorkers>>, zero: () => void): Promise<Seen> {
@@ -181,53 +228,82 @@ if (skip) {
 }
 
 describe(`lossless rolling restarts without tcp_migrate_req (${RUNTIME})`, { skip }, () => {
-  test("5 --reloads of a Bun.serve/Deno.serve entry under fresh-connection, pipelining keep-alive and wrk load: nothing fails", withoutSysctl(async (sb, zero) => {
-    const s = await startWorkers(sb, "serve.ts");
-    const status = s.control("--status");
-    assert.match(status.stdout, /rolling restarts: lossless \(queued connections migrate: reuseport BPF program\)/, status.stdout);
-    assert.doesNotMatch(readOr(s.logFile), /tcp_migrate_req is 0/);
-    assert.ok(await eventually(() => s.workers().every(holdsBpfProgram)), "a worker holds no BPF program");
-    const before = s.workers();
-    assertNothingFailed(await fiveReloads(sb, s, zero), 100);
-    for (const pid of before) assert.ok(!alive(pid), `old worker ${pid} still runs`);
-    assert.match(readOr(s.logFile), /exited with code 0/);
-    assert.doesNotMatch(readOr(s.logFile), /exited with code [1-9]|killed by signal/);
-    assert.equal(s.control("--stop").status, 0);
-  }));
+  test(
+    "5 --reloads of a Bun.serve/Deno.serve entry under fresh-connection, pipelining keep-alive and wrk load: nothing fails",
+    withoutSysctl(async (sb, zero) => {
+      const s = await startWorkers(sb, "serve.ts");
+      const status = s.control("--status");
+      assert.match(
+        status.stdout,
+        /rolling restarts: lossless \(queued connections migrate: reuseport BPF program\)/,
+        status.stdout,
+      );
+      assert.doesNotMatch(readOr(s.logFile), /tcp_migrate_req is 0/);
+      assert.ok(await eventually(() => s.workers().every(holdsBpfProgram)), "a worker holds no BPF program");
+      const before = s.workers();
+      assertNothingFailed(await fiveReloads(sb, s, zero), 100);
+      for (const pid of before) assert.ok(!alive(pid), `old worker ${pid} still runs`);
+      assert.match(readOr(s.logFile), /exited with code 0/);
+      assert.doesNotMatch(readOr(s.logFile), /exited with code [1-9]|killed by signal/);
+      assert.equal(s.control("--stop").status, 0);
+    }),
+  );
 
-  test("a USR2 upgrade of a node:http entry under the same load: nothing fails, the old workers drain after the new ones are ready", withoutSysctl(async (sb) => {
-    const s = await startWorkers(sb, "app.ts");
-    const before = s.workers();
-    const load = loads(sb, s.port);
-    await sleep(300);
-    process.kill(s.master, "SIGUSR2");
-    assert.ok(await eventually(() => !alive(s.master), 20_000), `the old master did not retire:\n${readOr(s.logFile)}`);
-    const newMaster = sb.track(Number(readFileSync(s.pidFile, "utf8")));
-    const newWorkers = childrenOf(newMaster).map((pid) => sb.track(pid));
-    await sleep(300);
-    assertNothingFailed(await load.stop(), 20);
-    const log = readOr(s.logFile);
-    const ready = log.indexOf("is ready"), drained = log.indexOf("SIGQUIT: finishing in-flight requests");
-    assert.ok(ready >= 0 && drained > ready, `old workers drained before the new master was ready:\n${log}`);
-    for (const pid of before) assert.ok(waitGone(pid, 5000), `old worker ${pid} still runs`);
-    assert.equal(newWorkers.length, 2);
-    assert.equal(s.control("--stop").status, 0);
-    for (const pid of [newMaster, ...newWorkers]) assert.ok(waitGone(pid, 5000), `${pid} left behind`);
-  }));
+  test(
+    "a USR2 upgrade of a node:http entry under the same load: nothing fails, the old workers drain after the new ones are ready",
+    withoutSysctl(async (sb) => {
+      const s = await startWorkers(sb, "app.ts");
+      const before = s.workers();
+      const load = loads(sb, s.port);
+      await sleep(300);
+      process.kill(s.master, "SIGUSR2");
+      assert.ok(
+        await eventually(() => !alive(s.master), 20_000),
+        `the old master did not retire:\n${readOr(s.logFile)}`,
+      );
+      const newMaster = sb.track(Number(readFileSync(s.pidFile, "utf8")));
+      const newWorkers = childrenOf(newMaster).map((pid) => sb.track(pid));
+      await sleep(300);
+      assertNothingFailed(await load.stop(), 20);
+      const log = readOr(s.logFile);
+      const ready = log.indexOf("is ready"), drained = log.indexOf("SIGQUIT: finishing in-flight requests");
+      assert.ok(ready >= 0 && drained > ready, `old workers drained before the new master was ready:\n${log}`);
+      for (const pid of before) assert.ok(waitGone(pid, 5000), `old worker ${pid} still runs`);
+      assert.equal(newWorkers.length, 2);
+      assert.equal(s.control("--stop").status, 0);
+      for (const pid of [newMaster, ...newWorkers]) assert.ok(waitGone(pid, 5000), `${pid} left behind`);
+    }),
+  );
 
-  test("as another user the program cannot load: --status and the log say so, and the figure is printed", withoutSysctl(async (sb, zero) => {
-    testUser();
-    chmodSync(sb.dir, 0o777);
-    const s = await startWorkers(sb, "serve.ts", true);
-    const status = s.control("--status");
-    assert.match(status.stdout, /rolling restarts: lossy \(queued connections at a retiring worker are reset/, status.stdout + status.stderr);
-    assert.match(readOr(s.logFile), /cannot load the reuseport migration program \(bpf\(BPF_PROG_LOAD\): Operation not permitted \(EPERM\).*tcp_migrate_req is 0/);
-    assert.ok(!s.workers().some(holdsBpfProgram), "an unprivileged worker holds a BPF program");
-    const { fresh, kept, wrk } = await fiveReloads(sb, s, zero);
-    console.log(`as ${TEST_USER}, tcp_migrate_req 0, 5 reloads: fresh connections ${fresh.failed.length} failed of ${fresh.ok + fresh.failed.length}; keep-alive ${kept.failed.length} failed of ${kept.ok + kept.failed.length}; wrk pipelining ${wrk.errors.join(", ") || "no error"} in ${wrk.requests}`);
-    assert.ok(fresh.ok > 100 && kept.ok > 1000, `too few answers: ${fresh.ok} fresh, ${kept.ok} keep-alive`);
-    assert.equal(s.control("--stop").status, 0);
-  }));
+  test(
+    "as another user the program cannot load: --status and the log say so, and the figure is printed",
+    withoutSysctl(async (sb, zero) => {
+      testUser();
+      chmodSync(sb.dir, 0o777);
+      const s = await startWorkers(sb, "serve.ts", true);
+      const status = s.control("--status");
+      assert.match(
+        status.stdout,
+        /rolling restarts: lossy \(queued connections at a retiring worker are reset/,
+        status.stdout + status.stderr,
+      );
+      assert.match(
+        readOr(s.logFile),
+        /cannot load the reuseport migration program \(bpf\(BPF_PROG_LOAD\): Operation not permitted \(EPERM\).*tcp_migrate_req is 0/,
+      );
+      assert.ok(!s.workers().some(holdsBpfProgram), "an unprivileged worker holds a BPF program");
+      const { fresh, kept, wrk } = await fiveReloads(sb, s, zero);
+      console.log(
+        `as ${TEST_USER}, tcp_migrate_req 0, 5 reloads: fresh connections ${fresh.failed.length} failed of ${
+          fresh.ok + fresh.failed.length
+        }; keep-alive ${kept.failed.length} failed of ${kept.ok + kept.failed.length}; wrk pipelining ${
+          wrk.errors.join(", ") || "no error"
+        } in ${wrk.requests}`,
+      );
+      assert.ok(fresh.ok > 100 && kept.ok > 1000, `too few answers: ${fresh.ok} fresh, ${kept.ok} keep-alive`);
+      assert.equal(s.control("--stop").status, 0);
+    }),
+  );
 });
 
 /** test/fixtures/versioned.ts deployed as the README says: on Bun each version built to a new file, then moved
@@ -240,14 +316,17 @@ async function versionedApp(sb: Sandbox, versions: number) {
   if (RUNTIME === "bun") {
     await Promise.all(Array.from({ length: versions }, async (_, i) => {
       writeFileSync(sb.path(`app-v${i + 1}.ts`), source(i + 1));
-      const build = spawn(BUN, [CLI, "build", sb.path(`app-v${i + 1}.ts`), "-o", sb.path(`app-v${i + 1}`)], { stdio: "ignore" });
+      const build = spawn(BUN, [CLI, "build", sb.path(`app-v${i + 1}.ts`), "-o", sb.path(`app-v${i + 1}`)], {
+        stdio: "ignore",
+      });
       assert.equal((await once(build, "exit"))[0], 0, `build of v${i + 1} failed`);
     }));
     renameSync(sb.path("app-v1"), binary);
   }
   return {
     argv: (args: string[]) => RUNTIME === "bun" ? [binary, ...args] : [DENO, "run", "-A", CLI, "run", entry, ...args],
-    deploy: (v: number) => RUNTIME === "bun" ? renameSync(sb.path(`app-v${v}`), binary) : writeFileSync(entry, source(v)),
+    deploy: (v: number) =>
+      RUNTIME === "bun" ? renameSync(sb.path(`app-v${v}`), binary) : writeFileSync(entry, source(v)),
   };
 }
 
@@ -255,13 +334,36 @@ async function versionedApp(sb: Sandbox, versions: number) {
 async function startVersioned(sb: Sandbox, versions: number, args: string[]) {
   const app = await versionedApp(sb, versions);
   const port = await freePort(), pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const r = run(app.argv(["--daemon", "--name", "app", "--pid-file", pidFile, "--log-file", logFile, ...args, "--", String(port), sb.path("crash")]));
+  const r = run(
+    app.argv([
+      "--daemon",
+      "--name",
+      "app",
+      "--pid-file",
+      pidFile,
+      "--log-file",
+      logFile,
+      ...args,
+      "--",
+      String(port),
+      sb.path("crash"),
+    ]),
+  );
   const master = sb.track(Number(r.stdout.trim()));
   assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
   const track = () => childrenOf(Number(readOr(pidFile))).forEach((pid) => sb.track(pid));
   track();
   const control = (action: string) => run(app.argv([action, "--pid-file", pidFile]));
-  return { ...app, master, port, pidFile, logFile, control, track, aside: (action: string) => runAside(app.argv([action, "--pid-file", pidFile])) };
+  return {
+    ...app,
+    master,
+    port,
+    pidFile,
+    logFile,
+    control,
+    track,
+    aside: (action: string) => runAside(app.argv([action, "--pid-file", pidFile])),
+  };
 }
 
 /** The version a fresh connection gets now. */
@@ -270,68 +372,98 @@ async function versionServed(port: number): Promise<string | undefined> {
 }
 
 describe(`deploying a new version without a failed request (${RUNTIME})`, { skip }, () => {
-  test("5 × (new version moved in, --reload) of a plain --daemon (keep-alive): each version served, nothing fails", withoutSysctl(async (sb, zero) => {
-    const s = await startVersioned(sb, 6, []);
-    assert.equal(await versionServed(s.port), "v1");
-    const load = loads(sb, s.port);
-    await sleep(300);
-    for (let v = 2; v <= 6; v++) {
-      zero();
-      s.deploy(v);
-      const before = (JSON.parse(readFileSync(`${s.pidFile}.workers`, "utf8")) as { workers: { pid: number }[] }).workers.map((w) => w.pid);
-      const r = await s.aside("--reload");
-      assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${readOr(s.logFile)}`);
-      assert.match(r.stdout, new RegExp(`^app: reloaded: the entry's process \\(pid ${before[0]} → \\d+\\) started again from disk, successor first, in [\\d.]+ s; the old one drains\n$`));
-      assert.match(readOr(s.logFile), new RegExp(`master: reloaded: the entry's process \\(pid ${before[0]} → `));
-      s.track();
-      for (let i = 0; i < 3; i++) assert.equal(await versionServed(s.port), `v${v}`, `reload ${v - 1} does not serve the new version`);
-      assert.ok(!alive(before[0]) || waitGone(before[0], 5000), `the old entry ${before[0]} still runs`);
-    }
-    await sleep(300);
-    assertNothingFailed(await load.stop(), 100);
-    assert.equal(s.control("--stop").status, 0);
-  }));
+  test(
+    "5 × (new version moved in, --reload) of a plain --daemon (keep-alive): each version served, nothing fails",
+    withoutSysctl(async (sb, zero) => {
+      const s = await startVersioned(sb, 6, []);
+      assert.equal(await versionServed(s.port), "v1");
+      const load = loads(sb, s.port);
+      await sleep(300);
+      for (let v = 2; v <= 6; v++) {
+        zero();
+        s.deploy(v);
+        const before = (JSON.parse(readFileSync(`${s.pidFile}.workers`, "utf8")) as { workers: { pid: number }[] })
+          .workers.map((w) => w.pid);
+        const r = await s.aside("--reload");
+        assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${readOr(s.logFile)}`);
+        assert.match(
+          r.stdout,
+          new RegExp(
+            `^app: reloaded: the entry's process \\(pid ${
+              before[0]
+            } → \\d+\\) started again from disk, successor first, in [\\d.]+ s; the old one drains\n$`,
+          ),
+        );
+        assert.match(readOr(s.logFile), new RegExp(`master: reloaded: the entry's process \\(pid ${before[0]} → `));
+        s.track();
+        for (let i = 0; i < 3; i++) {
+          assert.equal(await versionServed(s.port), `v${v}`, `reload ${v - 1} does not serve the new version`);
+        }
+        assert.ok(!alive(before[0]) || waitGone(before[0], 5000), `the old entry ${before[0]} still runs`);
+      }
+      await sleep(300);
+      assertNothingFailed(await load.stop(), 100);
+      assert.equal(s.control("--stop").status, 0);
+    }),
+  );
 
-  test("--upgrade of --workers 2 to a new version: the new master serves it, old and new pid printed, nothing fails", withoutSysctl(async (sb) => {
-    const s = await startVersioned(sb, 2, ["--workers", "2"]);
-    const load = loads(sb, s.port);
-    await sleep(300);
-    s.deploy(2);
-    const r = await s.aside("--upgrade");
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${readOr(s.logFile)}`);
-    const newMaster = sb.track(Number(readFileSync(s.pidFile, "utf8")));
-    s.track();
-    assert.match(r.stdout, new RegExp(`^app: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`));
-    assert.match(readOr(s.logFile), new RegExp(`master: upgraded: master ${s.master} → ${newMaster} `));
-    assert.equal(await versionServed(s.port), "v2");
-    assert.ok(waitGone(s.master, 15_000), "the old master did not retire");
-    await sleep(300);
-    assertNothingFailed(await load.stop(), 20);
-    assert.equal(s.control("--stop").status, 0);
-    assert.ok(waitGone(newMaster, 5000));
-  }));
+  test(
+    "--upgrade of --workers 2 to a new version: the new master serves it, old and new pid printed, nothing fails",
+    withoutSysctl(async (sb) => {
+      const s = await startVersioned(sb, 2, ["--workers", "2"]);
+      const load = loads(sb, s.port);
+      await sleep(300);
+      s.deploy(2);
+      const r = await s.aside("--upgrade");
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${readOr(s.logFile)}`);
+      const newMaster = sb.track(Number(readFileSync(s.pidFile, "utf8")));
+      s.track();
+      assert.match(
+        r.stdout,
+        new RegExp(`^app: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`),
+      );
+      assert.match(readOr(s.logFile), new RegExp(`master: upgraded: master ${s.master} → ${newMaster} `));
+      assert.equal(await versionServed(s.port), "v2");
+      assert.ok(waitGone(s.master, 15_000), "the old master did not retire");
+      await sleep(300);
+      assertNothingFailed(await load.stop(), 20);
+      assert.equal(s.control("--stop").status, 0);
+      assert.ok(waitGone(newMaster, 5000));
+    }),
+  );
 });
 
 describe(`a new version that fails to start (${RUNTIME})`, () => {
   for (const args of [[], ["--workers", "2"]]) {
-    test(`${args.join(" ") || "keep-alive"}: --reload and --upgrade exit 69 saying why, the old version still serves`, sandboxed(async (sb) => {
-      const s = await startVersioned(sb, 2, args);
-      const before = childrenOf(s.master);
-      s.deploy(2);
-      writeFileSync(sb.path("crash"), ""); // v2 throws at start-up
-      const reload = s.control("--reload");
-      assert.equal(reload.status, 69, `${reload.stdout}${reload.stderr}`);
-      assert.match(reload.stderr, /^app: reload failed: worker\[1\] successor \(pid \d+\) failed, keeping pid \d+: Error: v2 crashing on purpose( at \S+)?; the old code still serves\n$/);
-      assert.equal(await versionServed(s.port), "v1");
-      assert.deepEqual(childrenOf(s.master).sort(), before.sort(), "the old workers were not kept");
-      const upgrade = s.control("--upgrade");
-      assert.equal(upgrade.status, 69, `${upgrade.stdout}${upgrade.stderr}`);
-      assert.match(upgrade.stderr, new RegExp(`^app: the upgrade failed: the new master \\d+ failed: .*v2 crashing on purpose.*; the old master ${s.master} still serves\\n$`));
-      assert.equal(Number(readFileSync(s.pidFile, "utf8")), s.master, "the pid file is not the old master's again");
-      assert.equal(await versionServed(s.port), "v1");
-      assert.ok(alive(s.master));
-      assert.equal(s.control("--stop").status, 0);
-      assert.ok(waitGone(s.master, 5000));
-    }));
+    test(
+      `${args.join(" ") || "keep-alive"}: --reload and --upgrade exit 69 saying why, the old version still serves`,
+      sandboxed(async (sb) => {
+        const s = await startVersioned(sb, 2, args);
+        const before = childrenOf(s.master);
+        s.deploy(2);
+        writeFileSync(sb.path("crash"), ""); // v2 throws at start-up
+        const reload = s.control("--reload");
+        assert.equal(reload.status, 69, `${reload.stdout}${reload.stderr}`);
+        assert.match(
+          reload.stderr,
+          /^app: reload failed: worker\[1\] successor \(pid \d+\) failed, keeping pid \d+: Error: v2 crashing on purpose( at \S+)?; the old code still serves\n$/,
+        );
+        assert.equal(await versionServed(s.port), "v1");
+        assert.deepEqual(childrenOf(s.master).sort(), before.sort(), "the old workers were not kept");
+        const upgrade = s.control("--upgrade");
+        assert.equal(upgrade.status, 69, `${upgrade.stdout}${upgrade.stderr}`);
+        assert.match(
+          upgrade.stderr,
+          new RegExp(
+            `^app: the upgrade failed: the new master \\d+ failed: .*v2 crashing on purpose.*; the old master ${s.master} still serves\\n$`,
+          ),
+        );
+        assert.equal(Number(readFileSync(s.pidFile, "utf8")), s.master, "the pid file is not the old master's again");
+        assert.equal(await versionServed(s.port), "v1");
+        assert.ok(alive(s.master));
+        assert.equal(s.control("--stop").status, 0);
+        assert.ok(waitGone(s.master, 5000));
+      }),
+    );
   }
 });

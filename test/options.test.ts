@@ -30,23 +30,33 @@ describe("parseRunnerArgs()", () => {
   });
 
   test("bad input throws a DaemonError with exit code 64 naming the fix", () => {
-    for (const [argv, message] of [
-      [["--port", "1"], /Unknown option '--port'.*after --/],
-      [["--umask", "8"], /Invalid --umask '8'/],
-      [["--workers", "-1"], /Invalid --workers '-1': give a whole number from 0 to 1024/],
-      [["--workers", "two"], /Invalid --workers 'two'/],
-      [["--ready", "soon"], /Invalid --ready 'soon': use auto or manual/],
-      [["--daemon", "--stop"], /Conflicting actions --daemon and --stop/],
-      [["--name", "a/b"], /Invalid --name/],
-    ] as [string[], RegExp][]) {
-      assert.throws(() => parse(argv), (err: unknown) => err instanceof DaemonError && err.exitCode === 64 && message.test(err.message), argv.join(" "));
+    for (
+      const [argv, message] of [
+        [["--port", "1"], /Unknown option '--port'.*after --/],
+        [["--umask", "8"], /Invalid --umask '8'/],
+        [["--workers", "-1"], /Invalid --workers '-1': give a whole number from 0 to 1024/],
+        [["--workers", "two"], /Invalid --workers 'two'/],
+        [["--ready", "soon"], /Invalid --ready 'soon': use auto or manual/],
+        [["--daemon", "--stop"], /Conflicting actions --daemon and --stop/],
+        [["--name", "a/b"], /Invalid --name/],
+      ] as [string[], RegExp][]
+    ) {
+      assert.throws(
+        () => parse(argv),
+        (err: unknown) => err instanceof DaemonError && err.exitCode === 64 && message.test(err.message),
+        argv.join(" "),
+      );
     }
   });
 
   test("the default pid file: /run as root, else a private directory in XDG_RUNTIME_DIR (if ours), else /tmp/daemonic-UID", () => {
     // Both branches, whoever runs the suite: the uid is a parameter.
     assert.equal(defaultPidFile("app", {}, 0), "/run/app.pid");
-    assert.equal(defaultPidFile("app", { XDG_RUNTIME_DIR: "/" }, 4242), "/tmp/daemonic-4242/app.pid", "/ is not uid 4242's");
+    assert.equal(
+      defaultPidFile("app", { XDG_RUNTIME_DIR: "/" }, 4242),
+      "/tmp/daemonic-4242/app.pid",
+      "/ is not uid 4242's",
+    );
     assert.equal(defaultPidFile("app", {}, 4242), "/tmp/daemonic-4242/app.pid");
     const mine = mkdtempSync(join(tmpdir(), "daemonic-xdg-")); // a runtime directory of uid 4242: used
     try {

@@ -21,42 +21,51 @@ function foreground(sb: { track(pid?: number): number }, fixture: string, args: 
 }
 
 describe(`a foreground run's probe and stop (${RUNTIME})`, () => {
-  test("--status without --pid-file: 3 before it is ready, 0 while it serves (the pid that answers), 3 once it stopped", sandboxed(async (sb) => {
-    const name = `probe_${process.pid}`;
-    const status = () => run(runTarget.argv(`${FIXTURES}/gate.ts`, ["--status", "--name", name]));
-    const fg = foreground(sb, "gate.ts", ["--name", name, "--ready", "manual", "--", sb.path("gate")]);
-    assert.ok(await eventually(() => fg.output().includes("waiting for the gate"), 30_000), fg.output());
-    let r = status();
-    assert.equal(r.status, 3, `before it is ready: ${r.stdout}${r.stderr}`);
-    assert.match(r.stdout, new RegExp(`${name}: not running`));
-    writeFileSync(sb.path("gate"), "");
-    assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr);
-    const pid = Number(/running \(pid (\d+)\) in the foreground, ready/.exec(r.stdout)?.[1]);
-    assert.ok(pid > 0, r.stdout);
-    sb.track(pid);
-    let port = 0;
-    assert.ok(await eventually(() => (port = Number(/listening on (\d+)/.exec(fg.output())?.[1] ?? 0)) > 0), fg.output());
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), `Hello from PID ${pid}\n`);
-    process.kill(pid, "SIGTERM");
-    assert.equal(await fg.exited, 0, fg.output());
-    assert.equal(status().status, 3);
-  }));
+  test(
+    "--status without --pid-file: 3 before it is ready, 0 while it serves (the pid that answers), 3 once it stopped",
+    sandboxed(async (sb) => {
+      const name = `probe_${process.pid}`;
+      const status = () => run(runTarget.argv(`${FIXTURES}/gate.ts`, ["--status", "--name", name]));
+      const fg = foreground(sb, "gate.ts", ["--name", name, "--ready", "manual", "--", sb.path("gate")]);
+      assert.ok(await eventually(() => fg.output().includes("waiting for the gate"), 30_000), fg.output());
+      let r = status();
+      assert.equal(r.status, 3, `before it is ready: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`${name}: not running`));
+      writeFileSync(sb.path("gate"), "");
+      assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr);
+      const pid = Number(/running \(pid (\d+)\) in the foreground, ready/.exec(r.stdout)?.[1]);
+      assert.ok(pid > 0, r.stdout);
+      sb.track(pid);
+      let port = 0;
+      assert.ok(
+        await eventually(() => (port = Number(/listening on (\d+)/.exec(fg.output())?.[1] ?? 0)) > 0),
+        fg.output(),
+      );
+      assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), `Hello from PID ${pid}\n`);
+      process.kill(pid, "SIGTERM");
+      assert.equal(await fg.exited, 0, fg.output());
+      assert.equal(status().status, 3);
+    }),
+  );
 
-  test("during a stop --status says 3 while the process still runs its hook; a hook that never finishes ends at --timeout (exit 1, said)", sandboxed(async (sb) => {
-    const name = `slow_${process.pid}`;
-    const status = () => run(runTarget.argv(`${FIXTURES}/slow-shutdown.ts`, ["--status", "--name", name]));
-    const fg = foreground(sb, "slow-shutdown.ts", ["--name", name, "--timeout", "3", "--", "0"]);
-    let r = status();
-    assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr + fg.output());
-    const pid = sb.track(Number(/pid (\d+)/.exec(r.stdout)?.[1]));
-    assert.ok(pid > 0, r.stdout);
-    process.kill(pid, "SIGTERM");
-    assert.ok(await eventually(() => fg.output().includes("shutdown hook started"), 10_000), fg.output());
-    r = status();
-    assert.equal(r.status, 3, r.stdout);
-    assert.ok(alive(pid), "still stopping");
-    assert.equal(await fg.exited, 1, fg.output());
-    assert.ok(waitGone(pid, 5000));
-    assert.match(fg.output(), /shutdown not finished after --timeout 3 s: exiting/);
-  }));
+  test(
+    "during a stop --status says 3 while the process still runs its hook; a hook that never finishes ends at --timeout (exit 1, said)",
+    sandboxed(async (sb) => {
+      const name = `slow_${process.pid}`;
+      const status = () => run(runTarget.argv(`${FIXTURES}/slow-shutdown.ts`, ["--status", "--name", name]));
+      const fg = foreground(sb, "slow-shutdown.ts", ["--name", name, "--timeout", "3", "--", "0"]);
+      let r = status();
+      assert.ok(await eventually(() => (r = status()).status === 0, 30_000), r.stdout + r.stderr + fg.output());
+      const pid = sb.track(Number(/pid (\d+)/.exec(r.stdout)?.[1]));
+      assert.ok(pid > 0, r.stdout);
+      process.kill(pid, "SIGTERM");
+      assert.ok(await eventually(() => fg.output().includes("shutdown hook started"), 10_000), fg.output());
+      r = status();
+      assert.equal(r.status, 3, r.stdout);
+      assert.ok(alive(pid), "still stopping");
+      assert.equal(await fg.exited, 1, fg.output());
+      assert.ok(waitGone(pid, 5000));
+      assert.match(fg.output(), /shutdown not finished after --timeout 3 s: exiting/);
+    }),
+  );
 });

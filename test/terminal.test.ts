@@ -34,7 +34,9 @@ class Terminal {
     for (;;) {
       const m = pattern.exec(this.output);
       if (m) return m;
-      if (Date.now() > end || this.child.exitCode !== null) assert.fail(`no ${pattern} in the terminal:\n${this.output}`);
+      if (Date.now() > end || this.child.exitCode !== null) {
+        assert.fail(`no ${pattern} in the terminal:\n${this.output}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -53,59 +55,71 @@ class Terminal {
 const BANNER = /^\S+ \(pid (\d+)(, 2 workers)?\) listening on 127\.0\.0\.1:(\d+): Ctrl-C to stop$/m;
 
 describe(`on a terminal (${target.name})`, () => {
-  test("the foreground says once where it serves and how to stop; Ctrl-C runs the shutdown hooks and exits 0", sandboxed(async (sb) => {
-    const term = new Terminal(server(["--", "0"]));
-    sb.track(term.child.pid);
-    const [, pid, , port] = await term.waitFor(BANNER);
-    sb.track(Number(pid));
-    assert.equal(term.output.match(/Ctrl-C to stop/g)?.length, 1, term.output);
-    assert.match(await exchange(Number(port)), new RegExp(`Hello from PID ${pid}\\n$`));
-    term.type("\x03");
-    assert.equal(await term.exited(), 0, term.output);
-    assert.match(term.output, /shutdown hook ran/);
-    assert.ok(waitGone(Number(pid), 5000));
-  }));
-
-  test("with --workers 2 the master says it, with the workers' address; Ctrl-C stops them all", sandboxed(async (sb) => {
-    const term = new Terminal(server(["--workers", "2", "--", String(await freePort())])); // port 0: one port each
-    sb.track(term.child.pid);
-    const [, pid, workers, port] = await term.waitFor(BANNER);
-    sb.track(Number(pid));
-    assert.equal(workers, ", 2 workers");
-    const answer = await exchange(Number(port));
-    const worker = Number(/Hello from PID (\d+)/.exec(answer)?.[1]);
-    sb.track(worker);
-    assert.ok(worker && worker !== Number(pid), answer);
-    term.type("\x03");
-    assert.equal(await term.exited(), 0, term.output);
-    assert.ok(waitGone(Number(pid), 5000) && waitGone(worker, 5000));
-  }));
-
-  test("without a terminal the foreground prints no such line (scripts and systemd stay quiet)", sandboxed(async (sb) => {
-    // --pid-file: readiness leaves PIDFILE.log-path, in the callback that would print the line.
-    const pidFile = sb.path("fg.pid");
-    const [cmd, ...args] = server(["--pid-file", pidFile, "--log-file", sb.path("fg.log"), "--", "0"]);
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    sb.track(child.pid);
-    let output = "";
-    child.stdout.on("data", (d) => output += d);
-    child.stderr.on("data", (d) => output += d);
-    const exited = new Promise((r) => child.on("close", r));
-    assert.ok(await eventually(() => existsSync(`${pidFile}.log-path`), 30_000), "never ready");
-    // The runner's pid (under `deno task`, a child of the one spawned); SIGTERM is handled once the readiness
-    // callback has run to its end.
-    process.kill(sb.track(parseInt(readFileSync(pidFile, "utf8"))), "SIGTERM");
-    assert.equal(await exited, 0);
-    assert.equal(output, "");
-  }));
-
-  test("--help fits 80 columns (each line at most 80 characters)", sandboxed((sb) => {
-    const term = new Terminal(server(["--help"]));
-    sb.track(term.child.pid);
-    return (async () => {
+  test(
+    "the foreground says once where it serves and how to stop; Ctrl-C runs the shutdown hooks and exits 0",
+    sandboxed(async (sb) => {
+      const term = new Terminal(server(["--", "0"]));
+      sb.track(term.child.pid);
+      const [, pid, , port] = await term.waitFor(BANNER);
+      sb.track(Number(pid));
+      assert.equal(term.output.match(/Ctrl-C to stop/g)?.length, 1, term.output);
+      assert.match(await exchange(Number(port)), new RegExp(`Hello from PID ${pid}\\n$`));
+      term.type("\x03");
       assert.equal(await term.exited(), 0, term.output);
-      const wide = term.output.split("\n").filter((line) => line.length > 80);
-      assert.deepEqual(wide, [], `${wide.length} lines wider than 80 columns`);
-    })();
-  }));
+      assert.match(term.output, /shutdown hook ran/);
+      assert.ok(waitGone(Number(pid), 5000));
+    }),
+  );
+
+  test(
+    "with --workers 2 the master says it, with the workers' address; Ctrl-C stops them all",
+    sandboxed(async (sb) => {
+      const term = new Terminal(server(["--workers", "2", "--", String(await freePort())])); // port 0: one port each
+      sb.track(term.child.pid);
+      const [, pid, workers, port] = await term.waitFor(BANNER);
+      sb.track(Number(pid));
+      assert.equal(workers, ", 2 workers");
+      const answer = await exchange(Number(port));
+      const worker = Number(/Hello from PID (\d+)/.exec(answer)?.[1]);
+      sb.track(worker);
+      assert.ok(worker && worker !== Number(pid), answer);
+      term.type("\x03");
+      assert.equal(await term.exited(), 0, term.output);
+      assert.ok(waitGone(Number(pid), 5000) && waitGone(worker, 5000));
+    }),
+  );
+
+  test(
+    "without a terminal the foreground prints no such line (scripts and systemd stay quiet)",
+    sandboxed(async (sb) => {
+      // --pid-file: readiness leaves PIDFILE.log-path, in the callback that would print the line.
+      const pidFile = sb.path("fg.pid");
+      const [cmd, ...args] = server(["--pid-file", pidFile, "--log-file", sb.path("fg.log"), "--", "0"]);
+      const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+      sb.track(child.pid);
+      let output = "";
+      child.stdout.on("data", (d) => output += d);
+      child.stderr.on("data", (d) => output += d);
+      const exited = new Promise((r) => child.on("close", r));
+      assert.ok(await eventually(() => existsSync(`${pidFile}.log-path`), 30_000), "never ready");
+      // The runner's pid (under `deno task`, a child of the one spawned); SIGTERM is handled once the readiness
+      // callback has run to its end.
+      process.kill(sb.track(parseInt(readFileSync(pidFile, "utf8"))), "SIGTERM");
+      assert.equal(await exited, 0);
+      assert.equal(output, "");
+    }),
+  );
+
+  test(
+    "--help fits 80 columns (each line at most 80 characters)",
+    sandboxed((sb) => {
+      const term = new Terminal(server(["--help"]));
+      sb.track(term.child.pid);
+      return (async () => {
+        assert.equal(await term.exited(), 0, term.output);
+        const wide = term.output.split("\n").filter((line) => line.length > 80);
+        assert.deepEqual(wide, [], `${wide.length} lines wider than 80 columns`);
+      })();
+    }),
+  );
 });

@@ -7,7 +7,18 @@ import assert from "node:assert/strict";
 import { chmodSync, renameSync, statSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  alive, childrenOf, eventually, FIXTURES, procStatus, readOr, run, RUNTIME, Sandbox, sandboxed, targetFor, waitGone,
+  alive,
+  childrenOf,
+  eventually,
+  FIXTURES,
+  procStatus,
+  readOr,
+  run,
+  RUNTIME,
+  Sandbox,
+  sandboxed,
+  targetFor,
+  waitGone,
 } from "./_helpers.ts";
 
 const buildDir = new Sandbox();
@@ -20,7 +31,9 @@ const ONLY_BIND_SERVICE = "0000000000000400"; // CAP_NET_BIND_SERVICE (bit 10) a
 before(() => {
   assert.equal(run(["ip", "netns", "add", NS]).status, 0, "ip netns add");
   assert.equal(run(["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"]).status, 0);
-  if (run(["id", TEST_USER]).status !== 0) run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
+  if (run(["id", TEST_USER]).status !== 0) {
+    run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
+  }
 });
 after(() => {
   buildDir.cleanup();
@@ -29,7 +42,9 @@ after(() => {
 
 /** The runner for `entry` (server.ts: node:http) in the namespace (`inNs`) or not. */
 const daemonic = (args: string[], inNs = true, entry = "server.ts") =>
-  run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/${entry}`, args)], { timeout: 60_000 });
+  run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/${entry}`, args)], {
+    timeout: 60_000,
+  });
 /** One HTTP GET to port 80 inside the namespace. */
 const get80 = () => run(["ip", "netns", "exec", NS, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:80/"]).stdout;
 const ids = (flag: string, user = "nobody") => run(["id", flag, user]).stdout.trim();
@@ -40,7 +55,9 @@ function assertNobody(pid: number): void {
   assert.deepEqual(procStatus(pid, "Uid").split(/\s+/), [uid, uid, uid, uid], `Uid of ${pid}`);
   assert.deepEqual(procStatus(pid, "Gid").split(/\s+/), [gid, gid, gid, gid], `Gid of ${pid}`);
   assert.deepEqual(procStatus(pid, "Groups").split(/\s+/).sort(), ids("-G").split(/\s+/).sort(), `Groups of ${pid}`);
-  for (const set of ["CapAmb", "CapEff", "CapPrm", "CapInh"]) assert.equal(procStatus(pid, set), ONLY_BIND_SERVICE, `${set} of ${pid}`);
+  for (const set of ["CapAmb", "CapEff", "CapPrm", "CapInh"]) {
+    assert.equal(procStatus(pid, set), ONLY_BIND_SERVICE, `${set} of ${pid}`);
+  }
 }
 
 /** Renames the log as logrotate does and creates the new one with `create 0640 nobody nogroup`. */
@@ -52,128 +69,226 @@ function rotate(log: string): void {
 const sameFile = (a: string, b: string) => statSync(a).ino === statSync(b).ino;
 
 describe(`--user (${RUNTIME})`, () => {
-  test("--daemon --user nobody: the entry binds port 80 as nobody with CAP_NET_BIND_SERVICE alone; reopen, reload, stop", sandboxed(async (sb) => {
-    chmodSync(sb.dir, 0o755);
-    const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "80"]);
-    const pid = sb.track(Number(r.stdout.trim()));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(get80(), `Hello from PID ${pid}\n`);
-    assertNobody(pid);
-    assert.equal(statSync(pidFile).uid, 0, "the pid file is root's, written before the drop");
-    const status = daemonic(["--status", "--pid-file", pidFile], false);
-    assert.equal(status.status, 0, status.stdout + status.stderr);
-    assert.match(status.stdout, /running \(pid \d+\)\n {2}runs as nobody\n/);
+  test(
+    "--daemon --user nobody: the entry binds port 80 as nobody with CAP_NET_BIND_SERVICE alone; reopen, reload, stop",
+    sandboxed(async (sb) => {
+      chmodSync(sb.dir, 0o755);
+      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
+      const r = daemonic([
+        "--daemon",
+        "--no-keep-alive",
+        "--user",
+        "nobody",
+        "--pid-file",
+        pidFile,
+        "--log-file",
+        log,
+        "--",
+        "80",
+      ]);
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(get80(), `Hello from PID ${pid}\n`);
+      assertNobody(pid);
+      assert.equal(statSync(pidFile).uid, 0, "the pid file is root's, written before the drop");
+      const status = daemonic(["--status", "--pid-file", pidFile], false);
+      assert.equal(status.status, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, /running \(pid \d+\)\n {2}runs as nobody\n/);
 
-    rotate(log);
-    const reopen = daemonic(["--reopen-logs", "--pid-file", pidFile], false);
-    assert.equal(reopen.status, 0, reopen.stderr);
-    assert.ok(sameFile(`/proc/${pid}/fd/1`, log), "stdout is the new log");
-    assert.equal(daemonic(["--reload", "--pid-file", pidFile], false).status, 0);
-    assert.ok(await eventually(() => readOr(log).includes("reload hook ran")), readOr(log));
+      rotate(log);
+      const reopen = daemonic(["--reopen-logs", "--pid-file", pidFile], false);
+      assert.equal(reopen.status, 0, reopen.stderr);
+      assert.ok(sameFile(`/proc/${pid}/fd/1`, log), "stdout is the new log");
+      assert.equal(daemonic(["--reload", "--pid-file", pidFile], false).status, 0);
+      assert.ok(await eventually(() => readOr(log).includes("reload hook ran")), readOr(log));
 
-    const stop = daemonic(["--stop", "--pid-file", pidFile], false);
-    assert.equal(stop.status, 0, stop.stderr);
-    assert.ok(waitGone(pid, 5000));
-    assert.equal(readOr(pidFile), "", "the pid file is gone");
-  }));
+      const stop = daemonic(["--stop", "--pid-file", pidFile], false);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.ok(waitGone(pid, 5000));
+      assert.equal(readOr(pidFile), "", "the pid file is gone");
+    }),
+  );
 
-  test("--user nobody: the runtime's own server (Bun.serve, Deno.serve) binds port 80 too", sandboxed((sb) => {
-    chmodSync(sb.dir, 0o755);
-    const pidFile = sb.path("d.pid");
-    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--", "80"], true, "serve.ts");
-    const pid = sb.track(Number(r.stdout.trim()));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(get80(), `Hello from PID ${pid}\n`);
-    assertNobody(pid);
-    assert.equal(daemonic(["--stop", "--pid-file", pidFile], false, "serve.ts").status, 0);
-    assert.ok(waitGone(pid, 5000));
-  }));
+  test(
+    "--user nobody: the runtime's own server (Bun.serve, Deno.serve) binds port 80 too",
+    sandboxed((sb) => {
+      chmodSync(sb.dir, 0o755);
+      const pidFile = sb.path("d.pid");
+      const r = daemonic(
+        ["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--", "80"],
+        true,
+        "serve.ts",
+      );
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(get80(), `Hello from PID ${pid}\n`);
+      assertNobody(pid);
+      assert.equal(daemonic(["--stop", "--pid-file", pidFile], false, "serve.ts").status, 0);
+      assert.ok(waitGone(pid, 5000));
+    }),
+  );
 
-  test("--workers 2 --user nobody: the master stays root and runs no entry; each worker is nobody; reload rolls; stop", sandboxed(async (sb) => {
-    chmodSync(sb.dir, 0o755);
-    const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-    const r = daemonic(["--daemon", "--workers", "2", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "80"]);
-    const master = sb.track(Number(r.stdout.trim()));
-    assert.equal(r.status, 0, r.stderr);
-    const workers = childrenOf(master);
-    workers.forEach((pid) => sb.track(pid));
-    assert.equal(workers.length, 2);
-    for (const pid of workers) assertNobody(pid);
-    assert.equal(procStatus(master, "Uid").split(/\s+/)[0], "0");
-    assert.ok(workers.includes(Number(/PID (\d+)/.exec(get80())?.[1])), "a worker answers on port 80");
-    const status = daemonic(["--status", "--pid-file", pidFile], false);
-    assert.equal(status.status, 0);
-    assert.match(status.stdout, /\n {2}master runs as root, workers as nobody\n/);
+  test(
+    "--workers 2 --user nobody: the master stays root and runs no entry; each worker is nobody; reload rolls; stop",
+    sandboxed(async (sb) => {
+      chmodSync(sb.dir, 0o755);
+      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
+      const r = daemonic([
+        "--daemon",
+        "--workers",
+        "2",
+        "--user",
+        "nobody",
+        "--pid-file",
+        pidFile,
+        "--log-file",
+        log,
+        "--",
+        "80",
+      ]);
+      const master = sb.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      const workers = childrenOf(master);
+      workers.forEach((pid) => sb.track(pid));
+      assert.equal(workers.length, 2);
+      for (const pid of workers) assertNobody(pid);
+      assert.equal(procStatus(master, "Uid").split(/\s+/)[0], "0");
+      assert.ok(workers.includes(Number(/PID (\d+)/.exec(get80())?.[1])), "a worker answers on port 80");
+      const status = daemonic(["--status", "--pid-file", pidFile], false);
+      assert.equal(status.status, 0);
+      assert.match(status.stdout, /\n {2}master runs as root, workers as nobody\n/);
 
-    assert.equal(daemonic(["--reload", "--pid-file", pidFile], false).status, 0);
-    assert.ok(await eventually(() => readOr(log).includes("rolling restart done"), 30_000), readOr(log));
-    const rolled = childrenOf(master);
-    rolled.forEach((pid) => sb.track(pid));
-    assert.equal(rolled.filter((pid) => workers.includes(pid)).length, 0, "every worker replaced");
-    for (const pid of rolled) assertNobody(pid);
+      assert.equal(daemonic(["--reload", "--pid-file", pidFile], false).status, 0);
+      assert.ok(await eventually(() => readOr(log).includes("rolling restart done"), 30_000), readOr(log));
+      const rolled = childrenOf(master);
+      rolled.forEach((pid) => sb.track(pid));
+      assert.equal(rolled.filter((pid) => workers.includes(pid)).length, 0, "every worker replaced");
+      for (const pid of rolled) assertNobody(pid);
 
-    rotate(log);
-    assert.equal(daemonic(["--reopen-logs", "--pid-file", pidFile], false).status, 0);
-    assert.ok(await eventually(() => rolled.every((pid) => sameFile(`/proc/${pid}/fd/1`, log))), "each worker writes to the new log");
+      rotate(log);
+      assert.equal(daemonic(["--reopen-logs", "--pid-file", pidFile], false).status, 0);
+      assert.ok(
+        await eventually(() => rolled.every((pid) => sameFile(`/proc/${pid}/fd/1`, log))),
+        "each worker writes to the new log",
+      );
 
-    const stop = daemonic(["--stop", "--pid-file", pidFile], false);
-    assert.equal(stop.status, 0, stop.stderr);
-    for (const pid of [master, ...rolled]) assert.ok(waitGone(pid, 5000), `${pid} gone`);
-    assert.equal(readOr(pidFile), "", "the pid file is gone");
-  }));
+      const stop = daemonic(["--stop", "--pid-file", pidFile], false);
+      assert.equal(stop.status, 0, stop.stderr);
+      for (const pid of [master, ...rolled]) assert.ok(waitGone(pid, 5000), `${pid} gone`);
+      assert.equal(readOr(pidFile), "", "the pid file is gone");
+    }),
+  );
 
-  test("--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on", sandboxed((sb) => {
-    chmodSync(sb.dir, 0o755);
-    const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-    const r = daemonic(["--daemon", "--no-keep-alive", "--user", "nobody", "--pid-file", pidFile, "--log-file", log, "--", "0"], false);
-    const pid = sb.track(Number(r.stdout.trim()));
-    assert.equal(r.status, 0, r.stderr);
-    const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
-    assert.equal(hold.status, 69, hold.stdout + hold.stderr);
-    assert.match(readOr(log), /Cannot hold log lines in .*d\.log\.held\.\d+: .*EACCES.*: the log's directory must be writable by the daemon's user/);
-    assert.ok(alive(pid), "the daemon lives on");
-    assert.equal(daemonic(["--status", "--pid-file", pidFile], false).status, 0);
-    assert.equal(daemonic(["--stop", "--pid-file", pidFile], false).status, 0);
-    assert.ok(waitGone(pid, 5000));
-  }));
+  test(
+    "--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on",
+    sandboxed((sb) => {
+      chmodSync(sb.dir, 0o755);
+      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
+      const r = daemonic([
+        "--daemon",
+        "--no-keep-alive",
+        "--user",
+        "nobody",
+        "--pid-file",
+        pidFile,
+        "--log-file",
+        log,
+        "--",
+        "0",
+      ], false);
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
+      assert.equal(hold.status, 69, hold.stdout + hold.stderr);
+      assert.match(
+        readOr(log),
+        /Cannot hold log lines in .*d\.log\.held\.\d+: .*EACCES.*: the log's directory must be writable by the daemon's user/,
+      );
+      assert.ok(alive(pid), "the daemon lives on");
+      assert.equal(daemonic(["--status", "--pid-file", pidFile], false).status, 0);
+      assert.equal(daemonic(["--stop", "--pid-file", pidFile], false).status, 0);
+      assert.ok(waitGone(pid, 5000));
+    }),
+  );
 
-  test("--group: the entry's gid is the group's, the user's uid is its own", sandboxed((sb) => {
-    const pidFile = sb.path("d.pid");
-    const r = daemonic(["--daemon", "--no-keep-alive", "--user", TEST_USER, "--group", "nogroup", "--pid-file", pidFile, "--", "0"], false);
-    const pid = sb.track(Number(r.stdout.trim()));
-    assert.equal(r.status, 0, r.stderr);
-    const [uid, gid] = [ids("-u", TEST_USER), ids("-g", "nobody")];
-    assert.deepEqual(procStatus(pid, "Uid").split(/\s+/), [uid, uid, uid, uid]);
-    assert.deepEqual(procStatus(pid, "Gid").split(/\s+/), [gid, gid, gid, gid]);
-    assert.ok(procStatus(pid, "Groups").split(/\s+/).includes(gid), procStatus(pid, "Groups"));
-    assert.ok(!procStatus(pid, "Groups").split(/\s+/).includes("0"), "no root group left");
-    assert.equal(daemonic(["--stop", "--pid-file", pidFile], false).status, 0);
-    assert.ok(waitGone(pid, 5000));
-  }));
+  test(
+    "--group: the entry's gid is the group's, the user's uid is its own",
+    sandboxed((sb) => {
+      const pidFile = sb.path("d.pid");
+      const r = daemonic([
+        "--daemon",
+        "--no-keep-alive",
+        "--user",
+        TEST_USER,
+        "--group",
+        "nogroup",
+        "--pid-file",
+        pidFile,
+        "--",
+        "0",
+      ], false);
+      const pid = sb.track(Number(r.stdout.trim()));
+      assert.equal(r.status, 0, r.stderr);
+      const [uid, gid] = [ids("-u", TEST_USER), ids("-g", "nobody")];
+      assert.deepEqual(procStatus(pid, "Uid").split(/\s+/), [uid, uid, uid, uid]);
+      assert.deepEqual(procStatus(pid, "Gid").split(/\s+/), [gid, gid, gid, gid]);
+      assert.ok(procStatus(pid, "Groups").split(/\s+/).includes(gid), procStatus(pid, "Groups"));
+      assert.ok(!procStatus(pid, "Groups").split(/\s+/).includes("0"), "no root group left");
+      assert.equal(daemonic(["--stop", "--pid-file", pidFile], false).status, 0);
+      assert.ok(waitGone(pid, 5000));
+    }),
+  );
 
-  test("an unknown user or group: one line, exit 67, nothing started or created, in every mode", sandboxed((sb) => {
-    const pidFile = sb.path("d.pid");
-    for (const args of [["--daemon", "--user", "nosuchuser"], ["--user", "nosuchuser"], ["--daemon", "--workers", "2", "--user", "nosuchuser"], ["--daemon", "--user", "nobody", "--group", "nosuchgroup"]]) {
-      const r = daemonic([...args, "--pid-file", pidFile, "--", "0"], false);
-      sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 67, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, /^Invalid --(user 'nosuchuser': no such user|group 'nosuchgroup': no such group): create it/);
-      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-      assert.equal(r.stdout, "");
-    }
-    assert.deepEqual(run(["ls", "-A", sb.dir]).stdout, "", "nothing created");
-  }));
+  test(
+    "an unknown user or group: one line, exit 67, nothing started or created, in every mode",
+    sandboxed((sb) => {
+      const pidFile = sb.path("d.pid");
+      for (
+        const args of [["--daemon", "--user", "nosuchuser"], ["--user", "nosuchuser"], [
+          "--daemon",
+          "--workers",
+          "2",
+          "--user",
+          "nosuchuser",
+        ], ["--daemon", "--user", "nobody", "--group", "nosuchgroup"]]
+      ) {
+        const r = daemonic([...args, "--pid-file", pidFile, "--", "0"], false);
+        sb.track(Number(r.stdout.trim()));
+        assert.equal(r.status, 67, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^Invalid --(user 'nosuchuser': no such user|group 'nosuchgroup': no such group): create it/,
+        );
+        assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+        assert.equal(r.stdout, "");
+      }
+      assert.deepEqual(run(["ls", "-A", sb.dir]).stdout, "", "nothing created");
+    }),
+  );
 
-  test("--user when not root: one line naming the fix, exit 77, nothing created", sandboxed((sb) => {
-    chmodSync(sb.dir, 0o777);
-    const pidFile = sb.path("d.pid");
-    for (const args of [["--daemon"], []]) {
-      const r = run(["runuser", "-u", TEST_USER, "--", "env", `HOME=${sb.dir}`, ...target.argv(`${FIXTURES}/server.ts`, [...args, "--user", "nobody", "--pid-file", pidFile, "--", "0"])], { timeout: 60_000 });
-      sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 77, r.stdout + r.stderr);
-      assert.match(r.stderr, /^Cannot run as user nobody: only root can switch users \(this is uid \d+\): start it as root \(sudo\), or drop --user\n$/);
-    }
-    assert.equal(readOr(pidFile), "", "no pid file");
-  }));
+  test(
+    "--user when not root: one line naming the fix, exit 77, nothing created",
+    sandboxed((sb) => {
+      chmodSync(sb.dir, 0o777);
+      const pidFile = sb.path("d.pid");
+      for (const args of [["--daemon"], []]) {
+        const r = run([
+          "runuser",
+          "-u",
+          TEST_USER,
+          "--",
+          "env",
+          `HOME=${sb.dir}`,
+          ...target.argv(`${FIXTURES}/server.ts`, [...args, "--user", "nobody", "--pid-file", pidFile, "--", "0"]),
+        ], { timeout: 60_000 });
+        sb.track(Number(r.stdout.trim()));
+        assert.equal(r.status, 77, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          /^Cannot run as user nobody: only root can switch users \(this is uid \d+\): start it as root \(sudo\), or drop --user\n$/,
+        );
+      }
+      assert.equal(readOr(pidFile), "", "no pid file");
+    }),
+  );
 });

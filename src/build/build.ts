@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RUNTIME } from "../_runtime.ts";
 import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
-import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
+import { parseTarget, runtimeFor, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "../errors.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
@@ -31,7 +31,8 @@ export interface BuildOptions {
   image?: { reference: string; user: string };
 }
 
-const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
+const USAGE =
+  "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
@@ -43,7 +44,13 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" }, image: { type: "string" }, "image-user": { type: "string" } },
+      options: {
+        output: { type: "string", short: "o" },
+        runtime: { type: "string" },
+        target: { type: "string" },
+        image: { type: "string" },
+        "image-user": { type: "string" },
+      },
       allowPositionals: true,
     });
   } catch (cause) {
@@ -53,23 +60,40 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   if (positionals.length !== 1) {
     throw new DaemonError("USAGE", `Missing ENTRY: ${USAGE}`);
   }
-  if (!values.output) throw new DaemonError("USAGE", "Missing -o OUTPUT: name the executable to write, e.g. -o mydaemon");
+  if (!values.output) {
+    throw new DaemonError("USAGE", "Missing -o OUTPUT: name the executable to write, e.g. -o mydaemon");
+  }
   const rt = values.runtime ?? "bun";
   if (rt !== "bun" && rt !== "deno") throw new DaemonError("USAGE", `Invalid --runtime '${rt}': use bun or deno`);
   const target = values.target === undefined ? undefined : parseTarget(values.target);
   if (target && rt === "deno") throw new DaemonError("USAGE", "--target needs the Bun runtime: drop --runtime deno");
   const entry = resolve(baseDir, positionals[0]);
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
-  return { entry, output: resolve(baseDir, values.output), runtime: rt, target, image: imageFlags(values.image, values["image-user"], target) };
+  return {
+    entry,
+    output: resolve(baseDir, values.output),
+    runtime: rt,
+    target,
+    image: imageFlags(values.image, values["image-user"], target),
+  };
 }
 
 /** `--image NAME:TAG` and `--image-user UID[:GID]` (default 65532:65532, distroless's nonroot). */
-function imageFlags(image: string | undefined, user: string | undefined, target: Target | undefined): BuildOptions["image"] {
+function imageFlags(
+  image: string | undefined,
+  user: string | undefined,
+  target: Target | undefined,
+): BuildOptions["image"] {
   if (image === undefined) {
     if (user !== undefined) throw new DaemonError("USAGE", "Invalid --image-user: it goes with --image NAME:TAG");
     return undefined;
   }
-  if (user !== undefined && !/^\d{1,10}(:\d{1,10})?$/.test(user)) throw new DaemonError("USAGE", `Invalid --image-user '${user}': give a numeric UID or UID:GID, e.g. --image-user 1000:1000 (0 for root)`);
+  if (user !== undefined && !/^\d{1,10}(:\d{1,10})?$/.test(user)) {
+    throw new DaemonError(
+      "USAGE",
+      `Invalid --image-user '${user}': give a numeric UID or UID:GID, e.g. --image-user 1000:1000 (0 for root)`,
+    );
+  }
   imagePlatform(target); // a musl target is refused here
   return { reference: imageReference(image), user: user ?? IMAGE_USER };
 }
@@ -83,7 +107,11 @@ function buildImage(options: BuildOptions, image: NonNullable<BuildOptions["imag
     // Always the same name: bun embeds the output's name in the executable, and the image must not change with it.
     const binary = build({ ...options, image: undefined, output: join(dir, "app") });
     const id = writeImage({ binary, reference: image.reference, platform, user: image.user, output: options.output });
-    if (process.stderr.isTTY) process.stderr.write(`daemonic: image ${image.reference} (${id}) in ${options.output}: podman load -i ${options.output}\n`);
+    if (process.stderr.isTTY) {
+      process.stderr.write(
+        `daemonic: image ${image.reference} (${id}) in ${options.output}: podman load -i ${options.output}\n`,
+      );
+    }
     return options.output;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -110,9 +138,15 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
   if (options.runtime === "deno") {
     // deno compile has no --define: a copy of BUILD_MAIN that declares the entry and imports the runner by path.
     const main = join(dir, "main.ts");
-    const text = readFileSync(BUILD_MAIN, "utf8").replace(/(["'])\.\/([\w.]+)\1/g, (_, _q, file) => JSON.stringify(join(ROOT, "src", file)));
+    const text = readFileSync(BUILD_MAIN, "utf8").replace(
+      /(["'])\.\/([\w.]+)\1/g,
+      (_, _q, file) => JSON.stringify(join(ROOT, "src", file)),
+    );
     writeFileSync(main, `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n${text}`);
-    return { args: ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main], compiled: options.output };
+    return {
+      args: ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main],
+      compiled: options.output,
+    };
   }
   const compiled = join(dir, basename(options.entry).replace(/\.[cm]?[jt]sx?$/, "") || "daemon");
   // --splitting puts the entry in its own chunk, loaded only when the runner runs it: bundled, the entry's
@@ -124,8 +158,22 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
   // --compile (its .map files stay in `dir`); paths relative to the entry's directory. Identifiers are not
   // minified: their short names follow the characters of the whole chunk, the entry's path included, so two
   // copies of one entry in two directories got different bytes (bytecode makes their length cost nothing).
-  const args = ["build", "--compile", "--minify-syntax", "--minify-whitespace", "--splitting", "--bytecode", "--sourcemap=linked", "--format", "esm",
-    "--define", `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`, BUILD_MAIN, "--outfile", compiled];
+  const args = [
+    "build",
+    "--compile",
+    "--minify-syntax",
+    "--minify-whitespace",
+    "--splitting",
+    "--bytecode",
+    "--sourcemap=linked",
+    "--format",
+    "esm",
+    "--define",
+    `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`,
+    BUILD_MAIN,
+    "--outfile",
+    compiled,
+  ];
   return { args, compiled };
 }
 
@@ -160,15 +208,29 @@ export function build(options: BuildOptions): string {
       args.push("--target", TARGETS[options.target].bun, "--compile-executable-path", runtimeFor(options.target, exe));
     }
     // Said on a terminal only: a script reading stderr gets just the one line of an error.
-    if (process.stderr.isTTY) process.stderr.write(`daemonic: compiling ${options.entry} into ${options.output}${options.target ? ` for ${options.target}` : ""}\n`);
-    const result = spawnSync(exe, args, { encoding: "utf8", cwd: dirname(options.entry), env: { ...process.env, NO_COLOR: "1" } });
+    if (process.stderr.isTTY) {
+      process.stderr.write(
+        `daemonic: compiling ${options.entry} into ${options.output}${
+          options.target ? ` for ${options.target}` : ""
+        }\n`,
+      );
+    }
+    const result = spawnSync(exe, args, {
+      encoding: "utf8",
+      cwd: dirname(options.entry),
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     if ((result.error || result.status !== 0) && options.runtime === "deno") {
       throw denoCompileFailure(result, exe, options.entry, options.output, process.env.DENORT_BIN);
     }
     if (result.error || result.status !== 0) {
       const lines = (result.error?.message ?? `${result.stderr}\n${result.stdout}`).split("\n").map((l) => l.trim());
-      const detail = lines.filter((l) => /error/i.test(l)).pop() ?? lines.filter(Boolean).pop() ?? `exit ${result.status}`;
-      throw new DaemonError("BUILD_FAILED", `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ${options.entry}`);
+      const detail = lines.filter((l) => /error/i.test(l)).pop() ?? lines.filter(Boolean).pop() ??
+        `exit ${result.status}`;
+      throw new DaemonError(
+        "BUILD_FAILED",
+        `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ${options.entry}`,
+      );
     }
     if (compiled !== options.output) moveFile(compiled, options.output);
     return options.output;

@@ -44,10 +44,18 @@ function where(lines: string[]): string {
  * console.log(err.message); // Cannot build /srv/app: /srv/app.ts does not compile: SyntaxError: Expression expected at /srv/app.ts:1:11
  * ```
  */
-export function denoCompileFailure(run: CompilerRun, deno: string, entry: string, output: string, denortBin?: string): DaemonError {
+export function denoCompileFailure(
+  run: CompilerRun,
+  deno: string,
+  entry: string,
+  output: string,
+  denortBin?: string,
+): DaemonError {
   const fail = (why: string) => new DaemonError("BUILD_FAILED", `Cannot build ${output}: ${why}`);
   if (run.error?.code === "ENOENT") {
-    return fail(`deno is not installed (no ${deno} on PATH): add it to your project with npm i -D deno (or install Deno), then build again`);
+    return fail(
+      `deno is not installed (no ${deno} on PATH): add it to your project with npm i -D deno (or install Deno), then build again`,
+    );
   }
   if (run.error) return fail(`${deno} could not be run: ${run.error.message}`);
   const lines = errorLines(run);
@@ -58,12 +66,15 @@ export function denoCompileFailure(run: CompilerRun, deno: string, entry: string
     const root = causes.at(-1)!;
     const cause = first.includes("://") || first === root ? root : `${first}: ${root}`;
     const url = /\((https:\/\/dl\.deno\.land\/\S+?\.zip)\)/.exec(first)?.[1];
-    const have = denortBin ? `DENORT_BIN=${denortBin} is not a usable denort` : "deno compile could not download its denort runtime";
+    const have = denortBin
+      ? `DENORT_BIN=${denortBin} is not a usable denort`
+      : "deno compile could not download its denort runtime";
     const fetch = url ? ` (fetch it where the network allows: ${url})` : "";
     return fail(`${have} (${cause}): set DENORT_BIN to a denort binary of this Deno's version${fetch}`);
   }
-  const message = (lines.find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "") ?? lines.at(-1) ?? `exit ${run.status}`)
-    .replace(/file:\/\/[^"'\s]+/g, (url) => fileURLToPath(url)).replace(/\.$/, "");
+  const message =
+    (lines.find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "") ?? lines.at(-1) ?? `exit ${run.status}`)
+      .replace(/file:\/\/[^"'\s]+/g, (url) => fileURLToPath(url)).replace(/\.$/, "");
   return fail(`${entry} does not compile: ${message}${where(lines)}`);
 }
 
@@ -80,6 +91,10 @@ export function denoCompileFailure(run: CompilerRun, deno: string, entry: string
  * ```
  */
 export function checkDenoEntry(deno: string, entry: string, output: string, denortBin: string | undefined): void {
-  const run = spawnSync(deno, ["cache", "--quiet", entry], { encoding: "utf8", cwd: dirname(entry), env: { ...process.env, NO_COLOR: "1" } });
+  const run = spawnSync(deno, ["cache", "--quiet", entry], {
+    encoding: "utf8",
+    cwd: dirname(entry),
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   if (run.error || run.status !== 0) throw denoCompileFailure(run, deno, entry, output, denortBin);
 }

@@ -47,7 +47,10 @@ function bunVersion(bun: string): string {
 const fail = (spec: string, detail: string) => {
   const lines = detail.split("\n").map((l) => l.replace(/^npm error /, "").trim()).filter(Boolean);
   const line = lines.find((l) => /reason:|404|no matching/i.test(l)) ?? lines[0];
-  return new DaemonError("BUILD_FAILED", `Cannot fetch ${spec} from npm (${line ?? "npm pack failed"}): check the network and npm's registry setting`);
+  return new DaemonError(
+    "BUILD_FAILED",
+    `Cannot fetch ${spec} from npm (${line ?? "npm pack failed"}): check the network and npm's registry setting`,
+  );
 };
 
 /**
@@ -65,11 +68,16 @@ export function runtimeFor(target: Target, bun: string): string {
   mkdirSync(cacheDir(), { recursive: true });
   const tmp = mkdtempSync(join(cacheDir(), ".fetch-"));
   try {
-    const pack = spawnSync("npm", ["pack", "--loglevel=error", spec, "--pack-destination", tmp], { encoding: "utf8", cwd: tmp });
+    const pack = spawnSync("npm", ["pack", "--loglevel=error", spec, "--pack-destination", tmp], {
+      encoding: "utf8",
+      cwd: tmp,
+    });
     if (pack.error || pack.status !== 0) throw fail(spec, pack.error?.message ?? pack.stderr ?? "");
     const tarball = join(tmp, pack.stdout.trim().split("\n").pop()!);
     const untar = spawnSync("tar", ["-xzf", tarball, "-C", tmp], { encoding: "utf8" });
-    if (untar.status !== 0 || !existsSync(join(tmp, "package", "bin", "bun"))) throw fail(spec, untar.stderr || "no bin/bun in the package");
+    if (untar.status !== 0 || !existsSync(join(tmp, "package", "bin", "bun"))) {
+      throw fail(spec, untar.stderr || "no bin/bun in the package");
+    }
     rmSync(dir, { recursive: true, force: true });
     renameSync(join(tmp, "package"), dir); // whole or not at all: a build killed meanwhile leaves no half runtime
     return exe;

@@ -38,14 +38,27 @@ function cString(bytes: Uint8Array, at: number): string {
 export function readElf(path: string): ElfDeps {
   const bytes = readFileSync(path);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0) !== 0x7f454c46 || bytes[4] !== 2 || bytes[5] !== 1) throw new TypeError(`Cannot read ${path}: not a 64-bit little-endian ELF file`);
-  const phoff = Number(view.getBigUint64(32, true)), phentsize = view.getUint16(54, true), phnum = view.getUint16(56, true);
+  if (view.getUint32(0) !== 0x7f454c46 || bytes[4] !== 2 || bytes[5] !== 1) {
+    throw new TypeError(`Cannot read ${path}: not a 64-bit little-endian ELF file`);
+  }
+  const phoff = Number(view.getBigUint64(32, true)),
+    phentsize = view.getUint16(54, true),
+    phnum = view.getUint16(56, true);
   const headers = Array.from({ length: phnum }, (_, i) => {
     const at = phoff + i * phentsize;
-    return { type: view.getUint32(at, true), offset: Number(view.getBigUint64(at + 8, true)), vaddr: Number(view.getBigUint64(at + 16, true)), filesz: Number(view.getBigUint64(at + 32, true)) };
+    return {
+      type: view.getUint32(at, true),
+      offset: Number(view.getBigUint64(at + 8, true)),
+      vaddr: Number(view.getBigUint64(at + 16, true)),
+      filesz: Number(view.getBigUint64(at + 32, true)),
+    };
   });
   const interp = headers.find((h) => h.type === PT_INTERP);
-  const deps: ElfDeps = { machine: view.getUint16(18, true), interpreter: interp && cString(bytes, interp.offset), needed: [] };
+  const deps: ElfDeps = {
+    machine: view.getUint16(18, true),
+    interpreter: interp && cString(bytes, interp.offset),
+    needed: [],
+  };
   const dynamic = headers.find((h) => h.type === PT_DYNAMIC);
   if (!dynamic) return deps; // statically linked
   const names: bigint[] = [];
@@ -57,7 +70,9 @@ export function readElf(path: string): ElfDeps {
     if (tag === DT_STRTAB) strtab = value;
   }
   // DT_STRTAB is an address: the loadable segment holding it says where it is in the file.
-  const segment = headers.find((h) => h.type === PT_LOAD && h.vaddr <= Number(strtab) && Number(strtab) < h.vaddr + h.filesz);
+  const segment = headers.find((h) =>
+    h.type === PT_LOAD && h.vaddr <= Number(strtab) && Number(strtab) < h.vaddr + h.filesz
+  );
   if (!segment) throw new TypeError(`Cannot read ${path}: its string table is outside every loadable segment`);
   const base = Number(strtab) - segment.vaddr + segment.offset;
   deps.needed = names.map((offset) => cString(bytes, base + Number(offset)));

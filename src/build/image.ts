@@ -29,8 +29,19 @@ export interface Platform {
 }
 
 const PLATFORMS: Record<"amd64" | "arm64", Platform> = {
-  amd64: { architecture: "amd64", machine: 62, triplet: "x86_64-linux-gnu", searched: ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"] },
-  arm64: { architecture: "arm64", variant: "v8", machine: 183, triplet: "aarch64-linux-gnu", searched: ["/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu"] },
+  amd64: {
+    architecture: "amd64",
+    machine: 62,
+    triplet: "x86_64-linux-gnu",
+    searched: ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"],
+  },
+  arm64: {
+    architecture: "arm64",
+    variant: "v8",
+    machine: 183,
+    triplet: "aarch64-linux-gnu",
+    searched: ["/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu"],
+  },
 };
 
 /** The user an image runs as by default: distroless's `nonroot`. */
@@ -47,7 +58,12 @@ export const IMAGE_USER = "65532:65532";
  */
 export function imagePlatform(target?: string): Platform {
   if (target === undefined) return PLATFORMS[process.arch === "arm64" ? "arm64" : "amd64"];
-  if (target.endsWith("-musl")) throw new DaemonError("USAGE", `Invalid --target ${target} with --image: the image holds glibc's libraries: use linux-x64, linux-x64-baseline or linux-arm64`);
+  if (target.endsWith("-musl")) {
+    throw new DaemonError(
+      "USAGE",
+      `Invalid --target ${target} with --image: the image holds glibc's libraries: use linux-x64, linux-x64-baseline or linux-arm64`,
+    );
+  }
   return PLATFORMS[target === "linux-arm64" ? "arm64" : "amd64"];
 }
 
@@ -62,8 +78,15 @@ export function imagePlatform(target?: string): Platform {
  * ```
  */
 export function imageReference(value: string): string {
-  const m = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$/.exec(value);
-  if (!m) throw new DaemonError("USAGE", `Invalid --image '${value}': give NAME:TAG in lower case, e.g. --image myapp:1.0 or --image registry.example.com/team/myapp:1.0`);
+  const m =
+    /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$/
+      .exec(value);
+  if (!m) {
+    throw new DaemonError(
+      "USAGE",
+      `Invalid --image '${value}': give NAME:TAG in lower case, e.g. --image myapp:1.0 or --image registry.example.com/team/myapp:1.0`,
+    );
+  }
   return m[1] ? value : `${value}:latest`;
 }
 
@@ -72,8 +95,13 @@ function findLibrary(soname: string, platform: Platform): string {
   const found = platform.searched.map((dir) => join(dir, soname)).find((path) => existsSync(path));
   if (found) return found;
   const arch = platform.architecture;
-  const how = arch === process.arch.replace("x64", "amd64") ? "libc6" : `libc6:${arch} (dpkg --add-architecture ${arch}, apt-get update, apt-get install libc6:${arch})`;
-  throw new DaemonError("OS_FILE", `Cannot build the ${arch} image: ${soname} is not in ${platform.searched.join(" or ")}: install Debian's ${how}`);
+  const how = arch === process.arch.replace("x64", "amd64")
+    ? "libc6"
+    : `libc6:${arch} (dpkg --add-architecture ${arch}, apt-get update, apt-get install libc6:${arch})`;
+  throw new DaemonError(
+    "OS_FILE",
+    `Cannot build the ${arch} image: ${soname} is not in ${platform.searched.join(" or ")}: install Debian's ${how}`,
+  );
 }
 
 /** Fails before anything is compiled when the platform's libc is not at hand. */
@@ -84,7 +112,12 @@ export function checkLibraries(platform: Platform): void {
 /** The loader and every library `binary` needs, recursively, as [path in the image, path here]. */
 export function librariesOf(binary: string, platform: Platform): [string, string][] {
   const elf = readElf(binary);
-  if (elf.machine !== platform.machine) throw new DaemonError("BUILD_FAILED", `Cannot build the ${platform.architecture} image: ${binary} is built for another machine (ELF machine ${elf.machine})`);
+  if (elf.machine !== platform.machine) {
+    throw new DaemonError(
+      "BUILD_FAILED",
+      `Cannot build the ${platform.architecture} image: ${binary} is built for another machine (ELF machine ${elf.machine})`,
+    );
+  }
   const files = new Map<string, string>();
   if (elf.interpreter) files.set(elf.interpreter.slice(1), findLibrary(basename(elf.interpreter), platform));
   const loader = elf.interpreter && basename(elf.interpreter);
@@ -110,14 +143,21 @@ function layerEntries(binary: string, libraries: [string, string][]): TarEntry[]
     { path: "etc/passwd", mode: 0o644, data: text(PASSWD) },
     { path: "etc/group", mode: 0o644, data: text(GROUP) },
     { path: "tmp/", mode: 0o1777 },
-    ...libraries.map(([inImage, here]) => ({ path: inImage, mode: statSync(here).mode & 0o755, data: readFileSync(here) })),
+    ...libraries.map(([inImage, here]) => ({
+      path: inImage,
+      mode: statSync(here).mode & 0o755,
+      data: readFileSync(here),
+    })),
   ];
   const dirs = new Set(files.flatMap((f) => {
     const parents = [];
     for (let d = dirname(f.path.replace(/\/$/, "")); d !== "."; d = dirname(d)) parents.push(`${d}/`);
     return parents;
   }));
-  const all = [...[...dirs].filter((d) => !files.some((f) => f.path === d)).map((path) => ({ path, mode: 0o755 })), ...files];
+  const all = [
+    ...[...dirs].filter((d) => !files.some((f) => f.path === d)).map((path) => ({ path, mode: 0o755 })),
+    ...files,
+  ];
   return all.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -147,16 +187,27 @@ export function writeImage(spec: ImageSpec): string {
   const diffId = sha256(layer);
   const { architecture, variant } = spec.platform;
   const config = new TextEncoder().encode(JSON.stringify({
-    architecture, ...(variant ? { variant } : {}), os: "linux", created,
+    architecture,
+    ...(variant ? { variant } : {}),
+    os: "linux",
+    created,
     config: {
-      User: spec.user, Entrypoint: ["/app"], WorkingDir: "/", StopSignal: "SIGTERM",
-      Labels: { "org.opencontainers.image.title": spec.reference.replace(/^.*\//, "").replace(/:[^:]*$/, ""), "io.daemonic.version": VERSION },
+      User: spec.user,
+      Entrypoint: ["/app"],
+      WorkingDir: "/",
+      StopSignal: "SIGTERM",
+      Labels: {
+        "org.opencontainers.image.title": spec.reference.replace(/^.*\//, "").replace(/:[^:]*$/, ""),
+        "io.daemonic.version": VERSION,
+      },
     },
     rootfs: { type: "layers", diff_ids: [`sha256:${diffId}`] },
     history: [{ created, created_by: `daemonic build --image (daemonic ${VERSION})` }],
   }));
   const id = sha256(config);
-  const manifest = new TextEncoder().encode(JSON.stringify([{ Config: `${id}.json`, RepoTags: [spec.reference], Layers: [`${diffId}.tar`] }]));
+  const manifest = new TextEncoder().encode(
+    JSON.stringify([{ Config: `${id}.json`, RepoTags: [spec.reference], Layers: [`${diffId}.tar`] }]),
+  );
   const archive = tarArchive([
     { path: `${diffId}.tar`, mode: 0o644, data: layer },
     { path: `${id}.json`, mode: 0o644, data: config },
@@ -168,7 +219,10 @@ export function writeImage(spec: ImageSpec): string {
     renameSync(partial, spec.output);
   } catch (err) {
     rmSync(partial, { force: true });
-    throw new DaemonError("CANNOT_CREATE", `Cannot write ${spec.output}: ${(err as Error).message}: check the directory exists and is writable`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot write ${spec.output}: ${(err as Error).message}: check the directory exists and is writable`,
+    );
   }
   return `sha256:${id}`;
 }

@@ -56,7 +56,9 @@ function runnerFlags(opts: RunnerOptions): string[] {
       if (supervisionOf(opts).kind === "keep-alive") flags.push(`--${row.name}`);
       continue;
     }
-    if (value === DEFAULTS[row.key as keyof typeof DEFAULTS] && !(row.key === "workerTimeout" && opts.workers > 0)) continue;
+    if (value === DEFAULTS[row.key as keyof typeof DEFAULTS] && !(row.key === "workerTimeout" && opts.workers > 0)) {
+      continue;
+    }
     if (typeof value === "boolean") flags.push(`--${row.name}`);
     else for (const v of [value].flat()) flags.push(`--${row.name}`, formatValue(row, v, opts));
   }
@@ -133,7 +135,8 @@ export function serviceCommand(runnerArgv: readonly string[], entryPath: string)
   // --chdir, so it names the script the specifier resolved to (the runtime's argv[1]).
   const script = (a: string) => a.startsWith("npm:") ? process.argv[1] : a;
   // Relative paths (the script, a --config file) made absolute; words (`run`) stay, even where ./run exists.
-  const isPath = (a: string) => !a.startsWith("-") && !isAbsolute(a) && /\/|\.[a-z]+$/.test(a) && existsSync(resolve(self.cwd, a));
+  const isPath = (a: string) =>
+    !a.startsWith("-") && !isAbsolute(a) && /\/|\.[a-z]+$/.test(a) && existsSync(resolve(self.cwd, a));
   return [self.path, ...prefix.map(script).map((a) => isPath(a) ? resolve(self.cwd, a) : a)];
 }
 
@@ -144,20 +147,31 @@ function unitPath(opts: RunnerOptions): string {
 }
 
 function systemctl(opts: RunnerOptions, args: string[]): { ok: boolean; output: string } {
-  const r = spawnSync("systemctl", [...(opts.userService ? ["--user"] : []), ...args], { encoding: "utf8", timeout: (opts.timeout + opts.startTimeout + 10) * 1000 });
-  const output = `${r.stderr ?? ""}${r.stdout ?? ""}${r.error ? r.error.message : ""}`.trim().replace(/\s*\n\s*/g, "; ");
+  const r = spawnSync("systemctl", [...(opts.userService ? ["--user"] : []), ...args], {
+    encoding: "utf8",
+    timeout: (opts.timeout + opts.startTimeout + 10) * 1000,
+  });
+  const output = `${r.stderr ?? ""}${r.stdout ?? ""}${r.error ? r.error.message : ""}`.trim().replace(
+    /\s*\n\s*/g,
+    "; ",
+  );
   return { ok: r.status === 0, output };
 }
 
 /** Fails, saying what to use instead, where no systemd manages services. */
 function requireSystemd(opts: RunnerOptions, command: string[]): void {
   if (existsSync("/run/systemd/system")) return;
-  const sh = (argv: string[]) => argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const sh = (argv: string[]) =>
+    argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const pidArgs = ["--pid-file", `/run/${opts.name}.pid`];
   const start = sh([...command, "--daemon", ...pidArgs, ...(opts.args.length ? ["--", ...opts.args] : [])]);
   throw new DaemonError(
     "START_FAILED",
-    `Cannot ${opts.action.replace("-service", "")} a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${sh([...command, "--stop", ...pidArgs])} (start-stop-daemon --pidfile works on that pid file too)`,
+    `Cannot ${
+      opts.action.replace("-service", "")
+    } a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${
+      sh([...command, "--stop", ...pidArgs])
+    } (start-stop-daemon --pidfile works on that pid file too)`,
   );
 }
 
@@ -169,10 +183,16 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
   requireSystemd(opts, command);
   const path = unitPath(opts);
   if (!opts.userService && process.getuid?.() !== 0) {
-    throw new DaemonError("NO_PERMISSION", `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for your own systemd`);
+    throw new DaemonError(
+      "NO_PERMISSION",
+      `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for your own systemd`,
+    );
   }
   if (existsSync(path) && !readFileSync(path, "utf8").startsWith(MARK)) {
-    throw new DaemonError("CANNOT_CREATE", `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`,
+    );
   }
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, unitText({ command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
@@ -181,10 +201,19 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
     const r = systemctl(opts, step);
     if (!r.ok) {
       removeUnit(opts, path, unit);
-      throw new DaemonError("START_FAILED", `Cannot install ${unit}: systemctl ${step.join(" ")} failed: ${r.output}; removed ${path} again (see journalctl -u ${opts.name})`);
+      throw new DaemonError(
+        "START_FAILED",
+        `Cannot install ${unit}: systemctl ${
+          step.join(" ")
+        } failed: ${r.output}; removed ${path} again (see journalctl -u ${opts.name})`,
+      );
     }
   }
-  console.log(`${opts.name}: installed ${path}, enabled${opts.now ? " and started" : ` (start it: systemctl ${opts.userService ? "--user " : ""}start ${opts.name})`}`);
+  console.log(
+    `${opts.name}: installed ${path}, enabled${
+      opts.now ? " and started" : ` (start it: systemctl ${opts.userService ? "--user " : ""}start ${opts.name})`
+    }`,
+  );
 }
 
 function removeUnit(opts: RunnerOptions, path: string, unit: string): void {
@@ -198,9 +227,17 @@ function removeUnit(opts: RunnerOptions, path: string, unit: string): void {
 export function uninstallService(opts: RunnerOptions, command: string[]): void {
   requireSystemd(opts, command);
   const path = unitPath(opts);
-  if (!existsSync(path)) throw new DaemonError("NO_INPUT", `Cannot uninstall: no ${path}: nothing to remove (another --name, or --user-service?)`);
+  if (!existsSync(path)) {
+    throw new DaemonError(
+      "NO_INPUT",
+      `Cannot uninstall: no ${path}: nothing to remove (another --name, or --user-service?)`,
+    );
+  }
   if (!readFileSync(path, "utf8").startsWith(MARK)) {
-    throw new DaemonError("USAGE", `Cannot uninstall ${path}: daemonic did not write it: remove it with systemctl disable --now and rm`);
+    throw new DaemonError(
+      "USAGE",
+      `Cannot uninstall ${path}: daemonic did not write it: remove it with systemctl disable --now and rm`,
+    );
   }
   if (!opts.userService && process.getuid?.() !== 0) {
     throw new DaemonError("NO_PERMISSION", `Cannot uninstall ${path}: it needs root: run it with sudo`);

@@ -32,7 +32,10 @@ export function isFormat(value: string): value is LogFormat {
 }
 
 /** This process's id in log lines: `1234`, or `1234 worker 2` in a worker (JSON: the worker id apart). */
-export function whoAmI(env?: Record<string, string | undefined>, pid = host.pid()): { pid: number; worker?: number | string } {
+export function whoAmI(
+  env?: Record<string, string | undefined>,
+  pid = host.pid(),
+): { pid: number; worker?: number | string } {
   const raw = env ? env[WORKER_ID_ENV] : host.env(WORKER_ID_ENV);
   return raw === undefined || raw === "" ? { pid } : { pid, worker: /^\d+$/.test(raw) ? Number(raw) : raw };
 }
@@ -46,17 +49,31 @@ export function whoAmI(env?: Record<string, string | undefined>, pid = host.pid(
  * console.log(formatLine("text", "warning", "hello", { pid: 7, worker: 2 }, 0)); // 1970-01-01T00:00:00.000Z WARNING daemonic[7 worker 2]: hello
  * ```
  */
-export function formatLine(format: LogFormat, level: LogLevel, message: string, who = whoAmI(), timestamp = Date.now()): string {
+export function formatLine(
+  format: LogFormat,
+  level: LogLevel,
+  message: string,
+  who = whoAmI(),
+  timestamp = Date.now(),
+): string {
   const time = new Date(timestamp).toISOString();
   if (format === "text") {
     // As LogTape's text formatter: control characters but tab and newlines escaped, so a line cannot forge others'.
-    const text = message.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-    return `${time} ${level.toUpperCase()} daemonic[${who.pid}${who.worker === undefined ? "" : ` worker ${who.worker}`}]: ${text}\n`;
+    const text = message.replace(
+      /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g,
+      (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    );
+    return `${time} ${level.toUpperCase()} daemonic[${who.pid}${
+      who.worker === undefined ? "" : ` worker ${who.worker}`
+    }]: ${text}\n`;
   }
   const head = `{"pid":${who.pid},${who.worker === undefined ? "" : `"worker":${JSON.stringify(who.worker)},`}`;
   const level_ = JSON.stringify(level === "warning" ? "WARN" : level.toUpperCase());
   // LogTape escapes the C1 controls JSON.stringify leaves raw: the same bytes for the same message.
-  const text = JSON.stringify(message).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const text = JSON.stringify(message).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
   return `${head}"@timestamp":"${time}","level":${level_},"message":${text},"logger":"daemonic","properties":{}}\n`;
 }
 

@@ -20,7 +20,8 @@ const READS_PER_PUMP = 16;
 const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z |\{"pid":)/;
 /** A runner line (lines.ts) written by the worker itself right after output it left without a newline (a
  * kept-alive entry's "SIGTERM received" after a partial line): it starts a line of its own. */
-const RUNNER_MIDLINE = /(?<=[^\n])(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ daemonic\[|\{"pid":\d+,(?:"worker":[^,]*,)?"@timestamp":"[^"]*","level":"[A-Z]+","message":.*"logger":"daemonic")/g;
+const RUNNER_MIDLINE =
+  /(?<=[^\n])(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ daemonic\[|\{"pid":\d+,(?:"worker":[^,]*,)?"@timestamp":"[^"]*","level":"[A-Z]+","message":.*"logger":"daemonic")/g;
 
 const encoder = new TextEncoder();
 
@@ -57,7 +58,13 @@ export class OutputRelay {
   /** The pipe's read end; -1 once every writer closed it. */
   fd: number;
 
-  constructor(fd: number, readonly pid: number, readonly id: number, readonly format: LogFormat, private readonly libc: Libc = systemLibc) {
+  constructor(
+    fd: number,
+    readonly pid: number,
+    readonly id: number,
+    readonly format: LogFormat,
+    private readonly libc: Libc = systemLibc,
+  ) {
     this.fd = fd;
   }
 
@@ -65,8 +72,11 @@ export class OutputRelay {
   private stamp(lines: string[]): string {
     const time = new Date().toISOString();
     const head = `${time} [${this.pid} worker ${this.id}]: `;
-    const json = (line: string) => `{"pid":${this.pid},"worker":${this.id},"@timestamp":"${time}","message":${JSON.stringify(line)}}`;
-    return lines.map((line) => STAMPED.test(line) ? line : this.format === "json" ? json(line) : head + line).join("\n") + "\n";
+    const json = (line: string) =>
+      `{"pid":${this.pid},"worker":${this.id},"@timestamp":"${time}","message":${JSON.stringify(line)}}`;
+    return lines.map((line) => STAMPED.test(line) ? line : this.format === "json" ? json(line) : head + line).join(
+      "\n",
+    ) + "\n";
   }
 
   /**

@@ -35,8 +35,13 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
   try {
     fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666); // mode: the daemon's --umask
   } catch (err) {
-    const why = err instanceof SystemCallError && err.code === "ENOENT" ? `directory ${dirname(path)} does not exist` : (err as Error).message;
-    runnerLog(`Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then run --reopen-logs again`, "error");
+    const why = err instanceof SystemCallError && err.code === "ENOENT"
+      ? `directory ${dirname(path)} does not exist`
+      : (err as Error).message;
+    runnerLog(
+      `Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then run --reopen-logs again`,
+      "error",
+    );
     return false;
   }
   const held = heldFile(path);
@@ -86,7 +91,12 @@ function holdLines(path: string, libc: Libc): boolean {
     fd = libc.open(held, O.WRONLY | O.APPEND | O.CREAT | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
   } catch (err) {
     // E.g. a --user daemon in root's log directory: keep writing to the log, and --hold-logs fails.
-    runnerLog(`Cannot hold log lines in ${held}: ${(err as Error).message}: the log's directory must be writable by the daemon's user`, "error");
+    runnerLog(
+      `Cannot hold log lines in ${held}: ${
+        (err as Error).message
+      }: the log's directory must be writable by the daemon's user`,
+      "error",
+    );
     return false;
   }
   try {
@@ -120,7 +130,12 @@ export function askToHold(path: string, signal: () => number, workersOf: (pid: n
     if (Date.now() > deadline) {
       rmSync(holdMarker(path), { force: true });
       signal();
-      throw new DaemonError("START_FAILED", `Cannot hold logs: pid ${waiting.join(", ")} did not answer within 5 s: let logrotate skip this rotation and look at the log`);
+      throw new DaemonError(
+        "START_FAILED",
+        `Cannot hold logs: pid ${
+          waiting.join(", ")
+        } did not answer within 5 s: let logrotate skip this rotation and look at the log`,
+      );
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
   }
@@ -133,7 +148,12 @@ export function askToHold(path: string, signal: () => number, workersOf: (pid: n
  * daemon logs why) leaves it on the old file, and logrotate must hear of it (exit 73). Unverifiable without
  * access to /proc/PID/fd. Returns the daemon's pid.
  */
-export function askToReopen(name: string, path: string | undefined, daemonLog: string | undefined, signal: () => number): number {
+export function askToReopen(
+  name: string,
+  path: string | undefined,
+  daemonLog: string | undefined,
+  signal: () => number,
+): number {
   try {
     if (path) rmSync(holdMarker(path), { force: true });
   } catch {
@@ -151,7 +171,10 @@ export function askToReopen(name: string, path: string | undefined, daemonLog: s
       if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return pid;
     }
     if (Date.now() > deadline) {
-      throw new DaemonError("CANNOT_CREATE", `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; fix the path, then run --reopen-logs again`);
+      throw new DaemonError(
+        "CANNOT_CREATE",
+        `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; fix the path, then run --reopen-logs again`,
+      );
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }

@@ -41,10 +41,16 @@ export interface ShowLogsOptions {
  */
 export async function showLogs(path: string, options: ShowLogsOptions = {}): Promise<number> {
   if (!options.follow && !existsSync(path)) {
-    throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} does not exist: the daemon has not written to it yet, or add -f to wait for it`);
+    throw new DaemonError(
+      "NO_INPUT",
+      `Cannot show logs: ${path} does not exist: the daemon has not written to it yet, or add -f to wait for it`,
+    );
   }
   if (existsSync(path) && !statSync(path).isFile()) {
-    throw new DaemonError("NO_INPUT", `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`);
+    throw new DaemonError(
+      "NO_INPUT",
+      `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`,
+    );
   }
   const tail = findProgram("tail");
   // Imported here: every launcher and daemon loads this module for the log-path record, not to show logs.
@@ -54,7 +60,10 @@ export async function showLogs(path: string, options: ShowLogsOptions = {}): Pro
   const { spawnSync } = await import("node:child_process");
   const result = spawnSync(tail, [...args, "--", path], { stdio: "inherit" });
   if (result.error) {
-    throw new DaemonError("OS_FILE", `Cannot show logs: cannot run ${tail}: ${result.error.message}: install GNU coreutils`);
+    throw new DaemonError(
+      "OS_FILE",
+      `Cannot show logs: cannot run ${tail}: ${result.error.message}: install GNU coreutils`,
+    );
   }
   return result.status ?? 1;
 }

@@ -25,7 +25,11 @@ import { type LogFormat, whoAmI } from "./lines.ts";
  * console.log(format({ category: ["app"], level: "info", message: ["hi"], rawMessage: "hi", properties: {}, timestamp: 0 }));
  * ```
  */
-export function formatterFor(format: LogFormat, env: Record<string, string | undefined> = process.env, pid = process.pid): TextFormatter {
+export function formatterFor(
+  format: LogFormat,
+  env: Record<string, string | undefined> = process.env,
+  pid = process.pid,
+): TextFormatter {
   const { worker } = whoAmI(env, pid);
   if (format === "json") {
     const jsonLines = getJsonLinesFormatter();

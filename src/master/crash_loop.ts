@@ -59,7 +59,12 @@ export interface WaitingSlot {
 }
 
 /** The slots among 1..`target` that hold no worker (but retiring ones) and wait out a backoff at `now`, soonest first. */
-export function waitingSlots(backoff: Map<number, Backoff>, target: number, workers: { id: number; retireBy?: number }[], now: number): WaitingSlot[] {
+export function waitingSlots(
+  backoff: Map<number, Backoff>,
+  target: number,
+  workers: { id: number; retireBy?: number }[],
+  now: number,
+): WaitingSlot[] {
   const occupied = (id: number) => workers.some((w) => w.id === id && !w.retireBy);
   return [...backoff].filter(([id, b]) => id <= target && b.retryAt > now && !occupied(id))
     .map(([id, b]) => ({ id, crashes: b.crashes, retryAt: b.retryAt }))

@@ -37,7 +37,16 @@ export function reloaded(m: MasterStatus): void {
   const now = m.workers.filter((w) => !w.retireBy).map((w) => w.pid);
   const what = m.policy.kind === "keep-alive" ? "the entry's process" : `${now.length} workers`;
   const seconds = ((Date.now() - since) / 1000).toFixed(1);
-  outcome(m, "reload", true, `reloaded: ${what} (pid ${pids.join(", ")} → ${now.join(", ")}) started again from disk, successor first, in ${seconds} s; the old ${pids.length > 1 ? "ones drain" : "one drains"}`);
+  outcome(
+    m,
+    "reload",
+    true,
+    `reloaded: ${what} (pid ${pids.join(", ")} → ${
+      now.join(", ")
+    }) started again from disk, successor first, in ${seconds} s; the old ${
+      pids.length > 1 ? "ones drain" : "one drains"
+    }`,
+  );
 }
 
 /** Records what a --reload or --upgrade did, in the log and in the worker table (where the controller waits). */
@@ -58,7 +67,12 @@ export function moveStatus(m: MasterStatus): void {
 /** Writes the worker table, once every worker is ready: a failed start leaves none. */
 export function writeStatus(m: MasterStatus): void {
   if (m.stopping || m.starting || !m.statusFile) return;
-  const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({ id: w.id, pid: w.pid, startedAt: w.startedAt, restarts: m.restarts.get(w.id) ?? 0 }));
+  const rows = m.workers.filter((w) => !w.retireBy).map((w) => ({
+    id: w.id,
+    pid: w.pid,
+    startedAt: w.startedAt,
+    restarts: m.restarts.get(w.id) ?? 0,
+  }));
   const crashLoop = waitingSlots(m.backoff, m.target, m.workers, Date.now()), relayed = m.stage.logTimestamps;
   const error = writeWorkerTable(m.statusFile, rows, { migration: m.migration, relayed, crashLoop, ...m.outcomes });
   if (error) runnerLog(`master: cannot write ${m.statusFile}: ${error}`);

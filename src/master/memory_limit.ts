@@ -88,6 +88,11 @@ export function markBloated(watch: MemoryWatch, workers: Worker[]): void {
   for (const { pid, rss } of watch.due(watched.map((w) => w.pid))) {
     const w = watched.find((w) => w.pid === pid)!;
     w.replace = true;
-    runnerLog(`master: worker[${w.id}] (pid ${pid}) RSS ${megabytes(rss)} above --max-memory ${megabytes(watch.limit)} for 3 s: replacing it`, "warning");
+    runnerLog(
+      `master: worker[${w.id}] (pid ${pid}) RSS ${megabytes(rss)} above --max-memory ${
+        megabytes(watch.limit)
+      } for 3 s: replacing it`,
+      "warning",
+    );
   }
 }

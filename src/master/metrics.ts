@@ -32,8 +32,15 @@ export interface MetricsSource {
 const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
 /** One metric family: HELP, TYPE, then a sample per labels. */
-function family(name: string, type: "gauge" | "counter", help: string, samples: [Record<string, string>, number][]): string {
-  const lines = samples.map(([labels, value]) => `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}} ${value}`);
+function family(
+  name: string,
+  type: "gauge" | "counter",
+  help: string,
+  samples: [Record<string, string>, number][],
+): string {
+  const lines = samples.map(([labels, value]) =>
+    `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}} ${value}`
+  );
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.join("\n")}${lines.length ? "\n" : ""}`;
 }
 
@@ -52,23 +59,68 @@ const exitCode = (status: number) => (status & 0x7f ? 128 + (status & 0x7f) : (s
  */
 export function exposition(name: string, source: MetricsSource, startedAt: number, now = Date.now()): string {
   const workers = source.workers.filter((w) => !w.retireBy);
-  const processes: [Record<string, string>, number][] = [[{ name, process: "master", worker: "" }, process.pid], ...workers.map((w): [Record<string, string>, number] => [{ name, process: "worker", worker: String(w.id) }, w.pid])];
+  const processes: [Record<string, string>, number][] = [
+    [{ name, process: "master", worker: "" }, process.pid],
+    ...workers.map((w): [Record<string, string>, number] => [{ name, process: "worker", worker: String(w.id) }, w.pid]),
+  ];
   const slots = [...new Set([...workers.map((w) => w.id), ...source.restarts.keys()])].sort((a, b) => a - b);
   const slot = (id: number) => ({ name, worker: String(id) });
   return [
-    family("daemonic_info", "gauge", "The daemon's name, daemonic's version and the runtime; always 1.", [[{ name, version: VERSION, runtime: RUNTIME.key }, 1]]),
-    family("daemonic_start_time_seconds", "gauge", "When the daemon's master started, in seconds since the Unix epoch.", [[{ name }, startedAt / 1000]]),
-    family("daemonic_ready", "gauge", "1 once the daemon is ready (every worker of its start), else 0.", [[{ name }, source.starting ? 0 : 1]]),
+    family("daemonic_info", "gauge", "The daemon's name, daemonic's version and the runtime; always 1.", [[{
+      name,
+      version: VERSION,
+      runtime: RUNTIME.key,
+    }, 1]]),
+    family(
+      "daemonic_start_time_seconds",
+      "gauge",
+      "When the daemon's master started, in seconds since the Unix epoch.",
+      [[{ name }, startedAt / 1000]],
+    ),
+    family("daemonic_ready", "gauge", "1 once the daemon is ready (every worker of its start), else 0.", [[
+      { name },
+      source.starting ? 0 : 1,
+    ]]),
     family("daemonic_workers", "gauge", "Processes running the entry under the master.", [[{ name }, workers.length]]),
-    family("daemonic_process_resident_memory_bytes", "gauge", "Resident memory (VmRSS) of the master and of each worker.", processes.map(([l, pid]) => [l, rssBytes(pid)])),
-    family("daemonic_process_cpu_seconds_total", "counter", "User and system CPU time of the master and of each worker.", processes.map(([l, pid]) => [l, cpuSeconds(pid)])),
-    family("daemonic_worker_uptime_seconds", "gauge", "Seconds since the worker in the slot started.", workers.map((w) => [slot(w.id), (now - w.startedAt) / 1000])),
-    family("daemonic_worker_ready", "gauge", "1 when the worker in the slot is ready, else 0.", workers.map((w) => [slot(w.id), w.ready ? 1 : 0])),
-    family("daemonic_worker_restarts_total", "counter", "Restarts of the slot's worker since the daemon started (crashes and --max-memory).", slots.map((id) => [slot(id), source.restarts.get(id) ?? 0])),
-    family("daemonic_worker_last_exit_code", "gauge", "Exit code of the slot's last unplanned exit (128 + the signal when killed).", slots.flatMap((id): [Record<string, string>, number][] => {
-      const status = source.lastExits.get(id);
-      return status === undefined ? [] : [[slot(id), exitCode(status)]];
-    })),
+    family(
+      "daemonic_process_resident_memory_bytes",
+      "gauge",
+      "Resident memory (VmRSS) of the master and of each worker.",
+      processes.map(([l, pid]) => [l, rssBytes(pid)]),
+    ),
+    family(
+      "daemonic_process_cpu_seconds_total",
+      "counter",
+      "User and system CPU time of the master and of each worker.",
+      processes.map(([l, pid]) => [l, cpuSeconds(pid)]),
+    ),
+    family(
+      "daemonic_worker_uptime_seconds",
+      "gauge",
+      "Seconds since the worker in the slot started.",
+      workers.map((w) => [slot(w.id), (now - w.startedAt) / 1000]),
+    ),
+    family(
+      "daemonic_worker_ready",
+      "gauge",
+      "1 when the worker in the slot is ready, else 0.",
+      workers.map((w) => [slot(w.id), w.ready ? 1 : 0]),
+    ),
+    family(
+      "daemonic_worker_restarts_total",
+      "counter",
+      "Restarts of the slot's worker since the daemon started (crashes and --max-memory).",
+      slots.map((id) => [slot(id), source.restarts.get(id) ?? 0]),
+    ),
+    family(
+      "daemonic_worker_last_exit_code",
+      "gauge",
+      "Exit code of the slot's last unplanned exit (128 + the signal when killed).",
+      slots.flatMap((id): [Record<string, string>, number][] => {
+        const status = source.lastExits.get(id);
+        return status === undefined ? [] : [[slot(id), exitCode(status)]];
+      }),
+    ),
   ].join("");
 }
 
@@ -77,7 +129,11 @@ export function exposition(name: string, source: MetricsSource, startedAt: numbe
  * through `fatal`, except while a USR2 upgrade's old master (`PIDFILE.oldbin`) still holds it: then it
  * tries again each second.
  */
-export async function serveMetrics(stage: DaemonStage, source: MetricsSource, fatal: (err: unknown) => never): Promise<Server | undefined> {
+export async function serveMetrics(
+  stage: DaemonStage,
+  source: MetricsSource,
+  fatal: (err: unknown) => never,
+): Promise<Server | undefined> {
   const address = stage.metrics && parseMetricsAddress(stage.metrics);
   if (!address) return undefined;
   const startedAt = performance.timeOrigin;
@@ -86,18 +142,30 @@ export async function serveMetrics(stage: DaemonStage, source: MetricsSource, fa
     const path = req.url?.split("?")[0];
     // HTTP probes: /live answers while the master's loop runs, /ready while the daemon is ready and not stopping.
     if (path === "/live") return void res.writeHead(200).end("live\n");
-    if (path === "/ready") return void (source.starting || source.stopping ? res.writeHead(503).end("not ready\n") : res.writeHead(200).end("ready\n"));
+    if (path === "/ready") {
+      return void (source.starting || source.stopping
+        ? res.writeHead(503).end("not ready\n")
+        : res.writeHead(200).end("ready\n"));
+    }
     if (path !== "/metrics") return void res.writeHead(404).end("see /metrics, /ready, /live\n");
-    res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(exposition(stage.name, source, startedAt));
+    res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(
+      exposition(stage.name, source, startedAt),
+    );
   });
   const listen = () => server.listen(address.port, address.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "EADDRINUSE" && existsSync(`${stage.pidFile}.oldbin`)) return void setTimeout(listen, 1000);
-    fatal(new DaemonError("START_FAILED", `Cannot start: --metrics ${stage.metrics}: ${err.message}: pick a free port`));
+    fatal(
+      new DaemonError("START_FAILED", `Cannot start: --metrics ${stage.metrics}: ${err.message}: pick a free port`),
+    );
   });
   server.on("listening", () => {
     const bound = server.address();
-    if (bound && typeof bound === "object") runnerLog(`metrics on http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}/metrics`);
+    if (bound && typeof bound === "object") {
+      runnerLog(
+        `metrics on http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}/metrics`,
+      );
+    }
   });
   listen();
   return server;

@@ -44,10 +44,15 @@ export function maintainWorkerCount(m: Master): void {
   for (const w of serving) if (w.id > m.target) retire(m, w);
   const stale = serving.filter((w) => w.generation < m.generation || w.replace);
   // Every worker of this generation and ready, the old ones' listeners closed: the reload is done (they drain).
-  if (stale.length === 0 && m.reloading && serving.every((w) => w.ready) && m.workers.every((w) => !w.retireBy || w.draining)) reloaded(m);
+  if (
+    stale.length === 0 && m.reloading && serving.every((w) => w.ready) &&
+    m.workers.every((w) => !w.retireBy || w.draining)
+  ) reloaded(m);
   if (stale.length === 0 || m.starting) return;
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: the successor starts first, always.
-  const successor = serving.find((w) => w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace);
+  const successor = serving.find((w) =>
+    w.id === stale[0].id && w !== stale[0] && w.generation === m.generation && !w.replace
+  );
   if (!successor) {
     if (!serving.some((w) => !w.ready)) start(m, stale[0].id);
   } else if (successor.ready) {
@@ -60,7 +65,10 @@ function start(m: Master, id: number): void {
   try {
     const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {}; // a --reload picks up an edit
     pipe = m.stage.logTimestamps ? relayPipe() : undefined;
-    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, { env, output: pipe?.[1] });
+    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, {
+      env,
+      output: pipe?.[1],
+    });
     if (pipe) m.relays.push(new OutputRelay(pipe[0], w.pid, id, m.stage.logFormat));
     m.workers.push(w);
     runnerLog(`master: worker[${id}] started (pid ${w.pid})`);
@@ -91,4 +99,3 @@ export function successorFailed(m: Master, why: string): void {
   m.reloading = undefined;
   outcome(m, "reload", false, `reload failed: ${why}; the old code still serves`);
 }
-

@@ -33,7 +33,12 @@ export function refuseUpgrade(pidFile: PidFile | undefined, underWay: boolean, s
 
 /** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
  * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd. */
-export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Record<string, string> = {}, libc: Libc = systemLibc): Upgrade | undefined {
+export function startUpgrade(
+  stage: DaemonStage,
+  pidFile: PidFile,
+  systemd: Record<string, string> = {},
+  libc: Libc = systemLibc,
+): Upgrade | undefined {
   pidFile.rename(`${stage.pidFile}.oldbin`);
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   try {
@@ -44,7 +49,13 @@ export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Reco
       fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
       cwd: stage.command.cwd,
     });
-    return { pid, channel: parentEnd, reader: new ReportReader(), since: Date.now(), deadline: Date.now() + stage.startTimeout * 1000 };
+    return {
+      pid,
+      channel: parentEnd,
+      reader: new ReportReader(),
+      since: Date.now(),
+      deadline: Date.now() + stage.startTimeout * 1000,
+    };
   } catch (err) {
     runnerLog(`master: the upgrade failed, keeping this master: ${(err as Error).message}`);
     libc.close(parentEnd);
@@ -59,7 +70,12 @@ export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Reco
  * Reads what the new master reported so far: `true` once it is ready, why once it failed (it is ended and
  * the pid file is back), `undefined` while it is still starting.
  */
-export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidFile, libc: Libc = systemLibc): true | string | undefined {
+export function watchUpgrade(
+  upgrade: Upgrade,
+  stage: DaemonStage,
+  pidFile: PidFile,
+  libc: Libc = systemLibc,
+): true | string | undefined {
   let failure: string | undefined;
   while (failure === undefined && libc.waitReadable(upgrade.channel, 0)) {
     const chunk = libc.read(upgrade.channel, 4096);

@@ -42,7 +42,11 @@ export interface Worker {
 
 /** Starts the worker `stage` describes, handing it the stage on its channel; `env` adds to the master's
  * environment (`--env-file`), `output` becomes its fds 1 and 2 (`--log-timestamps`). */
-export function spawnWorker(stage: WorkerStage, generation: number, extra: { env?: Record<string, string>; output?: number } = {}): Worker {
+export function spawnWorker(
+  stage: WorkerStage,
+  generation: number,
+  extra: { env?: Record<string, string>; output?: number } = {},
+): Worker {
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   let pid: number;
   try {
@@ -60,7 +64,16 @@ export function spawnWorker(stage: WorkerStage, generation: number, extra: { env
     libc.close(childEnd);
   }
   const now = Date.now();
-  return { id: stage.id, pid, channel: parentEnd, startedAt: now, lastBeat: now, ready: false, generation, reader: new ReportReader() };
+  return {
+    id: stage.id,
+    pid,
+    channel: parentEnd,
+    startedAt: now,
+    lastBeat: now,
+    ready: false,
+    generation,
+    reader: new ReportReader(),
+  };
 }
 
 /** The reports the worker wrote since the last call (none when none); closes the channel at end of file. */
@@ -126,12 +139,22 @@ export function workerTableFile(pidFile: string): string {
 }
 
 /** Writes the worker table atomically (`null` removes it); returns the error text when it cannot. */
-export function writeWorkerTable(path: string, rows: WorkerRow[] | null, extra: Omit<WorkerTable, "master" | "workers"> = {}): string | undefined {
+export function writeWorkerTable(
+  path: string,
+  rows: WorkerRow[] | null,
+  extra: Omit<WorkerTable, "master" | "workers"> = {},
+): string | undefined {
   if (rows === null) return void rmSync(path, { force: true });
   const tmp = `${path}.${process.pid}.tmp`;
   try {
     const crashLoop = extra.crashLoop?.length ? extra.crashLoop : undefined;
-    const table: WorkerTable = { master: process.pid, ...extra, relayed: extra.relayed || undefined, crashLoop, workers: rows.sort((a, b) => a.id - b.id) };
+    const table: WorkerTable = {
+      master: process.pid,
+      ...extra,
+      relayed: extra.relayed || undefined,
+      crashLoop,
+      workers: rows.sort((a, b) => a.id - b.id),
+    };
     writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
     renameSync(tmp, path);
   } catch (err) {

@@ -13,7 +13,7 @@ import { logPathFile, recordedLogPath, showLogs } from "../log/show.ts";
 import type { RunnerOptions } from "../cli/options.ts";
 import { readPidFile, removeStalePidFile } from "../pidfile.ts";
 import { whoRuns } from "../privileges.ts";
-import { daemonTree, type DaemonTree } from "../process_tree.ts";
+import { type DaemonTree, daemonTree } from "../process_tree.ts";
 import { MIGRATION_STATUS } from "../worker/reuseport_migrate.ts";
 import { REOPEN } from "../signals.ts";
 import { sendSignal, terminate, terminateTree } from "../terminate.ts";
@@ -138,7 +138,11 @@ export function status(opts: RunnerOptions): number {
   }
   if (state.state === "running") {
     const foreground = state.missing && findRegistered(opts.pidFile)?.foreground;
-    const where = !state.missing ? "" : foreground ? " in the foreground, ready (no pid file: found in the registry)" : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
+    const where = !state.missing
+      ? ""
+      : foreground
+      ? " in the foreground, ready (no pid file: found in the registry)"
+      : ` but its pid file ${opts.pidFile} is missing (found in the registry)`;
     console.log(`${opts.name}: running (pid ${state.pid})${where}`);
     const table = readWorkerTable(foreground ? foregroundTableFile(opts.pidFile) : workerTableFile(opts.pidFile));
     const who = whoRuns(state.pid, table?.master === state.pid ? table.workers.map((w) => w.pid) : []);
@@ -182,7 +186,9 @@ export function stop(opts: RunnerOptions): void {
   if (result.pid === null) {
     console.log(`${opts.name}: not running${result.removedStale ? ` (removed stale pid file ${opts.pidFile})` : ""}`);
   } else {
-    const note = `${result.killed ? `, killed after ${opts.timeout} s` : ""}${missing ? `; its pid file ${opts.pidFile} was missing, found in the registry` : ""}`;
+    const note = `${result.killed ? `, killed after ${opts.timeout} s` : ""}${
+      missing ? `; its pid file ${opts.pidFile} was missing, found in the registry` : ""
+    }`;
     console.log(`${opts.name}: stopped (pid ${result.pid}${note})`);
   }
 }
@@ -191,8 +197,15 @@ export function stop(opts: RunnerOptions): void {
 export function signalRunning(opts: RunnerOptions, signal: number, action: string, fix = ""): number {
   const missing = !existsSync(opts.pidFile); // before the signal: an upgrade renames it at once
   const pid = signalDaemon(opts.pidFile, signal);
-  if (pid === null) throw new DaemonError("NOT_RUNNING", `Cannot ${action}: ${opts.name} is not running (no lock on ${opts.pidFile})${fix && `: ${fix}`}`);
-  if (missing) console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
+  if (pid === null) {
+    throw new DaemonError(
+      "NOT_RUNNING",
+      `Cannot ${action}: ${opts.name} is not running (no lock on ${opts.pidFile})${fix && `: ${fix}`}`,
+    );
+  }
+  if (missing) {
+    console.log(`${opts.name}: pid file ${opts.pidFile} is missing; signalled pid ${pid}, found in the registry`);
+  }
   return pid;
 }
 
@@ -204,7 +217,11 @@ export function holdLogs(opts: RunnerOptions): void {
   };
   const path = logPathOf(opts, "hold logs");
   const [pid, ...held] = askToHold(path, () => signalRunning(opts, REOPEN, "hold logs"), workers);
-  console.log(`${opts.name}: holding its log lines (pid ${pid}${held.length ? ` and ${held.length} worker${held.length === 1 ? "" : "s"}` : ""}) while ${path} is copied: --reopen-logs writes them`);
+  console.log(
+    `${opts.name}: holding its log lines (pid ${pid}${
+      held.length ? ` and ${held.length} worker${held.length === 1 ? "" : "s"}` : ""
+    }) while ${path} is copied: --reopen-logs writes them`,
+  );
 }
 
 /** `--reopen-logs` (logrotate's postrotate): see log/rotate.ts. */
@@ -212,7 +229,11 @@ export function reopenLogs(opts: RunnerOptions): void {
   const signal = () => signalRunning(opts, REOPEN, "reopen logs", "nothing to reopen");
   const daemonLog = recordedLogPath(opts.pidFile);
   const pid = askToReopen(opts.name, opts.logFile ?? daemonLog, daemonLog, signal);
-  console.log(daemonLog ? `${opts.name}: reopened ${daemonLog} (pid ${pid})` : `${opts.name}: signalled pid ${pid}, which has no --log-file: nothing to reopen`);
+  console.log(
+    daemonLog
+      ? `${opts.name}: reopened ${daemonLog} (pid ${pid})`
+      : `${opts.name}: signalled pid ${pid}, which has no --log-file: nothing to reopen`,
+  );
 }
 
 /** `--logs`: prints (and follows) the daemon's log; returns tail's exit code. */
@@ -224,7 +245,10 @@ export function logs(opts: RunnerOptions): Promise<number> {
 function logPathOf(opts: RunnerOptions, what: string): string {
   const path = opts.logFile ?? recordedLogPath(opts.pidFile);
   if (!path) {
-    throw new DaemonError("NO_INPUT", `Cannot ${what}: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`);
+    throw new DaemonError(
+      "NO_INPUT",
+      `Cannot ${what}: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`,
+    );
   }
   return path;
 }

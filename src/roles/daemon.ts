@@ -91,7 +91,9 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
     if (!supervised(supervisionOf(stage))) dropPrivileges(stage, libc);
     return { pidFile, reporter, handlersReady };
   } catch (err) {
-    const e = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
+    const e = err instanceof DaemonError
+      ? err
+      : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
     runnerLog(e.message, "fatal");
     reporter.fail(e.code, e.message);
     process.exit(e.exitCode);
@@ -110,7 +112,9 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   process.on("exit", (code) => {
     if (!reporter.pending) return;
     const signal = stopSignal();
-    const message = signal ? `Cannot start: stopped during start-up (${signal})` : `Cannot start: the entry exited with code ${code} before it was ready`;
+    const message = signal
+      ? `Cannot start: stopped during start-up (${signal})`
+      : `Cannot start: the entry exited with code ${code} before it was ready`;
     runnerLog(message, "fatal");
     reporter.fail("START_FAILED", message);
   });

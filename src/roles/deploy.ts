@@ -46,18 +46,33 @@ function supervisor(opts: RunnerOptions): { master?: number; settings?: { startT
   const state = readPidFile(opts.pidFile);
   if (state.state !== "running") return {};
   const settings = findRegistered(opts.pidFile)?.settings;
-  const master = tableOf(opts.pidFile, state.pid) || (settings && supervisionOf(settings).reload === "rolling restart") ? state.pid : undefined;
+  const master = tableOf(opts.pidFile, state.pid) || (settings && supervisionOf(settings).reload === "rolling restart")
+    ? state.pid
+    : undefined;
   return { master, settings };
 }
 
 /** Waits until `read` gives an outcome newer than `count`; throws once `pid` is gone or the bound passed. */
-function awaitOutcome(opts: RunnerOptions, what: string, pid: number, boundMs: number, read: () => Outcome | "done" | undefined): Outcome | "done" {
+function awaitOutcome(
+  opts: RunnerOptions,
+  what: string,
+  pid: number,
+  boundMs: number,
+  read: () => Outcome | "done" | undefined,
+): Outcome | "done" {
   const deadline = Date.now() + boundMs;
   for (;;) {
     const seen = read();
     if (seen) return seen;
-    if (!alive(pid)) throw new DaemonError("START_FAILED", `Cannot ${what}: ${opts.name} (pid ${pid}) exited meanwhile: see its log`);
-    if (Date.now() > deadline) throw new DaemonError("START_FAILED", `Cannot tell whether the ${what} of ${opts.name} finished within ${boundMs / 1000} s: see its log`);
+    if (!alive(pid)) {
+      throw new DaemonError("START_FAILED", `Cannot ${what}: ${opts.name} (pid ${pid}) exited meanwhile: see its log`);
+    }
+    if (Date.now() > deadline) {
+      throw new DaemonError(
+        "START_FAILED",
+        `Cannot tell whether the ${what} of ${opts.name} finished within ${boundMs / 1000} s: see its log`,
+      );
+    }
     sleep(POLL_MS);
   }
 }
@@ -65,7 +80,11 @@ function awaitOutcome(opts: RunnerOptions, what: string, pid: number, boundMs: n
 /** Without the master's table beside the pid file (its directory removed, or the master still starting) the
  * outcome cannot be waited for: says where it will be. */
 function unseen(opts: RunnerOptions, pid: number, what: string): void {
-  console.log(`${opts.name}: signalled pid ${pid} to ${what}; its worker table ${workerTableFile(opts.pidFile)} is missing, so the outcome is in its log only`);
+  console.log(
+    `${opts.name}: signalled pid ${pid} to ${what}; its worker table ${
+      workerTableFile(opts.pidFile)
+    } is missing, so the outcome is in its log only`,
+  );
 }
 
 /** Prints a master's outcome line; a failure ends the command with exit 69. */
@@ -83,17 +102,23 @@ export function reload(opts: RunnerOptions): void {
   const before = master ? tableOf(opts.pidFile, master) : null;
   const pid = signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
   if (pid !== master) {
-    console.log(`${opts.name}: sent SIGHUP to pid ${pid}: one process (--no-keep-alive) runs its onReload hooks in place; for the code on disk, --restart`);
+    console.log(
+      `${opts.name}: sent SIGHUP to pid ${pid}: one process (--no-keep-alive) runs its onReload hooks in place; for the code on disk, --restart`,
+    );
     return;
   }
   if (!before) return unseen(opts, pid, "reload");
   const copies = Math.max(1, before?.workers.length ?? 1);
-  const bound = copies * ((settings?.startTimeout ?? opts.startTimeout) + (settings?.timeout ?? opts.timeout)) * 1000 + 5000;
+  const bound = copies * ((settings?.startTimeout ?? opts.startTimeout) + (settings?.timeout ?? opts.timeout)) * 1000 +
+    5000;
   const count = before?.reload?.count ?? 0;
-  report(opts, awaitOutcome(opts, "reload", pid, bound, () => {
-    const outcome = tableOf(opts.pidFile, pid)?.reload;
-    return outcome && outcome.count > count ? outcome : undefined;
-  }) as Outcome);
+  report(
+    opts,
+    awaitOutcome(opts, "reload", pid, bound, () => {
+      const outcome = tableOf(opts.pidFile, pid)?.reload;
+      return outcome && outcome.count > count ? outcome : undefined;
+    }) as Outcome,
+  );
 }
 
 /**
@@ -103,7 +128,10 @@ export function reload(opts: RunnerOptions): void {
 export function upgrade(opts: RunnerOptions): void {
   const { master, settings } = supervisor(opts);
   if (master === undefined && readPidFile(opts.pidFile).state === "running") {
-    throw new DaemonError("USAGE", `Cannot upgrade ${opts.name}: it runs the entry in one process (--no-keep-alive), with no master to start the new one beside it: use --restart`);
+    throw new DaemonError(
+      "USAGE",
+      `Cannot upgrade ${opts.name}: it runs the entry in one process (--no-keep-alive), with no master to start the new one beside it: use --restart`,
+    );
   }
   const before = master ? tableOf(opts.pidFile, master) : null;
   const count = before?.upgrade?.count ?? 0;
@@ -115,7 +143,9 @@ export function upgrade(opts: RunnerOptions): void {
     const outcome = tableOf(opts.pidFile, old)?.upgrade;
     if (outcome && outcome.count > count) return outcome;
     const table = readWorkerTable(workerTableFile(opts.pidFile)), state = readPidFile(opts.pidFile);
-    return table && table.master !== old && state.state === "running" && state.pid === table.master ? "done" : undefined;
+    return table && table.master !== old && state.state === "running" && state.pid === table.master
+      ? "done"
+      : undefined;
   });
   if (seen !== "done") return report(opts, seen);
   const table = readWorkerTable(workerTableFile(opts.pidFile))!;
@@ -124,5 +154,9 @@ export function upgrade(opts: RunnerOptions): void {
   const drainedBy = Date.now() + ((settings?.timeout ?? opts.timeout) + 5) * 1000;
   while (alive(old) && Date.now() < drainedBy) sleep(POLL_MS);
   const after = alive(old) ? "; the old master still drains its workers" : ", the old master drained and gone";
-  console.log(`${opts.name}: upgraded: master ${old} → ${table.master} (workers ${workers}) in ${((Date.now() - since) / 1000).toFixed(1)} s${after}`);
+  console.log(
+    `${opts.name}: upgraded: master ${old} → ${table.master} (workers ${workers}) in ${
+      ((Date.now() - since) / 1000).toFixed(1)
+    } s${after}`,
+  );
 }

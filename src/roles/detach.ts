@@ -31,10 +31,19 @@ export function detach(stage: DetachStage, libc: Libc = systemLibc): never {
   const { path, args } = stage.command;
   let report: string;
   try {
-    const pid = libc.spawn({ path, argv: [path, ...args], env: { ...process.env, [STAGE_ENV]: String(STAGE_FD) }, fds: [0, 1, 2, STAGE_FD] });
+    const pid = libc.spawn({
+      path,
+      argv: [path, ...args],
+      env: { ...process.env, [STAGE_ENV]: String(STAGE_FD) },
+      fds: [0, 1, 2, STAGE_FD],
+    });
     report = encode({ kind: "PID", pid });
   } catch (err) {
-    report = encode({ kind: "ERROR", code: "START_FAILED", message: `Cannot start: cannot run ${path} again: ${(err as Error).message}` });
+    report = encode({
+      kind: "ERROR",
+      code: "START_FAILED",
+      message: `Cannot start: cannot run ${path} again: ${(err as Error).message}`,
+    });
   }
   libc.write(STAGE_FD, new TextEncoder().encode(report));
   process.exit(0);

@@ -72,10 +72,16 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
     if (state.startsWith("STOPPING=1")) drop();
     if (!state.startsWith("READY=1") || registration) return;
     try {
-      registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, { settings: withDefaults(opts), command: selfCommand(), foreground: true });
+      registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, {
+        settings: withDefaults(opts),
+        command: selfCommand(),
+        foreground: true,
+      });
     } catch (err) {
       const held = err instanceof DaemonError && err.code === "ALREADY_RUNNING";
-      const why = held ? `pid ${err.pid} is registered as ${opts.name}: give this one its own --name or --pid-file` : (err as Error).message;
+      const why = held
+        ? `pid ${err.pid} is registered as ${opts.name}: give this one its own --name or --pid-file`
+        : (err as Error).message;
       runnerLog(`--status will not find this process: ${why}`, "warning");
     }
   };
@@ -94,14 +100,20 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   ignoreInspectorSignal(libc); // a foreground service (systemd Type=simple) is as exposed as a daemon
   let pidFile: PidFile | undefined;
   if (opts.pidFileGiven) {
-    const start = { settings: withDefaults(opts), command: selfCommand(), env: { ...process.env } as Record<string, string> };
+    const start = {
+      settings: withDefaults(opts),
+      command: selfCommand(),
+      env: { ...process.env } as Record<string, string>,
+    };
     const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name, start);
     process.on("exit", () => held.release());
   }
   // A start-up failure: in the log (an entry's error with its whole stack), and in one line on the terminal
   // the run was started from.
   const fatal = (err: unknown): never => {
-    const error = err instanceof DaemonError ? err : new DaemonError("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
+    const error = err instanceof DaemonError
+      ? err
+      : new DaemonError("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
     runnerLog(err instanceof DaemonError ? error.message : entryStack(err), "fatal");
     if (terminal !== 2) libc.dup2(terminal, 2);
     return fail(error);
@@ -124,8 +136,13 @@ class TerminalReporter extends ReadyReporter {
   override ready(): void {
     if (this.pending && isatty(this.terminal)) {
       const addresses = listeningAddresses(process.pid);
-      const who = `${this.opts.name} (pid ${process.pid}${this.opts.workers ? `, ${this.opts.workers} worker${this.opts.workers === 1 ? "" : "s"}` : ""})`;
-      writeSync(this.terminal, `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`);
+      const who = `${this.opts.name} (pid ${process.pid}${
+        this.opts.workers ? `, ${this.opts.workers} worker${this.opts.workers === 1 ? "" : "s"}` : ""
+      })`;
+      writeSync(
+        this.terminal,
+        `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`,
+      );
     }
     super.ready();
   }
@@ -136,7 +153,10 @@ class TerminalReporter extends ReadyReporter {
 export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (err: unknown) => never): Promise<void> {
   if (process.pid === 1) { // a container's first process: its child runs the entry
     setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
-    return (await import("./init.ts")).serveInit({ master: supervisionOf(opts).kind === "workers", timeout: opts.timeout });
+    return (await import("./init.ts")).serveInit({
+      master: supervisionOf(opts).kind === "workers",
+      timeout: opts.timeout,
+    });
   }
   mark("foreground: role modules loaded");
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
@@ -144,7 +164,10 @@ export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (er
   mark("foreground: inputs, logging, pid file");
   // The master's and init's modules are loaded only by a foreground that is one (most run the entry here).
   if (supervised(supervisionOf(opts))) {
-    return (await import("./master.ts")).runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+    return (await import("./master.ts")).runMaster(
+      { ...withDefaults(opts), role: "daemon", command: selfCommand() },
+      () => started,
+    );
   }
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks

@@ -16,8 +16,19 @@ import { runnerLog } from "../log/lines.ts";
 
 /** What init passes on to its child: stops, reloads, Unicorn's worker signals, terminal resizes. */
 const FORWARDED = {
-  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGALRM: 14, SIGTERM: 15, SIGCONT: 18,
-  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGWINCH: 28,
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGCONT: 18,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGWINCH: 28,
 } as const;
 
 /** The exit code of a shell for a wait status: the code, or 128 + the signal that killed it. */
@@ -47,9 +58,18 @@ function killChild(pidfd: number, timeout: number, libc: Libc): void {
  * if (process.pid === 1) serveInit();
  * ```
  */
-export function serveInit(stop: { master: boolean; timeout: number } = { master: false, timeout: 10 }, libc: Libc = systemLibc): void {
+export function serveInit(
+  stop: { master: boolean; timeout: number } = { master: false, timeout: 10 },
+  libc: Libc = systemLibc,
+): void {
   const self = selfCommand();
-  const child = libc.spawn({ path: self.path, argv: [self.path, ...self.args], env: process.env, fds: [0, 1, 2], cwd: self.cwd });
+  const child = libc.spawn({
+    path: self.path,
+    argv: [self.path, ...self.args],
+    env: process.env,
+    fds: [0, 1, 2],
+    cwd: self.cwd,
+  });
   const pidfd = libc.pidfdOpen(child);
   ignoreInspectorSignal(libc);
   let killAt: ReturnType<typeof setTimeout> | undefined;
@@ -57,7 +77,9 @@ export function serveInit(stop: { master: boolean; timeout: number } = { master:
     if (name === "SIGUSR1" && !RUNTIME.usr1IsSafe) continue; // listening would open Deno's debugger
     process.on(name as NodeJS.Signals, () => {
       // A child whose event loop is blocked never ends its own stop: killed a little after its --timeout.
-      if (number === FORWARDED.SIGTERM || number === FORWARDED.SIGINT) killAt ??= setTimeout(() => killChild(pidfd, stop.timeout, libc), (stop.timeout + 2) * 1000);
+      if (number === FORWARDED.SIGTERM || number === FORWARDED.SIGINT) {
+        killAt ??= setTimeout(() => killChild(pidfd, stop.timeout, libc), (stop.timeout + 2) * 1000);
+      }
       try {
         libc.pidfdSignal(pidfd, stop.master && number === FORWARDED.SIGTERM ? FORWARDED.SIGQUIT : number);
       } catch {

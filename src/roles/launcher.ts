@@ -36,13 +36,21 @@ function openLog(path: string | undefined, umask: number, libc: Libc): number | 
   // A FIFO would block the open (and the daemon's every write); a socket cannot be opened at all.
   const type = existsSync(path) ? statSync(path) : undefined;
   if (type?.isFIFO() || type?.isSocket()) {
-    throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`,
+    );
   }
   const callers = libc.umask(umask); // the log is the daemon's file: its --umask, not the caller's shell's
   try {
     return libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666);
   } catch (err) {
-    const problem = pathProblem("--log-file", path, err instanceof SystemCallError ? err.code : "", (err as Error).message);
+    const problem = pathProblem(
+      "--log-file",
+      path,
+      err instanceof SystemCallError ? err.code : "",
+      (err as Error).message,
+    );
     throw new DaemonError("CANNOT_CREATE", `Cannot open log file ${path}: ${problem}`, { cause: err });
   } finally {
     libc.umask(callers);
@@ -58,14 +66,25 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
     throw err instanceof SystemCallError ? cannotCreate(pidFile, err) : err;
   }
   if (state.state === "running") {
-    const where = state.missing ? `its pid file ${pidFile} is missing, found in the registry` : `pid file ${pidFile} is locked`;
-    throw new DaemonError("ALREADY_RUNNING", `Cannot start: already running as pid ${state.pid} (${where}): stop it with --stop, or pick another --pid-file`, { pid: state.pid });
+    const where = state.missing
+      ? `its pid file ${pidFile} is missing, found in the registry`
+      : `pid file ${pidFile} is locked`;
+    throw new DaemonError(
+      "ALREADY_RUNNING",
+      `Cannot start: already running as pid ${state.pid} (${where}): stop it with --stop, or pick another --pid-file`,
+      { pid: state.pid },
+    );
   }
   try {
     accessSync(dirname(pidFile), constants.W_OK);
   } catch {
     const dir = dirname(pidFile);
-    throw new DaemonError("CANNOT_CREATE", `Cannot create pid file: directory ${dir} ${existsSync(dir) ? "is not writable" : "does not exist"}: pick another --pid-file`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot create pid file: directory ${dir} ${
+        existsSync(dir) ? "is not writable" : "does not exist"
+      }: pick another --pid-file`,
+    );
   }
 }
 
@@ -86,7 +105,12 @@ function cleanUpFailedStart(pid: number | undefined, pidFile: string, libc: Libc
 
 /** Spawns /bin/sh — or, without one, this same command as the detach stage (roles/detach.ts) — which starts
  * the daemon with the channel on fd 3 and reports its pid there. Returns the launcher's end of it. */
-function spawnDaemon(stage: DaemonStage, log: ChildFd, environment: Record<string, string | undefined>, libc: Libc = systemLibc): number {
+function spawnDaemon(
+  stage: DaemonStage,
+  log: ChildFd,
+  environment: Record<string, string | undefined>,
+  libc: Libc = systemLibc,
+): number {
   const sh = findProgram("/bin/sh");
   const { path, args } = stage.command;
   const { parentEnd, childEnd, env } = handOver(sh ? stage : [{ role: "detach", command: stage.command }, stage], libc);
@@ -124,10 +148,21 @@ function spawnDaemon(stage: DaemonStage, log: ChildFd, environment: Record<strin
  * console.log(pid);
  * ```
  */
-export async function launch(options: DaemonOptions, libc: Libc = systemLibc, environment: Record<string, string | undefined> = process.env): Promise<number> {
+export async function launch(
+  options: DaemonOptions,
+  libc: Libc = systemLibc,
+  environment: Record<string, string | undefined> = process.env,
+): Promise<number> {
   const settings = withDefaults(options);
   const invalid = invalidSetting(settings as unknown as Record<string, unknown>);
-  if (invalid) throw new DaemonError("USAGE", `Invalid ${invalid} ${JSON.stringify(settings[invalid as keyof typeof settings])}: not a value its option takes (see --help)`);
+  if (invalid) {
+    throw new DaemonError(
+      "USAGE",
+      `Invalid ${invalid} ${
+        JSON.stringify(settings[invalid as keyof typeof settings])
+      }: not a value its option takes (see --help)`,
+    );
+  }
   checkStartInputs(settings); // 66 before anything
   identityOf(settings, libc); // 77 or 67 before anything
   mark("launcher: inputs and identity checked");
@@ -159,7 +194,10 @@ export async function launch(options: DaemonOptions, libc: Libc = systemLibc, en
     lock = undefined;
   };
   const hint = settings.logFile ? ` (see ${settings.logFile})` : " (pass --log-file to see its output)";
-  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, { onLocked: release, stoppedBy: () => stoppedBy });
+  const { pid, error, reported } = await waitForReady(readEnd, settings.startTimeout * 1000, hint, libc, {
+    onLocked: release,
+    stoppedBy: () => stoppedBy,
+  });
   mark("launcher: READY (or error) received");
   for (const [signal, listener] of listeners) process.off(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up

@@ -37,8 +37,16 @@ function duration(seconds: number): string {
 export function table(rows: Overview[]): string {
   const head = ["name", "pid", "status", "uptime", "restarts", "workers", "rss", "cpu", "ports", "log"];
   const cells = rows.map((o) => [
-    o.name, String(o.pid), o.status, o.status === "running" ? duration(o.uptime) : "-", String(o.restarts), String(o.workers),
-    `${(o.rss / 1048576).toFixed(1)}M`, `${o.cpu}%`, o.ports.join(",") || "-", o.logFile ?? "-",
+    o.name,
+    String(o.pid),
+    o.status,
+    o.status === "running" ? duration(o.uptime) : "-",
+    String(o.restarts),
+    String(o.workers),
+    `${(o.rss / 1048576).toFixed(1)}M`,
+    `${o.cpu}%`,
+    o.ports.join(",") || "-",
+    o.logFile ?? "-",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   return [head, ...cells].map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
@@ -59,9 +67,21 @@ export function list(json: boolean): number {
 export function statusJson(opts: RunnerOptions): number {
   const state = readPidFile(opts.pidFile);
   const entry = state.state === "running" ? findRegistered(opts.pidFile) : null;
-  const environment = entry && { envFiles: entry.settings?.envFiles ?? [], variables: Object.keys(entry.env ?? {}).length };
+  const environment = entry &&
+    { envFiles: entry.settings?.envFiles ?? [], variables: Object.keys(entry.env ?? {}).length };
   if (entry) console.log(JSON.stringify({ ...overview(entry, "running"), environment }, null, 2));
-  else if (state.state === "running") console.log(JSON.stringify({ name: opts.name, pid: state.pid, pidFile: opts.pidFile, status: "running" }, null, 2));
-  else console.log(JSON.stringify({ name: opts.name, pidFile: opts.pidFile, status: state.state === "stale" ? "stale" : "stopped" }, null, 2));
-  return state.state === "running" ? ExitCode.OK : state.state === "stale" ? ExitCode.DEAD_PID_FILE : ExitCode.NOT_RUNNING;
+  else if (state.state === "running") {
+    console.log(JSON.stringify({ name: opts.name, pid: state.pid, pidFile: opts.pidFile, status: "running" }, null, 2));
+  } else {console.log(
+      JSON.stringify(
+        { name: opts.name, pidFile: opts.pidFile, status: state.state === "stale" ? "stale" : "stopped" },
+        null,
+        2,
+      ),
+    );}
+  return state.state === "running"
+    ? ExitCode.OK
+    : state.state === "stale"
+    ? ExitCode.DEAD_PID_FILE
+    : ExitCode.NOT_RUNNING;
 }

@@ -28,7 +28,7 @@ import { supervisionOf } from "../supervision.ts";
 import { refuseUpgrade, startUpgrade, watchUpgrade } from "../master/upgrade.ts";
 import { closeChannel, readReports, signalWorker, type Worker, writeWorkerTable } from "../master/worker_handle.ts";
 import { moveStatus, outcome, writeStatus } from "../master/master_status.ts";
-import { type Master, maintainWorkerCount, successorFailed } from "../master/pool.ts";
+import { maintainWorkerCount, type Master, successorFailed } from "../master/pool.ts";
 import type { StartedDaemon } from "./daemon.ts";
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 
@@ -41,9 +41,21 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // before the workers' "started" lines
   const policy = supervisionOf(stage);
   const m: Master = {
-    stage, policy, daemon: undefined!, target: policy.copies, generation: 0, workers: [], backoff: new Map(), lastExits: new Map(), restarts: new Map(),
-    queue: [], starting: true, memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined, relays: [],
-    migration: "none", outcomes: {},
+    stage,
+    policy,
+    daemon: undefined!,
+    target: policy.copies,
+    generation: 0,
+    workers: [],
+    backoff: new Map(),
+    lastExits: new Map(),
+    restarts: new Map(),
+    queue: [],
+    starting: true,
+    memory: stage.maxMemory ? new MemoryWatch(stage.maxMemory) : undefined,
+    relays: [],
+    migration: "none",
+    outcomes: {},
   };
   let wake = () => {};
   for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // for the loop; before the pid file is ours
@@ -94,8 +106,15 @@ function tick(m: Master): boolean {
 function handleSignal(m: Master, signal: string): void {
   if (m.stopping && signal !== "SIGTERM" && signal !== "SIGINT") return;
   switch (signal) {
-    case "SIGTERM": case "SIGINT": case "SIGQUIT":
-      return stop(m, signal === "SIGQUIT", `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`, signal);
+    case "SIGTERM":
+    case "SIGINT":
+    case "SIGQUIT":
+      return stop(
+        m,
+        signal === "SIGQUIT",
+        `master: ${signal}: ${signal === "SIGQUIT" ? "graceful" : "quick"} stop`,
+        signal,
+      );
     case "SIGHUP": // a rolling restart: each worker replaced by one of the executable on disk, successor first
       runnerLog(`master: SIGHUP: rolling restart from ${m.stage.command.path}`);
       m.reloading ??= { since: Date.now(), pids: m.workers.filter((w) => !w.retireBy).map((w) => w.pid) };
@@ -113,7 +132,14 @@ function handleSignal(m: Master, signal: string): void {
       if (refused) return outcome(m, "upgrade", false, refused);
       runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
       m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover);
-      if (!m.upgrade) outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
+      if (!m.upgrade) {
+        outcome(
+          m,
+          "upgrade",
+          false,
+          "the upgrade failed: the new master could not be started; the old one still serves",
+        );
+      }
       return moveStatus(m);
     }
     default: // the reopen signal
@@ -128,7 +154,10 @@ function stop(m: Master, graceful: boolean, why: string, signal?: string): void 
   // Cut short by it, a start is reported as stopped; systemd and --status hear of it (not of an upgrade's retirement).
   if (signal) noteStopSignal(signal), m.daemon.systemd.notify("STOPPING=1");
   const { seconds } = m.policy.quickStop; // keep-alive's one worker runs the onShutdown hooks on TERM: --timeout
-  m.stopping = { graceful, killAt: Date.now() + (graceful || seconds === "timeout" ? m.stage.timeout : seconds) * 1000 };
+  m.stopping = {
+    graceful,
+    killAt: Date.now() + (graceful || seconds === "timeout" ? m.stage.timeout : seconds) * 1000,
+  };
   for (const w of m.workers) signalWorker(w, graceful ? SIG.QUIT : SIG.TERM);
 }
 
@@ -173,7 +202,9 @@ function workerExited(m: Master, w: Worker, status: number): void {
   if (m.starting && !m.stopping) { // a stop during start-up ends the loop; the exit says "stopped during start-up"
     for (const other of m.workers) signalWorker(other, SIG.KILL);
     const message = `Cannot start: the entry ${how} before it was ready`; // as one process says it
-    if (!w.error && m.policy.kind === "keep-alive") runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
+    if (!w.error && m.policy.kind === "keep-alive") {
+      runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
+    }
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
   if (w.retireBy || m.stopping) {
@@ -184,15 +215,34 @@ function workerExited(m: Master, w: Worker, status: number): void {
   }
   // A successor (a rolling restart, a replacement) that failed: keep the worker it was to replace, end the restart.
   const kept = w.ready ? undefined : m.workers.find((o) => o.id === w.id);
-  if (kept) return successorFailed(m, `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`);
+  if (kept) {
+    return successorFailed(
+      m,
+      `worker[${w.id}] successor (pid ${w.pid}) failed, keeping pid ${kept.pid}: ${(w.error ?? how).split("\n")[0]}`,
+    );
+  }
   // An unplanned exit: replace it, backing off only while it keeps crashing (crash_loop.ts).
-  const delay = m.backoff.set(w.id, backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now)).get(w.id)!.retryAt - now;
+  const delay = m.backoff.set(
+    w.id,
+    backoffAfter(m.backoff.get(w.id), { status, readyFor: w.readyAt ? now - w.readyAt : undefined }, now),
+  ).get(w.id)!.retryAt - now;
   m.lastExits.set(w.id, status);
   m.restarts.set(w.id, (m.restarts.get(w.id) ?? 0) + 1);
   const error = w.error ? `: ${w.error.split("\n")[0]}` : "";
-  runnerLog(`master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"}`);
+  runnerLog(
+    `master: worker[${w.id}] (pid ${w.pid}) ${how} after ${(lived / 1000).toFixed(1)} s${error}; ${
+      delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"
+    }`,
+  );
   const waiting = waitingSlots(m.backoff, m.target, m.workers, now); // every slot waiting: only crashes in a row do that
-  if (waiting.length === m.target) runnerLog(`master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${((waiting[0].retryAt - now) / 1000).toFixed(1)} s`, "error");
+  if (waiting.length === m.target) {
+    runnerLog(
+      `master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${
+        ((waiting[0].retryAt - now) / 1000).toFixed(1)
+      } s`,
+      "error",
+    );
+  }
   writeStatus(m);
 }
 
@@ -206,7 +256,11 @@ function killLazyWorkers(m: Master): void {
       w.error = `not ready within --start-timeout ${m.stage.startTimeout} s`; // a successor that hangs ends the restart
       signalWorker(w, SIG.KILL);
     } else if (now - w.lastBeat > m.stage.workerTimeout * 1000) {
-      runnerLog(`master: worker[${w.id}] (pid ${w.pid}) timeout (${((now - w.lastBeat) / 1000).toFixed(1)} s > ${m.stage.workerTimeout} s), killing`);
+      runnerLog(
+        `master: worker[${w.id}] (pid ${w.pid}) timeout (${
+          ((now - w.lastBeat) / 1000).toFixed(1)
+        } s > ${m.stage.workerTimeout} s), killing`,
+      );
       w.lastBeat = Infinity; // report once
       signalWorker(w, SIG.KILL);
     }
@@ -225,6 +279,10 @@ function watchUpgradeOf(m: Master): void {
     return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
   }
   m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
-  runnerLog(`master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${((Date.now() - since) / 1000).toFixed(1)} s`);
+  runnerLog(
+    `master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${
+      ((Date.now() - since) / 1000).toFixed(1)
+    } s`,
+  );
   stop(m, true, "master: the new master is ready: retiring this one and its workers");
 }

@@ -60,7 +60,9 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {}); // the master's business (a rolling restart); never die of it
   // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
-  for (const signal of RUNTIME.reopenSignals) process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
+  for (const signal of RUNTIME.reopenSignals) {
+    process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
+  }
   process.on("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;

@@ -39,7 +39,9 @@ export class Drain {
     const drain = this;
     return async function (this: unknown, request: Request, ...rest: unknown[]) {
       const connection = drain.active ? connectionOf?.(request, ...rest) : undefined;
-      if (connection && drain.closed.has(connection)) await new Promise((resolve) => setTimeout(resolve, IDLE_GRACE_MS));
+      if (connection && drain.closed.has(connection)) {
+        await new Promise((resolve) => setTimeout(resolve, IDLE_GRACE_MS));
+      }
       const response = await handler.call(this, request, ...rest);
       // A 101 (Deno's upgradeWebSocket) is the start of a WebSocket, not a response to end with.
       if (!drain.active || !(response instanceof Response) || response.status === 101) return response;
@@ -50,7 +52,9 @@ export class Drain {
   }
 
   /** Makes a node:http server's responses say `Connection: close` during a drain (before the entry's handler runs). */
-  watchNodeServer(server: { prependListener(event: "request", listener: (req: unknown, res: NodeResponse) => void): unknown }): void {
+  watchNodeServer(
+    server: { prependListener(event: "request", listener: (req: unknown, res: NodeResponse) => void): unknown },
+  ): void {
     server.prependListener("request", (_req, res) => {
       if (this.active && !res.headersSent) res.setHeader("Connection", "close");
     });

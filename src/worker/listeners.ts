@@ -68,7 +68,9 @@ export async function shareListeners(masterPid: number): Promise<Listeners> {
     };
   };
   patch(net.Server.prototype as unknown as { listen: AnyFn });
-  if (http.Server.prototype.listen !== net.Server.prototype.listen) patch(http.Server.prototype as unknown as { listen: AnyFn });
+  if (http.Server.prototype.listen !== net.Server.prototype.listen) {
+    patch(http.Server.prototype as unknown as { listen: AnyFn });
+  }
   RUNTIME.wrapServe(check, drain);
   // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
   return { closeGracefully: () => drain.run() };

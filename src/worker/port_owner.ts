@@ -35,7 +35,10 @@ function canonical(address: string): string {
 
 /** The TCP sockets listening on `port`. */
 function listenersOn(port: number): Listener[] {
-  return libc.tcpListeners().filter((l) => l.port === port).map((l) => ({ address: addressOf(l.address), inode: String(l.inode) }));
+  return libc.tcpListeners().filter((l) => l.port === port).map((l) => ({
+    address: addressOf(l.address),
+    inode: String(l.inode),
+  }));
 }
 
 const WILDCARDS = new Set(["0.0.0.0", "::"]);
@@ -158,8 +161,15 @@ export function portTaken(port: number, host: string | undefined): Error {
 function addressInUse(port: number, host: string | undefined, owner: string): Error {
   const shown = host ?? "::";
   const where = `${isIP(shown) === 6 ? `[${shown}]` : shown}:${port}`;
-  const message = `listen EADDRINUSE: address already in use ${where}: ${owner} serves port ${port}: stop it, or give this daemon another port`;
-  const err = Object.assign(new Error(message), { code: "EADDRINUSE", errno: -98, syscall: "listen", port, address: host });
+  const message =
+    `listen EADDRINUSE: address already in use ${where}: ${owner} serves port ${port}: stop it, or give this daemon another port`;
+  const err = Object.assign(new Error(message), {
+    code: "EADDRINUSE",
+    errno: -98,
+    syscall: "listen",
+    port,
+    address: host,
+  });
   err.stack = `Error: ${message}`; // the user's problem, not daemonic's: one line without a stack
   return err;
 }

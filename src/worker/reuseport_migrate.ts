@@ -31,7 +31,12 @@ let program: number | undefined;
 function loadProgram(libc: Libc): { fd?: number; error?: string } {
   if (program !== undefined) return { fd: program };
   try {
-    program = libc.bpfProgramLoad({ type: BPF_PROG_TYPE_SK_REUSEPORT, expectedAttachType: BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, instructions: PASS_PROGRAM, license: "GPL" });
+    program = libc.bpfProgramLoad({
+      type: BPF_PROG_TYPE_SK_REUSEPORT,
+      expectedAttachType: BPF_SK_REUSEPORT_SELECT_OR_MIGRATE,
+      instructions: PASS_PROGRAM,
+      license: "GPL",
+    });
     return { fd: program };
   } catch (err) {
     return { error: (err as Error).message };
@@ -51,7 +56,11 @@ export function migrationMode(libc: Libc = systemLibc): { mode: MigrationMode; r
   const { error } = loadProgram(libc);
   if (!error) return { mode: "bpf" };
   if (sysctlMigrates()) return { mode: "sysctl" };
-  return { mode: "none", reason: `cannot load the reuseport migration program (${error}; it needs Linux 5.14 and CAP_BPF or root) and net.ipv4.tcp_migrate_req is 0` };
+  return {
+    mode: "none",
+    reason:
+      `cannot load the reuseport migration program (${error}; it needs Linux 5.14 and CAP_BPF or root) and net.ipv4.tcp_migrate_req is 0`,
+  };
 }
 
 /** The listening sockets of this process. */
@@ -102,6 +111,10 @@ export function attachMigration(libc: Libc = systemLibc): number | null {
 /** The master's {@linkcode migrationMode}, with one warning line in its log when restarts would be lossy. */
 export function migrationLogged(libc: Libc = systemLibc): MigrationMode {
   const { mode, reason } = migrationMode(libc);
-  if (reason) runnerLog(`master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`);
+  if (reason) {
+    runnerLog(
+      `master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`,
+    );
+  }
   return mode;
 }
