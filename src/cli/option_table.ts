@@ -36,243 +36,228 @@ import {
   workerCount,
 } from "./option_values.ts";
 import type { DaemonSettings } from "../settings.ts";
+import type { Action, Cell, OptionRow, Path } from "./option_types.ts";
 
 export { type DaemonSettings, DEFAULTS } from "../settings.ts";
-
-/** What the command line asks for: one action flag, or none (the foreground). */
-// deno-fmt-ignore -- a list
-export type Action =
-  | "foreground" | "daemon" | "stop" | "status" | "restart" | "reload" | "upgrade" | "reopen-logs" | "hold-logs" | "logs"
-  | "help" | "version" | "install-service" | "uninstall-service" | "print-service" | "list";
-
-/** The ways a daemon runs; every option says what each does with it. */
-export const PATHS = ["foreground", "daemon", "no-keep-alive", "workers", "restart", "unit", "upgrade"] as const;
-export type Path = typeof PATHS[number];
-/** `n/a`: the path has no place for it (an upgraded master takes only the stage's settings). */
-export type Cell = "applied" | "refused" | "n/a";
-
-/** Runner settings after parsing; paths are absolute. The daemon's own settings are the stage's. */
-export interface RunnerOptions extends DaemonSettings {
-  action: Action;
-  /** Whether `pidFile` was given explicitly (a foreground run writes it only then). */
-  pidFileGiven: boolean;
-  /** The flags given (long names; `--` for the entry's arguments) with their text, for what applies only when asked. */
-  given: ReadonlyMap<string, string | boolean | string[]>;
-  lines: number;
-  json: boolean;
-  follow: boolean;
-  userService: boolean;
-  now: boolean;
-  serviceUser?: string;
-  serviceGroup?: string;
-  watchdogSec?: number;
-  /** `--restart --update-env`: the caller's environment instead of the remembered one. */
-  updateEnv: boolean;
-  /** `--restart`: the environment the daemon was started with (registry), unless `--update-env`. */
-  env?: Record<string, string>;
-}
-
-export type Group = "Actions" | "Files and identity" | "Start and stop" | "Supervision" | "Logs" | "systemd units";
-
-/** A flag that picks the action. */
-export interface ActionRow {
-  name: Exclude<Action, "foreground">;
-  short?: string;
-  help: string;
-}
-
-/** An option: see the module's documentation for each field. */
-export interface OptionRow {
-  name: string;
-  short?: string;
-  arg?: string;
-  multiple?: boolean;
-  parse?: (text: string, flag: string, baseDir: string) => unknown;
-  /** `settings`: the rest, for a value whose text was `auto` or a percentage (decided again where it runs). */
-  format?: (value: never, settings?: Partial<DaemonSettings>) => string;
-  /** Settings that record how the value was decided (`--workers auto`, `--max-memory 80%`), for `--status`. */
-  derive?: (text: string) => Record<string, string>;
-  example: string;
-  key: keyof RunnerOptions;
-  setting: boolean;
-  /** Boolean flags: the setting is `false` when given (`--no-keep-alive` → `keepAlive`). */
-  negates?: boolean;
-  with: readonly Action[];
-  unit: "exec" | `${string}=` | "none";
-  help: string;
-  group: Group;
-  default?: string;
-  paths: Record<Path, Cell>;
-}
+export { ACTIONS } from "./action_table.ts";
+export {
+  type Action,
+  type ActionRow,
+  type Cell,
+  type Group,
+  type OptionRow,
+  type Path,
+  PATHS,
+  type RunnerOptions,
+} from "./option_types.ts";
 
 const STARTS = ["foreground", "daemon", "restart", "install-service", "print-service"] as const satisfies Action[];
 /** Applied on every path (and carried by an upgraded master's stage). */
 // deno-fmt-ignore -- a row of cells
-const EVERYWHERE: Record<Path, Cell> = { foreground: "applied", daemon: "applied", "no-keep-alive": "applied", workers: "applied", restart: "applied", unit: "applied", upgrade: "applied" };
+const EVERYWHERE: Record<Path, Cell> = {
+  foreground: "applied", daemon: "applied", "no-keep-alive": "applied", workers: "applied", restart: "applied",
+  unit: "applied", upgrade: "applied",
+};
 /** Options of other actions: refused wherever a daemon starts. */
 // deno-fmt-ignore -- a row of cells
-const NOT_A_START: Record<Path, Cell> = { foreground: "refused", daemon: "refused", "no-keep-alive": "refused", workers: "refused", restart: "refused", unit: "refused", upgrade: "n/a" };
+const NOT_A_START: Record<Path, Cell> = {
+  foreground: "refused", daemon: "refused", "no-keep-alive": "refused", workers: "refused", restart: "refused",
+  unit: "refused", upgrade: "n/a",
+};
 /** What needs a supervisor apart from the entry: `--workers`' master, or keep-alive's (a unit runs one too). */
 // deno-fmt-ignore -- a row of cells
 const NEEDS_SUPERVISOR: Record<Path, Cell> = { ...EVERYWHERE, foreground: "refused", "no-keep-alive": "refused" };
 /** The unit's own settings. */
 const UNIT_ONLY: Record<Path, Cell> = { ...NOT_A_START, unit: "applied" };
 
-/** The action flags, in the order `--help` lists them. */
-// deno-fmt-ignore -- a table: one line an action
-export const ACTIONS: readonly ActionRow[] = [
-  { name: "daemon", short: "d", help: "detach per daemon(7); exit 0 once the entry is ready, printing its pid" },
-  { name: "stop", help: "SIGTERM, wait --timeout seconds, then SIGKILL; exit 0 once stopped" },
-  { name: "status", help: "LSB codes: 0 running, 1 dead but pid file left, 3 not running, 4 unknown" },
-  { name: "restart", help: "--stop, then --daemon with the options and environment it was started with; flags given now replace theirs" },
-  { name: "reload", help: "load the version on disk: each process running the entry is replaced, successor first, with no failed request; waits and says what it replaced (SIGHUP; 69 if the new version fails, the old one serving on; --no-keep-alive: the entry's onReload hooks run in place)" },
-  { name: "upgrade", help: "--reload, and the master (or keep-alive's supervisor) replaced too: a new one starts from the executable on disk and the old one retires once it is ready; prints both pids (SIGUSR2; 69 if it fails, the old one serving on)" },
-  { name: "list", help: "every daemon of this user (any daemonic binary): pid, status, uptime, restarts, workers, RSS, CPU, ports, log" },
-  { name: "reopen-logs", help: "SIGURG: the daemon reopens --log-file (logrotate's postrotate)" },
-  { name: "hold-logs", help: "for copytruncate's prerotate: nothing is written to the log until --reopen-logs" },
-  { name: "logs", help: "print the last lines of the daemon's log (found from its pid file); -f follows it" },
-  { name: "install-service", help: "write a systemd unit running this binary with these options, enable it (--now: start it)" },
-  { name: "uninstall-service", help: "stop, disable and remove that unit" },
-  { name: "print-service", help: "print that unit without installing it" },
-  { name: "help", short: "h", help: "this text" },
-  { name: "version", short: "V", help: "the version" },
-];
-
 /** The options (`--help` and the README list them by group; a unit's ExecStart has them in this order). */
 // deno-fmt-ignore -- a table: one row an option, its fields on a few lines
 export const OPTIONS: readonly OptionRow[] = [
   {
-    name: "pid-file", arg: "PATH", parse: path, example: "run/app.pid", key: "pidFile", setting: true, unit: "exec", group: "Files and identity",
+    name: "pid-file", arg: "PATH", parse: path, example: "run/app.pid", key: "pidFile", setting: true, unit: "exec",
+    group: "Files and identity",
     with: [...STARTS, "stop", "status", "reload", "upgrade", "reopen-logs", "hold-logs", "logs"], paths: EVERYWHERE,
-    help: "the locked pid file", default: "/run/NAME.pid as root, else $XDG_RUNTIME_DIR/daemonic/NAME.pid (a private 0700 directory), else /tmp/daemonic-UID/NAME.pid",
+    help: "the locked pid file",
+    default: "/run/NAME.pid as root, else $XDG_RUNTIME_DIR/daemonic/NAME.pid (a private 0700 directory), else " +
+      "/tmp/daemonic-UID/NAME.pid",
   },
   {
-    name: "log-file", arg: "PATH", parse: path, example: "log/app.log", key: "logFile", setting: true, unit: "exec", group: "Files and identity",
+    name: "log-file", arg: "PATH", parse: path, example: "log/app.log", key: "logFile", setting: true, unit: "exec",
+    group: "Files and identity",
     with: [...STARTS, "reopen-logs", "hold-logs", "logs"], paths: { ...EVERYWHERE, unit: "refused" },
-    help: "stdout and stderr of the daemon, appended; reopened on --reopen-logs (a unit without --workers: the journal has them)", default: "/dev/null",
+    help: "stdout and stderr of the daemon, appended; reopened on --reopen-logs (a unit without --workers: the " +
+      "journal has them)",
+    default: "/dev/null",
   },
   {
     name: "name", arg: "NAME", example: "web", key: "name", setting: true, unit: "exec", group: "Files and identity",
-    parse: (text, flag) => /^[\w.@+-]+$/.test(text) ? text : fail(`Invalid --${flag} '${text}': use letters, digits and . _ - @ + only`),
-    with: [...STARTS, "stop", "status", "reload", "upgrade", "reopen-logs", "hold-logs", "logs", "uninstall-service", "help", "version"], paths: EVERYWHERE,
+    parse: (text, flag) =>
+      /^[\w.@+-]+$/.test(text) ? text : fail(`Invalid --${flag} '${text}': use letters, digits and . _ - @ + only`),
+    with: [...STARTS, "stop", "status", "reload", "upgrade", "reopen-logs", "hold-logs", "logs", "uninstall-service",
+      "help", "version"], paths: EVERYWHERE,
     help: "name for the default pid file, the process titles and the unit", default: "the executable's base name",
   },
   {
-    name: "chdir", arg: "DIR", parse: path, example: "/tmp", key: "chdir", setting: true, unit: "WorkingDirectory=", group: "Files and identity",
-    with: STARTS, paths: EVERYWHERE, help: "working directory of the daemon (the foreground keeps its own unless given)", default: "/",
+    name: "chdir", arg: "DIR", parse: path, example: "/tmp", key: "chdir", setting: true, unit: "WorkingDirectory=",
+    group: "Files and identity",
+    with: STARTS, paths: EVERYWHERE,
+    help: "working directory of the daemon (the foreground keeps its own unless given)", default: "/",
   },
   {
-    name: "umask", arg: "OCTAL", example: "077", key: "umask", setting: true, unit: "UMask=", format: octal, group: "Files and identity",
-    parse: (text, flag) => /^0?[0-7]{1,3}$/.test(text) ? parseInt(text, 8) : fail(`Invalid --${flag} '${text}': give an octal mask such as 022 or 077`),
+    name: "umask", arg: "OCTAL", example: "077", key: "umask", setting: true, unit: "UMask=", format: octal,
+    group: "Files and identity",
+    parse: (text, flag) => /^0?[0-7]{1,3}$/.test(text) ? parseInt(text, 8)
+      : fail(`Invalid --${flag} '${text}': give an octal mask such as 022 or 077`),
     with: STARTS, paths: EVERYWHERE, help: "file mode creation mask of the daemon", default: "022",
   },
   {
-    name: "user", arg: "USER", parse: accountName, example: "nobody", key: "user", setting: true, unit: "exec", group: "Files and identity",
+    name: "user", arg: "USER", parse: accountName, example: "nobody", key: "user", setting: true, unit: "exec",
+    group: "Files and identity",
     with: STARTS, paths: EVERYWHERE,
-    help: "run the entry as USER (as root): pid file and log are opened as root first, the entry keeps CAP_NET_BIND_SERVICE; a master stays root, its workers switch",
+    help: "run the entry as USER (as root): pid file and log are opened as root first, the entry keeps " +
+      "CAP_NET_BIND_SERVICE; a master stays root, its workers switch",
   },
   {
-    name: "group", arg: "GROUP", parse: accountName, example: "nogroup", key: "group", setting: true, unit: "exec", group: "Files and identity",
+    name: "group", arg: "GROUP", parse: accountName, example: "nogroup", key: "group", setting: true, unit: "exec",
+    group: "Files and identity",
     with: STARTS, paths: EVERYWHERE, help: "with --user: this group instead of USER's own",
   },
   {
     name: "ready", arg: "MODE", example: "manual", key: "ready", setting: true, unit: "exec", group: "Start and stop",
-    parse: (text, flag) => text === "auto" || text === "manual" ? text : fail(`Invalid --${flag} '${text}': use auto or manual`),
+    parse: (text, flag) =>
+      text === "auto" || text === "manual" ? text : fail(`Invalid --${flag} '${text}': use auto or manual`),
     with: STARTS, paths: EVERYWHERE, default: "auto",
-    help: "auto: ready when the entry listens on a socket, calls ready(), or has run 1 s without failing; manual: only ready()",
+    help: "auto: ready when the entry listens on a socket, calls ready(), or has run 1 s without failing; manual: " +
+      "only ready()",
   },
   {
-    name: "start-timeout", arg: "SEC", parse: seconds(0.001), example: "30", key: "startTimeout", setting: true, unit: "TimeoutStartSec=", group: "Start and stop",
-    with: STARTS, paths: { ...EVERYWHERE, foreground: "refused" }, help: "how long --daemon waits for readiness", default: "60",
+    name: "start-timeout", arg: "SEC", parse: seconds(0.001), example: "30", key: "startTimeout", setting: true,
+    unit: "TimeoutStartSec=", group: "Start and stop",
+    with: STARTS, paths: { ...EVERYWHERE, foreground: "refused" }, help: "how long --daemon waits for readiness",
+    default: "60",
   },
   {
-    name: "timeout", arg: "SEC", parse: seconds(0), example: "7", key: "timeout", setting: true, unit: "TimeoutStopSec=", group: "Start and stop",
+    name: "timeout", arg: "SEC", parse: seconds(0), example: "7", key: "timeout", setting: true,
+    unit: "TimeoutStopSec=", group: "Start and stop",
     with: [...STARTS, "stop"], paths: EVERYWHERE,
-    help: "how long a stop waits: --stop before SIGKILL, the entry's onShutdown hooks before exit 1 (in the foreground too, e.g. as a container's PID 1); --stop without it uses the daemon's", default: "10",
+    help: "how long a stop waits: --stop before SIGKILL, the entry's onShutdown hooks before exit 1 (in the " +
+      "foreground too, e.g. as a container's PID 1); --stop without it uses the daemon's",
+    default: "10",
   },
   {
     name: "update-env", example: "", key: "updateEnv", setting: false, unit: "none", group: "Start and stop",
-    with: ["restart"], paths: { ...NOT_A_START, restart: "applied" }, help: "--restart: with the caller's environment, not the one remembered",
+    with: ["restart"], paths: { ...NOT_A_START, restart: "applied" },
+    help: "--restart: with the caller's environment, not the one remembered",
   },
   {
-    name: "workers", short: "w", arg: "N", parse: workerCount, example: "2", key: "workers", setting: true, unit: "exec", group: "Supervision",
+    name: "workers", short: "w", arg: "N", parse: workerCount, example: "2", key: "workers", setting: true,
+    unit: "exec", group: "Supervision",
     format: (n: number, s) => s?.workersAuto ? "auto" : String(n), derive: (text) => decidedBy("workers", text),
-    with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" }, default: "0: one copy of the entry, restarted when it dies",
-    help: "pre-fork N workers sharing the entry's port (SO_REUSEPORT) under a master that runs no entry code; auto: the CPU limit of the cgroup (a container's), rounded up, else the CPUs of the affinity mask",
+    with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
+    default: "0: one copy of the entry, restarted when it dies",
+    help: "pre-fork N workers sharing the entry's port (SO_REUSEPORT) under a master that runs no entry code; auto: " +
+      "the CPU limit of the cgroup (a container's), rounded up, else the CPUs of the affinity mask",
   },
   {
-    name: "no-keep-alive", negates: true, example: "", key: "keepAlive", setting: true, unit: "Restart=", group: "Supervision",
+    name: "no-keep-alive", negates: true, example: "", key: "keepAlive", setting: true, unit: "Restart=",
+    group: "Supervision",
     with: STARTS, paths: { ...EVERYWHERE, foreground: "refused", workers: "refused" },
     help: "without --workers: the entry runs in the daemon process itself and stays dead when it dies",
   },
-  { name: "keep-alive", example: "", key: "keepAlive", setting: true, unit: "exec", group: "Supervision", with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
-    help: "in the foreground (what a systemd unit runs): a supervisor of one copy of the entry, as --daemon has by default, so --reload replaces it successor first" },
   {
-    name: "worker-timeout", arg: "SEC", parse: seconds(0.001), example: "5", key: "workerTimeout", setting: true, unit: "exec", group: "Supervision",
-    with: STARTS, paths: NEEDS_SUPERVISOR, help: "kill and replace a worker (or the kept-alive entry) whose heartbeat is older than this", default: "60",
+    name: "keep-alive", example: "", key: "keepAlive", setting: true, unit: "exec", group: "Supervision",
+    with: STARTS, paths: { ...EVERYWHERE, "no-keep-alive": "refused" },
+    help: "in the foreground (what a systemd unit runs): a supervisor of one copy of the entry, as --daemon has by " +
+      "default, so --reload replaces it successor first",
   },
   {
-    name: "max-memory", arg: "SIZE", example: "300M", key: "maxMemory", setting: true, unit: "exec", group: "Supervision",
+    name: "worker-timeout", arg: "SEC", parse: seconds(0.001), example: "5", key: "workerTimeout", setting: true,
+    unit: "exec", group: "Supervision",
+    with: STARTS, paths: NEEDS_SUPERVISOR,
+    help: "kill and replace a worker (or the kept-alive entry) whose heartbeat is older than this", default: "60",
+  },
+  {
+    name: "max-memory", arg: "SIZE", example: "300M", key: "maxMemory", setting: true, unit: "exec",
+    group: "Supervision",
     parse: memoryLimit, format: (bytes: number, s) => s?.maxMemoryShare?.split(" ")[0] ?? size(bytes),
     derive: (text) => decidedBy("max-memory", text), with: STARTS, paths: NEEDS_SUPERVISOR,
-    help: "replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G; or 80%: that share of the cgroup's memory limit) for 3 s, its successor first",
+    help: "replace a worker (or the kept-alive entry) whose RSS stays above SIZE (K, M or G; or 80%: that share of " +
+      "the cgroup's memory limit) for 3 s, its successor first",
   },
   {
     name: "metrics", arg: "ADDR", example: "9464", key: "metrics", setting: true, unit: "exec", group: "Supervision",
-    parse: (text, flag) => parseMetricsAddress(text) ? text : fail(`Invalid --${flag} '${text}': give PORT, HOST:PORT or [IPv6]:PORT, e.g. --${flag} 9464 or --${flag} 127.0.0.1:9464`),
+    parse: (text, flag) => parseMetricsAddress(text) ? text
+      : fail(`Invalid --${flag} '${text}': give PORT, HOST:PORT or [IPv6]:PORT, e.g. --${flag} 9464 or --${flag} ` +
+        `127.0.0.1:9464`),
     with: STARTS, paths: NEEDS_SUPERVISOR,
-    help: "serve Prometheus metrics at http://ADDR/metrics, and /ready and /live for HTTP probes, from the supervisor (never the entry)",
+    help: "serve Prometheus metrics at http://ADDR/metrics, and /ready and /live for HTTP probes, from the " +
+      "supervisor (never the entry)",
   },
   {
     name: "log-level", arg: "LEVEL", example: "debug", key: "logLevel", setting: true, unit: "exec", group: "Logs",
     parse: (text, flag) => isLevel(text) ? text : fail(`Invalid --${flag} '${text}': use ${LOG_LEVELS.join(", ")}`),
-    with: STARTS, paths: EVERYWHERE, help: `lowest level getLogger() and the runner write: ${LOG_LEVELS.join(", ")}`, default: "info",
+    with: STARTS, paths: EVERYWHERE, help: `lowest level getLogger() and the runner write: ${LOG_LEVELS.join(", ")}`,
+    default: "info",
   },
   {
     name: "log-format", arg: "FMT", example: "json", key: "logFormat", setting: true, unit: "exec", group: "Logs",
     parse: (text, flag) => isFormat(text) ? text : fail(`Invalid --${flag} '${text}': use ${LOG_FORMATS.join(" or ")}`),
-    with: STARTS, paths: EVERYWHERE, help: "text, or json: one object a line (@timestamp, level, pid, worker, logger, message)", default: "text",
+    with: STARTS, paths: EVERYWHERE,
+    help: "text, or json: one object a line (@timestamp, level, pid, worker, logger, message)", default: "text",
   },
   {
-    name: "log-timestamps", example: "", key: "logTimestamps", setting: true, unit: "exec", group: "Logs", with: STARTS, paths: NEEDS_SUPERVISOR,
+    name: "log-timestamps", example: "", key: "logTimestamps", setting: true, unit: "exec", group: "Logs", with: STARTS,
+    paths: NEEDS_SUPERVISOR,
     help: "prefix each line the entry writes with the time, its pid and worker id (the supervisor writes them)",
   },
   {
-    name: "lines", short: "n", arg: "N", parse: whole(1_000_000, "up to 1000000, e.g. -n 50"), example: "50", key: "lines", setting: false, unit: "none", group: "Logs",
+    name: "lines", short: "n", arg: "N", parse: whole(1_000_000, "up to 1000000, e.g. -n 50"), example: "50",
+    key: "lines", setting: false, unit: "none", group: "Logs",
     with: ["logs"], paths: NOT_A_START, help: "--logs: how many lines from the end", default: "10",
   },
   {
-    name: "follow", short: "f", example: "", key: "follow", setting: false, unit: "none", group: "Logs", with: ["logs"], paths: NOT_A_START,
+    name: "follow", short: "f", example: "", key: "follow", setting: false, unit: "none", group: "Logs", with: ["logs"],
+    paths: NOT_A_START,
     help: "--logs: keep printing new lines, across rotations, until interrupted",
   },
   {
-    name: "json", example: "", key: "json", setting: false, unit: "none", group: "Logs", with: ["list", "status"], paths: NOT_A_START,
+    name: "json", example: "", key: "json", setting: false, unit: "none", group: "Logs", with: ["list", "status"],
+    paths: NOT_A_START,
     help: "--list, --status: JSON instead of text",
   },
   {
-    name: "now", example: "", key: "now", setting: false, unit: "none", group: "systemd units", with: ["install-service"], paths: UNIT_ONLY,
+    name: "now", example: "", key: "now", setting: false, unit: "none", group: "systemd units",
+    with: ["install-service"], paths: UNIT_ONLY,
     help: "--install-service: start the service as well",
   },
   {
     name: "user-service", example: "", key: "userService", setting: false, unit: "none", group: "systemd units",
-    with: ["install-service", "uninstall-service", "print-service"], paths: UNIT_ONLY, help: "the user's systemd (systemctl --user), not the system's",
+    with: ["install-service", "uninstall-service", "print-service"], paths: UNIT_ONLY,
+    help: "the user's systemd (systemctl --user), not the system's",
   },
   {
-    name: "service-user", arg: "USER", parse: accountName, example: "www-data", key: "serviceUser", setting: false, unit: "User=", group: "systemd units",
-    with: ["install-service", "print-service"], paths: UNIT_ONLY, help: "the unit's User=: systemd starts everything as USER (who may bind ports below 1024)",
+    name: "service-user", arg: "USER", parse: accountName, example: "www-data", key: "serviceUser", setting: false,
+    unit: "User=", group: "systemd units",
+    with: ["install-service", "print-service"], paths: UNIT_ONLY,
+    help: "the unit's User=: systemd starts everything as USER (who may bind ports below 1024)",
   },
   {
-    name: "service-group", arg: "GROUP", parse: accountName, example: "www-data", key: "serviceGroup", setting: false, unit: "Group=", group: "systemd units",
+    name: "service-group", arg: "GROUP", parse: accountName, example: "www-data", key: "serviceGroup", setting: false,
+    unit: "Group=", group: "systemd units",
     with: ["install-service", "print-service"], paths: UNIT_ONLY, help: "the unit's Group=",
   },
   {
-    name: "watchdog-sec", arg: "SEC", parse: seconds(0), example: "3", key: "watchdogSec", setting: false, unit: "WatchdogSec=", group: "systemd units",
-    with: ["install-service", "print-service"], paths: UNIT_ONLY, help: "the unit's WatchdogSec=: systemd restarts an entry whose event loop blocks",
+    name: "watchdog-sec", arg: "SEC", parse: seconds(0), example: "3", key: "watchdogSec", setting: false,
+    unit: "WatchdogSec=", group: "systemd units",
+    with: ["install-service", "print-service"], paths: UNIT_ONLY,
+    help: "the unit's WatchdogSec=: systemd restarts an entry whose event loop blocks",
   },
   {
-    name: "env-file", arg: "PATH", multiple: true, parse: path, example: "app.env", key: "envFiles", setting: true, unit: "exec", group: "Files and identity",
+    name: "env-file", arg: "PATH", multiple: true, parse: path, example: "app.env", key: "envFiles", setting: true,
+    unit: "exec", group: "Files and identity",
     with: STARTS, paths: EVERYWHERE,
-    help: "KEY=value lines (.env) for the entry's environment, read again for each new worker and on --reload; repeatable, a later file wins",
+    help: "KEY=value lines (.env) for the entry's environment, read again for each new worker and on --reload; " +
+      "repeatable, a later file wins",
   },
 ];
 
@@ -287,7 +272,8 @@ export function formatValue(row: OptionRow, value: unknown, settings?: Partial<D
 /** Whether `value`, found in a stage, is a value `row` can set. */
 export function validSetting(row: OptionRow, value: unknown): boolean {
   if (!row.arg) return typeof value === "boolean";
-  if (row.key === "maxMemory") return Number.isSafeInteger(value) && (value as number) > 0; // bytes, any: the library's too
+  // bytes, any: the library's too
+  if (row.key === "maxMemory") return Number.isSafeInteger(value) && (value as number) > 0;
   if (row.multiple) return Array.isArray(value) && value.every((v) => validSetting({ ...row, multiple: false }, v));
   if (typeof value !== "string" && typeof value !== "number") return false;
   try {
