@@ -206,9 +206,9 @@ const deno: Runtime = {
     const { permissions } = g.Deno as unknown as { permissions: { querySync(p: { name: string }): { state: string } } };
     const missing = DENO_PERMISSIONS.filter((name) => permissions.querySync({ name }).state !== "granted");
     if (missing.length === 0) return undefined;
-    return `daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), and lacks ${
-      missing.map((m) => `--allow-${m}`).join(", ")
-    }: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
+    const flags = missing.map((m) => `--allow-${m}`).join(", ");
+    return "daemonic needs all permissions on Deno (it calls libc through FFI, which no permission flag confines), " +
+      `and lacks ${flags}: run it with -A, e.g. deno run -A npm:daemonic run server.ts`;
   },
   sys: host,
 };

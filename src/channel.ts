@@ -1,8 +1,8 @@
 /**
  * The channel's protocol, both ends, in one place. A re-executed process reports on fd 3 (see stage.ts)
  * one line at a time: `PID n` (from the /bin/sh or detach stage that started the daemon), `LOCKING` (the
- * daemon is about to take the pid file over), `LOCKED` (it holds it: the launcher lets go of its own lock), then `READY` or
- * `ERROR {"code", "message"}`;
+ * daemon is about to take the pid file over), `LOCKED` (it holds it: the launcher lets go of its own lock), then
+ * `READY` or `ERROR {"code", "message"}`;
  * a worker also sends `HB` (heartbeat), and `DRAINING` once a graceful stop has closed its listeners. End of
  * file without `READY` means failure, never success.
  *
@@ -23,7 +23,8 @@ export type Report =
  * @example
  * ```ts
  * import { encode } from "./channel.ts";
- * console.log(encode({ kind: "ERROR", code: "START_FAILED", message: "boom" })); // ERROR {"code":"START_FAILED","message":"boom"}
+ * console.log(encode({ kind: "ERROR", code: "START_FAILED", message: "boom" }));
+ * // ERROR {"code":"START_FAILED","message":"boom"}
  * ```
  */
 export function encode(report: Report): string {

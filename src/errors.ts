@@ -108,7 +108,9 @@ export class DaemonError extends Error {
  * import { SystemCallError } from "../ffi/errors.ts";
  * const err = userPathError(new SystemCallError("posix_spawn", 2, "No such file or directory", "/usr/bin/setsid"));
  * console.log(err?.exitCode); // 72
- * console.log(err?.message); // Cannot run /usr/bin/setsid: posix_spawn /usr/bin/setsid: No such file or directory (ENOENT): this system lacks a program daemonic needs: install it
+ * console.log(err?.message);
+ * // Cannot run /usr/bin/setsid: posix_spawn /usr/bin/setsid: No such file or directory (ENOENT): this system
+ * // lacks a program daemonic needs: install it
  * ```
  */
 export function userPathError(err: unknown): DaemonError | undefined {

@@ -89,7 +89,13 @@ function listeningPorts(pids: number[]): number[] {
  * ```ts
  * import process from "node:process";
  * import { overview } from "./overview.ts";
- * const me = { pidFile: "/nonexistent/app.pid", name: "app", pid: process.pid, exe: process.execPath, startedAt: Date.now() };
+ * const me = {
+ *   pidFile: "/nonexistent/app.pid",
+ *   name: "app",
+ *   pid: process.pid,
+ *   exe: process.execPath,
+ *   startedAt: Date.now(),
+ * };
  * console.log(overview(me, "running").workers); // 0: no worker table beside that pid file
  * ```
  */

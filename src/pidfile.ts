@@ -251,7 +251,8 @@ export function readPidFile(path: string, libc: Libc = systemLibc): PidFileState
   return found ? { state: "stale", pid: found.pid } : { state: "absent" };
 }
 
-/** Removes a pid file nobody holds, only if it is a regular file holding only a pid; returns whether one was removed. */
+/** Removes a pid file nobody holds, only if it is a regular file holding only a pid; returns whether one was
+ * removed. */
 export function removeStalePidFile(path: string, libc: Libc = systemLibc): boolean {
   try {
     const found = inspect(path, libc);

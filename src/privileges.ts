@@ -39,7 +39,8 @@ export function identityOf(settings: { user?: string; group?: string }, libc: Li
   if (euid !== 0) {
     throw new DaemonError(
       "NO_PERMISSION",
-      `Cannot run as user ${user}: only root can switch users (this is uid ${euid}): start it as root (sudo), or drop --user`,
+      `Cannot run as user ${user}: only root can switch users (this is uid ${euid}): start it as root (sudo), or ` +
+        `drop --user`,
     );
   }
   const found = libc.lookupUser(user);

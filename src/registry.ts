@@ -121,7 +121,8 @@ export class Registration {
       libc.close(fd);
       throw new DaemonError(
         "ALREADY_RUNNING",
-        `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is missing): stop it with --stop --pid-file ${pidFile}`,
+        `Cannot start: already running as pid ${holder} (registered in ${path}, its pid file ${pidFile} is ` +
+          `missing): stop it with --stop --pid-file ${pidFile}`,
         { pid: holder ?? undefined },
       );
     }

@@ -55,7 +55,8 @@ function exit(code: number): never {
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
   if (userError) {
-    RUNTIME.sys.writeStderr(`${userError.message}\n`); // synchronous: a pipe write must not be lost to the exit that follows
+    // synchronous: a pipe write must not be lost to the exit that follows
+    RUNTIME.sys.writeStderr(`${userError.message}\n`);
     exit(userError.exitCode);
   }
   RUNTIME.sys.writeStderr(`daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
@@ -66,7 +67,8 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   const { serveDaemon, startDaemon } = await import("./roles/daemon.ts");
   mark("daemon: role modules loaded");
   if (supervised(supervisionOf(stage))) {
-    return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage)); // keep-alive: a master of one worker
+    // keep-alive: a master of one worker
+    return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage));
   }
   setTitle(app.name);
   return serveDaemon(stage, { path: app.entryPath, load: app.load });
@@ -87,7 +89,8 @@ async function optionsOf(app: App, argv: string[]): Promise<RunnerOptions> {
       import("./start_inputs.ts"),
     ]);
     checkStartInputs(opts); // 66 before anything
-    identityOf(opts); // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it
+    // 77 or 67 before anything: a unit naming a user that does not exist would fail only when systemd starts it
+    identityOf(opts);
   }
   return opts;
 }

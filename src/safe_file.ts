@@ -75,7 +75,8 @@ export function checkPrivateDir(dir: string): void {
   if (problem) {
     throw new DaemonError(
       "CANNOT_CREATE",
-      `Unsafe directory ${dir}: it ${problem}: another user could tamper with your daemons; remove it, or pass --pid-file`,
+      `Unsafe directory ${dir}: it ${problem}: another user could tamper with your daemons; remove it, or pass ` +
+        `--pid-file`,
     );
   }
 }

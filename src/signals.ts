@@ -67,8 +67,8 @@ function boundShutdown(seconds: number, log: SignalLog): void {
  * Installs the daemon's handlers: SIGTERM and SIGINT run the `onShutdown` hooks, then exit 0 (unless the
  * entry added its own listener for that signal: then, as in Node, the entry decides when to exit);
  * SIGHUP runs the `onReload` hooks instead of killing the process; SIGURG (and SIGUSR1 on Bun) reopens
- * `logFile` onto stdout and stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears of stops and
- * reloads when it listens. With `timeout`, a stop whose hooks (or the entry's own handler) run longer ends
+ * `logFile` onto stdout and stderr (after logrotate moved it), or is ignored when there is no log file. systemd hears
+ * of stops and reloads when it listens. With `timeout`, a stop whose hooks (or the entry's own handler) run longer ends
  * with exit 1.
  *
  * @example

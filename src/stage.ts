@@ -106,7 +106,8 @@ export function invalidSetting(s: Record<string, unknown>): string | undefined {
   s.logTimestamps ??= false;
   s.maxMemory ??= 0;
   if (!isStrings(s.args)) return "args";
-  for (const key of ["workersAuto", "maxMemoryShare"]) if (s[key] !== undefined && !isString(s[key])) return key; // how auto and % were decided
+  // how auto and % were decided
+  for (const key of ["workersAuto", "maxMemoryShare"]) if (s[key] !== undefined && !isString(s[key])) return key;
   const bad = OPTIONS.filter((row) => row.setting).find((row) => {
     const value = s[row.key];
     if (row.negates) return typeof value !== "boolean";
@@ -167,7 +168,8 @@ export function takeStage(env?: Record<string, string | undefined>, libc: Libc =
   }
   if (!stage) {
     console.error(
-      `daemonic: ignoring ${STAGE_ENV} from the environment: no stage was handed over on fd ${STAGE_FD} (daemonic sets it only for the processes it starts): unset it`,
+      `daemonic: ignoring ${STAGE_ENV} from the environment: no stage was handed over on fd ${STAGE_FD} (daemonic ` +
+        `sets it only for the processes it starts): unset it`,
     );
   }
   return stage;

@@ -8,7 +8,8 @@
 import process from "node:process";
 import { portTaken } from "./worker/port_owner.ts";
 
-/** The first frame of `stack` in a file of the program (the entry's, through the embedded source maps), not the runtime's. */
+/** The first frame of `stack` in a file of the program (the entry's, through the embedded source maps), not the
+ * runtime's. */
 function locationOf(stack: string): string | undefined {
   for (const line of stack.split("\n")) {
     const frame = /^\s+at (?:.*\((.+)\)|(.+))$/.exec(line);

@@ -31,8 +31,9 @@ export interface BuildOptions {
   image?: { reference: string; user: string };
 }
 
-const USAGE =
-  "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user UID[:GID]]]";
+const USAGE = "usage: daemonic build ENTRY -o OUTPUT [--runtime bun|deno] [--target " +
+  "linux-x64|linux-x64-baseline|linux-arm64|linux-x64-musl|linux-arm64-musl] [--image NAME:TAG [--image-user " +
+  "UID[:GID]]]";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
@@ -229,7 +230,8 @@ export function build(options: BuildOptions): string {
         `exit ${result.status}`;
       throw new DaemonError(
         "BUILD_FAILED",
-        `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ${options.entry}`,
+        `Cannot build ${options.output}: ${exe} failed: ${detail}: check the entry compiles with: bun build ` +
+          `${options.entry}`,
       );
     }
     if (compiled !== options.output) moveFile(compiled, options.output);

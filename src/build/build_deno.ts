@@ -40,8 +40,10 @@ function where(lines: string[]): string {
  * @example
  * ```ts
  * import { denoCompileFailure } from "./build_deno.ts";
- * const err = denoCompileFailure({ status: 1, stderr: "error: SyntaxError: Expression expected\n    at file:///srv/app.ts:1:11\n" }, "deno", "/srv/app.ts", "/srv/app");
- * console.log(err.message); // Cannot build /srv/app: /srv/app.ts does not compile: SyntaxError: Expression expected at /srv/app.ts:1:11
+ * const stderr = "error: SyntaxError: Expression expected\n    at file:///srv/app.ts:1:11\n";
+ * const err = denoCompileFailure({ status: 1, stderr }, "deno", "/srv/app.ts", "/srv/app");
+ * console.log(err.message);
+ * // Cannot build /srv/app: /srv/app.ts does not compile: SyntaxError: Expression expected at /srv/app.ts:1:11
  * ```
  */
 export function denoCompileFailure(
@@ -54,7 +56,8 @@ export function denoCompileFailure(
   const fail = (why: string) => new DaemonError("BUILD_FAILED", `Cannot build ${output}: ${why}`);
   if (run.error?.code === "ENOENT") {
     return fail(
-      `deno is not installed (no ${deno} on PATH): add it to your project with npm i -D deno (or install Deno), then build again`,
+      `deno is not installed (no ${deno} on PATH): add it to your project with npm i -D deno (or install Deno), ` +
+        `then build again`,
     );
   }
   if (run.error) return fail(`${deno} could not be run: ${run.error.message}`);

@@ -61,11 +61,17 @@ export function imagePlatform(target?: string): Platform {
   if (target.endsWith("-musl")) {
     throw new DaemonError(
       "USAGE",
-      `Invalid --target ${target} with --image: the image holds glibc's libraries: use linux-x64, linux-x64-baseline or linux-arm64`,
+      `Invalid --target ${target} with --image: the image holds glibc's libraries: use linux-x64, ` +
+        `linux-x64-baseline or linux-arm64`,
     );
   }
   return PLATFORMS[target === "linux-arm64" ? "arm64" : "amd64"];
 }
+
+// A registry host (and port), the path's components, then the tag.
+const IMAGE_HOST = /(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?/.source;
+const IMAGE_PATH = /[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*/.source;
+const IMAGE_REFERENCE = new RegExp(`^${IMAGE_HOST}${IMAGE_PATH}(:[\\w][\\w.-]{0,127})?$`);
 
 /**
  * Checks a `NAME[:TAG]` image reference (a registry host and port may lead); returns it with `:latest`
@@ -74,17 +80,17 @@ export function imagePlatform(target?: string): Platform {
  * @example
  * ```ts
  * import { imageReference } from "./image.ts";
- * console.log(imageReference("myapp"), imageReference("localhost:5000/team/myapp:1.0")); // myapp:latest localhost:5000/team/myapp:1.0
+ * console.log(imageReference("myapp")); // myapp:latest
+ * console.log(imageReference("localhost:5000/team/myapp:1.0")); // localhost:5000/team/myapp:1.0
  * ```
  */
 export function imageReference(value: string): string {
-  const m =
-    /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$/
-      .exec(value);
+  const m = IMAGE_REFERENCE.exec(value);
   if (!m) {
     throw new DaemonError(
       "USAGE",
-      `Invalid --image '${value}': give NAME:TAG in lower case, e.g. --image myapp:1.0 or --image registry.example.com/team/myapp:1.0`,
+      `Invalid --image '${value}': give NAME:TAG in lower case, e.g. --image myapp:1.0 or --image ` +
+        `registry.example.com/team/myapp:1.0`,
     );
   }
   return m[1] ? value : `${value}:latest`;
@@ -115,7 +121,8 @@ export function librariesOf(binary: string, platform: Platform): [string, string
   if (elf.machine !== platform.machine) {
     throw new DaemonError(
       "BUILD_FAILED",
-      `Cannot build the ${platform.architecture} image: ${binary} is built for another machine (ELF machine ${elf.machine})`,
+      `Cannot build the ${platform.architecture} image: ${binary} is built for another machine (ELF machine ` +
+        `${elf.machine})`,
     );
   }
   const files = new Map<string, string>();

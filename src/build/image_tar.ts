@@ -30,7 +30,8 @@ function octal(header: Uint8Array, at: number, width: number, value: number): vo
 
 function header(entry: TarEntry, mtime: number): Uint8Array {
   const h = new Uint8Array(BLOCK);
-  const cut = entry.path.length > 100 ? entry.path.lastIndexOf("/", entry.path.length - 2) : -1; // long paths: ustar's prefix field
+  // long paths: ustar's prefix field
+  const cut = entry.path.length > 100 ? entry.path.lastIndexOf("/", entry.path.length - 2) : -1;
   field(h, 0, 100, cut < 0 ? entry.path : entry.path.slice(cut + 1));
   if (cut >= 0) field(h, 345, 155, entry.path.slice(0, cut));
   octal(h, 100, 8, entry.mode & 0o7777);
@@ -51,7 +52,10 @@ function header(entry: TarEntry, mtime: number): Uint8Array {
  * @example
  * ```ts
  * import { tarArchive } from "./image_tar.ts";
- * const tar = tarArchive([{ path: "tmp/", mode: 0o1777 }, { path: "hello", mode: 0o644, data: new TextEncoder().encode("hi\n") }]);
+ * const tar = tarArchive([
+ *   { path: "tmp/", mode: 0o1777 },
+ *   { path: "hello", mode: 0o644, data: new TextEncoder().encode("hi\n") },
+ * ]);
  * console.log(tar.length); // 2560: two headers, one data block, two end blocks
  * ```
  */

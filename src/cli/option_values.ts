@@ -84,12 +84,14 @@ export function memoryLimit(text: string, flag: string): number {
   }
   const limit = cgroupMemoryLimit() ??
     fail(
-      `Invalid --${flag} '${text}': this process's cgroup sets no memory limit to take a percentage of: give a size, e.g. --${flag} 300M`,
+      `Invalid --${flag} '${text}': this process's cgroup sets no memory limit to take a percentage of: give a ` +
+        `size, e.g. --${flag} 300M`,
     );
   return Math.floor(limit.value * Number(percent) / 100);
 }
 
-/** How `--workers auto` and `--max-memory PERCENT%` were decided, for `--status` (and the unit, which decides again). */
+/** How `--workers auto` and `--max-memory PERCENT%` were decided, for `--status` (and the unit, which decides
+ * again). */
 export function decidedBy(flag: "workers" | "max-memory", text: string): Record<string, string> {
   if (flag === "workers") return text === "auto" ? { workersAuto: cpuWorkers().how } : {};
   const percent = /^([\d.]+)%$/.exec(text)?.[1];

@@ -48,7 +48,8 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
   {
     when: (g) => g.action === "foreground" && g.has("start-timeout"),
     message: () =>
-      "Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or add --daemon",
+      "Invalid --start-timeout in the foreground: it times --daemon's start; under systemd set TimeoutStartSec=, or " +
+      "add --daemon",
   },
   {
     when: (g) => g.has("group") && !g.has("user"),
@@ -62,7 +63,8 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
   {
     when: (g) => g.has("no-keep-alive") && g.action === "foreground",
     message: () =>
-      "Invalid --no-keep-alive in the foreground: the foreground runs the entry in this process and never restarts it; drop it",
+      "Invalid --no-keep-alive in the foreground: the foreground runs the entry in this process and never restarts " +
+      "it; drop it",
   },
   {
     when: (g) => g.has("no-keep-alive") && g.has("keep-alive"),
@@ -73,7 +75,8 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
     message: (g: Given) =>
       g.action !== "foreground"
         ? `Invalid --${flag} with --no-keep-alive: the supervisor does it; drop --no-keep-alive (or add --workers 1)`
-        : `Invalid --${flag} without --workers in the foreground: a supervisor does it; add --keep-alive (or --workers 1)`,
+        : `Invalid --${flag} without --workers in the foreground: a supervisor does it; add --keep-alive (or ` +
+          `--workers 1)`,
   })),
   ...["service-user", "service-group", "user", "group"].map((flag) => ({
     when: (g: Given) => g.has(flag) && g.has("user-service") && inUnit(g),
@@ -82,17 +85,20 @@ export const RULES: readonly { when: (g: Given) => boolean; message: (g: Given) 
   {
     when: (g) => g.has("user") && g.has("service-user"),
     message: () =>
-      "Invalid --user with --service-user: --user keeps root for the pid file and drops for the entry, --service-user runs all as that user: give one",
+      "Invalid --user with --service-user: --user keeps root for the pid file and drops for the entry, " +
+      "--service-user runs all as that user: give one",
   },
   {
     when: (g) => inUnit(g) && pool(g) && g.has("watchdog-sec"),
     message: () =>
-      "Invalid --watchdog-sec with --workers: the unit runs workers under a master, which systemd's watchdog cannot reach yet",
+      "Invalid --watchdog-sec with --workers: the unit runs workers under a master, which systemd's watchdog cannot " +
+      "reach yet",
   },
   {
     when: (g) => inUnit(g) && g.has("log-file") && !pool(g),
     message: () =>
-      "Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); drop --log-file",
+      "Invalid --log-file with --install-service: systemd's journal keeps the entry's output (journalctl -u NAME); " +
+      "drop --log-file",
   },
 ];
 

@@ -165,13 +165,12 @@ function requireSystemd(opts: RunnerOptions, command: string[]): void {
     argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const pidArgs = ["--pid-file", `/run/${opts.name}.pid`];
   const start = sh([...command, "--daemon", ...pidArgs, ...(opts.args.length ? ["--", ...opts.args] : [])]);
+  const stop = sh([...command, "--stop", ...pidArgs]);
   throw new DaemonError(
     "START_FAILED",
-    `Cannot ${
-      opts.action.replace("-service", "")
-    } a systemd service: systemd is not running here (no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${
-      sh([...command, "--stop", ...pidArgs])
-    } (start-stop-daemon --pidfile works on that pid file too)`,
+    `Cannot ${opts.action.replace("-service", "")} a systemd service: systemd is not running here ` +
+      `(no /run/systemd/system): start ${opts.name} from your init script with ${start} and stop it with ${stop} ` +
+      "(start-stop-daemon --pidfile works on that pid file too)",
   );
 }
 
@@ -185,7 +184,8 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
   if (!opts.userService && process.getuid?.() !== 0) {
     throw new DaemonError(
       "NO_PERMISSION",
-      `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for your own systemd`,
+      `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for ` +
+        `your own systemd`,
     );
   }
   if (existsSync(path) && !readFileSync(path, "utf8").startsWith(MARK)) {

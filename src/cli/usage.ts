@@ -84,10 +84,12 @@ const EXAMPLES: readonly [string, string][] = [
 
 const SIGNALS = "TERM/INT stop (the entry's onShutdown hooks run); HUP reload (--reload: a rolling restart from " +
   "disk; one process: the onReload hooks); QUIT graceful stop; TTIN/TTOU one worker more/less; URG (USR1 too on " +
-  "Bun) reopen the log; USR2 upgrade (--upgrade): a master starts a new master from the binary on disk and hands over, then the old one leaves.";
+  "Bun) reopen the log; USR2 upgrade (--upgrade): a master starts a new master from the binary on disk and hands " +
+  "over, then the old one leaves.";
 
 const EXIT_CODES = "0 ok; 64 usage; 66 entry, directory, env file or log missing; 67 no such --user or --group; " +
-  "69 start-up failed (--reload, --upgrade: the new version did not start, the old one serves on); 73 cannot create the pid or log file; " +
+  "69 start-up failed (--reload, --upgrade: the new version did not start, the old one serves on); 73 cannot create " +
+  "the pid or log file; " +
   "75 already running; 77 not permitted; 7 not running (--reload, --upgrade, --reopen-logs, --hold-logs); " +
   "--status: 0 running, 1 dead, 3 stopped, 4 unknown.";
 
@@ -122,8 +124,8 @@ const BUILD_FLAGS: readonly Row[] = [
   {
     name: "target",
     arg: "TARGET",
-    help:
-      "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this machine's)",
+    help: "Bun only: linux-x64, linux-x64-baseline, linux-arm64, linux-x64-musl or linux-arm64-musl (default: this " +
+      "machine's)",
   },
   {
     name: "image",
@@ -151,7 +153,8 @@ export function toolUsage(command?: "build", width = 80): string {
       "Usage: daemonic build ENTRY -o OUTPUT [options]",
       "",
       ...wrap(
-        "Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own options.",
+        "Compiles ENTRY (any Bun or Deno script) and the runner into one executable; run it with --help for its own " +
+          "options.",
         w,
       ),
       "",

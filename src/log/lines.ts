@@ -46,7 +46,8 @@ export function whoAmI(
  * @example
  * ```ts
  * import { formatLine } from "./lines.ts";
- * console.log(formatLine("text", "warning", "hello", { pid: 7, worker: 2 }, 0)); // 1970-01-01T00:00:00.000Z WARNING daemonic[7 worker 2]: hello
+ * console.log(formatLine("text", "warning", "hello", { pid: 7, worker: 2 }, 0));
+ * // 1970-01-01T00:00:00.000Z WARNING daemonic[7 worker 2]: hello
  * ```
  */
 export function formatLine(

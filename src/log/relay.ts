@@ -18,10 +18,13 @@ const LONGEST_LINE = 64 * 1024;
 const READS_PER_PUMP = 16;
 /** Lines getLogger() (or the runner) already stamped: text's ISO time, or JSON Lines' object. */
 const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z |\{"pid":)/;
+// How a runner line starts: text's time, level and name, or JSON Lines' first fields.
+const RUNNER_TEXT = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ daemonic\[/.source;
+const RUNNER_JSON =
+  /\{"pid":\d+,(?:"worker":[^,]*,)?"@timestamp":"[^"]*","level":"[A-Z]+","message":.*"logger":"daemonic"/.source;
 /** A runner line (lines.ts) written by the worker itself right after output it left without a newline (a
  * kept-alive entry's "SIGTERM received" after a partial line): it starts a line of its own. */
-const RUNNER_MIDLINE =
-  /(?<=[^\n])(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ daemonic\[|\{"pid":\d+,(?:"worker":[^,]*,)?"@timestamp":"[^"]*","level":"[A-Z]+","message":.*"logger":"daemonic")/g;
+const RUNNER_MIDLINE = new RegExp(`(?<=[^\\n])(?=${RUNNER_TEXT}|${RUNNER_JSON})`, "g");
 
 const encoder = new TextEncoder();
 

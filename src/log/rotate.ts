@@ -173,7 +173,8 @@ export function askToReopen(
     if (Date.now() > deadline) {
       throw new DaemonError(
         "CANNOT_CREATE",
-        `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; fix the path, then run --reopen-logs again`,
+        `Cannot reopen logs: ${name} (pid ${pid}) still writes to the old file, not ${daemonLog}: its log says why; ` +
+          `fix the path, then run --reopen-logs again`,
       );
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);

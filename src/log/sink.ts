@@ -22,7 +22,9 @@ import { type LogFormat, whoAmI } from "./lines.ts";
  * ```ts
  * import { formatterFor } from "./sink.ts";
  * const format = formatterFor("json", { DAEMONIC_WORKER_ID: "2" }, 1234);
- * console.log(format({ category: ["app"], level: "info", message: ["hi"], rawMessage: "hi", properties: {}, timestamp: 0 }));
+ * console.log(
+ *   format({ category: ["app"], level: "info", message: ["hi"], rawMessage: "hi", properties: {}, timestamp: 0 }),
+ * );
  * ```
  */
 export function formatterFor(
@@ -55,7 +57,11 @@ export function formatterFor(
  * ```ts
  * import { configureSync, getLogger } from "@logtape/logtape";
  * import { formatterFor, getFdSink } from "./sink.ts";
- * configureSync({ reset: true, sinks: { stderr: getFdSink(2, formatterFor("text")) }, loggers: [{ category: [], sinks: ["stderr"] }] });
+ * configureSync({
+ *   reset: true,
+ *   sinks: { stderr: getFdSink(2, formatterFor("text")) },
+ *   loggers: [{ category: [], sinks: ["stderr"] }],
+ * });
  * getLogger("app").info("one line on stderr, in one write(2)");
  * ```
  */

@@ -38,15 +38,18 @@ export interface WorkerEnd {
  * ```ts
  * import { backoffAfter } from "./crash_loop.ts";
  * const now = 1000;
- * console.log(backoffAfter({ crashes: 3, retryAt: 0 }, { status: 9, readyFor: 900 }, now)); // { crashes: 3, retryAt: 1000 }: killed from outside
- * console.log(backoffAfter({ crashes: 1, retryAt: 0 }, { status: 1 << 8, readyFor: 900 }, now)); // { crashes: 2, retryAt: 1200 }
+ * console.log(backoffAfter({ crashes: 3, retryAt: 0 }, { status: 9, readyFor: 900 }, now));
+ * // { crashes: 3, retryAt: 1000 }: killed from outside
+ * console.log(backoffAfter({ crashes: 1, retryAt: 0 }, { status: 1 << 8, readyFor: 900 }, now));
+ * // { crashes: 2, retryAt: 1200 }
  * ```
  */
 export function backoffAfter(prev: Backoff | undefined, end: WorkerEnd, now: number): Backoff {
   const before = prev?.crashes ?? 0, ready = end.readyFor !== undefined;
   if (ready && end.readyFor! >= YOUNG_MS) return { crashes: 0, retryAt: now }; // it served: the streak is over
   const signal = end.status & 0x7f;
-  if (ready && signal && !SELF_INFLICTED.has(signal)) return { crashes: before, retryAt: now }; // no evidence either way
+  // no evidence either way
+  if (ready && signal && !SELF_INFLICTED.has(signal)) return { crashes: before, retryAt: now };
   const crashes = before + 1;
   return { crashes, retryAt: now + (crashes <= 1 ? 0 : Math.min(MAX_DELAY_MS, 100 * 2 ** (crashes - 1))) };
 }
@@ -58,7 +61,8 @@ export interface WaitingSlot {
   retryAt: number;
 }
 
-/** The slots among 1..`target` that hold no worker (but retiring ones) and wait out a backoff at `now`, soonest first. */
+/** The slots among 1..`target` that hold no worker (but retiring ones) and wait out a backoff at `now`, soonest
+ * first. */
 export function waitingSlots(
   backoff: Map<number, Backoff>,
   target: number,

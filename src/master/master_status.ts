@@ -29,7 +29,8 @@ export interface MasterStatus {
   outcomes: { reload?: Outcome; upgrade?: Outcome }; // the last of each, for --reload and --upgrade
 }
 
-/** Every worker was replaced by a ready successor (the old ones drain): one line saying what, the new pids and how long. */
+/** Every worker was replaced by a ready successor (the old ones drain): one line saying what, the new pids and how
+ * long. */
 export function reloaded(m: MasterStatus): void {
   if (!m.reloading) return;
   const { since, pids } = m.reloading;

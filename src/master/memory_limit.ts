@@ -60,7 +60,8 @@ export class MemoryWatch {
    * import { MemoryWatch } from "./memory_limit.ts";
    * import process from "node:process";
    * const watch = new MemoryWatch(1024); // 1 kB: any process is above it
-   * console.log(watch.due([process.pid], 0), watch.due([process.pid], 1000), watch.due([process.pid], 2000).length); // [] [] 1
+   * console.log(watch.due([process.pid], 0), watch.due([process.pid], 1000)); // [] []
+   * console.log(watch.due([process.pid], 2000).length); // 1
    * ```
    */
   due(pids: readonly number[], now = Date.now()): { pid: number; rss: number }[] {

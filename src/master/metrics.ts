@@ -2,7 +2,8 @@
  * `--metrics ADDR`: Prometheus's text exposition format (version 0.0.4) at `http://ADDR/metrics`, served
  * by the master (or keep-alive's supervisor), never by a process running the entry: each process's RSS and
  * CPU seconds, each worker's uptime, restarts, readiness and last unplanned exit; the daemon's start time
- * and version; `/ready` and `/live` for HTTP probes. The master's loop awaits a timer between ticks, so requests are answered in between.
+ * and version; `/ready` and `/live` for HTTP probes. The master's loop awaits a timer between ticks, so requests are
+ * answered in between.
  *
  * @module
  */
@@ -53,7 +54,8 @@ const exitCode = (status: number) => (status & 0x7f ? 128 + (status & 0x7f) : (s
  * @example
  * ```ts
  * import { exposition } from "./metrics.ts";
- * const text = exposition("app", { starting: false, workers: [], restarts: new Map(), lastExits: new Map() }, Date.now());
+ * const state = { starting: false, workers: [], restarts: new Map(), lastExits: new Map() };
+ * const text = exposition("app", state, Date.now());
  * console.log(text.includes('daemonic_info{name="app"')); // true
  * ```
  */

@@ -63,7 +63,8 @@ export function maintainWorkerCount(m: Master): void {
 function start(m: Master, id: number): void {
   let pipe: [number, number] | undefined;
   try {
-    const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {}; // a --reload picks up an edit
+    // a --reload picks up an edit
+    const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {};
     pipe = m.stage.logTimestamps ? relayPipe() : undefined;
     const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, {
       env,

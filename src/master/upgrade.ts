@@ -1,6 +1,6 @@
 /**
- * USR2 (`--upgrade`), the binary upgrade, as the master's loop sees it: the pid file moves to `.oldbin` (its lock with it),
- * the executable on disk starts as a new master beside this one and takes the pid file; the loop watches
+ * USR2 (`--upgrade`), the binary upgrade, as the master's loop sees it: the pid file moves to `.oldbin` (its lock with
+ * it), the executable on disk starts as a new master beside this one and takes the pid file; the loop watches
  * its reports without blocking. Once it is ready, this master retires; if it fails, the new one is ended,
  * the pid file moves back and nothing changes.
  *

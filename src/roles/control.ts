@@ -193,7 +193,8 @@ export function stop(opts: RunnerOptions): void {
   }
 }
 
-/** `--reload`, `--upgrade`, `--reopen-logs`, `--hold-logs`: signals the running daemon, or fails with NOT_RUNNING (7). */
+/** `--reload`, `--upgrade`, `--reopen-logs`, `--hold-logs`: signals the running daemon, or fails with NOT_RUNNING
+ * (7). */
 export function signalRunning(opts: RunnerOptions, signal: number, action: string, fix = ""): number {
   const missing = !existsSync(opts.pidFile); // before the signal: an upgrade renames it at once
   const pid = signalDaemon(opts.pidFile, signal);
@@ -247,7 +248,8 @@ function logPathOf(opts: RunnerOptions, what: string): string {
   if (!path) {
     throw new DaemonError(
       "NO_INPUT",
-      `Cannot ${what}: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or never started): pass --log-file`,
+      `Cannot ${what}: no log path recorded next to ${opts.pidFile} (the daemon was started without --log-file, or ` +
+        `never started): pass --log-file`,
     );
   }
   return path;

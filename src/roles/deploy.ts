@@ -103,7 +103,8 @@ export function reload(opts: RunnerOptions): void {
   const pid = signalRunning(opts, SIG.HUP, "reload", "start it with --daemon");
   if (pid !== master) {
     console.log(
-      `${opts.name}: sent SIGHUP to pid ${pid}: one process (--no-keep-alive) runs its onReload hooks in place; for the code on disk, --restart`,
+      `${opts.name}: sent SIGHUP to pid ${pid}: one process (--no-keep-alive) runs its onReload hooks in place; for ` +
+        `the code on disk, --restart`,
     );
     return;
   }
@@ -130,7 +131,8 @@ export function upgrade(opts: RunnerOptions): void {
   if (master === undefined && readPidFile(opts.pidFile).state === "running") {
     throw new DaemonError(
       "USAGE",
-      `Cannot upgrade ${opts.name}: it runs the entry in one process (--no-keep-alive), with no master to start the new one beside it: use --restart`,
+      `Cannot upgrade ${opts.name}: it runs the entry in one process (--no-keep-alive), with no master to start the ` +
+        `new one beside it: use --restart`,
     );
   }
   const before = master ? tableOf(opts.pidFile, master) : null;

@@ -31,7 +31,8 @@ function duration(seconds: number): string {
  * @example
  * ```ts
  * import { table } from "./list.ts";
- * console.log(table([]).split("\n")[0].split(/\s+/).join(" ")); // name pid status uptime restarts workers rss cpu ports log
+ * console.log(table([]).split("\n")[0].split(/\s+/).join(" "));
+ * // name pid status uptime restarts workers rss cpu ports log
  * ```
  */
 export function table(rows: Overview[]): string {

@@ -58,7 +58,8 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     outcomes: {},
   };
   let wake = () => {};
-  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake())); // for the loop; before the pid file is ours
+  // for the loop; before the pid file is ours
+  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake()));
   try {
     maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
   } finally {
@@ -125,7 +126,8 @@ function handleSignal(m: Master, signal: string): void {
       runnerLog(`master: SIGTTIN: adding worker[${++m.target}]`);
       return void m.backoff.delete(m.target); // started at once
     case "SIGTTOU":
-      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
+      // forgotten with its slot
+      if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--);
       return;
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
@@ -179,7 +181,8 @@ function readMessages(m: Master): void {
     runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     if (m.daemon.pidFile) writeStatus(m); // before READY: a --status or --reload right after --daemon finds the table
     m.daemon.reporter.ready();
-    if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile); // --logs finds it (in the foreground too)
+    // --logs finds it (in the foreground too)
+    if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile);
     m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
     if (!m.daemon.pidFile) writeStatus(m); // a foreground run's table is in the registry, claimed at READY=1
   }
@@ -234,7 +237,8 @@ function workerExited(m: Master, w: Worker, status: number): void {
       delay ? `crash loop: restarting in ${delay / 1000} s` : "restarting"
     }`,
   );
-  const waiting = waitingSlots(m.backoff, m.target, m.workers, now); // every slot waiting: only crashes in a row do that
+  // every slot waiting: only crashes in a row do that
+  const waiting = waitingSlots(m.backoff, m.target, m.workers, now);
   if (waiting.length === m.target) {
     runnerLog(
       `master: crash loop: no worker is serving; worker[${waiting[0].id}] restarts in ${

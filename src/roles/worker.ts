@@ -97,7 +97,8 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
     // The master says "Cannot start" itself: an entry that is no server reports only why.
     const idle = err instanceof DaemonError ? err.message.replace(/^Cannot start: /, "") : undefined;
     console.error(idle ?? entryStack(err)); // the whole stack, in the log
-    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: idle ?? entryFailure(err) }); // the launcher's one line
+    // the launcher's one line
+    if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: idle ?? entryFailure(err) });
     process.exit(1);
   };
   process.on("uncaughtException", fatal);

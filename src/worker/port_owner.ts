@@ -1,8 +1,8 @@
 /**
  * Keeps a port to one daemon. Workers bind with SO_REUSEPORT, which would let any other process of the same
  * user join the port and take part of its traffic; so before a worker binds, it looks up who listens on the
- * port already (the kernel's sock_diag, as `ss -lt` asks) and refuses with EADDRINUSE when a listener belongs to no process of
- * its own daemon: its master's workers, or during a binary upgrade (USR2) the old master's.
+ * port already (the kernel's sock_diag, as `ss -lt` asks) and refuses with EADDRINUSE when a listener belongs to no
+ * process of its own daemon: its master's workers, or during a binary upgrade (USR2) the old master's.
  *
  * @module
  */
@@ -162,7 +162,8 @@ function addressInUse(port: number, host: string | undefined, owner: string): Er
   const shown = host ?? "::";
   const where = `${isIP(shown) === 6 ? `[${shown}]` : shown}:${port}`;
   const message =
-    `listen EADDRINUSE: address already in use ${where}: ${owner} serves port ${port}: stop it, or give this daemon another port`;
+    `listen EADDRINUSE: address already in use ${where}: ${owner} serves port ${port}: stop it, or give this daemon ` +
+    `another port`;
   const err = Object.assign(new Error(message), {
     code: "EADDRINUSE",
     errno: -98,

@@ -58,8 +58,8 @@ export function migrationMode(libc: Libc = systemLibc): { mode: MigrationMode; r
   if (sysctlMigrates()) return { mode: "sysctl" };
   return {
     mode: "none",
-    reason:
-      `cannot load the reuseport migration program (${error}; it needs Linux 5.14 and CAP_BPF or root) and net.ipv4.tcp_migrate_req is 0`,
+    reason: `cannot load the reuseport migration program (${error}; it needs Linux 5.14 and CAP_BPF or root) and ` +
+      `net.ipv4.tcp_migrate_req is 0`,
   };
 }
 
@@ -113,7 +113,8 @@ export function migrationLogged(libc: Libc = systemLibc): MigrationMode {
   const { mode, reason } = migrationMode(libc);
   if (reason) {
     runnerLog(
-      `master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`,
+      `master: ${reason}: a rolling restart can reset connections queued at a retiring worker: run as root, or set ` +
+        `net.ipv4.tcp_migrate_req to 1 (sysctl -w net.ipv4.tcp_migrate_req=1)`,
     );
   }
   return mode;
