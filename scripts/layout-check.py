@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The layout rules of issue 9, checked: no file in src/ or ffi/ over 300 lines, no function over 60 (any
 signature: a body is a `{` after `=>` or after a parameter list and its return type), no import cycle (type-only
-imports included), nothing outside ffi/ touching bun:ffi or Deno.dlopen. Prints each breach; exits 1 if any."""
+imports included), nothing outside ffi/ touching bun:ffi or Deno.dlopen, and (issue 19) no line in src/, ffi/ or
+mod.ts longer than the formatter's 120 columns (deno fmt leaves long strings and comments alone). Prints each
+breach; exits 1 if any."""
 import os, re, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -92,6 +94,10 @@ for f in files:
     for start, length in functions_over(f, 60): breaches.append(f"{rel}:{start}: a function of {length} lines (at most 60)")
     if not rel.startswith("ffi/") and re.search(r'bun:ffi|Deno\.dlopen', "\n".join(code_lines(open(f).read()))):
         breaches.append(f"{rel}: touches bun:ffi or Deno.dlopen outside ffi/")
+WIDTH = 120  # deno.json's fmt.lineWidth
+for f in files + [os.path.join(ROOT, "mod.ts")]:
+    for number, line in enumerate(open(f).read().split("\n"), 1):
+        if len(line) > WIDTH: breaches.append(f"{os.path.relpath(f, ROOT)}:{number}: {len(line)} columns (at most {WIDTH})")
 graph = {os.path.normpath(f): imports(f) for f in files + [os.path.join(ROOT, "mod.ts")]}
 state = {}
 def visit(node, path):
