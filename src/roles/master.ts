@@ -118,7 +118,7 @@ function handleSignal(m: Master, signal: string): void {
       return void m.backoff.delete(m.target); // started at once
     case "SIGTTOU":
       if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
-      return;
+      return writeStatus(m); // a slot that was waiting out its backoff leaves --status now: no exit will say so
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
       if (refused) return outcome(m, "upgrade", false, refused);
