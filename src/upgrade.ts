@@ -32,9 +32,11 @@ export function refuseUpgrade(pidFile: PidFile | undefined, underWay: boolean, s
 }
 
 /** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
- * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd. */
-export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Record<string, string> = {}, libc: Libc = systemLibc): Upgrade | undefined {
+ * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd;
+ * `moved`: called once the pid file is `.oldbin`, before the spawn, so what follows it (the worker table) moves at once. */
+export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Record<string, string> = {}, moved = () => {}, libc: Libc = systemLibc): Upgrade | undefined {
   pidFile.rename(`${stage.pidFile}.oldbin`);
+  moved();
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   try {
     const pid = libc.spawn({

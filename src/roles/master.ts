@@ -121,11 +121,11 @@ function handleSignal(m: Master, signal: string): void {
       return writeStatus(m); // a slot that was waiting out its backoff leaves --status now: no exit will say so
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
-      if (refused) return outcome(m, "upgrade", false, refused);
+      if (refused) return m.upgrade ? runnerLog(`master: ${refused}`, "error") : outcome(m, "upgrade", false, refused); // the one under way reports
       runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
-      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover);
-      if (!m.upgrade) outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
-      return moveStatus(m);
+      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover, () => moveStatus(m)); // before the spawn
+      if (!m.upgrade) moveStatus(m), outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
+      return;
     }
     default: // the reopen signal
       if (m.stage.logFile) reopenLogs(m.stage.logFile);
