@@ -347,7 +347,7 @@ describe(`a new version that fails to start (${RUNTIME})`, () => {
 });
 
 describe(`an --upgrade's hand-over of the pid file (${RUNTIME})`, () => {
-  test("while the new master starts (PIDFILE is PIDFILE.oldbin): --status says running, --daemon refuses (75)", sandboxed(async (sb) => {
+  test("while the new master starts (PIDFILE is PIDFILE.oldbin): --status says running, --daemon refuses (75), no word of a missing pid file", sandboxed(async (sb) => {
     const s = await startVersioned(sb, 2, ["--workers", "2"]);
     s.deploy(2);
     const before = childrenOf(s.master);
@@ -364,6 +364,9 @@ describe(`an --upgrade's hand-over of the pid file (${RUNTIME})`, () => {
       const status = s.control("--status");
       assert.equal(status.status, 0, `${status.stdout}${status.stderr}`);
       assert.match(status.stdout, new RegExp(`^app: running \\(pid ${s.master}\\)`));
+      const reopen = s.control("--reopen-logs"); // the pid file is moving, not missing: no word of a lost one
+      assert.equal(reopen.status, 0, `${reopen.stdout}${reopen.stderr}`);
+      assert.doesNotMatch(reopen.stdout, /missing/);
       const second = run(s.argv(["--daemon", "--name", "app", "--pid-file", s.pidFile, "--workers", "2", "--", String(s.port)]));
       if (/^\d+$/.test(second.stdout.trim())) sb.track(Number(second.stdout.trim()));
       assert.equal(second.status, 75, `a second daemon started during the upgrade: ${second.stdout}${second.stderr}`);
