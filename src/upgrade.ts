@@ -13,6 +13,7 @@ import type { PidFile } from "./pidfile.ts";
 import { ReportReader } from "./ready_pipe.ts";
 import { type DaemonStage, handOver } from "./stage.ts";
 import { terminate } from "./terminate.ts";
+import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
 
 /** An upgrade under way. */
 export interface Upgrade {
@@ -87,4 +88,13 @@ export function watchUpgrade(upgrade: Upgrade, stage: DaemonStage, pidFile: PidF
   }
   pidFile.rename(stage.pidFile);
   return `the new master ${upgrade.pid} ${failure}`;
+}
+
+/** The log's line for an upgrade that succeeded, as `--upgrade` prints it: old and new master, the new
+ * workers (from the table the new master wrote before it was ready), and how long it took. */
+export function upgradedLine(upgrade: Upgrade, stage: DaemonStage): string {
+  const table = readWorkerTable(workerTableFile(stage.pidFile!));
+  const workers = table?.master === upgrade.pid ? ` (workers ${table.workers.map((w) => w.pid).join(", ")})` : "";
+  const seconds = ((Date.now() - upgrade.since) / 1000).toFixed(1);
+  return `master: upgraded: master ${process.pid} → ${upgrade.pid}${workers} in ${seconds} s, from ${stage.command.path}`;
 }

@@ -312,7 +312,7 @@ describe(`deploying a new version without a failed request (${RUNTIME})`, { skip
     const newMaster = sb.track(Number(readFileSync(s.pidFile, "utf8")));
     s.track();
     assert.match(r.stdout, new RegExp(`^app: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`));
-    assert.match(readOr(s.logFile), new RegExp(`master: upgraded: master ${s.master} → ${newMaster} `));
+    assert.match(readOr(s.logFile), new RegExp(`master: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`));
     assert.equal(await versionServed(s.port), "v2");
     assert.ok(waitGone(s.master, 15_000), "the old master did not retire");
     await sleep(300);

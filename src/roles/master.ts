@@ -25,7 +25,7 @@ import { migrationLogged } from "../reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { supervisionOf } from "../supervision.ts";
-import { refuseUpgrade, startUpgrade, type Upgrade, watchUpgrade } from "../upgrade.ts";
+import { refuseUpgrade, startUpgrade, type Upgrade, upgradedLine, watchUpgrade } from "../upgrade.ts";
 import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, writeWorkerTable } from "../worker_handle.ts";
 import { type MasterStatus, moveStatus, outcome, reloaded, writeStatus } from "../master_status.ts";
 import { describe, type StartedDaemon } from "./daemon.ts";
@@ -288,13 +288,13 @@ function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
   const result = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
   if (result === undefined) return;
-  const { pid, since } = m.upgrade;
+  const upgrade = m.upgrade, { pid } = upgrade;
   m.upgrade = undefined; // its channel is closed either way
   if (result !== true) {
     moveStatus(m); // back beside the pid file, with the outcome for --upgrade
     return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
   }
   m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
-  runnerLog(`master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${((Date.now() - since) / 1000).toFixed(1)} s`);
+  runnerLog(upgradedLine(upgrade, m.stage));
   stop(m, true, "master: the new master is ready: retiring this one and its workers");
 }
