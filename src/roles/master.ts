@@ -25,11 +25,10 @@ import { migrationLogged } from "../worker/reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { supervisionOf } from "../supervision.ts";
-import { refuseUpgrade, startUpgrade, watchUpgrade } from "../master/upgrade.ts";
-import { closeChannel, readReports, signalWorker, type Worker, writeWorkerTable } from "../master/worker_handle.ts";
-import { moveStatus, outcome, writeStatus } from "../master/master_status.ts";
-import { maintainWorkerCount, type Master, successorFailed } from "../master/pool.ts";
-import type { StartedDaemon } from "./daemon.ts";
+import { refuseUpgrade, startUpgrade, type Upgrade, upgradedLine, watchUpgrade } from "../upgrade.ts";
+import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, writeWorkerTable } from "../worker_handle.ts";
+import { type MasterStatus, moveStatus, outcome, reloaded, writeStatus } from "../master_status.ts";
+import { describe, type StartedDaemon } from "./daemon.ts";
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 
 /** Runs the master until it has stopped; never returns. `startDaemon` runs once the workers are spawned. */
@@ -126,21 +125,14 @@ function handleSignal(m: Master, signal: string): void {
       return void m.backoff.delete(m.target); // started at once
     case "SIGTTOU":
       if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--); // forgotten with its slot
-      return;
+      return writeStatus(m); // a slot that was waiting out its backoff leaves --status now: no exit will say so
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
-      if (refused) return outcome(m, "upgrade", false, refused);
+      if (refused) return m.upgrade ? runnerLog(`master: ${refused}`, "error") : outcome(m, "upgrade", false, refused); // the one under way reports
       runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
-      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover);
-      if (!m.upgrade) {
-        outcome(
-          m,
-          "upgrade",
-          false,
-          "the upgrade failed: the new master could not be started; the old one still serves",
-        );
-      }
-      return moveStatus(m);
+      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover, () => moveStatus(m)); // before the spawn
+      if (!m.upgrade) moveStatus(m), outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
+      return;
     }
     default: // the reopen signal
       if (m.stage.logFile) reopenLogs(m.stage.logFile);
@@ -272,17 +264,13 @@ function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
   const result = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
   if (result === undefined) return;
-  const { pid, since } = m.upgrade;
+  const upgrade = m.upgrade, { pid } = upgrade;
   m.upgrade = undefined; // its channel is closed either way
   if (result !== true) {
     moveStatus(m); // back beside the pid file, with the outcome for --upgrade
     return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
   }
   m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
-  runnerLog(
-    `master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${
-      ((Date.now() - since) / 1000).toFixed(1)
-    } s`,
-  );
+  runnerLog(upgradedLine(upgrade, m.stage));
   stop(m, true, "master: the new master is ready: retiring this one and its workers");
 }
