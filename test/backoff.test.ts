@@ -185,21 +185,36 @@ describe(`crash-loop backoff (${RUNTIME})`, () => {
     }),
   );
 
-  test("--workers 2: TTOU forgets the backoff of the slot it retires; TTIN then starts a worker at once", sandboxed(async (sb) => {
-    const marker = sb.path("crash");
-    const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
-    const crashedAt = await backOffSlot2(d, marker);
-    rmSync(marker);
-    process.kill(d.master, "SIGTTOU");
-    assert.ok(await eventually(() => /SIGTTOU: retiring worker\[2\]/.test(readOr(d.log)), 10_000), readOr(d.log));
-    // The slot held no worker (it was waiting): --status drops it at once, not at an exit that never comes.
-    let status = "";
-    assert.ok(await eventually(() => !/worker\[2\]/.test(status = runner("app.ts", ["--status", "--pid-file", d.pidFile]).stdout), 2500), status);
-    const started = count(d.log, /worker\[2\] started/);
-    process.kill(d.master, "SIGTTIN");
-    assert.ok(await eventually(() => count(d.log, /worker\[2\] started/) > started, 10_000), readOr(d.log));
-    const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
-    assert.ok(restartedAt - crashedAt < 3000, `TTIN's worker[2] waited out the old backoff: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`);
-    assert.ok(await eventually(() => d.workers().length === 2 && count(d.log, /worker\[2\] ready/) >= 2, 15_000), readOr(d.log));
-  }));
+  test(
+    "--workers 2: TTOU forgets the backoff of the slot it retires; TTIN then starts a worker at once",
+    sandboxed(async (sb) => {
+      const marker = sb.path("crash");
+      const d = start(sb, "app.ts", ["--workers", "2"], [String(await freePort()), marker]);
+      const crashedAt = await backOffSlot2(d, marker);
+      rmSync(marker);
+      process.kill(d.master, "SIGTTOU");
+      assert.ok(await eventually(() => /SIGTTOU: retiring worker\[2\]/.test(readOr(d.log)), 10_000), readOr(d.log));
+      // The slot held no worker (it was waiting): --status drops it at once, not at an exit that never comes.
+      let status = "";
+      assert.ok(
+        await eventually(
+          () => !/worker\[2\]/.test(status = runner("app.ts", ["--status", "--pid-file", d.pidFile]).stdout),
+          2500,
+        ),
+        status,
+      );
+      const started = count(d.log, /worker\[2\] started/);
+      process.kill(d.master, "SIGTTIN");
+      assert.ok(await eventually(() => count(d.log, /worker\[2\] started/) > started, 10_000), readOr(d.log));
+      const restartedAt = loggedAt(d.log, /worker\[2\] started/, started);
+      assert.ok(
+        restartedAt - crashedAt < 3000,
+        `TTIN's worker[2] waited out the old backoff: ${restartedAt - crashedAt} ms\n${readOr(d.log)}`,
+      );
+      assert.ok(
+        await eventually(() => d.workers().length === 2 && count(d.log, /worker\[2\] ready/) >= 2, 15_000),
+        readOr(d.log),
+      );
+    }),
+  );
 });

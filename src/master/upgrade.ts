@@ -7,12 +7,12 @@
  * @module
  */
 import process from "node:process";
-import { type Libc, libc as systemLibc, O } from "../ffi/mod.ts";
-import { runnerLog } from "./log/lines.ts";
-import type { PidFile } from "./pidfile.ts";
-import { ReportReader } from "./ready_pipe.ts";
-import { type DaemonStage, handOver } from "./stage.ts";
-import { terminate } from "./terminate.ts";
+import { type Libc, libc as systemLibc, O } from "../../ffi/mod.ts";
+import { runnerLog } from "../log/lines.ts";
+import type { PidFile } from "../pidfile.ts";
+import { ReportReader } from "../channel.ts";
+import { type DaemonStage, handOver } from "../stage.ts";
+import { terminate } from "../terminate.ts";
 import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
 
 /** An upgrade under way. */
@@ -35,7 +35,13 @@ export function refuseUpgrade(pidFile: PidFile | undefined, underWay: boolean, s
 /** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
  * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd;
  * `moved`: called once the pid file is `.oldbin`, before the spawn, so what follows it (the worker table) moves at once. */
-export function startUpgrade(stage: DaemonStage, pidFile: PidFile, systemd: Record<string, string> = {}, moved = () => {}, libc: Libc = systemLibc): Upgrade | undefined {
+export function startUpgrade(
+  stage: DaemonStage,
+  pidFile: PidFile,
+  systemd: Record<string, string> = {},
+  moved = () => {},
+  libc: Libc = systemLibc,
+): Upgrade | undefined {
   pidFile.rename(`${stage.pidFile}.oldbin`);
   moved();
   const { parentEnd, childEnd, env } = handOver(stage, libc);

@@ -25,10 +25,11 @@ import { migrationLogged } from "../worker/reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { supervisionOf } from "../supervision.ts";
-import { refuseUpgrade, startUpgrade, type Upgrade, upgradedLine, watchUpgrade } from "../upgrade.ts";
-import { closeChannel, readReports, signalWorker, spawnWorker, type Worker, writeWorkerTable } from "../worker_handle.ts";
-import { type MasterStatus, moveStatus, outcome, reloaded, writeStatus } from "../master_status.ts";
-import { describe, type StartedDaemon } from "./daemon.ts";
+import { refuseUpgrade, startUpgrade, upgradedLine, watchUpgrade } from "../master/upgrade.ts";
+import { closeChannel, readReports, signalWorker, type Worker, writeWorkerTable } from "../master/worker_handle.ts";
+import { moveStatus, outcome, writeStatus } from "../master/master_status.ts";
+import { maintainWorkerCount, type Master, successorFailed } from "../master/pool.ts";
+import type { StartedDaemon } from "./daemon.ts";
 const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
 
 /** Runs the master until it has stopped; never returns. `startDaemon` runs once the workers are spawned. */
@@ -131,7 +132,15 @@ function handleSignal(m: Master, signal: string): void {
       if (refused) return m.upgrade ? runnerLog(`master: ${refused}`, "error") : outcome(m, "upgrade", false, refused); // the one under way reports
       runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
       m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover, () => moveStatus(m)); // before the spawn
-      if (!m.upgrade) moveStatus(m), outcome(m, "upgrade", false, "the upgrade failed: the new master could not be started; the old one still serves");
+      if (!m.upgrade) {
+        moveStatus(m);
+        outcome(
+          m,
+          "upgrade",
+          false,
+          "the upgrade failed: the new master could not be started; the old one still serves",
+        );
+      }
       return;
     }
     default: // the reopen signal
