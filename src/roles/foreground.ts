@@ -139,7 +139,9 @@ export async function runForeground(opts: RunnerOptions, entryPath: string, load
   }
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
-  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), role: "daemon", command: selfCommand() }, () => started);
+  // Its workers run where it does, under its umask (its own, unless --chdir or --umask changed them above).
+  const here = { chdir: process.cwd(), umask: currentUmask() };
+  if (opts.workers > 0) return runMaster({ ...withDefaults(opts), ...here, role: "daemon", command: selfCommand() }, () => started);
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks
   handleSignals(runnerLog, { logFile: opts.logFile, systemd: started.systemd, timeout: opts.timeout });
