@@ -13,9 +13,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RUNTIME } from "../_runtime.ts";
 import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
-import { runtimeFor, parseTarget, type Target, TARGETS } from "./build_target.ts";
-import { DaemonError } from "./errors.ts";
-import { closest } from "./suggest.ts";
+import { parseTarget, runtimeFor, type Target, TARGETS } from "./build_target.ts";
+import { DaemonError } from "../errors.ts";
+import { closest } from "../cli/suggest.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
 /** Options of {@linkcode build}. */
@@ -39,7 +39,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
 const EXT = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 
-const FLAGS = { output: { type: "string", short: "o" }, runtime: { type: "string" }, target: { type: "string" }, image: { type: "string" }, "image-user": { type: "string" } } as const;
+const FLAGS = {
+  output: { type: "string", short: "o" },
+  runtime: { type: "string" },
+  target: { type: "string" },
+  image: { type: "string" },
+  "image-user": { type: "string" },
+} as const;
 
 /** Refuses the first flag of `argv` that is not ours, naming the closest one (`--imgae`, `-image`), as the runner does. */
 function refuseUnknownFlag(argv: string[]): void {
@@ -82,7 +88,10 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
   const output = resolve(baseDir, values.output);
   if (!existsSync(dirname(output))) {
-    throw new DaemonError("CANNOT_CREATE", `Cannot write ${output}: directory ${dirname(output)} does not exist: create it or pick another -o`);
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot write ${output}: directory ${dirname(output)} does not exist: create it or pick another -o`,
+    );
   }
   return { entry, output, runtime: rt, target, image: imageFlags(values.image, values["image-user"], target) };
 }
