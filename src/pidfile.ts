@@ -248,11 +248,22 @@ export function readPidFile(path: string, libc: Libc = systemLibc): PidFileState
   if (found?.holder) return { state: "running", pid: found.holder };
   const registered = findRegistered(path, libc);
   if (registered) return { state: "running", pid: registered.pid, missing: true };
+  const upgrading = found ? null : upgradingHolder(path, libc);
+  if (upgrading) return { state: "running", pid: upgrading };
   return found ? { state: "stale", pid: found.pid } : { state: "absent" };
 }
 
-/** Removes a pid file nobody holds, only if it is a regular file holding only a pid; returns whether one was
- * removed. */
+/** The master holding `PATH.oldbin` while the new master of a USR2 upgrade starts (upgrade.ts): until the new
+ * one takes `path`, that master is the daemon, so `--status` must not say "not running" nor a start begin. */
+function upgradingHolder(path: string, libc: Libc): number | null {
+  try {
+    return inspect(`${path}.oldbin`, libc)?.holder ?? null;
+  } catch {
+    return null; // not a pid file of ours: nothing proves an upgrade
+  }
+}
+
+/** Removes a pid file nobody holds, only a regular file holding only a pid; returns whether one was removed. */
 export function removeStalePidFile(path: string, libc: Libc = systemLibc): boolean {
   try {
     const found = inspect(path, libc);
@@ -275,6 +286,8 @@ export function holdPidFile(path: string, pid: number, libc: Libc = systemLibc):
     if (found?.holder) throw alreadyRunning(path, found.holder);
     const registered = findRegistered(path, libc);
     if (registered) throw alreadyRunning(path, registered.pid, true);
+    const upgrading = found ? null : upgradingHolder(path, libc);
+    if (upgrading) throw alreadyRunning(path, upgrading);
     if (found) unlinkIfSame(path, found.stats);
     const fd = create(path, pid, libc);
     if (fd !== null) return fd;

@@ -194,6 +194,15 @@ describe(`crash-loop backoff (${RUNTIME})`, () => {
       rmSync(marker);
       process.kill(d.master, "SIGTTOU");
       assert.ok(await eventually(() => /SIGTTOU: retiring worker\[2\]/.test(readOr(d.log)), 10_000), readOr(d.log));
+      // The slot held no worker (it was waiting): --status drops it at once, not at an exit that never comes.
+      let status = "";
+      assert.ok(
+        await eventually(
+          () => !/worker\[2\]/.test(status = runner("app.ts", ["--status", "--pid-file", d.pidFile]).stdout),
+          2500,
+        ),
+        status,
+      );
       const started = count(d.log, /worker\[2\] started/);
       process.kill(d.master, "SIGTTIN");
       assert.ok(await eventually(() => count(d.log, /worker\[2\] started/) > started, 10_000), readOr(d.log));

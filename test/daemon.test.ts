@@ -4,19 +4,23 @@
  * (the packed package, installed in a project: test/_project.ts).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import {
   alive,
   assertDaemonStdio,
   busyPort,
+  childrenOf,
   eventually,
+  fdFlags,
   fileSandbox,
   FIXTURES,
   freePort,
   get,
   inMask,
+  pidsMentioning,
+  portFromLog,
   procFds,
   procStat,
   procStatus,
@@ -170,6 +174,46 @@ describe(`--daemon (${RUNTIME})`, () => {
       assert.equal(r.status, 0, r.stderr);
       assert.equal(procStatus(pid, "Umask"), "0077");
       assert.equal(spawnSync("readlink", [`/proc/${pid}/cwd`], { encoding: "utf8" }).stdout.trim(), sb.dir);
+    }),
+  );
+
+  test(
+    "umask and working directory reach the process running the entry: kept alive, a worker, a foreground master's worker",
+    sandboxed(async (sb) => {
+      const cwd = (pid: number) => spawnSync("readlink", [`/proc/${pid}/cwd`], { encoding: "utf8" }).stdout.trim();
+      const entryOf = async (parent: number) => {
+        assert.ok(await eventually(() => childrenOf(parent).length === 1), `no entry process under ${parent}`);
+        return sb.track(childrenOf(parent)[0]);
+      };
+      for (const mode of [[], ["--workers", "1"]]) {
+        const pidFile = sb.path(`u${mode.length}.pid`);
+        const r = run(
+          target.argv(fixture("server.ts"), [
+            "--daemon",
+            ...mode,
+            "--pid-file",
+            pidFile,
+            "--umask",
+            "027",
+            "--chdir",
+            sb.dir,
+            "--",
+            "0",
+          ]),
+        );
+        const pid = sb.track(Number(r.stdout.trim()));
+        assert.equal(r.status, 0, r.stderr);
+        const entry = await entryOf(pid);
+        assert.equal(procStatus(entry, "Umask"), "0027", `--daemon ${mode.join(" ")}: the entry's umask`);
+        assert.equal(cwd(entry), sb.dir);
+      }
+      // A foreground master without --chdir and --umask: its workers keep its directory and umask, as it does.
+      const argv = target.argv(fixture("server.ts"), ["--workers", "1", "--pid-file", sb.path("f.pid"), "--", "0"]);
+      const master = spawn("/bin/sh", ["-c", 'umask 037; exec "$@"', "sh", ...argv], { cwd: sb.dir, stdio: "ignore" });
+      sb.track(master.pid!);
+      const worker = await entryOf(master.pid!);
+      assert.equal(procStatus(worker, "Umask"), "0037");
+      assert.equal(cwd(worker), sb.dir);
     }),
   );
 

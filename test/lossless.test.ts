@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { after, describe, test } from "node:test";
 import {
@@ -422,7 +422,10 @@ describe(`deploying a new version without a failed request (${RUNTIME})`, { skip
         r.stdout,
         new RegExp(`^app: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`),
       );
-      assert.match(readOr(s.logFile), new RegExp(`master: upgraded: master ${s.master} → ${newMaster} `));
+      assert.match(
+        readOr(s.logFile),
+        new RegExp(`master: upgraded: master ${s.master} → ${newMaster} \\(workers \\d+, \\d+\\) in [\\d.]+ s`),
+      );
       assert.equal(await versionServed(s.port), "v2");
       assert.ok(waitGone(s.master, 15_000), "the old master did not retire");
       await sleep(300);
@@ -466,4 +469,50 @@ describe(`a new version that fails to start (${RUNTIME})`, () => {
       }),
     );
   }
+});
+
+describe(`an --upgrade's hand-over of the pid file (${RUNTIME})`, () => {
+  test(
+    "while the new master starts (PIDFILE is PIDFILE.oldbin): --status says running, --daemon refuses (75), no word of a missing pid file",
+    sandboxed(async (sb) => {
+      const s = await startVersioned(sb, 2, ["--workers", "2"]);
+      s.deploy(2);
+      const before = childrenOf(s.master);
+      process.kill(s.master, "SIGUSR2");
+      // Freeze the new master as soon as it exists, before it takes the pid file: the hand-over's window held open.
+      let newMaster = 0;
+      for (const deadline = Date.now() + 10_000; !newMaster && Date.now() < deadline;) {
+        newMaster = childrenOf(s.master).find((pid) => !before.includes(pid)) ?? 0;
+      }
+      assert.ok(newMaster, "the old master started no new master");
+      process.kill(sb.track(newMaster), "SIGSTOP");
+      try {
+        assert.ok(
+          existsSync(`${s.pidFile}.oldbin`) && !existsSync(s.pidFile),
+          "the new master took the pid file before it was frozen",
+        );
+        const status = s.control("--status");
+        assert.equal(status.status, 0, `${status.stdout}${status.stderr}`);
+        assert.match(status.stdout, new RegExp(`^app: running \\(pid ${s.master}\\)`));
+        const reopen = s.control("--reopen-logs"); // the pid file is moving, not missing: no word of a lost one
+        assert.equal(reopen.status, 0, `${reopen.stdout}${reopen.stderr}`);
+        assert.doesNotMatch(reopen.stdout, /missing/);
+        const second = run(
+          s.argv(["--daemon", "--name", "app", "--pid-file", s.pidFile, "--workers", "2", "--", String(s.port)]),
+        );
+        if (/^\d+$/.test(second.stdout.trim())) sb.track(Number(second.stdout.trim()));
+        assert.equal(second.status, 75, `a second daemon started during the upgrade: ${second.stdout}${second.stderr}`);
+      } finally {
+        process.kill(newMaster, "SIGCONT");
+      }
+      assert.ok(
+        await eventually(() => Number(readOr(s.pidFile)) === newMaster && !alive(s.master), 30_000),
+        readOr(s.logFile),
+      );
+      s.track();
+      assert.equal(await versionServed(s.port), "v2");
+      assert.equal(s.control("--stop").status, 0);
+      assert.ok(waitGone(newMaster, 5000));
+    }),
+  );
 });

@@ -69,6 +69,29 @@ async function answerWhen(
 
 describe(`operating it like PM2 (${RUNTIME})`, () => {
   test(
+    "a control action given a setting other than the daemon's refuses it (64), one the daemon has is fine",
+    sandboxed((sb) => {
+      const { pid } = start(sb, "env.ts", "ctl", ["--workers", "1"], ["0"]);
+      const control = (args: string[]) => run(runner("env.ts", [...args, "--pid-file", sb.path("ctl.pid")]));
+      for (
+        const args of [["--upgrade", "--workers", "3"], ["--reload", "--no-keep-alive"], ["--status", "--umask", "077"]]
+      ) {
+        const r = control(args);
+        assert.equal(r.status, 64, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr.trim(),
+          new RegExp(`^Invalid ${args[1]} with ${args[0]}: the daemon runs .*: use --restart`),
+        );
+        assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      }
+      const same = control(["--status", "--workers", "1", "--log-file", sb.path("ctl.log")]);
+      assert.equal(same.status, 0, same.stderr);
+      assert.match(same.stdout, new RegExp(`running \\(pid ${pid}\\)`));
+      assert.equal(control(["--stop"]).status, 0);
+    }),
+  );
+
+  test(
     "--max-memory 80M: a worker leaking past it is replaced, its successor first, the figure in the log; one that does not leak stays",
     sandboxed(async (sb) => {
       const port = await freePort();

@@ -4,7 +4,8 @@
  * mistyped flag.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { DaemonError } from "../src/errors.ts";
@@ -117,6 +118,40 @@ describe("a mistake names what was meant", () => {
     assert.match(refusal(["--pidfile", "x"]), /did you mean --pid-file\?/);
     assert.doesNotMatch(refusal(["--port", "1"]), /did you mean/, "nothing close: no guess");
     assert.match(refusal(["--port", "1"]), /put them after --/);
+  });
+
+  test("daemonic build: a misspelt flag names the closest one, a missing -o directory is named; nothing is built", () => {
+    const dir = mkdtempSync(join(tmpdir(), "daemonic-build-args-"));
+    try {
+      const entry = join(FIXTURES, "server.ts");
+      for (
+        const [args, code, message] of [
+          [
+            [entry, "-o", join(dir, "a"), "-image", "a:1"],
+            64,
+            /^Unknown option '-image' for daemonic build: did you mean --image\? \(long options take two dashes\)\n$/,
+          ],
+          [
+            [entry, "--outptu", join(dir, "a")],
+            64,
+            /^Unknown option '--outptu' for daemonic build: did you mean --output\?\n$/,
+          ],
+          [["--hepl"], 64, /did you mean --help\?/],
+          [
+            [entry, "-o", join(dir, "no", "a")],
+            73,
+            /^Cannot write .*\/no\/a: directory .*\/no does not exist: create it or pick another -o\n$/,
+          ],
+        ] as const
+      ) {
+        const r = daemonic(["build", ...args]);
+        assert.equal(r.status, code, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, message);
+      }
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a long flag with one dash is recognised as such", () => {

@@ -15,6 +15,7 @@ import { RUNTIME } from "../_runtime.ts";
 import { checkDenoEntry, denoCompileFailure } from "./build_deno.ts";
 import { parseTarget, runtimeFor, type Target, TARGETS } from "./build_target.ts";
 import { DaemonError } from "../errors.ts";
+import { closest } from "../cli/suggest.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
 
 /** Options of {@linkcode build}. */
@@ -39,21 +40,38 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** `.js` in the npm package (compiled into dist/), `.ts` in a checkout and on JSR. */
 const EXT = import.meta.url.endsWith(".js") ? ".js" : ".ts";
 
+const FLAGS = {
+  output: { type: "string", short: "o" },
+  runtime: { type: "string" },
+  target: { type: "string" },
+  image: { type: "string" },
+  "image-user": { type: "string" },
+} as const;
+
+/** Refuses the first flag of `argv` that is not ours, naming the closest one (`--imgae`, `-image`), as the runner
+ * does. */
+function refuseUnknownFlag(argv: string[]): void {
+  for (let i = 0; i < argv.length && argv[i] !== "--"; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("-") || arg === "-" || /^-o./.test(arg)) continue; // a positional, or -oOUTPUT
+    const word = arg.replace(/^-+/, "").split("=")[0];
+    if (arg === "-o" || (arg.startsWith("--") && word in FLAGS)) {
+      if (!arg.includes("=")) i++; // its value
+      continue;
+    }
+    const guess = closest(word, [...Object.keys(FLAGS), "help"]);
+    const dashes = /^-[^-]/.test(arg) && word.length > 1 ? " (long options take two dashes)" : "";
+    const hint = guess ? `did you mean --${guess}?${dashes}` : "see daemonic build --help";
+    throw new DaemonError("USAGE", `Unknown option '${arg.split("=")[0]}' for daemonic build: ${hint}`);
+  }
+}
+
 /** Parses `daemonic build` arguments; relative paths resolve against `baseDir`. */
 export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
+  refuseUnknownFlag(argv);
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        output: { type: "string", short: "o" },
-        runtime: { type: "string" },
-        target: { type: "string" },
-        image: { type: "string" },
-        "image-user": { type: "string" },
-      },
-      allowPositionals: true,
-    });
+    parsed = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
   } catch (cause) {
     throw new DaemonError("USAGE", `${(cause as Error).message.replace(/\.$/, "")}: ${USAGE}`);
   }
@@ -70,13 +88,14 @@ export function parseBuildArgs(argv: string[], baseDir: string): BuildOptions {
   if (target && rt === "deno") throw new DaemonError("USAGE", "--target needs the Bun runtime: drop --runtime deno");
   const entry = resolve(baseDir, positionals[0]);
   if (!existsSync(entry)) throw new DaemonError("NO_INPUT", `Cannot find entry ${entry}: check the path`);
-  return {
-    entry,
-    output: resolve(baseDir, values.output),
-    runtime: rt,
-    target,
-    image: imageFlags(values.image, values["image-user"], target),
-  };
+  const output = resolve(baseDir, values.output);
+  if (!existsSync(dirname(output))) {
+    throw new DaemonError(
+      "CANNOT_CREATE",
+      `Cannot write ${output}: directory ${dirname(output)} does not exist: create it or pick another -o`,
+    );
+  }
+  return { entry, output, runtime: rt, target, image: imageFlags(values.image, values["image-user"], target) };
 }
 
 /** `--image NAME:TAG` and `--image-user UID[:GID]` (default 65532:65532, distroless's nonroot). */

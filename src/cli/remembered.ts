@@ -9,7 +9,7 @@
 import { isAbsolute, normalize } from "node:path";
 import { cpuWorkers } from "../cgroup.ts";
 import { DaemonError } from "../errors.ts";
-import { OPTIONS, type RunnerOptions } from "./option_table.ts";
+import { formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { checkRules } from "./options.ts";
 import { findRegistered, listRegistered, type RegistryEntry } from "../registry.ts";
 
@@ -82,6 +82,36 @@ export function remembered(opts: RunnerOptions): RunnerOptions {
     checkRules(merged);
     return merged;
   }
+  if (entry.settings) refuseOtherSettings(opts, entry.settings);
   const timeout = !opts.given.has("timeout") && entry.settings ? entry.settings.timeout : opts.timeout;
   return { ...opts, pidFile: entry.pidFile, name: entry.name, timeout };
+}
+
+/** What a control action uses of the daemon's own flags: to find it, `--stop`'s wait, the log actions' file. */
+const USED_BY_CONTROL = new Set(["pidFile", "name", "timeout", "logFile"]);
+
+/**
+ * A control action takes the daemon's own flags (one set of flags in a script serves its start and its
+ * `--status`), but applies none of them to the running daemon: one that differs from what it runs with is
+ * refused (`--upgrade --workers 3` of a daemon of 2), never accepted and ignored.
+ */
+function refuseOtherSettings(opts: RunnerOptions, settings: NonNullable<RegistryEntry["settings"]>): void {
+  for (const row of OPTIONS) {
+    if (!row.setting || USED_BY_CONTROL.has(row.key) || !opts.given.has(row.name)) continue;
+    const running = settings[row.key as keyof typeof settings], given = opts[row.key];
+    if (JSON.stringify(running) === JSON.stringify(given)) continue;
+    const flag = typeof running === "boolean" ? (row.negates ? !running : running) : running !== undefined;
+    const now = !flag
+      ? `no --${row.name}`
+      : row.arg
+      ? `--${row.name} ${formatValue(row, running, settings)}`
+      : `--${row.name}`;
+    throw new DaemonError(
+      "USAGE",
+      `Invalid --${row.name} with --${opts.action}: the daemon runs ${
+        flag ? "with " : ""
+      }${now}, and --${opts.action} changes no ` +
+        `setting: use --restart --${row.name} … to start it again with it`,
+    );
+  }
 }

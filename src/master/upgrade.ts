@@ -13,6 +13,7 @@ import type { PidFile } from "../pidfile.ts";
 import { ReportReader } from "../channel.ts";
 import { type DaemonStage, handOver } from "../stage.ts";
 import { terminate } from "../terminate.ts";
+import { readWorkerTable, workerTableFile } from "./worker_handle.ts";
 
 /** An upgrade under way. */
 export interface Upgrade {
@@ -32,14 +33,18 @@ export function refuseUpgrade(pidFile: PidFile | undefined, underWay: boolean, s
 }
 
 /** Moves the pid file to `.oldbin` and starts the executable on disk as a new master; `undefined` when it
- * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd. */
+ * cannot be started (the pid file is back then). `systemd`: what the new master needs to notify systemd;
+ * `moved`: called once the pid file is `.oldbin`, before the spawn, so what follows it (the worker table) moves at
+ * once. */
 export function startUpgrade(
   stage: DaemonStage,
   pidFile: PidFile,
   systemd: Record<string, string> = {},
+  moved = () => {},
   libc: Libc = systemLibc,
 ): Upgrade | undefined {
   pidFile.rename(`${stage.pidFile}.oldbin`);
+  moved();
   const { parentEnd, childEnd, env } = handOver(stage, libc);
   try {
     const pid = libc.spawn({
@@ -101,4 +106,14 @@ export function watchUpgrade(
   }
   pidFile.rename(stage.pidFile);
   return `the new master ${upgrade.pid} ${failure}`;
+}
+
+/** The log's line for an upgrade that succeeded, as `--upgrade` prints it: old and new master, the new
+ * workers (from the table the new master wrote before it was ready), and how long it took. */
+export function upgradedLine(upgrade: Upgrade, stage: DaemonStage): string {
+  const table = readWorkerTable(workerTableFile(stage.pidFile!));
+  const workers = table?.master === upgrade.pid ? ` (workers ${table.workers.map((w) => w.pid).join(", ")})` : "";
+  const seconds = ((Date.now() - upgrade.since) / 1000).toFixed(1);
+  return `master: upgraded: master ${process.pid} → ${upgrade.pid}${workers} in ${seconds} s, from ` +
+    `${stage.command.path}`;
 }

@@ -179,9 +179,12 @@ function decisions(pidFile: string): string[] {
   return lines;
 }
 
+/** Whether the pid file is gone, not merely `.oldbin` while an upgrade's new master starts. */
+const lost = (pidFile: string) => !existsSync(pidFile) && !existsSync(`${pidFile}.oldbin`);
+
 /** `--stop`: stops the daemon and says how. */
 export function stop(opts: RunnerOptions): void {
-  const missing = readPidFile(opts.pidFile).state === "running" && !existsSync(opts.pidFile);
+  const missing = readPidFile(opts.pidFile).state === "running" && lost(opts.pidFile);
   const result = stopDaemon(opts.pidFile, opts.timeout * 1000);
   if (result.pid === null) {
     console.log(`${opts.name}: not running${result.removedStale ? ` (removed stale pid file ${opts.pidFile})` : ""}`);
@@ -196,7 +199,7 @@ export function stop(opts: RunnerOptions): void {
 /** `--reload`, `--upgrade`, `--reopen-logs`, `--hold-logs`: signals the running daemon, or fails with NOT_RUNNING
  * (7). */
 export function signalRunning(opts: RunnerOptions, signal: number, action: string, fix = ""): number {
-  const missing = !existsSync(opts.pidFile); // before the signal: an upgrade renames it at once
+  const missing = lost(opts.pidFile); // before the signal: an upgrade renames it at once
   const pid = signalDaemon(opts.pidFile, signal);
   if (pid === null) {
     throw new DaemonError(

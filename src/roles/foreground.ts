@@ -162,12 +162,12 @@ export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (er
   // Before the workers, unlike a daemon's master: this is what points fds 1 and 2, which they inherit, at --log-file.
   const started = startInForeground(opts, fail);
   mark("foreground: inputs, logging, pid file");
+  // Its workers run where it does, under its umask (its own, unless --chdir or --umask changed them above).
+  const here = { chdir: process.cwd(), umask: currentUmask() };
   // The master's and init's modules are loaded only by a foreground that is one (most run the entry here).
   if (supervised(supervisionOf(opts))) {
-    return (await import("./master.ts")).runMaster(
-      { ...withDefaults(opts), role: "daemon", command: selfCommand() },
-      () => started,
-    );
+    const { runMaster } = await import("./master.ts");
+    return runMaster({ ...withDefaults(opts), ...here, role: "daemon", command: selfCommand() }, () => started);
   }
   dropPrivileges(opts); // after the pid file, before the entry (with workers, each worker drops)
   watchEnvFiles(opts.envFiles, runnerLog); // before handleSignals: SIGHUP re-reads them before onReload hooks

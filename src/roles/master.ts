@@ -25,7 +25,7 @@ import { migrationLogged } from "../worker/reuseport_migrate.ts";
 import { describeExit, noteStopSignal, REOPEN, SIG } from "../signals.ts";
 import type { DaemonStage } from "../stage.ts";
 import { supervisionOf } from "../supervision.ts";
-import { refuseUpgrade, startUpgrade, watchUpgrade } from "../master/upgrade.ts";
+import { refuseUpgrade, startUpgrade, upgradedLine, watchUpgrade } from "../master/upgrade.ts";
 import { closeChannel, readReports, signalWorker, type Worker, writeWorkerTable } from "../master/worker_handle.ts";
 import { moveStatus, outcome, writeStatus } from "../master/master_status.ts";
 import { maintainWorkerCount, type Master, successorFailed } from "../master/pool.ts";
@@ -128,13 +128,16 @@ function handleSignal(m: Master, signal: string): void {
     case "SIGTTOU":
       // forgotten with its slot
       if (m.target > 1) runnerLog(`master: SIGTTOU: retiring worker[${m.target}]`), m.backoff.delete(m.target--);
-      return;
+      return writeStatus(m); // a slot that was waiting out its backoff leaves --status now: no exit will say so
     case "SIGUSR2": {
       const refused = refuseUpgrade(m.daemon.pidFile, Boolean(m.upgrade), m.starting);
-      if (refused) return outcome(m, "upgrade", false, refused);
+      // the one under way reports
+      if (refused) return m.upgrade ? runnerLog(`master: ${refused}`, "error") : outcome(m, "upgrade", false, refused);
       runnerLog(`master: SIGUSR2: starting ${m.stage.command.path} as a new master`);
-      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover);
+      // before the spawn
+      m.upgrade = startUpgrade(m.stage, m.daemon.pidFile!, m.daemon.systemd.handover, () => moveStatus(m));
       if (!m.upgrade) {
+        moveStatus(m);
         outcome(
           m,
           "upgrade",
@@ -142,7 +145,7 @@ function handleSignal(m: Master, signal: string): void {
           "the upgrade failed: the new master could not be started; the old one still serves",
         );
       }
-      return moveStatus(m);
+      return;
     }
     default: // the reopen signal
       if (m.stage.logFile) reopenLogs(m.stage.logFile);
@@ -276,17 +279,13 @@ function watchUpgradeOf(m: Master): void {
   if (!m.upgrade) return;
   const result = watchUpgrade(m.upgrade, m.stage, m.daemon.pidFile!);
   if (result === undefined) return;
-  const { pid, since } = m.upgrade;
+  const upgrade = m.upgrade, { pid } = upgrade;
   m.upgrade = undefined; // its channel is closed either way
   if (result !== true) {
     moveStatus(m); // back beside the pid file, with the outcome for --upgrade
     return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
   }
   m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
-  runnerLog(
-    `master: upgraded: master ${process.pid} → ${pid} (${m.stage.command.path}) in ${
-      ((Date.now() - since) / 1000).toFixed(1)
-    } s`,
-  );
+  runnerLog(upgradedLine(upgrade, m.stage));
   stop(m, true, "master: the new master is ready: retiring this one and its workers");
 }

@@ -88,6 +88,7 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
   libc.setParentDeathSignal(SIG.KILL);
   if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
   process.chdir(stage.chdir);
+  libc.umask(stage.umask); // its own: the first workers are spawned before the master applies it to itself
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the master's socket open
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // LogTape too, on the entry's first getLogger()
 
