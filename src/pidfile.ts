@@ -55,7 +55,7 @@ interface Inspected {
 }
 
 /** Opens `path` without following a symlink or blocking, and checks it is a pid file we may trust. */
-function inspect(path: string, libc: Libc): Inspected | null {
+function inspect(path: string, libc: Libc, tries = 3): Inspected | null {
   if (dirname(path) === runtimeDir()) checkPrivateDir(dirname(path));
   let before: Stats;
   try {
@@ -69,6 +69,8 @@ function inspect(path: string, libc: Libc): Inspected | null {
   const fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
   try {
     const stats = statFd(fd);
+    // Replaced by a rename (a daemon taking its pid file over from the launcher, an upgrade): look again.
+    if (stats.isFile() && stats.ino !== before.ino && tries > 0) return inspect(path, libc, tries - 1);
     if (!stats.isFile() || stats.ino !== before.ino) throw notPidFile(path, "it changed while daemonic looked at it");
     // Root may look after any user's daemon (the holder must still run as the file's owner); a user trusts
     // only their own files and root's.
@@ -89,9 +91,7 @@ function inspect(path: string, libc: Libc): Inspected | null {
 function unlinkIfSame(path: string, stats: Stats): boolean {
   try {
     const now = lstatSync(path);
-    if (now.ino !== stats.ino || now.dev !== stats.dev) return false;
-    unlinkSync(path);
-    return true;
+    return now.ino === stats.ino && now.dev === stats.dev && (unlinkSync(path), true);
   } catch {
     return false;
   }
