@@ -258,8 +258,8 @@ export function readOr(path: string): string {
 
 /** The port the fixture server printed ("listening on N") into `log`. The line may come a moment after
  * readiness: the kernel accepts connections before the runtime runs the listen callback. */
-export async function portFromLog(log: string): Promise<number> {
-  await eventually(() => /listening on (\d+)/.test(readOr(log)));
+export async function portFromLog(log: string, ms = 5000): Promise<number> {
+  await eventually(() => /listening on (\d+)/.test(readOr(log)), ms);
   const m = /listening on (\d+)/.exec(readOr(log));
   if (!m) throw new Error(`no port in ${log}: ${readOr(log)}`);
   return Number(m[1]);

@@ -4,6 +4,8 @@
  * image runs as nonroot, answers, is probed with `/app --status` (3 before it is ready, 0 while it serves),
  * stops on `podman stop` with its shutdown hook and exit 0; under `--cpus 1`, `--workers auto` starts one
  * worker and `--metrics` passes promtool. Every container and image a test makes is removed by its id.
+ * The images are built with Bun whatever runtime runs this file, so `npm test` runs it once, in the bun pass
+ * (scripts/test.sh).
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
