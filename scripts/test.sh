@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # The whole suite on both runtimes: one node:test suite, run by `bun test` and by `deno test`.
 # Ends with the line "N passed, N failed" summed over both runs; exits non-zero when anything failed.
+#
+# Each test process uses about one of the machine's cores, so two things run at a time, never two that share
+# host state: beside the bun pass run the checks and the files that run in namespaces of their own (podman,
+# the Debian 11 and arm64 chroots, the systemd container; nothing of theirs touches the host's daemons,
+# registry or sysctls); the timing-bound files (the soak, lossless restarts under load, crash-loop backoff)
+# and the deno pass run alone. container.test.ts and ship.test.ts build with Bun and run the binary whatever
+# runtime runs the test file, so they run once, in the bun pass.
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -9,50 +16,140 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 unset INIT_CWD
 bash scripts/setup-test-tools.sh || exit 1
 
-files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(test/)
+ONCE=(test/container.test.ts test/ship.test.ts) # built with Bun whatever the runtime: the bun pass only
+ASIDE=(test/service.test.ts)                    # in a container of its own: beside the bun pass, both runtimes
+ALONE=(test/soak.test.ts test/lossless.test.ts test/backoff.test.ts) # timing-bound: nothing beside them
+
+selected=()
+for arg in "${@:-test/}"; do
+  if [ -d "$arg" ]; then selected+=("${arg%/}"/*.test.ts); else selected+=("$arg"); fi
+done
+in_list() { # $1 = file, rest = list
+  local f=$1 x
+  shift
+  for x in "$@"; do [ "$f" -ef "$x" ] && return 0; done
+  return 1
+}
+once=() aside=() alone=() rest=()
+for f in "${selected[@]}"; do
+  if in_list "$f" "${ONCE[@]}"; then once+=("$f")
+  elif in_list "$f" "${ASIDE[@]}"; then aside+=("$f")
+  elif in_list "$f" "${ALONE[@]}"; then alone+=("$f")
+  else rest+=("$f"); fi
+done
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+bun_test() { # $1 = output file, rest = test files (none: nothing runs; `bun test` alone would run them all)
+  local file=$1
+  shift
+  [ $# -gt 0 ] || return 0
+  bun test --timeout 60000 "$@" >"$file" 2>&1
+}
+deno_test() {
+  local file=$1
+  shift
+  [ $# -gt 0 ] || return 0
+  NO_COLOR=1 deno test -A --unstable-net --no-check "$@" >"$file" 2>&1
+}
+rc_of() { cat "$out/$1.rc" 2>/dev/null || echo 1; } # a step that never wrote its status failed
+
+# Made before anything runs beside it: the user's project is `npm pack` of this checkout, which rewrites
+# dist/ and node_modules/.cache/deno.d.ts (read by tsc), once per source state (test/_project.ts).
+bun -e 'await (await import("./test/_project.ts")).userProject()' || echo "the user's project could not be made: the tests that run it will say why"
+
+# The checks and the namespaced files, beside the bun pass; each step's output is printed after the bun pass.
+# A process group of their own (set -m), so an interrupt of this script reaches them too.
+set -m
+(
+  bash scripts/check.sh >"$out/check.txt" 2>&1
+  echo $? >"$out/check.rc"
+  python3 scripts/layout-check.py >"$out/layout.txt" 2>&1
+  echo $? >"$out/layout.rc"
+  docs=$(ls mod.ts src/*.ts src/*/*.ts ffi/*.ts | grep -v -e '^src/cli.ts$' -e '^src/build_main.ts$') # both run the runner when loaded
+  NO_COLOR=1 deno test --doc -A --unstable-net $docs >"$out/doc.txt" 2>&1
+  echo $? >"$out/doc.rc"
+  bun_test "$out/bun-aside.txt" "${once[@]}" "${aside[@]}"
+  echo $? >"$out/bun-aside.rc"
+  deno_test "$out/deno-aside.txt" "${aside[@]}"
+  echo $? >"$out/deno-aside.rc"
+) &
+aside_pid=$!
+set +m
+trap 'kill -TERM -- -$aside_pid 2>/dev/null; exit 130' INT TERM
+
+echo "== bun test (beside it: the type check, layout, doc examples, then ${once[*]} ${aside[*]}; their output follows)"
+if [ ${#rest[@]} -gt 0 ]; then
+  bun test --timeout 60000 "${rest[@]}" 2>&1 | tee "$out/bun.txt"
+  echo "${PIPESTATUS[0]}" >"$out/bun.rc"
+fi
+wait $aside_pid
+
 echo "== type check (deno check, tsc)"
+cat "$out/check.txt"
 check_fail=0
-bash scripts/check.sh || { echo "type check failed"; check_fail=1; }
+[ "$(rc_of check)" -eq 0 ] || { echo "type check failed"; check_fail=1; }
 
 echo "== layout (issue 9's bounds: file and function sizes, import cycles, FFI only in ffi/)"
-python3 scripts/layout-check.py || check_fail=1
+cat "$out/layout.txt"
+[ "$(rc_of layout)" -eq 0 ] || check_fail=1
 
 echo "== doc examples (deno test --doc: every @example not marked ignore runs)"
-docs=$(ls mod.ts src/*.ts src/*/*.ts ffi/*.ts | grep -v -e '^src/cli.ts$' -e '^src/build_main.ts$')  # both run the runner when loaded
-NO_COLOR=1 deno test --doc -A --unstable-net $docs 2>&1 | tee "$out/doc.txt" | grep -E '^(ok|FAILED) \|'
-doc_rc=${PIPESTATUS[0]}
+grep -E '^(ok|FAILED) \|' "$out/doc.txt"
+doc_rc=$(rc_of doc)
 doc_pass=$(grep -oE '[0-9]+ passed' "$out/doc.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
 doc_fail=$(grep -oE '[0-9]+ failed' "$out/doc.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
 [ "$doc_rc" -ne 0 ] && [ "${doc_fail:-0}" -eq 0 ] && doc_fail=1
 
-echo "== bun test"
-bun test --timeout 60000 "${files[@]}" 2>&1 | tee "$out/bun.txt"
-bun_rc=${PIPESTATUS[0]}
-echo "== deno test"
-NO_COLOR=1 deno test -A --unstable-net --no-check "${files[@]}" 2>&1 | tee "$out/deno.txt"
-deno_rc=${PIPESTATUS[0]}
+if [ ${#once[@]} -gt 0 ] || [ ${#aside[@]} -gt 0 ]; then
+  echo "== bun test: ${once[*]} ${aside[*]} (beside the bun pass)"
+  cat "$out/bun-aside.txt"
+fi
+if [ ${#aside[@]} -gt 0 ]; then
+  echo "== deno test: ${aside[*]} (beside the bun pass)"
+  cat "$out/deno-aside.txt"
+fi
 
-# bun: " 12 pass" / " 0 fail"; deno: "ok | 12 passed | 0 failed" (or "FAILED | ...").
-bun_pass=$(grep -E '^ *[0-9]+ pass$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
-bun_fail=$(grep -E '^ *[0-9]+ fail$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
+if [ ${#alone[@]} -gt 0 ]; then
+  echo "== bun test: ${alone[*]} (alone)"
+  bun test --timeout 60000 "${alone[@]}" 2>&1 | tee "$out/bun-alone.txt"
+  echo "${PIPESTATUS[0]}" >"$out/bun-alone.rc"
+fi
+
+echo "== deno test"
+if [ ${#rest[@]} -gt 0 ] || [ ${#alone[@]} -gt 0 ]; then
+  NO_COLOR=1 deno test -A --unstable-net --no-check "${rest[@]}" "${alone[@]}" 2>&1 | tee "$out/deno.txt"
+  echo "${PIPESTATUS[0]}" >"$out/deno.rc"
+fi
+
+# Per runner output: bun: " 12 pass" / " 0 fail"; deno: "ok | 12 passed | 0 failed" (or "FAILED | ...").
+bun_count() { # $1 = pass|fail|skip, $2 = output file
+  grep -E "^ *[0-9]+ $1\$" "$2" 2>/dev/null | tail -1 | grep -oE '[0-9]+' || echo 0
+}
 # deno counts describe() blocks as tests and test() inside them as steps: count the steps when there are any.
-deno_count() { # $1 = passed|failed
+deno_count() { # $1 = passed|failed, $2 = output file
   local seg
-  seg=$(grep -oE "\| [0-9]+ $1( \([0-9]+ steps?\))?" "$out/deno.txt" | tail -1)
+  seg=$(grep -oE "\| [0-9]+ $1( \([0-9]+ steps?\))?" "$2" 2>/dev/null | tail -1)
   [ -n "$seg" ] || { echo 0; return; }
   if [[ $seg =~ \(([0-9]+)\ step ]]; then echo "${BASH_REMATCH[1]}"; else echo "$seg" | grep -oE '[0-9]+' | head -1; fi
 }
-deno_pass=$(deno_count passed)
-deno_fail=$(deno_count failed)
-bun_skip=$(grep -E '^ *[0-9]+ skip$' "$out/bun.txt" | tail -1 | grep -oE '[0-9]+' || echo 0)
-deno_skip=$(grep -cE '\.\.\. (ignored|skipped)' "$out/deno.txt" || true)
-# A runner that crashed before its summary counts as one failure, so a broken run is never green.
-[ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ] && bun_fail=1
-[ "$deno_rc" -ne 0 ] && [ "${deno_fail:-0}" -eq 0 ] && deno_fail=1
+bun_pass=0 bun_fail=0 bun_skip=0 deno_pass=0 deno_fail=0 deno_skip=0
+for run in bun bun-aside bun-alone; do
+  [ -f "$out/$run.rc" ] || continue
+  pass=$(bun_count pass "$out/$run.txt") fail=$(bun_count fail "$out/$run.txt")
+  # A runner that crashed before its summary counts as one failure, so a broken run is never green.
+  [ "$(rc_of "$run")" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
+  bun_pass=$((bun_pass + pass)) bun_fail=$((bun_fail + fail))
+  bun_skip=$((bun_skip + $(bun_count skip "$out/$run.txt")))
+done
+for run in deno deno-aside; do
+  [ -f "$out/$run.rc" ] || continue
+  pass=$(deno_count passed "$out/$run.txt") fail=$(deno_count failed "$out/$run.txt")
+  [ "$(rc_of "$run")" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
+  deno_pass=$((deno_pass + pass)) deno_fail=$((deno_fail + fail))
+  deno_skip=$((deno_skip + $(grep -cE '\.\.\. (ignored|skipped)' "$out/$run.txt" || true)))
+done
 passed=$((bun_pass + deno_pass + doc_pass))
 failed=$((bun_fail + deno_fail + doc_fail + check_fail))
 skipped=$((bun_skip + deno_skip))
