@@ -4,19 +4,18 @@
  *
  * @module
  */
-import { readdirSync, readlinkSync } from "node:fs";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { lifecycle } from "./lifecycle.ts";
 
 /** Whether this process has a listening socket (TCP, UDP-less, or Unix): the kernel already queues
  * connections on it, so clients can connect. */
 export function hasListeningSocket(libc: Libc = systemLibc): boolean {
-  for (const name of readdirSync("/proc/self/fd")) {
+  for (const name of host.readDir("/proc/self/fd")) {
     const fd = Number(name);
     if (fd < 3) continue;
     try {
-      if (readlinkSync(`/proc/self/fd/${name}`).startsWith("socket:") && libc.isListening(fd)) return true;
+      if (host.readLink(`/proc/self/fd/${name}`).startsWith("socket:") && libc.isListening(fd)) return true;
     } catch {
       // Closed while we looked.
     }
@@ -70,7 +69,7 @@ export const NOT_A_SERVER = "the entry finished loading with nothing left to run
  * emit too) before `isReady()`. An explicit `process.exit()` is the entry's own choice and is not caught.
  */
 export function failWhenIdle(isReady: () => boolean, fail: (message: string) => void): void {
-  process.once("beforeExit", () => {
+  host.onceIdle(() => {
     if (!isReady()) fail(NOT_A_SERVER);
   });
 }
