@@ -9,7 +9,7 @@
 import { denoSystem } from "./_host_deno.ts";
 import type { FileInfo, System } from "./_system.ts";
 
-export type { FileInfo, SignalName, System } from "./_system.ts";
+export type { FileInfo, SignalName, System, Timer } from "./_system.ts";
 
 /** `path` made absolute against the directory `base`, normalised, as POSIX `path.resolve(base, path)` does. */
 export function resolvePath(base: string, path: string): string {
@@ -97,6 +97,12 @@ async function bunSystem(): Promise<System> {
     onExit: (listener) => void process.on("exit", listener),
     onFatal: (listener) => void process.on("uncaughtException", listener).on("unhandledRejection", listener),
     offFatal: (listener) => void process.off("uncaughtException", listener).off("unhandledRejection", listener),
+    timer(ms, fn, options = {}) {
+      const timer = options.repeat ? setInterval(fn, ms) : setTimeout(fn, ms);
+      if (options.unref) timer.unref();
+      return { cancel: () => clearTimeout(timer) };
+    },
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     exit: (code) => process.exit(code),
     nodeLayerLoaded: () => false,
     arm64: process.arch === "arm64",

@@ -134,6 +134,34 @@ function denoFiles(): Pick<System, FileCall> {
   };
 }
 
+type CoreTimers = {
+  createTimer(fn: () => void, ms: number, args: undefined, repeat: boolean, refed: boolean): object;
+  cancelTimer(timer: object): void;
+  unrefTimer(timer: object): void;
+};
+
+/** Timers on Deno's core: the global setTimeout's first call loads node:timers and a part of the Node layer
+ * (10–14 ms, Deno 2.9); core's own (internal) are used while they have this shape, the globals otherwise. */
+function timers(): Pick<System, "timer" | "sleep"> {
+  const core = (Deno as unknown as Record<symbol, { core?: Partial<CoreTimers> }>)[
+    (Deno as unknown as { internal: symbol }).internal
+  ]?.core;
+  const timer: System["timer"] = typeof core?.createTimer === "function" && typeof core.cancelTimer === "function" &&
+      typeof core.unrefTimer === "function"
+    ? (ms, fn, options = {}) => {
+      const { createTimer, cancelTimer, unrefTimer } = core as CoreTimers;
+      const handle = createTimer(fn, ms, undefined, options.repeat ?? false, true);
+      if (options.unref) unrefTimer(handle);
+      return { cancel: () => cancelTimer(handle) };
+    }
+    : (ms, fn, options = {}) => {
+      const id = options.repeat ? setInterval(fn, ms) : setTimeout(fn, ms);
+      if (options.unref) Deno.unrefTimer(id);
+      return { cancel: () => clearTimeout(id) };
+    };
+  return { timer, sleep: (ms) => new Promise((resolve) => timer(ms, () => resolve())) };
+}
+
 /** The running Deno's {@linkcode System}. */
 export function denoSystem(): System {
   const signalListeners = countSignalListeners();
@@ -178,6 +206,7 @@ export function denoSystem(): System {
       removeEventListener("error", handlers[0]);
       removeEventListener("unhandledrejection", handlers[1]);
     },
+    ...timers(),
     exit: (code) => Deno.exit(code),
     // Deno 2.x's flag, set when the first `node:` module (or the `process` global) loads the layer.
     nodeLayerLoaded: () =>

@@ -26,6 +26,11 @@ export interface FileInfo {
 /** A signal the runner traps or sends by name. */
 export type SignalName = `SIG${Uppercase<string>}`;
 
+/** A timer {@linkcode System.timer} started. */
+export interface Timer {
+  cancel(): void;
+}
+
 /** What {@linkcode host} offers. */
 export interface System {
   /** The command line's arguments after the script (or, compiled, after the executable). */
@@ -84,6 +89,10 @@ export interface System {
   /** Takes uncaught exceptions and unhandled rejections: the process lives on unless `listener` ends it. */
   onFatal(listener: (err: unknown) => void): void;
   offFatal(listener: (err: unknown) => void): void;
+  /** Calls `fn` after `ms`, or every `ms` with `repeat`; with `unref` it keeps no process alive. */
+  timer(ms: number, fn: () => void, options?: { repeat?: boolean; unref?: boolean }): Timer;
+  /** Resolves after `ms`. */
+  sleep(ms: number): Promise<void>;
   exit(code: number): never;
   /** Whether Deno's Node compatibility layer has loaded in this process (never on Bun, which has none). */
   nodeLayerLoaded(): boolean;

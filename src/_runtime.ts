@@ -134,16 +134,25 @@ function denoConnection(_request: Request, info: unknown): string | undefined {
 // What the runner itself uses: files, the environment, libc (FFI), the system's ids, programs (systemctl, tail).
 const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
 
+// Read before an entry's argv replaces it (RUNTIME.setEntryArgv).
+const DENO_MAIN = IS_BUN ? undefined : Deno.mainModule;
+
 /** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
- * Deno.listen need for reusePort (workers share a port), unless the flags have it. A `deno compile`d binary
- * has it compiled in and takes only its own arguments. */
+ * Deno.listen need for reusePort (workers share a port), unless the flags have it; and `npm:daemonic` as the
+ * file it resolved to in the project's node_modules (the same on every run), whose resolution costs each
+ * process 10 ms. A `deno compile`d binary has it compiled in and takes only its own arguments. */
 function denoRelaunchArgs(args: readonly string[]): string[] {
   if ((g.Deno as unknown as { build: { standalone?: boolean } }).build.standalone) return [...args];
   const at = args[0] === "run" ? 1 : 0;
-  let script = at;
-  while (script < args.length && args[script].startsWith("-")) script++;
-  if (args.slice(at, script).includes("--unstable-net")) return [...args];
-  return [...args.slice(0, at), "--unstable-net", ...args.slice(at)];
+  const resolved = DENO_MAIN?.startsWith("file://") && DENO_MAIN.includes("/node_modules/")
+    ? decodeURIComponent(new URL(DENO_MAIN).pathname)
+    : undefined;
+  const script = args.findIndex((a, i) => i >= at && a.startsWith("npm:"));
+  const out = resolved && script >= 0 ? args.with(script, resolved) : [...args];
+  let end = at;
+  while (end < out.length && out[end].startsWith("-")) end++;
+  if (out.slice(at, end).includes("--unstable-net")) return out;
+  return [...out.slice(0, at), "--unstable-net", ...out.slice(at)];
 }
 
 const deno: Runtime = {
@@ -275,10 +284,9 @@ export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void
   const caught = () =>
     (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
   const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
-  const watch = setInterval(() => {
+  const watch = RUNTIME.sys.timer(1, () => {
     if (caught()) libc.ignoreSignal(SIGUSR1);
     else if (Date.now() < deadline) return;
-    clearInterval(watch);
-  }, 1);
-  (watch as { unref?: () => void }).unref?.();
+    watch.cancel();
+  }, { repeat: true, unref: true });
 }

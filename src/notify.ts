@@ -56,11 +56,10 @@ export function systemdNotifier(
     },
   };
   if (watchdogUsec > 0 && watchdogPid === host.pid()) {
-    const keepAlive = setInterval(
-      () => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"),
-      watchdogUsec / 2000,
-    );
-    (keepAlive as { unref?: () => void }).unref?.();
+    host.timer(watchdogUsec / 2000, () => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"), {
+      repeat: true,
+      unref: true,
+    });
   }
   return notifier;
 }

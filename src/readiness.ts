@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { host } from "../ffi/_host.ts";
+import { host, type Timer } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { lifecycle } from "./lifecycle.ts";
 
@@ -34,7 +34,7 @@ const POLL_MS = 4;
  */
 export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unknown>, onReady: () => void): () => void {
   const life = lifecycle();
-  const timers: ReturnType<typeof setTimeout>[] = [];
+  const timers: Timer[] = [];
   let done = false;
   const finish = () => {
     if (done) return;
@@ -42,19 +42,15 @@ export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unkno
     stop();
     onReady();
   };
-  const stop = () => timers.forEach((t) => clearTimeout(t));
+  const stop = () => timers.forEach((t) => t.cancel());
   if (life.isReady) queueMicrotask(finish);
   else life.ready.push(finish);
   if (mode === "auto") {
     const check = () => hasListeningSocket() && finish();
-    const poll = setInterval(check, POLL_MS);
-    (poll as { unref?: () => void }).unref?.();
-    timers.push(poll);
+    timers.push(host.timer(POLL_MS, check, { repeat: true, unref: true }));
     evaluated.then(() => {
       check();
-      const settle = setTimeout(finish, SETTLE_MS);
-      (settle as { unref?: () => void }).unref?.();
-      timers.push(settle);
+      timers.push(host.timer(SETTLE_MS, finish, { unref: true }));
     }, () => {});
   }
   return stop;

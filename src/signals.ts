@@ -56,11 +56,10 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
 
 /** Ends a stop that outlasts `--timeout` (a hook that hangs) before the platform's SIGKILL would: exit 1, said why. */
 function boundShutdown(seconds: number, log: SignalLog): void {
-  const bound = setTimeout(() => {
+  host.timer(seconds * 1000, () => {
     log(`shutdown not finished after --timeout ${seconds} s: exiting`, "error");
     host.exit(1);
-  }, seconds * 1000);
-  (bound as { unref?: () => void }).unref?.();
+  }, { unref: true });
 }
 
 /**

@@ -8,7 +8,18 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
-import { alive, childrenOf, DENO, eventually, exchange, freePort, readOr, run, Sandbox, sandboxed } from "./_helpers.ts";
+import {
+  alive,
+  childrenOf,
+  DENO,
+  eventually,
+  exchange,
+  freePort,
+  readOr,
+  run,
+  Sandbox,
+  sandboxed,
+} from "./_helpers.ts";
 import { installProject, userProject } from "./_project.ts";
 
 const box = new Sandbox();

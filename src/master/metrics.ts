@@ -155,7 +155,7 @@ export async function serveMetrics(
   });
   const listen = () => server.listen(address.port, address.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EADDRINUSE" && host.exists(`${stage.pidFile}.oldbin`)) return void setTimeout(listen, 1000);
+    if (err.code === "EADDRINUSE" && host.exists(`${stage.pidFile}.oldbin`)) return void host.timer(1000, listen);
     fatal(
       new DaemonError("START_FAILED", `Cannot start: --metrics ${stage.metrics}: ${err.message}: pick a free port`),
     );

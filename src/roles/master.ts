@@ -93,7 +93,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     const busy = m.stopping || m.upgrade || m.workers.some((w) => !w.ready || w.retireBy);
     await new Promise<void>((resolve) => {
       wake = resolve;
-      setTimeout(resolve, relayed ? 0 : busy ? 2 : 50);
+      host.timer(relayed ? 0 : busy ? 2 : 50, resolve);
     });
   }
   while (pumpAll(m.relays)); // what the last workers wrote before they exited

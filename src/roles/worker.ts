@@ -67,8 +67,7 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
     if (stopping) return;
     stopping = true;
     runnerLog(`${title}: SIGQUIT: finishing in-flight requests`);
-    const bound = setTimeout(() => host.exit(0), stage.timeout * 1000);
-    (bound as { unref?: () => void }).unref?.();
+    host.timer(stage.timeout * 1000, () => host.exit(0), { unref: true });
     const drained = listeners.closeGracefully(); // its listeners close at once: new connections go to the others
     tell({ kind: "DRAINING" });
     await Promise.allSettled([drained, hooks(lifecycle().shutdown)]);
@@ -105,8 +104,10 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
   host.onFatal(fatal);
 
   // Four beats within --worker-timeout, between 0.1 s and 1 s apart.
-  const heartbeat = setInterval(() => tell({ kind: "HB" }), Math.max(100, Math.min(1000, stage.workerTimeout * 250)));
-  (heartbeat as { unref?: () => void }).unref?.();
+  host.timer(Math.max(100, Math.min(1000, stage.workerTimeout * 250)), () => tell({ kind: "HB" }), {
+    repeat: true,
+    unref: true,
+  });
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: its successor binds before it leaves.
   const listeners = await shareListeners(stage.masterPid, entry.path);
   mark("worker: listeners shared");
