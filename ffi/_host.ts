@@ -1,35 +1,15 @@
 /**
- * The system calls every process makes before it knows its role (and ffi/'s fallbacks make), on each
- * runtime's own API: on Deno a `node:` module loads its Node compatibility layer, 25–40 ms of CPU in every
- * process (README, Benchmarks). Bun's `node:fs` is its own native module, with nothing extra to load.
+ * The system calls of the runner's own code — files, the environment, signals, exit — on each runtime's own
+ * API: on Deno a `node:` module loads its Node compatibility layer, 25–40 ms of CPU in every process (README,
+ * Benchmarks), so nothing of ours imports one there; Bun's `node:fs` is its own native module, nothing extra.
+ * Errors carry Node's `code` (`ENOENT`, `EEXIST`, `ESRCH`…) on both.
  *
  * @module
  */
+import { denoSystem } from "./_host_deno.ts";
+import type { FileInfo, System } from "./_system.ts";
 
-/** What {@linkcode host} offers. */
-export interface System {
-  /** The command line's arguments after the script (or, compiled, after the executable). */
-  args(): string[];
-  env(name: string): string | undefined;
-  deleteEnv(name: string): void;
-  cwd(): string;
-  pid(): number;
-  /** Whether `path` exists (following symlinks). */
-  exists(path: string): boolean;
-  readText(path: string): string;
-  readLink(path: string): string;
-  /** The names in directory `path`. */
-  readDir(path: string): string[];
-  /** Appends `text` to the file at `path`, creating it (0666 less the umask). */
-  appendText(path: string, text: string): void;
-  /** Writes `text` to stdout before returning, so an exit right after cannot lose it. */
-  writeStdout(text: string): void;
-  /** Writes `text` to stderr before returning, so an exit right after cannot lose it. */
-  writeStderr(text: string): void;
-  exit(code: number): never;
-  /** Whether this is an AArch64 machine (some flag values differ there). */
-  arm64: boolean;
-}
+export type { FileInfo, SignalName, System, Timer } from "./_system.ts";
 
 /** `path` made absolute against the directory `base`, normalised, as POSIX `path.resolve(base, path)` does. */
 export function resolvePath(base: string, path: string): string {
@@ -41,56 +21,93 @@ export function resolvePath(base: string, path: string): string {
   return `/${parts.join("/")}`;
 }
 
+/** The directory part of `path`, as POSIX `path.dirname` gives it. */
+export function parentDir(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const at = trimmed.lastIndexOf("/");
+  if (at < 0) return path.startsWith("/") ? "/" : ".";
+  return at === 0 ? "/" : trimmed.slice(0, at).replace(/\/+$/, "") || "/";
+}
+
+/** The last part of `path` less `suffix`, as POSIX `path.basename` gives it. */
+export function baseName(path: string, suffix = ""): string {
+  const last = path.replace(/\/+$/, "").split("/").pop() || path.slice(0, 1);
+  return suffix && last !== suffix && last.endsWith(suffix) ? last.slice(0, -suffix.length) : last;
+}
+
 /** Whether Bun runs this process (else Deno). */
 export const IS_BUN = "Bun" in globalThis;
-const nodeFs: typeof import("node:fs") | undefined = IS_BUN ? await import("node:fs") : undefined;
-const fs = () => nodeFs!;
 
-const bun = (): System => ({
-  args: () => process.argv.slice(2),
-  env: (name) => process.env[name],
-  deleteEnv: (name) => void delete process.env[name],
-  cwd: () => process.cwd(),
-  pid: () => process.pid,
-  exists: (path) => fs().existsSync(path),
-  readText: (path) => fs().readFileSync(path, "utf8"),
-  readLink: (path) => fs().readlinkSync(path),
-  readDir: (path) => fs().readdirSync(path),
-  appendText: (path, text) => fs().appendFileSync(path, text),
-  writeStdout: (text) => void fs().writeSync(1, text),
-  writeStderr: (text) => void fs().writeSync(2, text),
-  exit: (code) => process.exit(code),
-  arm64: process.arch === "arm64",
+const bunInfo = (s: import("node:fs").Stats): FileInfo => ({
+  isFile: s.isFile(),
+  isDirectory: s.isDirectory(),
+  isSymlink: s.isSymbolicLink(),
+  isFifo: s.isFIFO(),
+  isSocket: s.isSocket(),
+  isCharDevice: s.isCharacterDevice(),
+  isBlockDevice: s.isBlockDevice(),
+  size: s.size,
+  mode: s.mode,
+  uid: s.uid,
+  gid: s.gid,
+  ino: s.ino,
+  dev: s.dev,
+  nlink: s.nlink,
+  mtimeMs: s.mtimeMs,
 });
 
-const encoder = new TextEncoder();
-function writeAll(to: { writeSync(bytes: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
-  for (let done = 0; done < bytes.length;) done += to.writeSync(bytes.subarray(done));
+async function bunSystem(): Promise<System> {
+  const fs = await import("node:fs");
+  return {
+    args: () => process.argv.slice(2),
+    execPath: () => process.execPath,
+    env: (name) => process.env[name],
+    setEnv: (name, value) => void (process.env[name] = value),
+    deleteEnv: (name) => void delete process.env[name],
+    environ: process.env,
+    cwd: () => process.cwd(),
+    chdir: (dir) => process.chdir(dir),
+    pid: () => process.pid,
+    ppid: () => process.ppid,
+    uid: () => process.getuid!(),
+    euid: () => process.geteuid!(),
+    exists: (path) => fs.existsSync(path),
+    stat: (path) => bunInfo(fs.statSync(path)),
+    lstat: (path) => bunInfo(fs.lstatSync(path)),
+    readText: (path) => fs.readFileSync(path, "utf8"),
+    readBytes: (path) => fs.readFileSync(path),
+    readLink: (path) => fs.readlinkSync(path),
+    readDir: (path) => fs.readdirSync(path),
+    writeText: (path, text, mode = 0o666) => fs.writeFileSync(path, text, { mode }),
+    appendText: (path, text) => fs.appendFileSync(path, text),
+    rename: (from, to) => fs.renameSync(from, to),
+    link: (existing, path) => fs.linkSync(existing, path),
+    unlink: (path) => fs.unlinkSync(path),
+    remove: (path) => fs.rmSync(path, { force: true }),
+    makeDir: (path, options) => void fs.mkdirSync(path, options),
+    writeStdout: (text) => void fs.writeSync(1, text),
+    writeStderr: (text) => void fs.writeSync(2, text),
+    isTerminal: (fd) => [process.stdin, process.stdout, process.stderr][fd].isTTY === true,
+    columns: () => process.stdout.isTTY ? process.stdout.columns : undefined,
+    kill: (pid, signal) => void process.kill(pid, signal),
+    onSignal: (signal, listener) => void process.on(signal, listener),
+    offSignal: (signal, listener) => void process.off(signal, listener),
+    signalListeners: (signal) => process.listenerCount(signal),
+    onceIdle: (listener) => void process.once("beforeExit", () => listener()),
+    onExit: (listener) => void process.on("exit", listener),
+    onFatal: (listener) => void process.on("uncaughtException", listener).on("unhandledRejection", listener),
+    offFatal: (listener) => void process.off("uncaughtException", listener).off("unhandledRejection", listener),
+    timer(ms, fn, options = {}) {
+      const timer = options.repeat ? setInterval(fn, ms) : setTimeout(fn, ms);
+      if (options.unref) timer.unref();
+      return { cancel: () => clearTimeout(timer) };
+    },
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    exit: (code) => process.exit(code),
+    nodeLayerLoaded: () => false,
+    arm64: process.arch === "arm64",
+  };
 }
-const deno = (): System => ({
-  args: () => [...Deno.args],
-  env: (name) => Deno.env.get(name),
-  deleteEnv: (name) => Deno.env.delete(name),
-  cwd: () => Deno.cwd(),
-  pid: () => Deno.pid,
-  exists(path) {
-    try {
-      Deno.statSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  readText: (path) => Deno.readTextFileSync(path),
-  readLink: (path) => Deno.readLinkSync(path),
-  readDir: (path) => [...Deno.readDirSync(path)].map((entry) => entry.name),
-  appendText: (path, text) => Deno.writeTextFileSync(path, text, { append: true }),
-  writeStdout: (text) => writeAll(Deno.stdout, text),
-  writeStderr: (text) => writeAll(Deno.stderr, text),
-  exit: (code) => Deno.exit(code),
-  arm64: Deno.build.arch === "aarch64",
-});
 
 /**
  * The running runtime's system calls.
@@ -101,4 +118,4 @@ const deno = (): System => ({
  * console.log(host.exists("/proc/self/fd"), host.readDir("/proc/self/fd").length > 2);
  * ```
  */
-export const host: System = IS_BUN ? bun() : deno();
+export const host: System = IS_BUN ? await bunSystem() : denoSystem();

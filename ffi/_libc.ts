@@ -199,6 +199,8 @@ function lockCalls({ f, raw, fail, check, retry, flock }: Kit): Partial<Libc> {
       retry(() => f.fcntl(fd, 7, /* F_SETLKW */ raw.address(lock)), "fcntl(F_SETLKW)");
     },
     umask: (mask) => Number(f.umask(mask)),
+    isTerminal: (fd) => Number(f.isatty(fd)) === 1,
+    accessible: (path, mode) => Number(f.access(cstr(path), mode === "write" ? 2 : 1)) === 0,
     resetSignal: (signal) => void f.signal(signal, 0),
     ignoreSignal: (signal) => void check(f.signal(signal, 1), "signal"),
     isListening(fd) {

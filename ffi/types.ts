@@ -34,6 +34,8 @@ export const SYMBOLS = {
   fcntl: { args: ["i32", "i32", "i64"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
   umask: { args: ["u32"], returns: "u32" },
+  access: { args: ["buf", "i32"], returns: "i32" },
+  isatty: { args: ["i32"], returns: "i32" },
   signal: { args: ["i32", "i64"], returns: "i64" },
   getsockopt: { args: ["i32", "i32", "i32", "buf", "buf"], returns: "i32" },
   prctl: { args: ["i32", "i64", "i64", "i64", "i64"], returns: "i32" },
@@ -188,6 +190,10 @@ export interface Libc extends ReuseportCalls, SockDiagCalls {
   /** fcntl(F_GETLK) with the conflicting lock's type: a read lock proves nothing (anyone who can read the
    * file can take one), so callers that trust a lock want `write`. */
   lockOwner(fd: number): { pid: number; type: "read" | "write" } | null;
+  /** access(2) with W_OK or X_OK, for the real uid: whether this process may write or execute `path`. */
+  accessible(path: string, mode: "write" | "execute"): boolean;
+  /** isatty(3). */
+  isTerminal(fd: number): boolean;
   /** umask(2); returns the previous mask. */
   umask(mask: number): number;
   /** signal(sig, SIG_DFL). */

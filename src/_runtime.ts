@@ -25,16 +25,20 @@ export type PortCheck = (port: number, host: string | undefined) => void;
 /** What differs between the runtimes. */
 export interface Runtime {
   key: "bun" | "deno";
+  /** Whether a `node:` import costs little (Bun's own modules) rather than a Node layer (Deno, _host.ts). */
+  nodeIsCheap: boolean;
   /** The signals that reopen (or hold) the logs (see the rows). */
   reopenSignals: readonly ("SIGURG" | "SIGUSR1")[];
   /** Whether a JS listener may take SIGUSR1 without side effects. */
   usr1IsSafe: boolean;
   /** What a worker's environment needs so that node:http shares its port. */
   workerEnv(id: number): Record<string, string>;
+  /** Takes what `workerEnv` set out of the environment the entry's own children inherit, once it is read. */
+  dropWorkerEnv(): Promise<void>;
   /** The arguments of this process's command with what a worker needs to share its port (SO_REUSEPORT). */
   sharingArgs(args: readonly string[]): string[];
-  /** Makes `Deno.args` / `Bun.argv` match `args` (process.argv is set by the caller). */
-  setArgs(args: readonly string[]): void;
+  /** Makes `process.argv` (and `Deno.args`) look as if `entryPath` ran alone with `args`. */
+  setEntryArgv(entryPath: string, args: readonly string[]): void;
   /** Wraps the runtime's serve() so every server shares its port, passing each through `check`, and drains
    * through `drain` when the worker retires. */
   wrapServe(check: PortCheck, drain: Drainer): void;
@@ -72,20 +76,26 @@ const BUN_OPTIONS = [
 
 const bun: Runtime = {
   key: "bun",
+  nodeIsCheap: true,
   // SIGURG, whose default action is to ignore it, so a stray one never kills; SIGUSR1 too, as Unicorn users
   // send it (and a listener keeps Bun's own inspector off).
   reopenSignals: ["SIGURG", "SIGUSR1"],
   usr1IsSafe: true,
   // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
   workerEnv: (id) => ({ NODE_UNIQUE_ID: String(id) }),
+  // node:cluster reads NODE_UNIQUE_ID when first imported and keeps what it read.
+  async dropWorkerEnv() {
+    await import("node:cluster");
+    delete process.env.NODE_UNIQUE_ID;
+  },
   sharingArgs: (args) => [...args],
-  setArgs: () => {},
+  setEntryArgv: (entryPath, args) => void (process.argv = [process.execPath, entryPath, ...args]),
   labelPortInUse: () => {}, // "Failed to start server. Is port 3000 in use?"
   wrapServe(check, drain) {
     const serve = g.Bun.serve;
     g.Bun.serve = (options: unknown, ...rest: unknown[]) => {
       const o = options as { port?: number | string; hostname?: string; unix?: string; fetch?: AnyFn };
-      const env = process.env;
+      const env = host.environ;
       if (!o.unix) check(Number(o.port ?? env.BUN_PORT ?? env.PORT ?? env.NODE_PORT ?? 3000), o.hostname);
       const shared = {
         ...options as object,
@@ -124,31 +134,57 @@ function denoConnection(_request: Request, info: unknown): string | undefined {
 // What the runner itself uses: files, the environment, libc (FFI), the system's ids, programs (systemctl, tail).
 const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
 
+// Read before an entry's argv replaces it (RUNTIME.setEntryArgv).
+const DENO_MAIN = IS_BUN ? undefined : Deno.mainModule;
+
 /** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
- * Deno.listen need for reusePort (workers share a port), unless the flags have it. A `deno compile`d binary
- * has it compiled in and takes only its own arguments. */
+ * Deno.listen need for reusePort (workers share a port), unless the flags have it; and `npm:daemonic` as the
+ * file it resolved to in the project's node_modules (the same on every run), whose resolution costs each
+ * process 10 ms. A `deno compile`d binary has it compiled in and takes only its own arguments. */
 function denoRelaunchArgs(args: readonly string[]): string[] {
   if ((g.Deno as unknown as { build: { standalone?: boolean } }).build.standalone) return [...args];
   const at = args[0] === "run" ? 1 : 0;
-  let script = at;
-  while (script < args.length && args[script].startsWith("-")) script++;
-  if (args.slice(at, script).includes("--unstable-net")) return [...args];
-  return [...args.slice(0, at), "--unstable-net", ...args.slice(at)];
+  const resolved = DENO_MAIN?.startsWith("file://") && DENO_MAIN.includes("/node_modules/")
+    ? decodeURIComponent(new URL(DENO_MAIN).pathname)
+    : undefined;
+  const script = args.findIndex((a, i) => i >= at && a.startsWith("npm:"));
+  const out = resolved && script >= 0 ? args.with(script, resolved) : [...args];
+  let end = at;
+  while (end < out.length && out[end].startsWith("-")) end++;
+  if (out.slice(at, end).includes("--unstable-net")) return out;
+  return [...out.slice(0, at), "--unstable-net", ...out.slice(at)];
 }
 
 const deno: Runtime = {
   key: "deno",
+  nodeIsCheap: false,
   // Never SIGUSR1: it starts the V8 inspector there (see ignoreInspectorSignal).
   reopenSignals: ["SIGURG"],
   usr1IsSafe: false,
   workerEnv: () => ({}),
+  dropWorkerEnv: async () => {},
   // `deno run` refuses reusePort without --unstable-net (`deno compile` builds it in): add it after `run`.
   sharingArgs: (args) =>
     (g.Deno.build as unknown as { standalone?: boolean }).standalone || args[0] !== "run" ||
       args.some((a) => /^--unstable(-net)?$/.test(a))
       ? [...args]
       : ["run", "--unstable-net", ...args.slice(1)],
-  setArgs: (args) => Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true }),
+  setEntryArgv(entryPath, args) {
+    Object.defineProperty(g.Deno, "args", { value: Object.freeze([...args]), configurable: true });
+    // Node's process.argv is made from these when the entry's first `node:` import loads the Node layer (Deno
+    // 2.x): set them rather than load it now for every entry; once loaded, set process.argv itself.
+    const internal = (g.Deno as unknown as Record<symbol, Record<string, { denoArgs?: string[] }>>)[
+      (g.Deno as unknown as { internal: symbol }).internal
+    ];
+    const bootstrap = internal?.__nodeBootstrapArgs;
+    if (bootstrap?.denoArgs && !internal.__nodeProcessBootstrapped) {
+      bootstrap.denoArgs = [...args];
+      Object.defineProperty(g.Deno, "mainModule", { value: `file://${encodeURI(entryPath)}`, configurable: true });
+    } else {
+      const { process } = globalThis as unknown as { process: { argv: string[]; execPath: string } };
+      process.argv = [process.execPath, entryPath, ...args];
+    }
+  },
   labelPortInUse() {
     const serve = g.Deno.serve;
     const value = (...args: unknown[]) => {
@@ -229,14 +265,6 @@ export function selfCommand(): { path: string; args: string[]; cwd: string } {
   return { path: sys.readLink("/proc/self/exe"), args: RUNTIME.relaunchArgs(argv.slice(1)), cwd: sys.cwd() };
 }
 
-/** Makes `process.argv` (and `Deno.args` / `Bun.argv`) look as if `entryPath` ran alone with `args`. */
-export function setEntryArgv(entryPath: string, args: readonly string[]): void {
-  // The global, not node:process: the same object, but on Deno the entry's own code decides to load it.
-  const { process } = globalThis as unknown as { process: { argv: string[]; execPath: string } };
-  process.argv = [process.execPath, entryPath, ...args];
-  RUNTIME.setArgs(args);
-}
-
 /** Sets the title `ps` shows where the runtime supports one. */
 export function setTitle(title: string): void {
   if (IS_BUN) process.title = title; // Deno has no settable title; prctl(PR_SET_NAME) still names the process
@@ -256,10 +284,9 @@ export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void
   const caught = () =>
     (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
   const deadline = Date.now() + 60_000; // bounded: a Deno without the handler never installs it
-  const watch = setInterval(() => {
+  const watch = RUNTIME.sys.timer(1, () => {
     if (caught()) libc.ignoreSignal(SIGUSR1);
     else if (Date.now() < deadline) return;
-    clearInterval(watch);
-  }, 1);
-  (watch as { unref?: () => void }).unref?.();
+    watch.cancel();
+  }, { repeat: true, unref: true });
 }

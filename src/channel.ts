@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { DaemonError, type DaemonErrorCode } from "./errors.ts";
 
@@ -183,12 +184,12 @@ export async function waitForReady(
         );
         return { pid, error };
       }
-      await new Promise((r) => setTimeout(r, 0)); // lets a SIGTERM or SIGINT listener run
+      await host.sleep(0); // lets a SIGTERM or SIGINT listener run
       continue;
     }
     const chunk = libc.read(fd, 65536);
     if (chunk.length === 0) {
-      await new Promise((r) => setTimeout(r, 0)); // the daemon may have exited because we were stopped
+      await host.sleep(0); // the daemon may have exited because we were stopped
       const error = new DaemonError(
         "START_FAILED",
         `Cannot start: the daemon exited during start-up without a report${logHint}`,
@@ -202,7 +203,7 @@ export async function waitForReady(
       else if (report.kind === "READY") {
         // The daemon closes its end right after: wait for that, so no socket of ours is left in it.
         while (libc.waitReadable(fd, 1000) && libc.read(fd, 512).length > 0);
-        await new Promise((r) => setTimeout(r, 0)); // a stop signal already received: its listener runs now
+        await host.sleep(0); // a stop signal already received: its listener runs now
         return stopped() ?? { pid };
       } else if (report.kind === "ERROR") {
         return { pid, error: new DaemonError(report.code, report.message, { pid }), reported: true };

@@ -16,7 +16,7 @@ const USAGE = "Usage: daemonic build|run|ls … (see daemonic --help)";
 
 /** `daemonic --help`, `daemonic build --help`: as wide as the terminal. */
 async function help(command?: "build"): Promise<void> {
-  const width = process.stdout.isTTY ? process.stdout.columns : undefined;
+  const width = RUNTIME.sys.columns();
   console.log((await import("./cli/usage.ts")).toolUsage(command, width));
 }
 

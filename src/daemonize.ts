@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { writeSync } from "node:fs";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { serveDaemon } from "./roles/daemon.ts";
 import { detach } from "./roles/detach.ts";
@@ -36,10 +35,10 @@ export async function daemonize(options: DaemonOptions): Promise<void> {
   if (stage?.role === "detach") detach(stage); // the second fork where there is no /bin/sh: exits
   try {
     console.log(await launch(withDefaults(options)));
-    process.exit(0);
+    host.exit(0);
   } catch (err) {
     const known = userPathError(err); // a missing program or libc function too: one line, exit 72
-    writeSync(2, `${(known ?? err as Error).message}\n`); // synchronous: a pipe write must not be lost to the exit
-    process.exit(known?.exitCode ?? ExitCode.SOFTWARE);
+    host.writeStderr(`${(known ?? err as Error).message}\n`); // synchronous: a pipe write must not be lost to the exit
+    host.exit(known?.exitCode ?? ExitCode.SOFTWARE);
   }
 }

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { DaemonError } from "./errors.ts";
 
 const ESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t" };
@@ -81,7 +80,7 @@ export function readEnvFiles(paths: readonly string[]): Record<string, string> {
   for (const path of paths) {
     let text: string;
     try {
-      text = readFileSync(path, "utf8");
+      text = host.readText(path);
     } catch (err) {
       const code = (err as { code?: string }).code;
       const why = code === "ENOENT"
@@ -125,7 +124,7 @@ const replaced = new Map<string, string | undefined>();
  * rmSync(dir, { recursive: true });
  * ```
  */
-export function applyEnvFiles(paths: readonly string[], env: Record<string, string | undefined> = process.env): void {
+export function applyEnvFiles(paths: readonly string[], env: Record<string, string | undefined> = host.environ): void {
   const values = readEnvFiles(paths);
   for (const [key, original] of replaced) {
     if (key in values) continue;
@@ -155,7 +154,7 @@ export function applyEnvFiles(paths: readonly string[], env: Record<string, stri
 export function watchEnvFiles(paths: readonly string[], log: (line: string, level?: "info" | "error") => void): void {
   if (paths.length === 0) return;
   applyEnvFiles(paths);
-  process.on("SIGHUP", () => {
+  host.onSignal("SIGHUP", () => {
     try {
       applyEnvFiles(paths);
       log(`SIGHUP: read ${paths.join(", ")} again`);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { runnerLog } from "./log/lines.ts";
 
@@ -36,12 +36,12 @@ export interface Notifier {
  * ```
  */
 export function systemdNotifier(
-  env: Record<string, string | undefined> = process.env,
+  env: Record<string, string | undefined> = host.environ,
   libc: Libc = systemLibc,
 ): Notifier {
   const socket = env.NOTIFY_SOCKET;
   const watchdogUsec = Number(env.WATCHDOG_USEC);
-  const watchdogPid = Number(env.WATCHDOG_PID || process.pid);
+  const watchdogPid = Number(env.WATCHDOG_PID || host.pid());
   for (const key of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete env[key];
   if (!socket) return { active: false, handover: {}, notify() {} };
   const notifier: Notifier = {
@@ -55,12 +55,11 @@ export function systemdNotifier(
       }
     },
   };
-  if (watchdogUsec > 0 && watchdogPid === process.pid) {
-    const keepAlive = setInterval(
-      () => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"),
-      watchdogUsec / 2000,
-    );
-    (keepAlive as { unref?: () => void }).unref?.();
+  if (watchdogUsec > 0 && watchdogPid === host.pid()) {
+    host.timer(watchdogUsec / 2000, () => (notifier.healthy?.() ?? true) && notifier.notify("WATCHDOG=1"), {
+      repeat: true,
+      unref: true,
+    });
   }
   return notifier;
 }

@@ -5,8 +5,8 @@
  *
  * @module
  */
+import { host } from "../ffi/_host.ts";
 import { socketsOf } from "./worker/port_owner.ts";
-import { readFileSync } from "node:fs";
 import { foregroundTableFile, type RegistryEntry } from "./registry.ts";
 import type { Command } from "./stage.ts";
 import { readWorkerTable, workerTableFile } from "./master/worker_handle.ts";
@@ -46,7 +46,7 @@ const TICKS_PER_SECOND = 100;
 /** VmRSS of `pid` in bytes; 0 when it is gone. */
 export function rssBytes(pid: number): number {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    const line = host.readText(`/proc/${pid}/status`).split("\n").find((l) => l.startsWith("VmRSS:"));
     return line ? parseInt(line.slice(6), 10) * 1024 : 0;
   } catch {
     return 0;
@@ -56,7 +56,7 @@ export function rssBytes(pid: number): number {
 /** User and system CPU seconds of `pid`; 0 when it is gone. */
 export function cpuSeconds(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = host.readText(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after the comm, which may hold spaces
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND; // utime, stime
   } catch {
@@ -71,7 +71,7 @@ function listeningPorts(pids: number[]): number[] {
   for (const table of ["tcp", "tcp6"]) {
     let text = "";
     try {
-      text = readFileSync(`/proc/${pids[0]}/net/${table}`, "utf8");
+      text = host.readText(`/proc/${pids[0]}/net/${table}`);
     } catch {
       continue;
     }

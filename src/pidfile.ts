@@ -9,9 +9,7 @@
  *
  * @module
  */
-import { existsSync, linkSync, lstatSync, renameSync, rmSync, type Stats, unlinkSync } from "node:fs";
-import { basename, dirname } from "node:path";
-import process from "node:process";
+import { baseName, type FileInfo, host, parentDir } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 import { findRegistered, holdsFor, Registration, type StartRecord } from "./registry.ts";
@@ -25,10 +23,10 @@ export type PidFileState =
 
 /** The error for a pid file that cannot be created at `path`, with the fix. */
 export function cannotCreate(path: string, err: SystemCallError): DaemonError {
-  const dir = dirname(path);
+  const dir = parentDir(path);
   const why: Record<string, string> = {
     ELOOP: `${path} is a symbolic link: daemonic does not follow it; remove it or pick another --pid-file`,
-    ENOENT: existsSync(dir)
+    ENOENT: host.exists(dir)
       ? `${dir} does not take new files: pick another --pid-file`
       : `directory ${dir} does not exist: create it or pick another --pid-file`,
     EACCES: `directory ${dir} is not writable: pick a writable --pid-file`,
@@ -49,29 +47,29 @@ function notPidFile(path: string, why: string): DaemonError {
 
 /** An existing pid file, open read-only: its inode, the pid inside, and whether its daemon holds it. */
 interface Inspected {
-  stats: Stats;
+  stats: FileInfo;
   pid: number | null;
   holder: number | null;
 }
 
 /** Opens `path` without following a symlink or blocking, and checks it is a pid file we may trust. */
 function inspect(path: string, libc: Libc, tries = 3): Inspected | null {
-  if (dirname(path) === runtimeDir()) checkPrivateDir(dirname(path));
-  let before: Stats;
+  if (parentDir(path) === runtimeDir()) checkPrivateDir(parentDir(path));
+  let before: FileInfo;
   try {
-    before = lstatSync(path);
+    before = host.lstat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return null;
     throw err;
   }
-  if (!before.isFile()) throw notPidFile(path, `it is ${kindOf(before)}`);
+  if (!before.isFile) throw notPidFile(path, `it is ${kindOf(before)}`);
   const fd = libc.open(path, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
   try {
     const stats = statFd(fd);
     // Replaced by a rename (a daemon taking its pid file over from the launcher, an upgrade): look again.
-    if (stats.isFile() && stats.ino !== before.ino && tries > 0) return inspect(path, libc, tries - 1);
-    if (!stats.isFile() || stats.ino !== before.ino) throw notPidFile(path, "it changed while daemonic looked at it");
+    if (stats.isFile && stats.ino !== before.ino && tries > 0) return inspect(path, libc, tries - 1);
+    if (!stats.isFile || stats.ino !== before.ino) throw notPidFile(path, "it changed while daemonic looked at it");
     // Root may look after any user's daemon (the holder must still run as the file's owner); a user trusts
     // only their own files and root's.
     if (myUid() !== 0 && stats.uid !== myUid() && stats.uid !== 0) {
@@ -88,10 +86,10 @@ function inspect(path: string, libc: Libc, tries = 3): Inspected | null {
 }
 
 /** Unlinks `path` if it still is the inode `stats` describes. */
-function unlinkIfSame(path: string, stats: Stats): boolean {
+function unlinkIfSame(path: string, stats: FileInfo): boolean {
   try {
-    const now = lstatSync(path);
-    return now.ino === stats.ino && now.dev === stats.dev && (unlinkSync(path), true);
+    const now = host.lstat(path);
+    return now.ino === stats.ino && now.dev === stats.dev && (host.unlink(path), true);
   } catch {
     return false;
   }
@@ -125,14 +123,14 @@ function create(path: string, pid: number, libc: Libc, replace = false): number 
   try {
     libc.tryLock(fd);
     libc.write(fd, new TextEncoder().encode(`${pid}\n`));
-    (replace ? renameSync : linkSync)(temporary, path);
+    (replace ? host.rename : host.link)(temporary, path);
     return fd;
   } catch (err) {
     libc.close(fd);
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
     throw err;
   } finally {
-    rmSync(temporary, { force: true }); // renamed away already when it replaced the file
+    host.remove(temporary); // renamed away already when it replaced the file
   }
 }
 
@@ -173,7 +171,7 @@ export class PidFile {
 
   /** Moves the held file (the lock goes with it), e.g. to `.oldbin` while a new master starts. */
   rename(to: string): void {
-    renameSync(this.current, to);
+    host.rename(this.current, to);
     this.current = to;
     this.registration.move(to);
   }
@@ -183,9 +181,9 @@ export class PidFile {
    * must never open its own pid file again. */
   static acquire(
     path: string,
-    pid = process.pid,
+    pid = host.pid(),
     libc: Libc = systemLibc,
-    name = basename(path, ".pid"),
+    name = baseName(path, ".pid"),
     start: StartRecord = {},
   ): PidFile {
     return PidFile.registered(path, holdPidFile(path, pid, libc), pid, name, libc, start);
@@ -197,12 +195,12 @@ export class PidFile {
    * lock, on the old file, once told. */
   static takeOver(
     path: string,
-    pid = process.pid,
+    pid = host.pid(),
     libc: Libc = systemLibc,
-    name = basename(path, ".pid"),
+    name = baseName(path, ".pid"),
     start: StartRecord = {},
   ): PidFile {
-    if (existsSync(path) && !lstatSync(path).isFile()) throw notPidFile(path, `it is ${kindOf(lstatSync(path))}`);
+    if (host.exists(path) && !host.lstat(path).isFile) throw notPidFile(path, `it is ${kindOf(host.lstat(path))}`);
     return PidFile.registered(path, create(path, pid, libc, true)!, pid, name, libc, start);
   }
 
@@ -280,7 +278,7 @@ export function removeStalePidFile(path: string, libc: Libc = systemLibc): boole
  * inode, so a read lock someone keeps on it is harmless. Throws ALREADY_RUNNING when a daemon holds it.
  */
 export function holdPidFile(path: string, pid: number, libc: Libc = systemLibc): number {
-  if (dirname(path) === runtimeDir()) ensurePrivateDir(dirname(path));
+  if (parentDir(path) === runtimeDir()) ensurePrivateDir(parentDir(path));
   for (let attempt = 0; attempt < 5; attempt++) {
     const found = inspect(path, libc);
     if (found?.holder) throw alreadyRunning(path, found.holder);

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 
@@ -35,7 +34,7 @@ export interface Identity {
 export function identityOf(settings: { user?: string; group?: string }, libc: Libc = systemLibc): Identity | undefined {
   const { user, group } = settings;
   if (user === undefined) return undefined;
-  const euid = process.geteuid?.() ?? 0;
+  const euid = host.euid();
   if (euid !== 0) {
     throw new DaemonError(
       "NO_PERMISSION",
@@ -91,7 +90,7 @@ export function dropPrivileges(
 /** The real uid of `pid`, from /proc/PID/status; `undefined` when it is gone. */
 function uidOf(pid: number): number | undefined {
   try {
-    return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    return Number(/^Uid:\s+(\d+)/m.exec(host.readText(`/proc/${pid}/status`))?.[1]);
   } catch {
     return undefined;
   }
@@ -105,7 +104,7 @@ function userName(uid: number | undefined): string {
 
 const readOr = (path: string) => {
   try {
-    return readFileSync(path, "utf8");
+    return host.readText(path);
   } catch {
     return "";
   }
@@ -128,5 +127,5 @@ export function whoRuns(daemonPid: number, workerPids: readonly number[]): strin
       ? `master runs as ${userName(daemon)}, workers as ${workers.map(userName).join(", ")}`
       : undefined;
   }
-  return daemon !== process.getuid?.() ? `runs as ${userName(daemon)}` : undefined;
+  return daemon !== host.uid() ? `runs as ${userName(daemon)}` : undefined;
 }

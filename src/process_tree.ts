@@ -4,9 +4,8 @@
  *
  * @module
  */
+import { host } from "../ffi/_host.ts";
 import { runnerLog } from "./log/lines.ts";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import process from "node:process";
 
 /** One process as /proc shows it. */
 export interface ProcessInfo {
@@ -23,9 +22,9 @@ export interface ProcessInfo {
 /** /proc/PID/stat and the owner of /proc/PID, or `null` when the process is gone. */
 export function processInfo(pid: number): ProcessInfo | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const text = host.readText(`/proc/${pid}/stat`);
     const f = text.slice(text.lastIndexOf(")") + 2).split(" "); // fields from 3 (state) on
-    return { pid, ppid: +f[1], session: +f[3], state: f[0], startTime: +f[19], uid: statSync(`/proc/${pid}`).uid };
+    return { pid, ppid: +f[1], session: +f[3], state: f[0], startTime: +f[19], uid: host.stat(`/proc/${pid}`).uid };
   } catch {
     return null;
   }
@@ -33,7 +32,7 @@ export function processInfo(pid: number): ProcessInfo | null {
 
 /** Every process, zombies included. */
 export function allProcesses(): ProcessInfo[] {
-  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map((name) => processInfo(+name)).filter((p) =>
+  return host.readDir("/proc").filter((name) => /^\d+$/.test(name)).map((name) => processInfo(+name)).filter((p) =>
     p !== null
   );
 }
@@ -41,10 +40,10 @@ export function allProcesses(): ProcessInfo[] {
 /** Pids of this process's children, on every thread (an orphan is re-parented to one thread of a subreaper). */
 export function ownChildren(): number[] {
   const pids: number[] = [];
-  for (const task of readdirSync("/proc/self/task")) {
+  for (const task of host.readDir("/proc/self/task")) {
     try {
       pids.push(
-        ...readFileSync(`/proc/self/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+        ...host.readText(`/proc/self/task/${task}/children`).trim().split(/\s+/).filter(Boolean).map(Number),
       );
     } catch {
       // thread gone
@@ -71,7 +70,7 @@ export function daemonTree(pid: number): DaemonTree | null {
   if (!self) return null;
   const all = allProcesses();
   const leader = all.find((p) => p.pid === self.session);
-  const ours = processInfo(process.pid)?.session;
+  const ours = processInfo(host.pid())?.session;
   const sweepable = self.session !== ours && (self.session === pid || !leader || leader.session !== self.session);
   const descendants = new Map<number, number>();
   for (let grew = true; grew;) {
@@ -84,7 +83,7 @@ export function daemonTree(pid: number): DaemonTree | null {
     }
   }
   // A controller started from inside the tree (the entry running `--restart`) spares itself and its callers.
-  for (let p = all.find((q) => q.pid === process.pid); p; p = all.find((q) => q.pid === p!.ppid)) {
+  for (let p = all.find((q) => q.pid === host.pid()); p; p = all.find((q) => q.pid === p!.ppid)) {
     descendants.delete(p.pid);
   }
   return { session: sweepable ? self.session : null, uid: self.uid, descendants };
@@ -93,7 +92,7 @@ export function daemonTree(pid: number): DaemonTree | null {
 /** The live processes of `tree` (same uid as the daemon, never this process). */
 export function treeMembers(tree: DaemonTree): number[] {
   return allProcesses().filter((p) =>
-    p.uid === tree.uid && p.pid !== process.pid && p.state !== "Z" &&
+    p.uid === tree.uid && p.pid !== host.pid() && p.state !== "Z" &&
     (p.session === tree.session || tree.descendants.get(p.pid) === p.startTime)
   ).map((p) => p.pid);
 }

@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { accessSync, constants, statSync } from "node:fs";
-import { basename } from "node:path";
-import process from "node:process";
+import { baseName, host } from "../ffi/_host.ts";
+import { libc } from "../ffi/mod.ts";
 
 /** Names of programs to treat as missing (comma-separated base names), to test what runs without them. */
 export const WITHOUT_ENV = "DAEMONIC_WITHOUT";
@@ -23,15 +22,14 @@ export const WITHOUT_ENV = "DAEMONIC_WITHOUT";
  * console.log(findProgram("sh", { PATH: "/bin", DAEMONIC_WITHOUT: "sh" })); // undefined
  * ```
  */
-export function findProgram(name: string, env: Record<string, string | undefined> = process.env): string | undefined {
-  if ((env[WITHOUT_ENV] ?? "").split(",").includes(basename(name))) return undefined;
+export function findProgram(name: string, env: Record<string, string | undefined> = host.environ): string | undefined {
+  if ((env[WITHOUT_ENV] ?? "").split(",").includes(baseName(name))) return undefined;
   const candidates = name.includes("/")
     ? [name]
     : (env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean).map((dir) => `${dir}/${name}`);
   return candidates.find((path) => {
     try {
-      accessSync(path, constants.X_OK);
-      return statSync(path).isFile();
+      return libc.accessible(path, "execute") && host.stat(path).isFile;
     } catch {
       return false;
     }

@@ -4,19 +4,18 @@
  *
  * @module
  */
-import { readdirSync, readlinkSync } from "node:fs";
-import process from "node:process";
+import { host, type Timer } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../ffi/mod.ts";
 import { lifecycle } from "./lifecycle.ts";
 
 /** Whether this process has a listening socket (TCP, UDP-less, or Unix): the kernel already queues
  * connections on it, so clients can connect. */
 export function hasListeningSocket(libc: Libc = systemLibc): boolean {
-  for (const name of readdirSync("/proc/self/fd")) {
+  for (const name of host.readDir("/proc/self/fd")) {
     const fd = Number(name);
     if (fd < 3) continue;
     try {
-      if (readlinkSync(`/proc/self/fd/${name}`).startsWith("socket:") && libc.isListening(fd)) return true;
+      if (host.readLink(`/proc/self/fd/${name}`).startsWith("socket:") && libc.isListening(fd)) return true;
     } catch {
       // Closed while we looked.
     }
@@ -35,7 +34,7 @@ const POLL_MS = 4;
  */
 export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unknown>, onReady: () => void): () => void {
   const life = lifecycle();
-  const timers: ReturnType<typeof setTimeout>[] = [];
+  const timers: Timer[] = [];
   let done = false;
   const finish = () => {
     if (done) return;
@@ -43,19 +42,15 @@ export function watchReadiness(mode: "auto" | "manual", evaluated: Promise<unkno
     stop();
     onReady();
   };
-  const stop = () => timers.forEach((t) => clearTimeout(t));
+  const stop = () => timers.forEach((t) => t.cancel());
   if (life.isReady) queueMicrotask(finish);
   else life.ready.push(finish);
   if (mode === "auto") {
     const check = () => hasListeningSocket() && finish();
-    const poll = setInterval(check, POLL_MS);
-    (poll as { unref?: () => void }).unref?.();
-    timers.push(poll);
+    timers.push(host.timer(POLL_MS, check, { repeat: true, unref: true }));
     evaluated.then(() => {
       check();
-      const settle = setTimeout(finish, SETTLE_MS);
-      (settle as { unref?: () => void }).unref?.();
-      timers.push(settle);
+      timers.push(host.timer(SETTLE_MS, finish, { unref: true }));
     }, () => {});
   }
   return stop;
@@ -70,7 +65,7 @@ export const NOT_A_SERVER = "the entry finished loading with nothing left to run
  * emit too) before `isReady()`. An explicit `process.exit()` is the entry's own choice and is not caught.
  */
 export function failWhenIdle(isReady: () => boolean, fail: (message: string) => void): void {
-  process.once("beforeExit", () => {
+  host.onceIdle(() => {
     if (!isReady()) fail(NOT_A_SERVER);
   });
 }

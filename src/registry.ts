@@ -15,8 +15,7 @@
  *
  * @module
  */
-import { lstatSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 import type { Command, DaemonSettings } from "./stage.ts";
@@ -67,7 +66,7 @@ export function foregroundTableFile(pidFile: string, dir = runtimeDir()): string
 /** Whether the process `pid` runs as `uid` (an unreadable /proc entry, e.g. hidepid, is taken on trust). */
 export function runsAs(pid: number, uid: number): boolean {
   try {
-    return statSync(`/proc/${pid}`).uid === uid;
+    return host.stat(`/proc/${pid}`).uid === uid;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== "ENOENT";
   }
@@ -102,7 +101,7 @@ export class Registration {
   static claim(
     pidFile: string,
     name: string,
-    pid = process.pid,
+    pid = host.pid(),
     libc: Libc = systemLibc,
     start: StartRecord = {},
   ): Registration {
@@ -112,7 +111,7 @@ export class Registration {
     const path = entryPath(pidFile, dir);
     // O_APPEND: after ftruncate(0) a write lands at 0 without a seek.
     const fd = libc.open(path, O.RDWR | O.CREAT | O.APPEND | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY, 0o600);
-    if (!statFd(fd).isFile()) {
+    if (!statFd(fd).isFile) {
       libc.close(fd);
       throw new DaemonError("CANNOT_CREATE", `Cannot register the daemon: ${path} is not a regular file: remove it`);
     }
@@ -130,7 +129,7 @@ export class Registration {
       pidFile,
       name,
       pid,
-      exe: readlinkSync("/proc/self/exe"),
+      exe: host.readLink("/proc/self/exe"),
       startedAt: Date.now(),
       ...start,
     }, libc);
@@ -146,7 +145,7 @@ export class Registration {
   /** Re-keys the entry (the lock goes with the inode), e.g. when the pid file moves to `.oldbin`. */
   move(pidFile: string): void {
     const to = entryPath(pidFile, this.path.slice(0, this.path.lastIndexOf("/")));
-    renameSync(this.path, to);
+    host.rename(this.path, to);
     this.path = to;
     this.entry = { ...this.entry, pidFile };
     this.write();
@@ -155,8 +154,8 @@ export class Registration {
   /** Removes the entry if it is still ours, then drops the lock. */
   remove(): void {
     try {
-      const mine = statFd(this.fd), there = lstatSync(this.path);
-      if (mine.ino === there.ino && mine.dev === there.dev) unlinkSync(this.path);
+      const mine = statFd(this.fd), there = host.lstat(this.path);
+      if (mine.ino === there.ino && mine.dev === there.dev) host.unlink(this.path);
     } catch {
       // Already gone.
     }
@@ -175,18 +174,18 @@ function readEntry(path: string, libc: Libc, onStale?: (entry: RegistryEntry) =>
   }
   try {
     const stats = statFd(fd);
-    if (!stats.isFile()) return null;
+    if (!stats.isFile) return null;
     const owner = libc.lockOwner(fd);
     if (owner?.type === "write" && holdsFor(owner.pid, stats)) {
       const text = new TextDecoder().decode(libc.read(fd, ENTRY_MAX));
       return { ...JSON.parse(text) as RegistryEntry, pid: owner.pid };
     }
     if (!owner) {
-      const there = lstatSync(path);
+      const there = host.lstat(path);
       const text = onStale ? new TextDecoder().decode(libc.read(fd, ENTRY_MAX)) : "";
       if (text) onStale!(JSON.parse(text) as RegistryEntry); // an empty one is being created: leave it
       else if (onStale) return null;
-      if (there.ino === stats.ino && there.dev === stats.dev) unlinkSync(path);
+      if (there.ino === stats.ino && there.dev === stats.dev) host.unlink(path);
     }
     return null;
   } catch {
@@ -220,7 +219,7 @@ export function listRegistered(libc: Libc = systemLibc, onStale?: (entry: Regist
   checkPrivateDir(dir);
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(SUFFIX));
+    names = host.readDir(dir).filter((n) => n.endsWith(SUFFIX));
   } catch {
     return [];
   }

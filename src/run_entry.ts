@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { RUNTIME, setEntryArgv } from "./_runtime.ts";
+import { RUNTIME } from "./_runtime.ts";
 import { serveDefaultExport } from "./default_export.ts";
 import { DaemonError } from "./errors.ts";
 import { failWhenIdle, watchReadiness } from "./readiness.ts";
@@ -46,7 +46,7 @@ export async function runEntry(
   settings: { args: readonly string[]; ready: "auto" | "manual" },
   on: EntryOutcome,
 ): Promise<void> {
-  if (entry.path !== undefined) setEntryArgv(entry.path, settings.args);
+  if (entry.path !== undefined) RUNTIME.setEntryArgv(entry.path, settings.args);
   RUNTIME.labelPortInUse(); // an EADDRINUSE says which port
   let ready = false;
   const evaluated = entry.load().then(serveDefaultExport).catch(on.fail);

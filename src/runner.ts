@@ -46,21 +46,15 @@ function say(text: unknown): void {
 }
 
 /** Ends the process for `err`: one line and its exit code for what the user can fix, a stack for a bug. */
-/** Node's `process.exit`, not `Deno.exit`: it runs the `exit` handlers (a foreground run releases its pid file
- * in one); every action has loaded the Node layer by now (the option parser), so on Deno it costs nothing. */
-function exit(code: number): never {
-  return (globalThis as unknown as { process: { exit(code: number): never } }).process.exit(code);
-}
-
 function exitWith(err: unknown): never {
   const userError = userPathError(err);
   if (userError) {
     // synchronous: a pipe write must not be lost to the exit that follows
     RUNTIME.sys.writeStderr(`${userError.message}\n`);
-    exit(userError.exitCode);
+    RUNTIME.sys.exit(userError.exitCode);
   }
   RUNTIME.sys.writeStderr(`daemonic: internal error: ${(err as Error)?.stack ?? err}\n`);
-  exit(ExitCode.SOFTWARE);
+  RUNTIME.sys.exit(ExitCode.SOFTWARE);
 }
 
 async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
@@ -101,7 +95,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
   const command = async () => (await service()).serviceCommand(argv, app.entryPath);
   switch (opts.action) {
     case "help":
-      say((await import("./cli/usage.ts")).usage(opts.name, process.stdout.isTTY ? process.stdout.columns : undefined));
+      say((await import("./cli/usage.ts")).usage(opts.name, RUNTIME.sys.columns()));
       return 0;
     case "version":
       say(`${opts.name} (daemonic ${app.version})`);
@@ -129,7 +123,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
       return (await control()).logs(opts);
     case "restart":
       (await control()).stop(opts);
-      say(await (await launcher()).launch(opts, undefined, opts.env ?? process.env));
+      say(await (await launcher()).launch(opts, undefined, opts.env ?? RUNTIME.sys.environ));
       return 0;
     case "daemon":
       say(await (await launcher()).launch(opts));
@@ -177,7 +171,9 @@ export async function main(app: App): Promise<void> {
   if (stage) return runDaemon(app, stage);
   try {
     const code = await act(app, app.argv ?? RUNTIME.sys.args());
-    if (code !== undefined) exit(code);
+    if (code === undefined) return;
+    mark("action done");
+    RUNTIME.sys.exit(code);
   } catch (err) {
     exitWith(err);
   }

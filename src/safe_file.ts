@@ -5,22 +5,21 @@
  *
  * @module
  */
-import { lstatSync, mkdirSync, type Stats, statSync } from "node:fs";
-import process from "node:process";
+import { type FileInfo, host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 
 /** Our uid (0 where the runtime cannot tell). */
-export const myUid = (): number => process.getuid?.() ?? 0;
+export const myUid = (): number => host.uid();
 
 /** What a non-regular file is, for messages: "a FIFO", "a directory", … */
-export function kindOf(stats: Stats): string {
-  if (stats.isSymbolicLink()) return "a symbolic link";
-  if (stats.isDirectory()) return "a directory";
-  if (stats.isFIFO()) return "a FIFO";
-  if (stats.isCharacterDevice()) return "a character device";
-  if (stats.isBlockDevice()) return "a block device";
-  if (stats.isSocket()) return "a socket";
+export function kindOf(stats: FileInfo): string {
+  if (stats.isSymlink) return "a symbolic link";
+  if (stats.isDirectory) return "a directory";
+  if (stats.isFifo) return "a FIFO";
+  if (stats.isCharDevice) return "a character device";
+  if (stats.isBlockDevice) return "a block device";
+  if (stats.isSocket) return "a socket";
   return "a regular file";
 }
 
@@ -29,12 +28,12 @@ export function kindOf(stats: Stats): string {
  * `$XDG_RUNTIME_DIR/daemonic` when that is a directory of ours, else `/tmp/daemonic-UID`. Not created here.
  * A root without /run (a distroless image, a bare chroot) uses the same places as any user.
  */
-export function runtimeDir(env: Record<string, string | undefined> = process.env, uid = myUid()): string {
-  if (uid === 0 && lstatSync("/run", { throwIfNoEntry: false })?.isDirectory()) return "/run/daemonic";
+export function runtimeDir(env: Record<string, string | undefined> = host.environ, uid = myUid()): string {
+  if (uid === 0 && host.exists("/run") && host.lstat("/run").isDirectory) return "/run/daemonic";
   const xdg = env.XDG_RUNTIME_DIR;
   try {
-    const stats = xdg ? lstatSync(xdg) : undefined;
-    if (stats?.isDirectory() && stats.uid === uid) return `${xdg}/daemonic`;
+    const stats = xdg ? host.lstat(xdg) : undefined;
+    if (stats?.isDirectory && stats.uid === uid) return `${xdg}/daemonic`;
   } catch {
     // Not there: fall back.
   }
@@ -44,7 +43,7 @@ export function runtimeDir(env: Record<string, string | undefined> = process.env
 /** Creates `dir` (0700) when missing, then checks it: a real directory of ours that no one else may write. */
 export function ensurePrivateDir(dir: string): void {
   try {
-    mkdirSync(dir, { mode: 0o700 });
+    host.makeDir(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
       throw new DaemonError(
@@ -59,13 +58,13 @@ export function ensurePrivateDir(dir: string): void {
 
 /** Throws a one-line CANNOT_CREATE error when `dir` is not a private directory of ours; absent is fine. */
 export function checkPrivateDir(dir: string): void {
-  let stats: Stats;
+  let stats: FileInfo;
   try {
-    stats = lstatSync(dir);
+    stats = host.lstat(dir);
   } catch {
     return;
   }
-  const problem = !stats.isDirectory()
+  const problem = !stats.isDirectory
     ? `is ${kindOf(stats)}, not a directory`
     : stats.uid !== myUid()
     ? `belongs to uid ${stats.uid}, not to you (uid ${myUid()})`
@@ -82,8 +81,8 @@ export function checkPrivateDir(dir: string): void {
 }
 
 /** The inode an open fd refers to (through /proc, which works on both runtimes for a libc fd). */
-export function statFd(fd: number): Stats {
-  return statSync(`/proc/self/fd/${fd}`);
+export function statFd(fd: number): FileInfo {
+  return host.stat(`/proc/self/fd/${fd}`);
 }
 
 /**
@@ -103,7 +102,7 @@ export function writeSidecar(path: string, text: string, mode = 0o600, libc: Lib
   }
   try {
     const stats = statFd(fd);
-    if (!stats.isFile()) throw refuse(`is ${kindOf(stats)}`);
+    if (!stats.isFile) throw refuse(`is ${kindOf(stats)}`);
     if (stats.uid !== myUid() || stats.nlink !== 1) throw refuse("is not a file of yours alone");
     libc.truncate(fd, 0);
     libc.write(fd, new TextEncoder().encode(text));

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { RUNTIME } from "./_runtime.ts";
 import { lifecycle } from "./lifecycle.ts";
 import type { Notifier } from "./notify.ts";
@@ -56,11 +56,10 @@ async function runHooks(hooks: (() => unknown)[], log: SignalLog): Promise<void>
 
 /** Ends a stop that outlasts `--timeout` (a hook that hangs) before the platform's SIGKILL would: exit 1, said why. */
 function boundShutdown(seconds: number, log: SignalLog): void {
-  const bound = setTimeout(() => {
+  host.timer(seconds * 1000, () => {
     log(`shutdown not finished after --timeout ${seconds} s: exiting`, "error");
-    process.exit(1);
-  }, seconds * 1000);
-  (bound as { unref?: () => void }).unref?.();
+    host.exit(1);
+  }, { unref: true });
 }
 
 /**
@@ -94,11 +93,11 @@ export function handleSignals(
     systemd?.notify("STOPPING=1");
     if (timeout !== undefined) boundShutdown(timeout, log);
     await runHooks(life.shutdown, log);
-    if (process.listenerCount(signal) <= 1) process.exit(0);
+    if (host.signalListeners(signal) <= 1) host.exit(0);
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", async () => {
+  host.onSignal("SIGTERM", () => stop("SIGTERM"));
+  host.onSignal("SIGINT", () => stop("SIGINT"));
+  host.onSignal("SIGHUP", async () => {
     log(
       life.reload.length ? "SIGHUP received: reloading" : "SIGHUP received: no onReload hook registered, nothing to do",
     );
@@ -107,7 +106,7 @@ export function handleSignals(
     systemd?.notify("READY=1");
   });
   for (const signal of RUNTIME.reopenSignals) {
-    process.on(signal, () => {
+    host.onSignal(signal, () => {
       if (logFile) reopenLogs(logFile);
       else log(`${signal} received: no --log-file, nothing to reopen`, "debug");
     });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { statSync } from "node:fs";
+import { host } from "../ffi/_host.ts";
 import { readEnvFiles } from "./env_file.ts";
 import { DaemonError } from "./errors.ts";
 
@@ -21,7 +21,7 @@ import { DaemonError } from "./errors.ts";
 export function checkStartInputs(settings: { chdir: string; envFiles: readonly string[] }): void {
   let directory = false;
   try {
-    directory = statSync(settings.chdir).isDirectory();
+    directory = host.stat(settings.chdir).isDirectory;
   } catch {
     // Missing, a loop, not reachable: not a directory to change to.
   }

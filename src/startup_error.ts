@@ -5,7 +5,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { portTaken } from "./worker/port_owner.ts";
 
 /** The first frame of `stack` in a file of the program (the entry's, through the embedded source maps), not the
@@ -60,8 +60,8 @@ export function entryFailure(err: unknown): string {
 function relativePath(e: Error & { code?: unknown }): string | undefined {
   const path = pathOf(e);
   if (!(e.code === "ENOENT" || e.code === "EACCES") || !path || path.startsWith("/")) return undefined;
-  return `${path} is relative to the working directory, ${process.cwd()}${
-    process.cwd() === "/" ? " (a daemon's)" : ""
+  return `${path} is relative to the working directory, ${host.cwd()}${
+    host.cwd() === "/" ? " (a daemon's)" : ""
   }: --chdir DIR changes it`;
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../ffi/_host.ts";
 import { type Libc, libc as systemLibc, SystemCallError } from "../ffi/mod.ts";
 import { DaemonError } from "./errors.ts";
 import { type DaemonTree, treeMembers } from "./process_tree.ts";
@@ -75,7 +75,7 @@ export function terminate(
 function signalAll(pids: number[], signal: number): void {
   for (const pid of pids) {
     try {
-      process.kill(pid, signal);
+      host.kill(pid, signal);
     } catch {
       // exited meanwhile
     }

@@ -16,7 +16,10 @@ const file = sys.env(TRACE_ENV);
 
 /** Records that this process reached `step` (epoch ms, from the runtime's clock). */
 export const mark: (step: string) => void = file
-  ? (step) => sys.appendText(file, `${sys.pid()} ${(performance.timeOrigin + performance.now()).toFixed(3)} ${step}\n`)
+  ? (step) => {
+    const node = sys.nodeLayerLoaded() ? " [node layer loaded]" : ""; // test/deno_start.test.ts looks for it
+    sys.appendText(file, `${sys.pid()} ${(performance.timeOrigin + performance.now()).toFixed(3)} ${step}${node}\n`);
+  }
   : () => {};
 
 mark("runtime started, runner loading"); // the first mark also records the runtime's own start (timeOrigin)

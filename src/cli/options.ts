@@ -1,12 +1,12 @@
 /**
- * The runner's command line: `mydaemon [action] [flags] [-- entry args]`, parsed with `node:util` parseArgs
- * from the flags option_table.ts declares. Pure: files and directories are checked by the roles that start
- * a daemon (start_inputs.ts).
+ * The runner's command line: `mydaemon [action] [flags] [-- entry args]`, parsed as `node:util` parseArgs
+ * does (long and short flags, `--flag=value`, `-abc` groups, `--`) from the flags option_table.ts declares;
+ * not with parseArgs itself, whose `node:` import costs every Deno process its Node layer (_host.ts). Pure:
+ * files and directories are checked by the roles that start a daemon (start_inputs.ts).
  *
  * @module
  */
-import process from "node:process";
-import { parseArgs } from "node:util";
+import { host } from "../../ffi/_host.ts";
 import { type Action, ACTIONS, DEFAULTS, type OptionRow, OPTIONS, type RunnerOptions } from "./option_table.ts";
 import { fail } from "./option_values.ts";
 import { runtimeDir } from "../safe_file.ts";
@@ -21,7 +21,7 @@ const flagOf = (row: { arg?: string; short?: string; multiple?: boolean }): Flag
   ...(row.short ? { short: row.short } : {}),
   ...(row.multiple ? { multiple: true } : {}),
 });
-/** The flags for parseArgs, derived from the option table. */
+/** Every flag, derived from the option table. */
 export const FLAGS: Record<string, Flag> = Object.fromEntries(
   [...ACTIONS, ...OPTIONS].map((row) => [row.name, flagOf(row)]),
 );
@@ -129,9 +129,9 @@ function isShortGroup(arg: string): boolean {
 }
 
 /**
- * Normalises argv for parseArgs: `--workers -1` becomes `--workers=-1` (parseArgs calls a value with a dash
- * ambiguous; the row's parse names the fix); a flag whose value is missing, an unknown flag and a long flag
- * with one dash (`-daemon`) fail here naming the fix.
+ * Normalises argv for {@linkcode split}: `--workers -1` becomes `--workers=-1` (a value with a dash stays the
+ * flag's; the row's parse names the fix); a flag whose value is missing, an unknown flag and a long flag with
+ * one dash (`-daemon`) fail here naming the fix.
  */
 function normalise(argv: readonly string[], name: string): string[] {
   const out: string[] = [];
@@ -164,11 +164,41 @@ function normalise(argv: readonly string[], name: string): string[] {
   return out;
 }
 
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** Splits argv normalised by {@linkcode normalise} into flag values (a `multiple` flag's as a list) and
+ * positionals; a value flag takes the rest of its short group or the next argument, as parseArgs does. */
+function split(args: readonly string[]): { values: Values; positionals: string[] } {
+  const values: Values = {}, positionals: string[] = [];
+  // `true` for a value flag given none: the caller names the fix
+  const set = (flag: string, value: string | boolean) =>
+    values[flag] = FLAGS[flag]?.multiple ? [...(values[flag] as string[] ?? []), value as string] : value;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") return { values, positionals: [...positionals, ...args.slice(i + 1)] };
+    const long = /^--([^=]+)(?:=([^]*))?$/.exec(arg);
+    const takes = (flag: string) => FLAGS[flag]?.type === "string" && i + 1 < args.length;
+    if (long) set(long[1], long[2] ?? (takes(long[1]) ? args[++i] : true));
+    else if (!/^-[^-]/.test(arg)) positionals.push(arg);
+    else {
+      for (let at = 1; at < arg.length; at++) {
+        const flag = SHORT_FLAGS.get(arg[at]) ?? arg[at];
+        if (FLAGS[flag]?.type !== "string") set(flag, true);
+        else {
+          set(flag, arg.slice(at + 1) || (takes(flag) ? args[++i] : true));
+          break;
+        }
+      }
+    }
+  }
+  return { values, positionals };
+}
+
 /** The default pid file for `name`: /run as root (systemd's PIDFile), a private directory otherwise. */
 export function defaultPidFile(
   name: string,
-  env: Record<string, string | undefined> = process.env,
-  uid = process.getuid?.() ?? 0,
+  env: Record<string, string | undefined> = host.environ,
+  uid = host.uid(),
 ): string {
   return uid === 0 ? `/run/${name}.pid` : `${runtimeDir(env, uid)}/${name}.pid`;
 }
@@ -217,12 +247,7 @@ function settingsOf(
  * ```
  */
 export function parseRunnerArgs(argv: readonly string[], context: { name: string; baseDir?: string }): RunnerOptions {
-  const { values, positionals } = parseArgs({
-    args: normalise(argv, context.name),
-    options: FLAGS,
-    allowPositionals: true,
-    strict: false,
-  });
+  const { values, positionals } = split(normalise(argv, context.name));
   const bare = Object.entries(values).find(([flag, v]) => FLAGS[flag]?.type === "boolean" && typeof v === "string");
   if (bare) fail(`Option '--${bare[0]}' does not take an argument: give it without a value`);
   const empty = Object.entries(values).find(([flag, v]) => FLAGS[flag]?.type === "string" && [v].flat().includes(true));
@@ -240,7 +265,7 @@ export function parseRunnerArgs(argv: readonly string[], context: { name: string
   const name = typeof values.name === "string"
     ? OPTIONS.find((o) => o.name === "name")!.parse!(values.name, "name", "/") as string
     : context.name;
-  const settings = settingsOf(values, action, name, context.baseDir ?? process.cwd());
+  const settings = settingsOf(values, action, name, context.baseDir ?? host.cwd());
   const given = new Map(
     Object.entries(values).filter(([, v]) => v !== undefined) as [string, string | boolean | string[]][],
   );

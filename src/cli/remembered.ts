@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isAbsolute, normalize } from "node:path";
+import { resolvePath } from "../../ffi/_host.ts";
 import { cpuWorkers } from "../cgroup.ts";
 import { DaemonError } from "../errors.ts";
 import { formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
@@ -21,8 +21,8 @@ function entryFor(opts: RunnerOptions): RegistryEntry | null {
   const found = findRegistered(opts.pidFile);
   if (found) return found;
   const given = opts.given.get("pid-file") as string | undefined;
-  if (given && isAbsolute(given)) return null;
-  const suffix = given ? `/${normalize(given)}` : undefined;
+  if (given?.startsWith("/")) return null;
+  const suffix = given ? resolvePath("/", given) : undefined; // "./run/a.pid" ends "/run/a.pid"
   const matches = listRegistered().filter((e) => suffix ? e.pidFile.endsWith(suffix) : e.name === opts.name);
   if (matches.length > 1) {
     const where = matches.map((e) => e.pidFile).join(", ");

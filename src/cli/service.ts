@@ -4,10 +4,10 @@
  *
  * @module
  */
+import { writeFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { host, parentDir } from "../../ffi/_host.ts";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
-import process from "node:process";
 import { selfCommand } from "../_runtime.ts";
 import { DaemonError } from "../errors.ts";
 import { DEFAULTS, formatValue, OPTIONS, type RunnerOptions } from "./option_table.ts";
@@ -136,13 +136,13 @@ export function serviceCommand(runnerArgv: readonly string[], entryPath: string)
   const script = (a: string) => a.startsWith("npm:") ? process.argv[1] : a;
   // Relative paths (the script, a --config file) made absolute; words (`run`) stay, even where ./run exists.
   const isPath = (a: string) =>
-    !a.startsWith("-") && !isAbsolute(a) && /\/|\.[a-z]+$/.test(a) && existsSync(resolve(self.cwd, a));
+    !a.startsWith("-") && !isAbsolute(a) && /\/|\.[a-z]+$/.test(a) && host.exists(resolve(self.cwd, a));
   return [self.path, ...prefix.map(script).map((a) => isPath(a) ? resolve(self.cwd, a) : a)];
 }
 
 function unitPath(opts: RunnerOptions): string {
   if (!opts.userService) return `/etc/systemd/system/${opts.name}.service`;
-  const config = process.env.XDG_CONFIG_HOME || `${process.env.HOME}/.config`;
+  const config = host.env("XDG_CONFIG_HOME") || `${host.env("HOME")}/.config`;
   return `${config}/systemd/user/${opts.name}.service`;
 }
 
@@ -160,7 +160,7 @@ function systemctl(opts: RunnerOptions, args: string[]): { ok: boolean; output: 
 
 /** Fails, saying what to use instead, where no systemd manages services. */
 function requireSystemd(opts: RunnerOptions, command: string[]): void {
-  if (existsSync("/run/systemd/system")) return;
+  if (host.exists("/run/systemd/system")) return;
   const sh = (argv: string[]) =>
     argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const pidArgs = ["--pid-file", `/run/${opts.name}.pid`];
@@ -181,20 +181,20 @@ function requireSystemd(opts: RunnerOptions, command: string[]): void {
 export function installService(opts: RunnerOptions, command: string[], defaultName: string): void {
   requireSystemd(opts, command);
   const path = unitPath(opts);
-  if (!opts.userService && process.getuid?.() !== 0) {
+  if (!opts.userService && host.uid() !== 0) {
     throw new DaemonError(
       "NO_PERMISSION",
       `Cannot install ${path}: writing /etc/systemd/system needs root: run it with sudo, or pass --user-service for ` +
         `your own systemd`,
     );
   }
-  if (existsSync(path) && !readFileSync(path, "utf8").startsWith(MARK)) {
+  if (host.exists(path) && !host.readText(path).startsWith(MARK)) {
     throw new DaemonError(
       "CANNOT_CREATE",
       `Cannot install ${path}: a unit not written by daemonic is there: remove it or pick another --name`,
     );
   }
-  mkdirSync(dirname(path), { recursive: true });
+  host.makeDir(parentDir(path), { recursive: true });
   writeFileSync(path, unitText({ command, opts, userManager: opts.userService }, defaultName), { mode: 0o644 });
   const unit = `${opts.name}.service`;
   for (const step of [["daemon-reload"], ["enable", ...(opts.now ? ["--now"] : []), unit]]) {
@@ -218,7 +218,7 @@ export function installService(opts: RunnerOptions, command: string[], defaultNa
 
 function removeUnit(opts: RunnerOptions, path: string, unit: string): void {
   systemctl(opts, ["disable", "--now", unit]);
-  rmSync(path, { force: true });
+  host.remove(path);
   systemctl(opts, ["daemon-reload"]);
   systemctl(opts, ["reset-failed", unit]);
 }
@@ -227,19 +227,19 @@ function removeUnit(opts: RunnerOptions, path: string, unit: string): void {
 export function uninstallService(opts: RunnerOptions, command: string[]): void {
   requireSystemd(opts, command);
   const path = unitPath(opts);
-  if (!existsSync(path)) {
+  if (!host.exists(path)) {
     throw new DaemonError(
       "NO_INPUT",
       `Cannot uninstall: no ${path}: nothing to remove (another --name, or --user-service?)`,
     );
   }
-  if (!readFileSync(path, "utf8").startsWith(MARK)) {
+  if (!host.readText(path).startsWith(MARK)) {
     throw new DaemonError(
       "USAGE",
       `Cannot uninstall ${path}: daemonic did not write it: remove it with systemctl disable --now and rm`,
     );
   }
-  if (!opts.userService && process.getuid?.() !== 0) {
+  if (!opts.userService && host.uid() !== 0) {
     throw new DaemonError("NO_PERMISSION", `Cannot uninstall ${path}: it needs root: run it with sudo`);
   }
   removeUnit(opts, path, `${opts.name}.service`);

@@ -5,9 +5,7 @@
  *
  * @module
  */
-import { existsSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { dirname } from "node:path";
-import process from "node:process";
+import { host, parentDir } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
 import { DaemonError } from "../errors.ts";
 import { writeSidecar } from "../safe_file.ts";
@@ -30,13 +28,13 @@ import { runnerLog } from "./lines.ts";
  * ```
  */
 export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
-  if (existsSync(holdMarker(path))) return holdLines(path, libc);
+  if (host.exists(holdMarker(path))) return holdLines(path, libc);
   let fd: number;
   try {
     fd = libc.open(path, O.WRONLY | O.APPEND | O.CREAT | O.NOCTTY, 0o666); // mode: the daemon's --umask
   } catch (err) {
     const why = err instanceof SystemCallError && err.code === "ENOENT"
-      ? `directory ${dirname(path)} does not exist`
+      ? `directory ${parentDir(path)} does not exist`
       : (err as Error).message;
     runnerLog(
       `Cannot reopen log file ${path}: ${why}: still writing to the old file; fix it, then run --reopen-logs again`,
@@ -49,13 +47,13 @@ export function reopenLogs(path: string, libc: Libc = systemLibc): boolean {
   try {
     // Lines held while logrotate copied and truncated go first. This handler runs to its end before the
     // entry writes again, so none of its lines can slip between them.
-    if (wasHolding) libc.write(fd, readFileSync(held));
+    if (wasHolding) libc.write(fd, host.readBytes(held));
     libc.dup2(fd, 1);
     libc.dup2(fd, 2);
   } finally {
     libc.close(fd);
   }
-  if (wasHolding) rmSync(held, { force: true });
+  if (wasHolding) host.remove(held);
   runnerLog(`reopened log file ${path}${wasHolding ? " (and wrote the lines held during the rotation)" : ""}`);
   return true;
 }
@@ -66,14 +64,14 @@ export function holdMarker(path: string): string {
 }
 
 /** Where a process holds its lines while the log is copied and truncated; it exists while it holds. */
-export function heldFile(path: string, pid = process.pid): string {
+export function heldFile(path: string, pid = host.pid()): string {
   return `${path}.held.${pid}`;
 }
 
 /** Whether stdout is the file at `path`. */
 function isOn(path: string): boolean {
   try {
-    return readlinkSync("/proc/self/fd/1") === path;
+    return host.readLink("/proc/self/fd/1") === path;
   } catch {
     return false;
   }
@@ -120,15 +118,15 @@ export function askToHold(path: string, signal: () => number, workersOf: (pid: n
   try {
     pid = signal();
   } catch (err) {
-    rmSync(holdMarker(path), { force: true });
+    host.remove(holdMarker(path));
     throw err;
   }
   const deadline = Date.now() + 5000;
   const holding = [pid, ...workersOf(pid)];
   let waiting = holding;
-  while ((waiting = waiting.filter((p) => !existsSync(heldFile(path, p)) && existsSync(`/proc/${p}`))).length) {
+  while ((waiting = waiting.filter((p) => !host.exists(heldFile(path, p)) && host.exists(`/proc/${p}`))).length) {
     if (Date.now() > deadline) {
-      rmSync(holdMarker(path), { force: true });
+      host.remove(holdMarker(path));
       signal();
       throw new DaemonError(
         "START_FAILED",
@@ -155,7 +153,7 @@ export function askToReopen(
   signal: () => number,
 ): number {
   try {
-    if (path) rmSync(holdMarker(path), { force: true });
+    if (path) host.remove(holdMarker(path));
   } catch {
     // No marker can be there (its directory is gone): nothing held.
   }
@@ -164,11 +162,11 @@ export function askToReopen(
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
-      const now = statSync(daemonLog), out = statSync(`/proc/${pid}/fd/1`);
+      const now = host.stat(daemonLog), out = host.stat(`/proc/${pid}/fd/1`);
       if (now.ino === out.ino && now.dev === out.dev) return pid;
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "EACCES" || code === "EPERM" || !existsSync(`/proc/${pid}`)) return pid;
+      if (code === "EACCES" || code === "EPERM" || !host.exists(`/proc/${pid}`)) return pid;
     }
     if (Date.now() > deadline) {
       throw new DaemonError(

@@ -11,8 +11,7 @@
  *
  * @module
  */
-import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { DaemonError } from "../errors.ts";
 import { findProgram } from "../programs.ts";
 import { writeSidecar } from "../safe_file.ts";
@@ -40,13 +39,13 @@ export interface ShowLogsOptions {
  * ```
  */
 export async function showLogs(path: string, options: ShowLogsOptions = {}): Promise<number> {
-  if (!options.follow && !existsSync(path)) {
+  if (!options.follow && !host.exists(path)) {
     throw new DaemonError(
       "NO_INPUT",
       `Cannot show logs: ${path} does not exist: the daemon has not written to it yet, or add -f to wait for it`,
     );
   }
-  if (existsSync(path) && !statSync(path).isFile()) {
+  if (host.exists(path) && !host.stat(path).isFile) {
     throw new DaemonError(
       "NO_INPUT",
       `Cannot show logs: ${path} is not a regular file: give the daemon's log file to --log-file`,
@@ -56,7 +55,7 @@ export async function showLogs(path: string, options: ShowLogsOptions = {}): Pro
   // Imported here: every launcher and daemon loads this module for the log-path record, not to show logs.
   if (!tail) return await (await import("./tail.ts")).tailLog(path, options.lines ?? 10, options.follow ?? false);
   const args = ["-n", String(options.lines ?? 10)];
-  if (options.follow) args.push("-F", `--pid=${process.pid}`, "-s", "0.2");
+  if (options.follow) args.push("-F", `--pid=${host.pid()}`, "-s", "0.2");
   const { spawnSync } = await import("node:child_process");
   const result = spawnSync(tail, [...args, "--", path], { stdio: "inherit" });
   if (result.error) {
@@ -90,7 +89,7 @@ export function logPathFile(pidFile: string): string {
 export function recordLogPath(pidFile: string, logFile: string | undefined): void {
   if (logFile) return writeSidecar(logPathFile(pidFile), `${logFile}\n`);
   try {
-    unlinkSync(logPathFile(pidFile));
+    host.unlink(logPathFile(pidFile));
   } catch {
     // None recorded (or not a file: left alone).
   }
@@ -107,7 +106,7 @@ export function recordLogPath(pidFile: string, logFile: string | undefined): voi
  */
 export function recordedLogPath(pidFile: string): string | undefined {
   try {
-    return readFileSync(logPathFile(pidFile), "utf8").trim() || undefined;
+    return host.readText(logPathFile(pidFile)).trim() || undefined;
   } catch {
     return undefined;
   }

@@ -6,8 +6,8 @@
  *
  * @module
  */
+import { host } from "../../ffi/_host.ts";
 import { getJsonLinesFormatter, getTextFormatter, type Sink, type TextFormatter } from "@logtape/logtape";
-import process from "node:process";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { type LogFormat, whoAmI } from "./lines.ts";
 
@@ -29,8 +29,8 @@ import { type LogFormat, whoAmI } from "./lines.ts";
  */
 export function formatterFor(
   format: LogFormat,
-  env: Record<string, string | undefined> = process.env,
-  pid = process.pid,
+  env: Record<string, string | undefined> = host.environ,
+  pid = host.pid(),
 ): TextFormatter {
   const { worker } = whoAmI(env, pid);
   if (format === "json") {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { host } from "../../ffi/_host.ts";
 import { runnerLog } from "../log/lines.ts";
 import type { Worker } from "./worker_handle.ts";
 
@@ -38,7 +38,7 @@ export function megabytes(bytes: number): string {
  */
 export function rssOf(pid: number): number | undefined {
   try {
-    const kB = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    const kB = /^VmRSS:\s+(\d+) kB/m.exec(host.readText(`/proc/${pid}/status`))?.[1];
     return kB === undefined ? undefined : Number(kB) * 1024;
   } catch {
     return undefined;

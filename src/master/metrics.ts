@@ -7,9 +7,8 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
+import { host } from "../../ffi/_host.ts";
 import type { Server } from "node:http";
-import process from "node:process";
 import { RUNTIME } from "../_runtime.ts";
 import { DaemonError } from "../errors.ts";
 import { runnerLog } from "../log/lines.ts";
@@ -62,7 +61,7 @@ const exitCode = (status: number) => (status & 0x7f ? 128 + (status & 0x7f) : (s
 export function exposition(name: string, source: MetricsSource, startedAt: number, now = Date.now()): string {
   const workers = source.workers.filter((w) => !w.retireBy);
   const processes: [Record<string, string>, number][] = [
-    [{ name, process: "master", worker: "" }, process.pid],
+    [{ name, process: "master", worker: "" }, host.pid()],
     ...workers.map((w): [Record<string, string>, number] => [{ name, process: "worker", worker: String(w.id) }, w.pid]),
   ];
   const slots = [...new Set([...workers.map((w) => w.id), ...source.restarts.keys()])].sort((a, b) => a - b);
@@ -156,7 +155,7 @@ export async function serveMetrics(
   });
   const listen = () => server.listen(address.port, address.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EADDRINUSE" && existsSync(`${stage.pidFile}.oldbin`)) return void setTimeout(listen, 1000);
+    if (err.code === "EADDRINUSE" && host.exists(`${stage.pidFile}.oldbin`)) return void host.timer(1000, listen);
     fatal(
       new DaemonError("START_FAILED", `Cannot start: --metrics ${stage.metrics}: ${err.message}: pick a free port`),
     );

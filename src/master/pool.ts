@@ -6,7 +6,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 import { readEnvFiles } from "../env_file.ts";
 import { OutputRelay, relayPipe } from "../log/relay.ts";
@@ -66,7 +66,7 @@ function start(m: Master, id: number): void {
     // a --reload picks up an edit
     const env = m.policy.envFilesReadBy === "master" ? readEnvFiles(m.stage.envFiles) : {};
     pipe = m.stage.logTimestamps ? relayPipe() : undefined;
-    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: process.pid }, m.generation, {
+    const w = spawnWorker({ ...m.stage, role: "worker", id, masterPid: host.pid() }, m.generation, {
       env,
       output: pipe?.[1],
     });

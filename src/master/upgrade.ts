@@ -6,7 +6,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc, O } from "../../ffi/mod.ts";
 import { runnerLog } from "../log/lines.ts";
 import type { PidFile } from "../pidfile.ts";
@@ -50,7 +50,7 @@ export function startUpgrade(
     const pid = libc.spawn({
       path: stage.command.path,
       argv: [stage.command.path, ...stage.command.args],
-      env: { ...process.env, ...systemd, ...env },
+      env: { ...host.environ, ...systemd, ...env },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, 1, 2, childEnd],
       cwd: stage.command.cwd,
     });
@@ -114,6 +114,6 @@ export function upgradedLine(upgrade: Upgrade, stage: DaemonStage): string {
   const table = readWorkerTable(workerTableFile(stage.pidFile!));
   const workers = table?.master === upgrade.pid ? ` (workers ${table.workers.map((w) => w.pid).join(", ")})` : "";
   const seconds = ((Date.now() - upgrade.since) / 1000).toFixed(1);
-  return `master: upgraded: master ${process.pid} → ${upgrade.pid}${workers} in ${seconds} s, from ` +
+  return `master: upgraded: master ${host.pid()} → ${upgrade.pid}${workers} in ${seconds} s, from ` +
     `${stage.command.path}`;
 }

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { readFileSync, renameSync, rmSync } from "node:fs";
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { libc, O } from "../../ffi/mod.ts";
 import { RUNTIME } from "../_runtime.ts";
 import { WORKER_ID_ENV } from "../log/lines.ts";
@@ -53,7 +52,7 @@ export function spawnWorker(
     pid = libc.spawn({
       path: stage.command.path,
       argv: [stage.command.path, ...RUNTIME.sharingArgs(stage.command.args)],
-      env: { ...process.env, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
+      env: { ...host.environ, ...extra.env, ...env, [WORKER_ID_ENV]: String(stage.id), ...RUNTIME.workerEnv(stage.id) },
       fds: [{ path: "/dev/null", flags: O.RDONLY }, extra.output ?? 1, extra.output ?? 2, childEnd],
       cwd: stage.command.cwd, // where its relative paths (the script's) resolve
     });
@@ -99,7 +98,7 @@ export function closeChannel(w: Worker): void {
 /** Sends `signal` to the worker; one already gone is left to the reaper. */
 export function signalWorker(w: Worker, signal: number): void {
   try {
-    process.kill(w.pid, signal);
+    host.kill(w.pid, signal);
   } catch {
     // Exited; reaped by the loop.
   }
@@ -144,21 +143,21 @@ export function writeWorkerTable(
   rows: WorkerRow[] | null,
   extra: Omit<WorkerTable, "master" | "workers"> = {},
 ): string | undefined {
-  if (rows === null) return void rmSync(path, { force: true });
-  const tmp = `${path}.${process.pid}.tmp`;
+  if (rows === null) return void host.remove(path);
+  const tmp = `${path}.${host.pid()}.tmp`;
   try {
     const crashLoop = extra.crashLoop?.length ? extra.crashLoop : undefined;
     const table: WorkerTable = {
-      master: process.pid,
+      master: host.pid(),
       ...extra,
       relayed: extra.relayed || undefined,
       crashLoop,
       workers: rows.sort((a, b) => a.id - b.id),
     };
     writeSidecar(tmp, JSON.stringify(table) + "\n", 0o644);
-    renameSync(tmp, path);
+    host.rename(tmp, path);
   } catch (err) {
-    rmSync(tmp, { force: true });
+    host.remove(tmp);
     return (err as Error).message;
   }
 }
@@ -166,7 +165,7 @@ export function writeWorkerTable(
 /** Reads the worker table a master wrote, or `null` when there is none. */
 export function readWorkerTable(path: string): WorkerTable | null {
   try {
-    return JSON.parse(readFileSync(path, "utf8"));
+    return JSON.parse(host.readText(path));
   } catch {
     return null;
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
+import { host } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc, SystemCallError } from "../../ffi/mod.ts";
 import { DaemonError, ExitCode } from "../errors.ts";
 import { askToHold, askToReopen } from "../log/rotate.ts";
@@ -110,7 +110,7 @@ export function stopDaemon(pidFile: string, timeoutMs: number, libc: Libc = syst
 function removeSidecars(pidFile: string): void {
   for (const path of [workerTableFile(pidFile), logPathFile(pidFile)]) {
     try {
-      if (lstatSync(path).isFile()) unlinkSync(path);
+      if (host.lstat(path).isFile) host.unlink(path);
     } catch {
       // none there
     }
@@ -119,7 +119,7 @@ function removeSidecars(pidFile: string): void {
 
 function rssOf(pid: number): string {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    const line = host.readText(`/proc/${pid}/status`).split("\n").find((l) => l.startsWith("VmRSS:"));
     return line ? line.slice(6).trim() : "?";
   } catch {
     return "gone";
@@ -180,7 +180,7 @@ function decisions(pidFile: string): string[] {
 }
 
 /** Whether the pid file is gone, not merely `.oldbin` while an upgrade's new master starts. */
-const lost = (pidFile: string) => !existsSync(pidFile) && !existsSync(`${pidFile}.oldbin`);
+const lost = (pidFile: string) => !host.exists(pidFile) && !host.exists(`${pidFile}.oldbin`);
 
 /** `--stop`: stops the daemon and says how. */
 export function stop(opts: RunnerOptions): void {

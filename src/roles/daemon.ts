@@ -6,7 +6,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
@@ -40,12 +40,12 @@ export interface Daemon {
  * role that trapped them already (the master) needs none. */
 function catchEarlyStops(): () => void {
   let caught: "SIGTERM" | "SIGINT" | undefined;
-  const untrapped = (["SIGTERM", "SIGINT"] as const).filter((signal) => process.listenerCount(signal) === 0);
+  const untrapped = (["SIGTERM", "SIGINT"] as const).filter((signal) => host.signalListeners(signal) === 0);
   const listeners = untrapped.map((signal) => [signal, () => void (caught ??= signal)] as const);
-  for (const [signal, listener] of listeners) process.on(signal, listener);
+  for (const [signal, listener] of listeners) host.onSignal(signal, listener);
   return () => {
-    for (const [signal, listener] of listeners) process.off(signal, listener);
-    if (caught) process.kill(process.pid, caught);
+    for (const [signal, listener] of listeners) host.offSignal(signal, listener);
+    if (caught) host.kill(host.pid(), caught);
   };
 }
 
@@ -57,8 +57,8 @@ function catchEarlyStops(): () => void {
 export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemon {
   // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored: undo that (a role that
   // trapped them already, the master, has its handler in place instead).
-  if (process.listenerCount("SIGINT") === 0) libc.resetSignal(SIG.INT);
-  if (process.listenerCount("SIGQUIT") === 0) libc.resetSignal(SIG.QUIT);
+  if (host.signalListeners("SIGINT") === 0) libc.resetSignal(SIG.INT);
+  if (host.signalListeners("SIGQUIT") === 0) libc.resetSignal(SIG.QUIT);
   ignoreInspectorSignal(libc);
   libc.umask(stage.umask);
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the launcher's socket open
@@ -66,19 +66,19 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
   mark("daemon: signals reset, umask (libc bound)");
   const handlersReady = catchEarlyStops();
   try {
-    process.chdir(stage.chdir);
+    host.chdir(stage.chdir);
     // A launcher gone (stopped, Ctrl-C) cancels the start; it lets go of its lock once told LOCKED.
-    if (!reporter.tell({ kind: "LOCKING" })) process.exit(0);
+    if (!reporter.tell({ kind: "LOCKING" })) host.exit(0);
     const { role: _role, command, ...settings } = stage;
-    const env = { ...process.env } as Record<string, string>; // as started: --restart starts it so again
-    const pidFile = PidFile.takeOver(stage.pidFile, process.pid, libc, stage.name, { settings, command, env });
+    const env = { ...host.environ } as Record<string, string>; // as started: --restart starts it so again
+    const pidFile = PidFile.takeOver(stage.pidFile, host.pid(), libc, stage.name, { settings, command, env });
     if (!reporter.tell({ kind: "LOCKED" })) {
       pidFile.release();
-      process.exit(0);
+      host.exit(0);
     }
     // A stop, a clean exit or a failed start removes the pid file and what is beside it; a crash once ready
     // leaves the pid file, unlocked, as LSB has it: `--status` says dead (1) until `--stop` or the next start.
-    process.on("exit", (code) => {
+    host.onExit((code) => {
       if (code !== 0 && !stopSignal() && !reporter.pending) return;
       pidFile.release();
       recordLogPath(pidFile.path, undefined);
@@ -96,7 +96,7 @@ export function becomeDaemon(stage: DaemonStage, libc: Libc = systemLibc): Daemo
       : new DaemonError("START_FAILED", `Cannot start: ${(err as Error).message}`);
     runnerLog(e.message, "fatal");
     reporter.fail(e.code, e.message);
-    process.exit(e.exitCode);
+    host.exit(e.exitCode);
   }
 }
 
@@ -105,11 +105,10 @@ function guardStartup(reporter: ReadyReporter): (err: unknown) => never {
   const fatal = (err: unknown): never => {
     runnerLog(entryStack(err), "fatal"); // the whole stack, in the log; the launcher prints one line
     reporter.fail("START_FAILED", `Cannot start: the entry failed during start-up: ${entryFailure(err)}`);
-    process.exit(1);
+    host.exit(1);
   };
-  process.on("uncaughtException", fatal);
-  process.on("unhandledRejection", fatal);
-  process.on("exit", (code) => {
+  host.onFatal(fatal);
+  host.onExit((code) => {
     if (!reporter.pending) return;
     const signal = stopSignal();
     const message = signal
@@ -149,7 +148,7 @@ export async function serveDaemon(stage: DaemonStage, entry: Entry): Promise<voi
   } catch (err) {
     runnerLog((err as Error).message, "fatal");
     reporter.fail("NO_INPUT", (err as Error).message);
-    process.exit(ExitCode.NO_INPUT);
+    host.exit(ExitCode.NO_INPUT);
   }
   mark("daemon: env files watched");
   handleSignals(runnerLog, { logFile: stage.logFile, systemd, timeout: stage.timeout });
@@ -158,16 +157,16 @@ export async function serveDaemon(stage: DaemonStage, entry: Entry): Promise<voi
   await runEntry(entry, stage, {
     ready: () => {
       mark("daemon: entry ready");
-      runnerLog(`ready (pid ${process.pid})`);
+      runnerLog(`ready (pid ${host.pid()})`);
       reporter.ready();
       mark("daemon: READY reported");
-      systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+      systemd.notify(`READY=1\nMAINPID=${host.pid()}`);
     },
     fail: (err) => {
       if (!(err instanceof DaemonError)) return fatal(err); // the entry's own error: exit 1, as before
       runnerLog(err.message, "fatal");
       reporter.fail(err.code, err.message);
-      process.exit(err.exitCode);
+      host.exit(err.exitCode);
     },
   });
 }

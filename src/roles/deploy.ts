@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { host } from "../../ffi/_host.ts";
 import { DaemonError } from "../errors.ts";
 import type { RunnerOptions } from "../cli/options.ts";
 import { readPidFile } from "../pidfile.ts";
@@ -25,7 +25,7 @@ function sleep(ms: number): void {
 /** Whether `pid` runs (a zombie, exited but not yet reaped, does not). */
 function alive(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()![0] !== "Z";
+    return host.readText(`/proc/${pid}/stat`).split(") ").pop()![0] !== "Z";
   } catch {
     return false;
   }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { encode } from "../channel.ts";
 import { type DetachStage, STAGE_ENV, STAGE_FD } from "../stage.ts";
@@ -34,7 +34,7 @@ export function detach(stage: DetachStage, libc: Libc = systemLibc): never {
     const pid = libc.spawn({
       path,
       argv: [path, ...args],
-      env: { ...process.env, [STAGE_ENV]: String(STAGE_FD) },
+      env: { ...host.environ, [STAGE_ENV]: String(STAGE_FD) },
       fds: [0, 1, 2, STAGE_FD],
     });
     report = encode({ kind: "PID", pid });
@@ -46,5 +46,5 @@ export function detach(stage: DetachStage, libc: Libc = systemLibc): never {
     });
   }
   libc.write(STAGE_FD, new TextEncoder().encode(report));
-  process.exit(0);
+  host.exit(0);
 }

@@ -7,9 +7,7 @@
  *
  * @module
  */
-import { writeSync } from "node:fs";
-import process from "node:process";
-import { isatty } from "node:tty";
+import { host } from "../../ffi/_host.ts";
 import { libc, O } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, selfCommand } from "../_runtime.ts";
 import { watchEnvFiles } from "../env_file.ts";
@@ -64,7 +62,7 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
   if (opts.pidFileGiven) return systemd; // its pid file is found
   let registration: Registration | undefined;
   const drop = () => (registration?.remove(), registration = undefined);
-  process.on("exit", drop);
+  host.onExit(drop);
   const send = systemd.notify.bind(systemd);
   // The notifier itself, so what a master sets on it (the watchdog's `healthy`) and its handover stay.
   systemd.notify = (state: string) => {
@@ -72,7 +70,7 @@ function findableWhileReady(opts: RunnerOptions, systemd: Notifier): Notifier {
     if (state.startsWith("STOPPING=1")) drop();
     if (!state.startsWith("READY=1") || registration) return;
     try {
-      registration = Registration.claim(opts.pidFile, opts.name, process.pid, libc, {
+      registration = Registration.claim(opts.pidFile, opts.name, host.pid(), libc, {
         settings: withDefaults(opts),
         command: selfCommand(),
         foreground: true,
@@ -93,7 +91,7 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
   checkStartInputs(opts); // a missing --chdir or --env-file: 66 before anything is done
   identityOf(opts); // --user: refused (77, 67) before anything is done
   // --chdir and --umask apply when asked for; otherwise the foreground keeps what it was started with.
-  if (opts.given.has("chdir")) process.chdir(opts.chdir);
+  if (opts.given.has("chdir")) host.chdir(opts.chdir);
   if (opts.given.has("umask")) libc.umask(opts.umask);
   const terminal = opts.logFile ? logTo(opts.logFile, opts.given.has("umask") ? opts.umask : currentUmask()) : 2;
   setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // LogTape too, on the entry's first getLogger()
@@ -103,10 +101,10 @@ function startInForeground(opts: RunnerOptions, fail: (err: unknown) => never): 
     const start = {
       settings: withDefaults(opts),
       command: selfCommand(),
-      env: { ...process.env } as Record<string, string>,
+      env: { ...host.environ } as Record<string, string>,
     };
-    const held = pidFile = PidFile.acquire(opts.pidFile, process.pid, undefined, opts.name, start);
-    process.on("exit", () => held.release());
+    const held = pidFile = PidFile.acquire(opts.pidFile, host.pid(), undefined, opts.name, start);
+    host.onExit(() => held.release());
   }
   // A start-up failure: in the log (an entry's error with its whole stack), and in one line on the terminal
   // the run was started from.
@@ -134,15 +132,13 @@ class TerminalReporter extends ReadyReporter {
   }
 
   override ready(): void {
-    if (this.pending && isatty(this.terminal)) {
-      const addresses = listeningAddresses(process.pid);
-      const who = `${this.opts.name} (pid ${process.pid}${
+    if (this.pending && libc.isTerminal(this.terminal)) {
+      const addresses = listeningAddresses(host.pid());
+      const who = `${this.opts.name} (pid ${host.pid()}${
         this.opts.workers ? `, ${this.opts.workers} worker${this.opts.workers === 1 ? "" : "s"}` : ""
       })`;
-      writeSync(
-        this.terminal,
-        `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`,
-      );
+      const line = `${who} ${addresses.length ? `listening on ${addresses.join(", ")}` : "ready"}: Ctrl-C to stop\n`;
+      libc.write(this.terminal, new TextEncoder().encode(line));
     }
     super.ready();
   }
@@ -151,7 +147,7 @@ class TerminalReporter extends ReadyReporter {
 /** Runs the entry in this process, or its copies under this one as their master (`--workers`, `--keep-alive`);
  * resolves once it is evaluated. `fail` ends the process with an error's message and code. */
 export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (err: unknown) => never): Promise<void> {
-  if (process.pid === 1) { // a container's first process: its child runs the entry
+  if (host.pid() === 1) { // a container's first process: its child runs the entry
     setRunnerLogging({ level: opts.logLevel, format: opts.logFormat }); // for init's own line
     return (await import("./init.ts")).serveInit({
       master: supervisionOf(opts).kind === "workers",
@@ -163,7 +159,7 @@ export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (er
   const started = startInForeground(opts, fail);
   mark("foreground: inputs, logging, pid file");
   // Its workers run where it does, under its umask (its own, unless --chdir or --umask changed them above).
-  const here = { chdir: process.cwd(), umask: currentUmask() };
+  const here = { chdir: host.cwd(), umask: currentUmask() };
   // The master's and init's modules are loaded only by a foreground that is one (most run the entry here).
   if (supervised(supervisionOf(opts))) {
     const { runMaster } = await import("./master.ts");
@@ -175,15 +171,13 @@ export async function runForeground(opts: RunnerOptions, entry: Entry, fail: (er
   mark("foreground: signals set up");
   // Before it is ready, the entry's error ends the run in one line (exit 69); after, the runtime's own handling.
   const failed = (err: unknown) => started.fatal(err);
-  process.on("uncaughtException", failed);
-  process.on("unhandledRejection", failed);
+  host.onFatal(failed);
   await runEntry(entry, opts, {
     ready: () => {
       mark("foreground: entry ready");
-      process.off("uncaughtException", failed);
-      process.off("unhandledRejection", failed);
+      host.offFatal(failed);
       if (opts.pidFileGiven) recordLogPath(opts.pidFile, opts.logFile); // for --logs; a failed start leaves none
-      started.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+      started.systemd.notify(`READY=1\nMAINPID=${host.pid()}`);
       started.reporter.ready();
     },
     fail: started.fatal,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host, type SignalName, type Timer } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { ignoreInspectorSignal, RUNTIME, selfCommand } from "../_runtime.ts";
 import { runnerLog } from "../log/lines.ts";
@@ -66,19 +66,19 @@ export function serveInit(
   const child = libc.spawn({
     path: self.path,
     argv: [self.path, ...self.args],
-    env: process.env,
+    env: host.environ,
     fds: [0, 1, 2],
     cwd: self.cwd,
   });
   const pidfd = libc.pidfdOpen(child);
   ignoreInspectorSignal(libc);
-  let killAt: ReturnType<typeof setTimeout> | undefined;
+  let killAt: Timer | undefined;
   for (const [name, number] of Object.entries(FORWARDED)) {
     if (name === "SIGUSR1" && !RUNTIME.usr1IsSafe) continue; // listening would open Deno's debugger
-    process.on(name as NodeJS.Signals, () => {
+    host.onSignal(name as SignalName, () => {
       // A child whose event loop is blocked never ends its own stop: killed a little after its --timeout.
       if (number === FORWARDED.SIGTERM || number === FORWARDED.SIGINT) {
-        killAt ??= setTimeout(() => killChild(pidfd, stop.timeout, libc), (stop.timeout + 2) * 1000);
+        killAt ??= host.timer((stop.timeout + 2) * 1000, () => killChild(pidfd, stop.timeout, libc));
       }
       try {
         libc.pidfdSignal(pidfd, stop.master && number === FORWARDED.SIGTERM ? FORWARDED.SIGQUIT : number);
@@ -88,9 +88,9 @@ export function serveInit(
     });
   }
   // Orphans come and go at any time: reap them all on a timer (the child among them).
-  setInterval(() => {
+  host.timer(50, () => {
     for (let reaped; (reaped = libc.reapAny());) {
-      if (reaped.pid === child) process.exit(exitCodeOf(reaped.status));
+      if (reaped.pid === child) host.exit(exitCodeOf(reaped.status));
     }
-  }, 50);
+  }, { repeat: true });
 }

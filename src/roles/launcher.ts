@@ -13,9 +13,7 @@
  *
  * @module
  */
-import { accessSync, constants, existsSync, statSync } from "node:fs";
-import { dirname } from "node:path";
-import process from "node:process";
+import { host, parentDir } from "../../ffi/_host.ts";
 import { type ChildFd, type Libc, libc as systemLibc, O, SystemCallError } from "../../ffi/mod.ts";
 import { selfCommand } from "../_runtime.ts";
 import { DaemonError, pathProblem } from "../errors.ts";
@@ -34,11 +32,11 @@ import { mark } from "../trace.ts";
 function openLog(path: string | undefined, umask: number, libc: Libc): number | { path: string; flags: number } {
   if (!path) return { path: "/dev/null", flags: O.WRONLY };
   // A FIFO would block the open (and the daemon's every write); a socket cannot be opened at all.
-  const type = existsSync(path) ? statSync(path) : undefined;
-  if (type?.isFIFO() || type?.isSocket()) {
+  const type = host.exists(path) ? host.stat(path) : undefined;
+  if (type?.isFifo || type?.isSocket) {
     throw new DaemonError(
       "CANNOT_CREATE",
-      `Cannot open log file ${path}: it is a ${type.isFIFO() ? "FIFO" : "socket"}: give a regular file to --log-file`,
+      `Cannot open log file ${path}: it is a ${type.isFifo ? "FIFO" : "socket"}: give a regular file to --log-file`,
     );
   }
   const callers = libc.umask(umask); // the log is the daemon's file: its --umask, not the caller's shell's
@@ -58,7 +56,7 @@ function openLog(path: string | undefined, umask: number, libc: Libc): number | 
 }
 
 function checkPidFileFree(pidFile: string, libc: Libc): void {
-  if (dirname(pidFile) === runtimeDir()) ensurePrivateDir(dirname(pidFile));
+  if (parentDir(pidFile) === runtimeDir()) ensurePrivateDir(parentDir(pidFile));
   let state;
   try {
     state = readPidFile(pidFile, libc);
@@ -75,14 +73,12 @@ function checkPidFileFree(pidFile: string, libc: Libc): void {
       { pid: state.pid },
     );
   }
-  try {
-    accessSync(dirname(pidFile), constants.W_OK);
-  } catch {
-    const dir = dirname(pidFile);
+  const dir = parentDir(pidFile);
+  if (!libc.accessible(dir, "write")) {
     throw new DaemonError(
       "CANNOT_CREATE",
       `Cannot create pid file: directory ${dir} ${
-        existsSync(dir) ? "is not writable" : "does not exist"
+        host.exists(dir) ? "is not writable" : "does not exist"
       }: pick another --pid-file`,
     );
   }
@@ -151,7 +147,7 @@ function spawnDaemon(
 export async function launch(
   options: DaemonOptions,
   libc: Libc = systemLibc,
-  environment: Record<string, string | undefined> = process.env,
+  environment: Record<string, string | undefined> = host.environ,
 ): Promise<number> {
   const settings = withDefaults(options);
   const invalid = invalidSetting(settings as unknown as Record<string, unknown>);
@@ -174,14 +170,14 @@ export async function launch(
   let stoppedBy: string | undefined;
   const stop = (signal: string) => () => void (stoppedBy ??= signal);
   const listeners = (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((signal) => [signal, stop(signal)] as const);
-  for (const [signal, listener] of listeners) process.on(signal, listener);
+  for (const [signal, listener] of listeners) host.onSignal(signal, listener);
   let lock: number | undefined;
   let readEnd: number;
   try {
-    lock = holdPidFile(settings.pidFile, process.pid, libc);
+    lock = holdPidFile(settings.pidFile, host.pid(), libc);
     readEnd = spawnDaemon({ ...settings, role: "daemon", command: selfCommand() }, log, environment, libc);
   } catch (err) {
-    for (const [signal, listener] of listeners) process.off(signal, listener);
+    for (const [signal, listener] of listeners) host.offSignal(signal, listener);
     if (lock !== undefined) libc.close(lock);
     removeStalePidFile(settings.pidFile, libc);
     throw err;
@@ -199,7 +195,7 @@ export async function launch(
     stoppedBy: () => stoppedBy,
   });
   mark("launcher: READY (or error) received");
-  for (const [signal, listener] of listeners) process.off(signal, listener);
+  for (const [signal, listener] of listeners) host.offSignal(signal, listener);
   libc.close(readEnd); // a daemon still starting sees its launcher gone and gives up
   if (!error) return pid!;
   cleanUpFailedStart(pid, settings.pidFile, libc);

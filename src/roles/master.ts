@@ -9,7 +9,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host, type SignalName } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 import { RUNTIME, setTitle } from "../_runtime.ts";
 import { backoffAfter, waitingSlots } from "../master/crash_loop.ts";
@@ -30,7 +30,16 @@ import { closeChannel, readReports, signalWorker, type Worker, writeWorkerTable 
 import { moveStatus, outcome, writeStatus } from "../master/master_status.ts";
 import { maintainWorkerCount, type Master, successorFailed } from "../master/pool.ts";
 import type { StartedDaemon } from "./daemon.ts";
-const TRAPPED = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2", ...RUNTIME.reopenSignals];
+const TRAPPED: SignalName[] = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGUSR2",
+  ...RUNTIME.reopenSignals,
+];
 
 /** Runs the master until it has stopped; never returns. `startDaemon` runs once the workers are spawned. */
 export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDaemon): Promise<never> {
@@ -59,7 +68,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   };
   let wake = () => {};
   // for the loop; before the pid file is ours
-  for (const signal of TRAPPED) process.on(signal, () => (m.queue.push(signal), wake()));
+  for (const signal of TRAPPED) host.onSignal(signal, () => (m.queue.push(signal), wake()));
   try {
     maintainWorkerCount(m); // the workers boot while startDaemon takes the pid file over: overlapped, not added up
   } finally {
@@ -70,7 +79,7 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
   m.migration = migrationLogged(); // its warning goes to the log, set up by startDaemon
   // systemd's watchdog hears from this loop only while every ready worker's heartbeat is fresh.
   m.daemon.systemd.healthy = () => m.workers.every((w) => !w.ready || w.retireBy || Date.now() - w.lastBeat < 2000);
-  process.on("exit", () => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
+  host.onExit(() => m.statusFile && writeWorkerTable(m.statusFile, null)); // a failed start too leaves no table
   while (!(m.stopping && m.workers.length === 0)) {
     let relayed = false;
     try {
@@ -84,12 +93,12 @@ export async function runMaster(stage: DaemonStage, startDaemon: () => StartedDa
     const busy = m.stopping || m.upgrade || m.workers.some((w) => !w.ready || w.retireBy);
     await new Promise<void>((resolve) => {
       wake = resolve;
-      setTimeout(resolve, relayed ? 0 : busy ? 2 : 50);
+      host.timer(relayed ? 0 : busy ? 2 : 50, resolve);
     });
   }
   while (pumpAll(m.relays)); // what the last workers wrote before they exited
   for (const relay of m.relays) relay.close();
-  process.exit(0);
+  host.exit(0);
 }
 
 /** One turn of the loop: the queued signals, then reap, kill lazy and maintain; whether output was relayed. */
@@ -181,12 +190,12 @@ function readMessages(m: Master): void {
   if (m.starting && m.workers.length === m.target && m.workers.every((w) => w.ready)) {
     m.starting = false;
     runnerLog(`master: ${m.target} worker${m.target === 1 ? "" : "s"} ready`);
-    runnerLog(`ready (pid ${process.pid}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
+    runnerLog(`ready (pid ${host.pid()}, ${m.target} worker${m.target === 1 ? "" : "s"})`);
     if (m.daemon.pidFile) writeStatus(m); // before READY: a --status or --reload right after --daemon finds the table
     m.daemon.reporter.ready();
     // --logs finds it (in the foreground too)
     if (m.daemon.pidFile) recordLogPath(m.daemon.pidFile.path, m.stage.logFile);
-    m.daemon.systemd.notify(`READY=1\nMAINPID=${process.pid}`);
+    m.daemon.systemd.notify(`READY=1\nMAINPID=${host.pid()}`);
     if (!m.daemon.pidFile) writeStatus(m); // a foreground run's table is in the registry, claimed at READY=1
   }
 }
@@ -209,7 +218,7 @@ function workerExited(m: Master, w: Worker, status: number): void {
     for (const other of m.workers) signalWorker(other, SIG.KILL);
     const message = `Cannot start: the entry ${how} before it was ready`; // as one process says it
     if (!w.error && m.policy.kind === "keep-alive") {
-      runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), process.exit(1);
+      runnerLog(message, "fatal"), m.daemon.reporter.fail("START_FAILED", message), host.exit(1);
     }
     m.daemon.fatal(w.error ?? `worker[${w.id}] ${how} before it was ready`);
   }
@@ -283,7 +292,7 @@ function watchUpgradeOf(m: Master): void {
   m.upgrade = undefined; // its channel is closed either way
   if (result !== true) {
     moveStatus(m); // back beside the pid file, with the outcome for --upgrade
-    return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${process.pid} still serves`);
+    return outcome(m, "upgrade", false, `the upgrade failed: ${result}; the old master ${host.pid()} still serves`);
   }
   m.daemon.systemd.notify(`MAINPID=${pid}`); // under systemd the new master is the service's main process now
   runnerLog(upgradedLine(upgrade, m.stage));

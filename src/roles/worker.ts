@@ -8,7 +8,7 @@
  *
  * @module
  */
-import process from "node:process";
+import { host } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 import { DaemonError, describe } from "../errors.ts";
 import { ignoreInspectorSignal, RUNTIME, setTitle } from "../_runtime.ts";
@@ -49,30 +49,29 @@ function handleSignals(stage: WorkerStage, title: string, listeners: Listeners):
   const { quickStop } = supervisionOf(stage);
   let stopping = false;
   const stop = async (signal: "SIGTERM" | "SIGINT") => {
-    if (stopping || !quickStop.hooks) return process.exit(0);
+    if (stopping || !quickStop.hooks) return host.exit(0);
     stopping = true;
     noteStopSignal(signal);
     runnerLog(`${signal} received: shutting down`);
     await hooks(lifecycle().shutdown);
-    if (process.listenerCount(signal) <= 1) process.exit(0); // the entry's own listener decides, as in Node
+    if (host.signalListeners(signal) <= 1) host.exit(0); // the entry's own listener decides, as in Node
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", () => {}); // the master's business (a rolling restart); never die of it
+  host.onSignal("SIGTERM", () => stop("SIGTERM"));
+  host.onSignal("SIGINT", () => stop("SIGINT"));
+  host.onSignal("SIGHUP", () => {}); // the master's business (a rolling restart); never die of it
   // With --log-timestamps fds 1 and 2 are the master's pipe, and the master reopens (or holds) the log.
   for (const signal of RUNTIME.reopenSignals) {
-    process.on(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
+    host.onSignal(signal, () => stage.logFile && !stage.logTimestamps && reopenLogs(stage.logFile));
   }
-  process.on("SIGQUIT", async () => {
+  host.onSignal("SIGQUIT", async () => {
     if (stopping) return;
     stopping = true;
     runnerLog(`${title}: SIGQUIT: finishing in-flight requests`);
-    const bound = setTimeout(() => process.exit(0), stage.timeout * 1000);
-    (bound as { unref?: () => void }).unref?.();
+    host.timer(stage.timeout * 1000, () => host.exit(0), { unref: true });
     const drained = listeners.closeGracefully(); // its listeners close at once: new connections go to the others
     tell({ kind: "DRAINING" });
     await Promise.allSettled([drained, hooks(lifecycle().shutdown)]);
-    process.exit(0);
+    host.exit(0);
   });
 }
 
@@ -86,8 +85,8 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
   if (dropPrivileges(stage)) libc.setDumpable(true);
   // KILL, not TERM: a worker whose event loop is blocked never runs a JS handler, and must not outlive us.
   libc.setParentDeathSignal(SIG.KILL);
-  if (process.ppid !== stage.masterPid) process.exit(0); // the master died before PDEATHSIG was set
-  process.chdir(stage.chdir);
+  if (host.ppid() !== stage.masterPid) host.exit(0); // the master died before PDEATHSIG was set
+  host.chdir(stage.chdir);
   libc.umask(stage.umask); // its own: the first workers are spawned before the master applies it to itself
   libc.setCloseOnExec(STAGE_FD); // the entry's own children must not hold the master's socket open
   setRunnerLogging({ level: stage.logLevel, format: stage.logFormat }); // LogTape too, on the entry's first getLogger()
@@ -100,22 +99,20 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
     console.error(idle ?? entryStack(err)); // the whole stack, in the log
     // the launcher's one line
     if (!ready) tell({ kind: "ERROR", code: "START_FAILED", message: idle ?? entryFailure(err) });
-    process.exit(1);
+    host.exit(1);
   };
-  process.on("uncaughtException", fatal);
-  process.on("unhandledRejection", fatal);
+  host.onFatal(fatal);
 
   // Four beats within --worker-timeout, between 0.1 s and 1 s apart.
-  const heartbeat = setInterval(() => tell({ kind: "HB" }), Math.max(100, Math.min(1000, stage.workerTimeout * 250)));
-  (heartbeat as { unref?: () => void }).unref?.();
+  host.timer(Math.max(100, Math.min(1000, stage.workerTimeout * 250)), () => tell({ kind: "HB" }), {
+    repeat: true,
+    unref: true,
+  });
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: its successor binds before it leaves.
-  const listeners = await shareListeners(stage.masterPid);
+  const listeners = await shareListeners(stage.masterPid, entry.path);
   mark("worker: listeners shared");
-  // Bun's node:cluster reads NODE_UNIQUE_ID (our reusePort ticket, see Runtime.workerEnv) when first imported
-  // and keeps what it read: take it out of the environment the entry's own children inherit.
-  await import("node:cluster");
-  delete process.env.NODE_UNIQUE_ID;
-  mark("worker: node:cluster loaded");
+  await RUNTIME.dropWorkerEnv();
+  mark("worker: reusePort ticket dropped");
 
   handleSignals(stage, title, listeners);
   mark("worker: signals set up");

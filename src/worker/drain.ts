@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { host } from "../../ffi/_host.ts";
 import { attachMigration, stopListening } from "./reuseport_migrate.ts";
 
 /** How long a kept-alive connection may stay idle during a drain before we close it. */
@@ -40,7 +41,7 @@ export class Drain {
     return async function (this: unknown, request: Request, ...rest: unknown[]) {
       const connection = drain.active ? connectionOf?.(request, ...rest) : undefined;
       if (connection && drain.closed.has(connection)) {
-        await new Promise((resolve) => setTimeout(resolve, IDLE_GRACE_MS));
+        await host.sleep(IDLE_GRACE_MS);
       }
       const response = await handler.call(this, request, ...rest);
       // A 101 (Deno's upgradeWebSocket) is the start of a WebSocket, not a response to end with.
@@ -65,7 +66,7 @@ export class Drain {
     this.active = true;
     attachMigration(); // again: a listener opened after the worker was ready has no program yet
     stopListening();
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, IDLE_GRACE_MS));
+    const grace = host.sleep(IDLE_GRACE_MS);
     await Promise.all(this.stops.map((stop) => stop(() => grace)));
   }
 }

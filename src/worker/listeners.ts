@@ -6,9 +6,9 @@
  *
  * @module
  */
-import process from "node:process";
 import { RUNTIME } from "../_runtime.ts";
 import { Drain } from "./drain.ts";
+import { mayUseNode } from "./node_use.ts";
 import { claimPort } from "./port_owner.ts";
 
 /** Servers the entry opened, so a worker can stop accepting and let in-flight requests finish. */
@@ -37,9 +37,17 @@ function listenOptions(args: unknown[]): Record<string, unknown> | undefined {
  * port another daemon (any process outside the family of `masterPid`) listens on is refused with EADDRINUSE,
  * as without SO_REUSEPORT (see port_owner.ts).
  */
-export async function shareListeners(masterPid: number): Promise<Listeners> {
+export async function shareListeners(masterPid: number, entryPath: string | undefined): Promise<Listeners> {
   const drain = new Drain();
   const check = (port: number, host: string | undefined) => claimPort(port, host, masterPid);
+  RUNTIME.wrapServe(check, drain);
+  if (RUNTIME.nodeIsCheap || entryPath === undefined || mayUseNode(entryPath)) await shareNodeListeners(check, drain);
+  // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
+  return { closeGracefully: () => drain.run() };
+}
+
+/** Patches node:net's and node:http's `listen` to share the port and drain. */
+async function shareNodeListeners(check: (port: number, host: string | undefined) => void, drain: Drain) {
   const net = await import("node:net");
   const http = await import("node:http");
   const patch = (proto: { listen: AnyFn }) => {
@@ -51,7 +59,7 @@ export async function shareListeners(masterPid: number): Promise<Listeners> {
       try {
         check(Number(options.port ?? 0), options.host as string | undefined);
       } catch (err) {
-        process.nextTick(() => this.emit("error", err)); // where node reports its own EADDRINUSE
+        queueMicrotask(() => this.emit("error", err)); // after listen() returns, where node reports EADDRINUSE
         return this;
       }
       options.reusePort = true;
@@ -71,7 +79,4 @@ export async function shareListeners(masterPid: number): Promise<Listeners> {
   if (http.Server.prototype.listen !== net.Server.prototype.listen) {
     patch(http.Server.prototype as unknown as { listen: AnyFn });
   }
-  RUNTIME.wrapServe(check, drain);
-  // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
-  return { closeGracefully: () => drain.run() };
 }

@@ -6,9 +6,7 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { isIP } from "node:net";
-import process from "node:process";
+import { host as system } from "../../ffi/_host.ts";
 import { libc } from "../../ffi/mod.ts";
 
 interface Listener {
@@ -24,6 +22,10 @@ function addressOf(bytes: Uint8Array): string {
 }
 
 /** One spelling per address: IPv6 compressed, IPv4-mapped IPv6 as plain IPv4. */
+/** 4 or 6 for an IP address of that version, 0 for anything else (a host name), as node:net's isIP. */
+const isIP = (address: string): 0 | 4 | 6 =>
+  /^(\d{1,3}\.){3}\d{1,3}$/.test(address) ? 4 : /^[\da-f:]*:[\da-f:.]*(%\w+)?$/i.test(address) ? 6 : 0;
+
 function canonical(address: string): string {
   if (isIP(address) !== 6) return address;
   const text = new URL(`http://[${address}]/`).hostname.slice(1, -1);
@@ -53,8 +55,8 @@ function overlaps(host: string | undefined, address: string): boolean {
 function childrenOf(pid: number): number[] {
   const children: number[] = [];
   try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+    for (const task of system.readDir(`/proc/${pid}/task`)) {
+      const text = system.readText(`/proc/${pid}/task/${task}/children`).trim();
       if (text) children.push(...text.split(/\s+/).map(Number));
     }
   } catch {
@@ -65,7 +67,7 @@ function childrenOf(pid: number): number[] {
 
 function parentOf(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = system.readText(`/proc/${pid}/stat`);
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
   } catch {
     return 0;
@@ -74,7 +76,7 @@ function parentOf(pid: number): number {
 
 function exeOf(pid: number): string {
   try {
-    return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""); // an upgrade replaced the binary
+    return system.readLink(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""); // an upgrade replaced the binary
   } catch {
     return "";
   }
@@ -94,9 +96,9 @@ function familyOf(masterPid: number): number[] {
 export function socketsOf(pid: number): Set<string> {
   const inodes = new Set<string>();
   try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    for (const fd of system.readDir(`/proc/${pid}/fd`)) {
       try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        const m = /^socket:\[(\d+)\]$/.exec(system.readLink(`/proc/${pid}/fd/${fd}`));
         if (m) inodes.add(m[1]);
       } catch {
         // closed meanwhile
@@ -119,7 +121,7 @@ export function listeningAddresses(pid: number): string[] {
 
 /** The process holding socket `inode`, and its parent, for the message; searched only on a refusal. */
 function ownerOf(inode: string): string {
-  for (const name of readdirSync("/proc")) {
+  for (const name of system.readDir("/proc")) {
     if (!/^\d+$/.test(name) || !socketsOf(Number(name)).has(inode)) continue;
     const parent = parentOf(Number(name));
     return parent > 1 ? `pid ${name} (child of pid ${parent})` : `pid ${name}`;
@@ -154,7 +156,7 @@ export function claimPort(port: number, host: string | undefined, masterPid: num
  * {@linkcode claimPort} refused): who serves the port, and the fix, in one line without a stack.
  */
 export function portTaken(port: number, host: string | undefined): Error {
-  const theirs = listenersOn(port).filter((l) => overlaps(host, l.address) && !socketsOf(process.pid).has(l.inode));
+  const theirs = listenersOn(port).filter((l) => overlaps(host, l.address) && !socketsOf(system.pid()).has(l.inode));
   return addressInUse(port, host, theirs.length ? ownerOf(theirs[0].inode) : "another process");
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { host } from "../../ffi/_host.ts";
 import { type Libc, libc as systemLibc } from "../../ffi/mod.ts";
 import { runnerLog } from "../log/lines.ts";
 
@@ -45,7 +45,7 @@ function loadProgram(libc: Libc): { fd?: number; error?: string } {
 
 function sysctlMigrates(): boolean {
   try {
-    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "1";
+    return host.readText("/proc/sys/net/ipv4/tcp_migrate_req").trim() === "1";
   } catch {
     return false; // before Linux 5.14: no migration at all
   }
@@ -65,9 +65,9 @@ export function migrationMode(libc: Libc = systemLibc): { mode: MigrationMode; r
 
 /** The listening sockets of this process. */
 function listeningSockets(libc: Libc): number[] {
-  return readdirSync("/proc/self/fd").map(Number).filter((fd) => {
+  return host.readDir("/proc/self/fd").map(Number).filter((fd) => {
     try {
-      return fd > 2 && readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:") && libc.isListening(fd);
+      return fd > 2 && host.readLink(`/proc/self/fd/${fd}`).startsWith("socket:") && libc.isListening(fd);
     } catch {
       return false; // closed while we looked
     }
