@@ -3,11 +3,10 @@
 # Ends with the line "N passed, N failed" summed over both runs; exits non-zero when anything failed.
 #
 # Each test process uses about one of the machine's cores, so two things run at a time, never two that share
-# host state: beside the bun pass run the checks and the files that run in namespaces of their own (podman,
-# the Debian 11 and arm64 chroots, the systemd container; nothing of theirs touches the host's daemons,
-# registry or sysctls); the timing-bound files (the soak, lossless restarts under load) and the deno pass run
-# alone. container.test.ts and ship.test.ts build with Bun and run the binary whatever runtime runs the test
-# file, so they run once, in the bun pass.
+# host state: beside the bun pass run the checks and the files that run mostly in namespaces of their own
+# (podman, the Debian 11 and arm64 chroots, a systemd container), which share no sysctl, fixed port or
+# binfmt_misc entry with the bun pass's files; the timing-bound files (the soak, lossless restarts under load)
+# and the deno pass run alone. Files whose commands do not depend on the runtime running them run once, in the bun pass (ONCE).
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -16,8 +15,11 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 unset INIT_CWD
 bash scripts/setup-test-tools.sh || exit 1
 
-ONCE=(test/container.test.ts test/ship.test.ts) # built with Bun whatever the runtime: the bun pass only
-ASIDE=(test/service.test.ts)                    # in a container of its own: beside the bun pass, both runtimes
+# What they run does not depend on the runtime running the file (a binary built with Bun; `deno run` as a
+# user types it): the bun pass only.
+ONCE=(test/container.test.ts test/ship.test.ts test/deno_start.test.ts)
+# In namespaces of their own (podman; Debian 11 and arm64 chroots; a systemd container): beside the bun pass.
+ASIDE=(test/container.test.ts test/ship.test.ts test/service.test.ts)
 ALONE=(test/soak.test.ts test/lossless.test.ts) # a listener gap of 0.3 s, no failed request under wrk: alone
 
 selected=()
@@ -30,12 +32,15 @@ in_list() { # $1 = file, rest = list
   for x in "$@"; do [ "$f" -ef "$x" ] && return 0; done
   return 1
 }
-once=() aside=() alone=() rest=()
+bun_aside=() deno_aside=() bun_main=() bun_alone=() deno_main=() # each pass's files, in the order they run
 for f in "${selected[@]}"; do
-  if in_list "$f" "${ONCE[@]}"; then once+=("$f")
-  elif in_list "$f" "${ASIDE[@]}"; then aside+=("$f")
-  elif in_list "$f" "${ALONE[@]}"; then alone+=("$f")
-  else rest+=("$f"); fi
+  if in_list "$f" "${ASIDE[@]}"; then
+    bun_aside+=("$f")
+    in_list "$f" "${ONCE[@]}" || deno_aside+=("$f")
+    continue
+  fi
+  if in_list "$f" "${ALONE[@]}"; then bun_alone+=("$f"); else bun_main+=("$f"); fi
+  in_list "$f" "${ONCE[@]}" || deno_main+=("$f")
 done
 
 out=$(mktemp -d)
@@ -71,18 +76,18 @@ set -m
   docs=$(ls mod.ts src/*.ts src/*/*.ts ffi/*.ts | grep -v -e '^src/cli.ts$' -e '^src/build_main.ts$') # both run the runner when loaded
   NO_COLOR=1 deno test --doc -A --unstable-net $docs >"$out/doc.txt" 2>&1
   echo $? >"$out/doc.rc"
-  bun_test "$out/bun-aside.txt" "${once[@]}" "${aside[@]}"
+  bun_test "$out/bun-aside.txt" "${bun_aside[@]}"
   echo $? >"$out/bun-aside.rc"
-  deno_test "$out/deno-aside.txt" "${aside[@]}"
+  deno_test "$out/deno-aside.txt" "${deno_aside[@]}"
   echo $? >"$out/deno-aside.rc"
 ) &
 aside_pid=$!
 set +m
 trap 'kill -TERM -- -$aside_pid 2>/dev/null; exit 130' INT TERM
 
-echo "== bun test (beside it: the type check, layout, doc examples, then ${once[*]} ${aside[*]}; their output follows)"
-if [ ${#rest[@]} -gt 0 ]; then
-  bun test --timeout 60000 "${rest[@]}" 2>&1 | tee "$out/bun.txt"
+echo "== bun test (beside it: the type check, layout, doc examples, then ${bun_aside[*]}; their output follows)"
+if [ ${#bun_main[@]} -gt 0 ]; then
+  bun test --timeout 60000 "${bun_main[@]}" 2>&1 | tee "$out/bun.txt"
   echo "${PIPESTATUS[0]}" >"$out/bun.rc"
 fi
 wait $aside_pid
@@ -103,24 +108,24 @@ doc_pass=$(grep -oE '[0-9]+ passed' "$out/doc.txt" 2>/dev/null | tail -1 | grep 
 doc_fail=$(grep -oE '[0-9]+ failed' "$out/doc.txt" 2>/dev/null | tail -1 | grep -oE '[0-9]+' || echo 0)
 [ "$doc_rc" -ne 0 ] && [ "${doc_fail:-0}" -eq 0 ] && doc_fail=1
 
-if [ ${#once[@]} -gt 0 ] || [ ${#aside[@]} -gt 0 ]; then
-  echo "== bun test: ${once[*]} ${aside[*]} (beside the bun pass)"
+if [ ${#bun_aside[@]} -gt 0 ]; then
+  echo "== bun test: ${bun_aside[*]} (beside the bun pass)"
   cat "$out/bun-aside.txt" 2>/dev/null
 fi
-if [ ${#aside[@]} -gt 0 ]; then
-  echo "== deno test: ${aside[*]} (beside the bun pass)"
+if [ ${#deno_aside[@]} -gt 0 ]; then
+  echo "== deno test: ${deno_aside[*]} (beside the bun pass)"
   cat "$out/deno-aside.txt" 2>/dev/null
 fi
 
-if [ ${#alone[@]} -gt 0 ]; then
-  echo "== bun test: ${alone[*]} (alone)"
-  bun test --timeout 60000 "${alone[@]}" 2>&1 | tee "$out/bun-alone.txt"
+if [ ${#bun_alone[@]} -gt 0 ]; then
+  echo "== bun test: ${bun_alone[*]} (alone)"
+  bun test --timeout 60000 "${bun_alone[@]}" 2>&1 | tee "$out/bun-alone.txt"
   echo "${PIPESTATUS[0]}" >"$out/bun-alone.rc"
 fi
 
 echo "== deno test"
-if [ ${#rest[@]} -gt 0 ] || [ ${#alone[@]} -gt 0 ]; then
-  NO_COLOR=1 deno test -A --unstable-net --no-check "${rest[@]}" "${alone[@]}" 2>&1 | tee "$out/deno.txt"
+if [ ${#deno_main[@]} -gt 0 ]; then
+  NO_COLOR=1 deno test -A --unstable-net --no-check "${deno_main[@]}" 2>&1 | tee "$out/deno.txt"
   echo "${PIPESTATUS[0]}" >"$out/deno.rc"
 fi
 

@@ -2,7 +2,8 @@
  * Issue 21: no process on the Deno start path of a `Deno.serve` entry loads Deno's Node compatibility layer
  * (25–40 ms of every process). Each process of ours marks its steps in the `DAEMONIC_TRACE` file (src/trace.ts)
  * and says there once the layer has loaded (Deno's own flag, set by the first `node:` module or the `process`
- * global); an entry that imports `node:http` shows that the check sees it.
+ * global); an entry that imports `node:http` shows that the check sees it. It runs `deno` whatever runtime runs
+ * this file, so `npm test` runs it once, in the bun pass (scripts/test.sh).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
