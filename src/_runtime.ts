@@ -276,10 +276,12 @@ const SIGUSR1 = 10;
  * On Deno (2.9.2 and later) a SIGUSR1 starts the V8 inspector on 127.0.0.1:9229, an unauthenticated debugger
  * any local user could attach to, and no JS listener prevents it. Deno installs that handler about 500 ms
  * after start, on its event loop, so the disposition is set to SIG_IGN now and again once Deno has
- * installed its handler. Does nothing on Bun (a SIGUSR1 listener there keeps Bun's inspector off).
+ * installed its handler. Does nothing on Bun (a SIGUSR1 listener there keeps Bun's inspector off). With
+ * `afterMs`, all of it starts that much later (well before Deno's handler), off a start-up that binds no libc.
  */
-export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
+export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }, afterMs?: number): void {
   if (RUNTIME.usr1IsSafe) return;
+  if (afterMs !== undefined) return void RUNTIME.sys.timer(afterMs, () => ignoreInspectorSignal(libc), { unref: true });
   libc.ignoreSignal(SIGUSR1);
   const caught = () =>
     (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;
