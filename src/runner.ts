@@ -70,12 +70,13 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
 
 /** The command line parsed and completed from the registry; for a start, its inputs and identity checked. */
 async function optionsOf(app: App, argv: string[]): Promise<RunnerOptions> {
-  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([
-    import("./cli/options.ts"),
-    import("./cli/remembered.ts"),
-  ]);
+  const { parseRunnerArgs } = await import("./cli/options.ts");
   mark("options modules loaded");
-  const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
+  const given = parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir });
+  // Only a control action asks the registry which daemon it means: a start loads none of that.
+  const opts = given.action === "foreground" || given.action === "daemon"
+    ? given
+    : (await import("./cli/remembered.ts")).remembered(given);
   mark("options parsed");
   if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) { // a control command loads neither
     const [{ identityOf }, { checkStartInputs }] = await Promise.all([
