@@ -62,7 +62,9 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   mark("daemon: role modules loaded");
   if (supervised(supervisionOf(stage))) {
     // keep-alive: a master of one worker
-    return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage));
+    const { runMaster } = await import("./roles/master.ts");
+    mark("master: role modules loaded");
+    return runMaster(stage, () => startDaemon(stage));
   }
   setTitle(app.name);
   return serveDaemon(stage, { path: app.entryPath, load: app.load });
