@@ -137,6 +137,17 @@ const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
 // Read before an entry's argv replaces it (RUNTIME.setEntryArgv).
 const DENO_MAIN = IS_BUN ? undefined : Deno.mainModule;
 
+/** Puts `wrap(serve)` in Deno.serve's place without reading it now: Deno loads its HTTP server's code on the
+ * first read (12 ms), which an entry that never serves with it must not pay. */
+function replaceDenoServe(wrap: (serve: AnyFn) => AnyFn): void {
+  const current = Object.getOwnPropertyDescriptor(g.Deno, "serve");
+  let wrapped: AnyFn | undefined;
+  Object.defineProperty(g.Deno, "serve", {
+    configurable: true,
+    get: () => wrapped ??= wrap((current?.get ? current.get.call(g.Deno) : current?.value) as AnyFn),
+  });
+}
+
 /** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
  * Deno.listen need for reusePort (workers share a port), unless the flags have it; and `npm:daemonic` as the
  * file it resolved to in the project's node_modules (the same on every run), whose resolution costs each
@@ -185,9 +196,8 @@ const deno: Runtime = {
       process.argv = [process.execPath, entryPath, ...args];
     }
   },
-  labelPortInUse() {
-    const serve = g.Deno.serve;
-    const value = (...args: unknown[]) => {
+  labelPortInUse: () =>
+    replaceDenoServe((serve) => (...args: unknown[]) => {
       try {
         return serve.apply(g.Deno, args);
       } catch (err) {
@@ -202,33 +212,27 @@ const deno: Runtime = {
         }
         throw err;
       }
-    };
-    Object.defineProperty(g.Deno, "serve", { configurable: true, value });
-  },
+    }),
   wrapServe(check, drain) {
-    const serve = g.Deno.serve;
-    Object.defineProperty(g.Deno, "serve", {
-      configurable: true,
-      value: (...args: unknown[]) => {
-        if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
-          args[0] = { ...args[0] as object, reusePort: true };
-        } else args.unshift({ reusePort: true });
-        const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn; cert?: unknown };
-        if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
-        // Over TLS clients speak HTTP/2 (no pipelining, many requests at once on a connection): nothing to hold.
-        const connectionOf = o.cert ? undefined : denoConnection;
-        const handlerAt = args.findIndex((a) => typeof a === "function");
-        if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
-        else if (typeof o.handler === "function") {
-          args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
-        }
-        const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
-        drain.onStop(async (idle) => {
-          await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
-          await server.shutdown();
-        });
-        return server;
-      },
+    replaceDenoServe((serve) => (...args: unknown[]) => {
+      if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
+        args[0] = { ...args[0] as object, reusePort: true };
+      } else args.unshift({ reusePort: true });
+      const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn; cert?: unknown };
+      if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
+      // Over TLS clients speak HTTP/2 (no pipelining, many requests at once on a connection): nothing to hold.
+      const connectionOf = o.cert ? undefined : denoConnection;
+      const handlerAt = args.findIndex((a) => typeof a === "function");
+      if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
+      else if (typeof o.handler === "function") {
+        args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
+      }
+      const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
+      drain.onStop(async (idle) => {
+        await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
+        await server.shutdown();
+      });
+      return server;
     });
   },
   serveExport(app) {
