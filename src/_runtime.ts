@@ -25,8 +25,6 @@ export type PortCheck = (port: number, host: string | undefined) => void;
 /** What differs between the runtimes. */
 export interface Runtime {
   key: "bun" | "deno";
-  /** Whether a `node:` import costs little (Bun's own modules) rather than a Node layer (Deno, _host.ts). */
-  nodeIsCheap: boolean;
   /** The signals that reopen (or hold) the logs (see the rows). */
   reopenSignals: readonly ("SIGURG" | "SIGUSR1")[];
   /** Whether a JS listener may take SIGUSR1 without side effects. */
@@ -76,7 +74,6 @@ const BUN_OPTIONS = [
 
 const bun: Runtime = {
   key: "bun",
-  nodeIsCheap: true,
   // SIGURG, whose default action is to ignore it, so a stray one never kills; SIGUSR1 too, as Unicorn users
   // send it (and a listener keeps Bun's own inspector off).
   reopenSignals: ["SIGURG", "SIGUSR1"],
@@ -168,7 +165,6 @@ function denoRelaunchArgs(args: readonly string[]): string[] {
 
 const deno: Runtime = {
   key: "deno",
-  nodeIsCheap: false,
   // Never SIGUSR1: it starts the V8 inspector there (see ignoreInspectorSignal).
   reopenSignals: ["SIGURG"],
   usr1IsSafe: false,

@@ -9,6 +9,7 @@
 import { VERSION } from "./version.ts";
 
 declare const DAEMONIC_ENTRY: string;
+declare const DAEMONIC_ENTRY_USES_NODE: boolean;
 
 const argv = process.argv.slice(2);
 // --version alone is answered before the runner is loaded (its own chunk): no module, FFI or parser to pay for.
@@ -19,4 +20,10 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !proce
 }
 const { main, nameOf } = await import("./runner.ts");
 const entryPath = process.argv[1];
-await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(DAEMONIC_ENTRY) });
+await main({
+  name: nameOf(process.execPath),
+  version: VERSION,
+  entryPath,
+  load: () => import(DAEMONIC_ENTRY),
+  usesNode: DAEMONIC_ENTRY_USES_NODE,
+});

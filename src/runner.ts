@@ -29,6 +29,8 @@ export interface App {
   entryPath: string;
   /** Imports (evaluates) the entry. */
   load: () => Promise<unknown>;
+  /** Whether the entry may import `node:` modules, decided when it was built (else read from `entryPath`). */
+  usesNode?: boolean;
   /** The runner's arguments (default: `process.argv.slice(2)`). */
   argv?: string[];
   /** Where relative paths on the command line resolve (default: the working directory). */
@@ -67,7 +69,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
     return runMaster(stage, () => startDaemon(stage));
   }
   setTitle(app.name);
-  return serveDaemon(stage, { path: app.entryPath, load: app.load });
+  return serveDaemon(stage, { path: app.entryPath, load: app.load, usesNode: app.usesNode });
 }
 
 /** The command line parsed and completed from the registry; for a start, its inputs and identity checked. */
@@ -147,7 +149,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
     case "foreground":
       return await (await import("./roles/foreground.ts")).runForeground(
         opts,
-        { path: app.entryPath, load: app.load },
+        { path: app.entryPath, load: app.load, usesNode: app.usesNode },
         exitWith,
       );
   }
@@ -168,7 +170,11 @@ export async function main(app: App): Promise<void> {
   const stage = takeStage();
   mark(`stage read (${stage?.role ?? "none"})`);
   if (stage?.role === "worker") {
-    return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
+    return (await import("./roles/worker.ts")).serveWorker(stage, {
+      path: app.entryPath,
+      load: app.load,
+      usesNode: app.usesNode,
+    });
   }
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
