@@ -160,7 +160,7 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
     // deno compile has no --define: a copy of BUILD_MAIN that declares the entry and imports the runner by path.
     const main = join(dir, "main.ts");
     const text = readFileSync(BUILD_MAIN, "utf8").replace(
-      /(["'])\.\/([\w.]+)\1/g,
+      /(["'])(\.{1,2}\/[\w./]+)\1/g,
       (_, _q, file) => JSON.stringify(join(ROOT, "src", file)),
     );
     const defines = `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n` +
