@@ -56,11 +56,15 @@ const bunInfo = (s: import("node:fs").Stats): FileInfo => ({
   mtimeMs: s.mtimeMs,
 });
 
-async function bunSystem(): Promise<System> {
-  const fs = await import("node:fs");
+function bunSystem(): System {
+  // Required on first use, synchronously and only under Bun: a `--version` loads none of node:fs.
+  let loaded: typeof import("node:fs") | undefined;
+  const fs = () =>
+    loaded ??= (import.meta as unknown as { require(id: string): typeof import("node:fs") }).require("node:fs");
   return {
     args: () => process.argv.slice(2),
     execPath: () => process.execPath,
+    scriptPath: () => process.argv[1],
     env: (name) => process.env[name],
     setEnv: (name, value) => void (process.env[name] = value),
     deleteEnv: (name) => void delete process.env[name],
@@ -71,22 +75,22 @@ async function bunSystem(): Promise<System> {
     ppid: () => process.ppid,
     uid: () => process.getuid!(),
     euid: () => process.geteuid!(),
-    exists: (path) => fs.existsSync(path),
-    stat: (path) => bunInfo(fs.statSync(path)),
-    lstat: (path) => bunInfo(fs.lstatSync(path)),
-    readText: (path) => fs.readFileSync(path, "utf8"),
-    readBytes: (path) => fs.readFileSync(path),
-    readLink: (path) => fs.readlinkSync(path),
-    readDir: (path) => fs.readdirSync(path),
-    writeText: (path, text, mode = 0o666) => fs.writeFileSync(path, text, { mode }),
-    appendText: (path, text) => fs.appendFileSync(path, text),
-    rename: (from, to) => fs.renameSync(from, to),
-    link: (existing, path) => fs.linkSync(existing, path),
-    unlink: (path) => fs.unlinkSync(path),
-    remove: (path) => fs.rmSync(path, { force: true }),
-    makeDir: (path, options) => void fs.mkdirSync(path, options),
-    writeStdout: (text) => void fs.writeSync(1, text),
-    writeStderr: (text) => void fs.writeSync(2, text),
+    exists: (path) => fs().existsSync(path),
+    stat: (path) => bunInfo(fs().statSync(path)),
+    lstat: (path) => bunInfo(fs().lstatSync(path)),
+    readText: (path) => fs().readFileSync(path, "utf8"),
+    readBytes: (path) => fs().readFileSync(path),
+    readLink: (path) => fs().readlinkSync(path),
+    readDir: (path) => fs().readdirSync(path),
+    writeText: (path, text, mode = 0o666) => fs().writeFileSync(path, text, { mode }),
+    appendText: (path, text) => fs().appendFileSync(path, text),
+    rename: (from, to) => fs().renameSync(from, to),
+    link: (existing, path) => fs().linkSync(existing, path),
+    unlink: (path) => fs().unlinkSync(path),
+    remove: (path) => fs().rmSync(path, { force: true }),
+    makeDir: (path, options) => void fs().mkdirSync(path, options),
+    writeStdout: (text) => void fs().writeSync(1, text),
+    writeStderr: (text) => void fs().writeSync(2, text),
     isTerminal: (fd) => [process.stdin, process.stdout, process.stderr][fd].isTTY === true,
     columns: () => process.stdout.isTTY ? process.stdout.columns : undefined,
     kill: (pid, signal) => void process.kill(pid, signal),
@@ -118,4 +122,4 @@ async function bunSystem(): Promise<System> {
  * console.log(host.exists("/proc/self/fd"), host.readDir("/proc/self/fd").length > 2);
  * ```
  */
-export const host: System = IS_BUN ? await bunSystem() : denoSystem();
+export const host: System = IS_BUN ? bunSystem() : denoSystem();

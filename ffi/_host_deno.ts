@@ -169,6 +169,7 @@ export function denoSystem(): System {
   return {
     args: () => [...Deno.args],
     execPath: () => Deno.execPath(),
+    scriptPath: () => decodeURIComponent(new URL(Deno.mainModule).pathname),
     env: (name) => Deno.env.get(name),
     setEnv: (name, value) => Deno.env.set(name, value),
     deleteEnv: (name) => Deno.env.delete(name),

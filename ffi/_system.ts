@@ -37,6 +37,8 @@ export interface System {
   args(): string[];
   /** The runtime's own executable. */
   execPath(): string;
+  /** The main script's path (in a compiled executable, its embedded main module's). */
+  scriptPath(): string;
   env(name: string): string | undefined;
   setEnv(name: string, value: string): void;
   deleteEnv(name: string): void;

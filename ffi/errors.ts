@@ -39,7 +39,20 @@ const NAMES: Record<number, string> = {
  * console.log(err.code, err.message); // ENOENT open /run/x.pid: No such file or directory (ENOENT)
  * ```
  */
+/** The brand `instanceof` tests, shared by every copy of daemonic in a process (Symbol.for). */
+export const ERROR_BRAND: unique symbol = Symbol.for("daemonic.error") as never;
+
+/** Whether `value` carries the brand of the error class `name`. */
+export const branded = (value: unknown, name: string): boolean =>
+  typeof value === "object" && value !== null && (value as { [ERROR_BRAND]?: string })[ERROR_BRAND] === name;
+
 export class SystemCallError extends Error {
+  readonly [ERROR_BRAND] = "SystemCallError";
+  /** Any copy's error is one (the npm package's bundled command beside the files tsc wrote, an entry's own
+   * daemonic): `instanceof` tests the brand, not the class object. */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, "SystemCallError");
+  }
   /** The errno name, e.g. `"EACCES"` (`"E<number>"` for rare ones). */
   readonly code: string;
   constructor(
@@ -69,6 +82,12 @@ export class SystemCallError extends Error {
  * ```
  */
 export class MissingLibcError extends Error {
+  readonly [ERROR_BRAND] = "MissingLibcError";
+  /** Any copy's error is one (the npm package's bundled command beside the files tsc wrote, an entry's own
+   * daemonic): `instanceof` tests the brand, not the class object. */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, "MissingLibcError");
+  }
   constructor(
     /** What is missing: the library, or a function in it. */
     readonly what: string,

@@ -3,13 +3,17 @@
  * `npm run bench`: daemonic side by side with bare runtimes and its peers, in one run, printed as markdown
  * tables ending in the goals of issue 10, each ✓/✗ from this run's own medians.
  *
- *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH] [--goals] [--soak SEC] [--soak-only]
+ *   bun scripts/bench.ts [--runs N] [--duration SEC] [--daemonic DIR] [--bin PATH] [--goals] [--deno] [--soak SEC]
+ *                        [--soak-only]
  *
  * --runs      start-ups per case (default 9); short commands run 3× as often
  * --duration  seconds of each wrk run (default 3)
  * --daemonic  the daemonic checkout whose `src/cli.ts build` makes the binary (default: this one)
  * --bin       bench this already built binary of scripts/bench-server.ts instead of building one
  * --goals     only the runner's cost per process (issue 25, bench_goals.ts): both entries, goal table, marks
+ * --deno      only the Deno start-ups (issue 21, bench_deno.ts): a user's `deno run -A npm:daemonic run ENTRY`
+ *             foreground, `--daemon`, `--daemon --no-keep-alive`, `--status`, `--stop` beside bare `deno run -A`,
+ *             the Deno goals, each process's marks; builds nothing but the packed package it installs
  * --soak      seconds of the soak on each runtime (default 300; 0 leaves it out): `--workers 2` under reloads,
  *             kill -9 of the youngest worker, TTIN/TTOU and log reopens every 2 s, a connect every 10 ms
  *             (scripts/bench_soak.ts; test/soak.test.ts runs a minute of it)
@@ -33,15 +37,19 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   type Case,
+  daemonicCase,
+  daemonicStop,
   daemonRun,
-  foregroundRun,
+  foregroundCase,
   measureAll,
   peakRss,
-  shortRun,
+  pidFileFor,
+  runningDaemon,
+  shortCase,
   skip,
   skipped,
-  type Stopper,
 } from "./bench_cases.ts";
+import { denoCommand, denoEntry, denoMarks, denoServers, denoShorts, runDeno } from "./bench_deno.ts";
 import {
   freePort,
   kill,
@@ -63,7 +71,6 @@ import { soak, SOAK_HEADER, soakReport } from "./bench_soak.ts";
 import { startupTrace } from "./bench_trace.ts";
 import { throughputs } from "./bench_wrk.ts";
 import { runGoals } from "./bench_goals_run.ts";
-import { userProject } from "../test/_project.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({
@@ -75,6 +82,7 @@ const { values: flags } = parseArgs({
     soak: { type: "string" },
     "soak-only": { type: "boolean" },
     goals: { type: "boolean" },
+    deno: { type: "boolean" },
   },
 });
 const RUNS = Math.max(1, Number(flags.runs ?? 9));
@@ -85,11 +93,19 @@ const BIN_DIR = join(ROOT, "node_modules", ".bin");
 const BUN = process.execPath;
 const DENO = existsSync(join(BIN_DIR, "deno")) ? join(BIN_DIR, "deno") : which("deno");
 const ENTRY = join(ROOT, "scripts", "bench-server.ts");
-const DENO_ENTRY = join(ROOT, "scripts", "bench-server-deno.ts");
+const DENO_ENTRY = denoEntry(ROOT);
 const began = performance.now();
 const tmp = mkdtempSync(join(tmpdir(), "daemonic-bench-"));
 killOnExit(() => rmSync(tmp, { recursive: true, force: true }));
 const notes: string[] = [];
+if (flags.deno) {
+  if (!DENO) {
+    console.error("bench: --deno: deno is neither in node_modules/.bin nor on PATH: `npm ci` installs it");
+    process.exit(1);
+  }
+  console.log((await runDeno({ deno: DENO, root: ROOT, tmp, rounds: RUNS })).join("\n"));
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Build: the daemon, and the two baselines with the flags `daemonic build` passes (read from src/build/build.ts)
@@ -187,32 +203,9 @@ if (flags["soak-only"]) {
 // ---------------------------------------------------------------------------------------------------------
 // The servers: time to ready
 
-const pidFileFor = (tag: string, i: number) => join(tmp, `${tag}-${i < 0 ? "warm" : i}.pid`);
-const fromStdout = async (s: { stdout: string }) => lastInt(s.stdout);
-/** `--stop` of a daemonic daemon: exit 0 (its own wait for the exit is included). */
-const daemonicStop = (cmd: string[], pidFile: string): Stopper => async () => {
-  const stopper = start([...cmd, "--stop", "--pid-file", pidFile]);
-  const code = await stopper.proc.exited;
-  return { ok: code === 0, detail: `exit ${code}: ${tail(stopper.stderr)}` };
-};
-const daemonic = (name: string, tag: string, cmd: string[], extra: string[] = [], entryArgs: string[] = []): Case => ({
-  name,
-  samples: [],
-  run: (port, i) => {
-    const pidFile = pidFileFor(tag, i);
-    return daemonRun(
-      [...cmd, "--daemon", ...extra, "--pid-file", pidFile, "--", ...entryArgs, String(port)],
-      port,
-      fromStdout,
-      daemonicStop(cmd, pidFile),
-    );
-  },
-});
-const fg = (name: string, argv: string[], cwd?: string): Case => ({
-  name,
-  samples: [],
-  run: (port) => foregroundRun([...argv, String(port)], port, cwd),
-});
+const daemonic = (name: string, tag: string, cmd: string[], extra: string[] = []) =>
+  daemonicCase(name, tag, cmd, tmp, extra);
+const fg = foregroundCase;
 
 const bareEntry = fg("bare `bun build --compile` of the entry, foreground", [bare]);
 const foreground = fg("daemonic binary, foreground", [bin, "--"]);
@@ -230,7 +223,7 @@ const ruby: Case = RUBY
     name: "Ruby `Process.daemon` + TCPServer",
     samples: [],
     run: (port, i) => {
-      const pidFile = pidFileFor("ruby", i);
+      const pidFile = pidFileFor(tmp, "ruby", i);
       return daemonRun([RUBY, join(ROOT, "scripts", "bench-daemon.rb"), String(port), pidFile], port, () =>
         readPid(pidFile), async (pid) => {
         kill(pid, "SIGTERM");
@@ -246,7 +239,7 @@ const ssd: Case = SSD
     name: "`start-stop-daemon --background` + daemonic binary in the foreground",
     samples: [],
     run: (port, i) => {
-      const pidFile = pidFileFor("ssd", i);
+      const pidFile = pidFileFor(tmp, "ssd", i);
       const argv = [
         SSD,
         "--start",
@@ -287,16 +280,8 @@ const pm2: Case = PM2
   }
   : skip("PM2", "pm2 is neither in node_modules/.bin nor on PATH: `npm ci` installs it (a devDependency)");
 
-const noDeno = "deno not found in node_modules/.bin or on PATH";
-// A Deno user's own command: the packed package installed in a project (test/_project.ts), run as
-// `deno run -A npm:daemonic` (its deno.json only lets the bench run it from here).
-const denoCli = DENO ? [DENO, "run", "-A", "--config", userProject().config, "npm:daemonic", "run", DENO_ENTRY] : [];
-const denoBare = DENO
-  ? fg("bare `deno run -A` of a `Deno.serve` entry", [DENO, "run", "-A", DENO_ENTRY])
-  : skip("bare `deno run`", noDeno);
-const denoFg = DENO
-  ? fg("`deno run -A npm:daemonic run ENTRY`, foreground", [...denoCli, "--"])
-  : skip("deno CLI foreground", noDeno);
+const denoCli = DENO ? denoCommand(DENO, ROOT) : [];
+const { denoBare, denoFg, denoDaemon, denoDaemonNk } = denoServers(DENO, denoCli, ROOT, tmp);
 const denoTask = DENO
   ? fg("`deno task daemonic run ENTRY` (this repository's sources), foreground", [
     DENO,
@@ -307,13 +292,7 @@ const denoTask = DENO
     DENO_ENTRY,
     "--",
   ], DAEMONIC)
-  : skip("deno task", noDeno);
-const denoDaemon = DENO
-  ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon` (keep-alive)", "deno", denoCli)
-  : skip("deno CLI --daemon", noDeno);
-const denoDaemonNk = DENO
-  ? daemonic("`deno run -A npm:daemonic run ENTRY --daemon --no-keep-alive`", "denonk", denoCli, ["--no-keep-alive"])
-  : skip("deno CLI --daemon --no-keep-alive", noDeno);
+  : skip("deno task", "deno not found in node_modules/.bin or on PATH");
 
 const servers = [
   bareEntry,
@@ -338,47 +317,17 @@ if (PM2) spawnSync(PM2, ["kill"], { env: pm2Env }); // the bench's own PM2 God d
 // ---------------------------------------------------------------------------------------------------------
 // Short commands, against one running daemon: launch → exit, and peak RSS
 
-const statusPidFile = join(tmp, "status.pid");
-const statusPort = await freePort();
-const statusDaemon = start([bin, "--daemon", "--pid-file", statusPidFile, "--", String(statusPort)]);
-let statusPid: number | undefined;
-const shortCases: Case[] = [];
-if (await statusDaemon.proc.exited !== 0) {
-  skipped.push(`--status: the daemon to ask did not start: ${tail(statusDaemon.stderr)}`);
-} else {
-  statusPid = lastInt(statusDaemon.stdout);
-  record(statusPid);
-}
-const short = (name: string, argv: string[]): Case => ({ name, samples: [], run: () => shortRun(argv) });
-const exitCase = short("bare compiled `process.exit(0)`", [bareExit]);
-const version = short("daemonic binary `--version`", [bin, "--version"]);
+const statusDaemon = await runningDaemon([bin], join(tmp, "status.pid"));
+const statusPidFile = statusDaemon.pidFile, statusPid = statusDaemon.pid;
+const exitCase = shortCase("bare compiled `process.exit(0)`", [bareExit]);
+const version = shortCase("daemonic binary `--version`", [bin, "--version"]);
 const status = statusPid
-  ? short("daemonic binary `--status` (running)", [bin, "--status", "--pid-file", statusPidFile])
-  : skip("`--status`", "no daemon");
+  ? shortCase("daemonic binary `--status` (running)", [bin, "--status", "--pid-file", statusPidFile])
+  : skip("`--status`", `the daemon to ask did not start: ${statusDaemon.error}`);
 // The same on Deno: a user's `deno run -A npm:daemonic run ENTRY --status` of a running Deno daemon.
-const denoStatusPidFile = join(tmp, "deno-status.pid");
-const denoStatusDaemon = DENO
-  ? start([...denoCli, "--daemon", "--pid-file", denoStatusPidFile, "--", String(await freePort())])
-  : undefined;
-const denoStatusPid = denoStatusDaemon && await denoStatusDaemon.proc.exited === 0
-  ? lastInt(denoStatusDaemon.stdout)
-  : undefined;
-if (denoStatusPid) record(denoStatusPid);
-const denoExit = DENO
-  ? short("bare `deno run -A` of `Deno.exit(0)`", [DENO, "run", "-A", join(ROOT, "scripts", "bench-exit-deno.ts")])
-  : skip("bare deno exit", noDeno);
-const denoStatus = denoStatusPid
-  ? short("`deno run -A npm:daemonic run ENTRY --status` (running)", [
-    ...denoCli,
-    "--status",
-    "--pid-file",
-    denoStatusPidFile,
-  ])
-  : skip(
-    "deno `--status`",
-    DENO ? `the Deno daemon to ask did not start: ${tail(denoStatusDaemon?.stderr ?? "")}` : noDeno,
-  );
-shortCases.push(exitCase, version, status, denoExit, denoStatus);
+const denoStatusDaemon = DENO ? await runningDaemon(denoCli, join(tmp, "deno-status.pid")) : undefined;
+const { denoExit, denoStatus } = denoShorts(DENO, denoCli, ROOT, denoStatusDaemon);
+const shortCases = [exitCase, version, status, denoExit, denoStatus];
 console.error(`bench: short commands, ${RUNS * 3} rounds`);
 await measureAll(shortCases, RUNS * 3);
 console.error("bench: peak RSS of the short commands and the launcher (GNU time %M)");
@@ -398,14 +347,8 @@ daemon.peak = await peakRss(
     for (const p of listeners(launcherPort)) await stopPid(p);
   },
 );
-if (statusPid) {
-  await daemonicStop([bin], statusPidFile)(statusPid);
-  await stopPid(statusPid);
-}
-if (denoStatusPid) {
-  await daemonicStop(denoCli, denoStatusPidFile)(denoStatusPid);
-  await stopPid(denoStatusPid);
-}
+await statusDaemon.stop();
+await denoStatusDaemon?.stop();
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -496,4 +439,8 @@ console.log(
     bareExit,
   })).join("\n"),
 );
+if (DENO) {
+  console.error("bench: Deno: where each process's milliseconds go (DAEMONIC_TRACE marks)");
+  console.log((await denoMarks(denoCli, tmp, 5)).join("\n"));
+}
 if (SOAK_SECONDS > 0) console.log((await soaks()).join("\n"));

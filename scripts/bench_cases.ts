@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   freePort,
+  lastInt,
   listeners,
   median,
   type Memory,
@@ -138,6 +139,40 @@ export async function foregroundRun(argv: string[], port: number, cwd?: string):
   }
 }
 
+/** Where a daemon case's round `i` keeps its pid file (-1: the warm-up round). */
+export const pidFileFor = (tmp: string, tag: string, i: number) => join(tmp, `${tag}-${i < 0 ? "warm" : i}.pid`);
+
+/** `--stop` of a daemonic daemon started by `cmd`: exit 0 (its own wait for the exit is included). */
+export const daemonicStop = (cmd: string[], pidFile: string): Stopper => async () => {
+  const stopper = start([...cmd, "--stop", "--pid-file", pidFile]);
+  const code = await stopper.proc.exited;
+  return { ok: code === 0, detail: `exit ${code}: ${tail(stopper.stderr)}` };
+};
+
+/** `cmd --daemon EXTRA --pid-file … -- ENTRYARGS PORT`, timed to ready, then stopped by its `--stop` (timed). */
+export function daemonicCase(
+  name: string,
+  tag: string,
+  cmd: string[],
+  tmp: string,
+  extra: string[] = [],
+  entryArgs: string[] = [],
+): Case {
+  const run = (port: number, i: number) => {
+    const pidFile = pidFileFor(tmp, tag, i);
+    const argv = [...cmd, "--daemon", ...extra, "--pid-file", pidFile, "--", ...entryArgs, String(port)];
+    return daemonRun(argv, port, async (s) => lastInt(s.stdout), daemonicStop(cmd, pidFile));
+  };
+  return { name, samples: [], run };
+}
+
+/** `argv PORT` in the foreground, timed to ready. */
+export const foregroundCase = (name: string, argv: string[], cwd?: string): Case => ({
+  name,
+  samples: [],
+  run: (port) => foregroundRun([...argv, String(port)], port, cwd),
+});
+
 /** A command that exits by itself: launch → exit, and its peak RSS. `ok` says which exit codes are right. */
 export async function shortRun(argv: string[], ok: (code: number) => boolean = (c) => c === 0): Promise<Sample> {
   const t0 = performance.now();
@@ -147,6 +182,37 @@ export async function shortRun(argv: string[], ok: (code: number) => boolean = (
   if (!ok(code)) throw new Error(`${argv.join(" ")} exited ${code}: ${tail(child.stderr + child.stdout)}`);
   return { ready: child.exitedAt! - t0 };
 }
+
+/** A daemon of `cmd` left running for the short commands to ask (`--status`): stopped by `stop()`. */
+export interface Running {
+  pidFile: string;
+  /** the daemon's pid, when it started */
+  pid?: number;
+  /** why it did not start */
+  error?: string;
+  /** `--stop`, then every process of it (the daemon, what listens on its port) by pid */
+  stop(): Promise<void>;
+}
+
+/** Starts `cmd --daemon --pid-file PIDFILE -- PORT` (a port from the OS) and waits for its launcher. */
+export async function runningDaemon(cmd: string[], pidFile: string): Promise<Running> {
+  const port = await freePort();
+  const launcher = start([...cmd, "--daemon", "--pid-file", pidFile, "--", String(port)]);
+  const code = await launcher.proc.exited;
+  const pid = code === 0 ? lastInt(launcher.stdout) : NaN;
+  const started = Number.isInteger(pid) && pid > 0;
+  if (started) record(pid);
+  const stop = async () => {
+    for (const p of listeners(port)) record(p);
+    if (started) await daemonicStop(cmd, pidFile)(pid);
+    for (const p of [...(started ? [pid] : []), ...listeners(port)]) await stopPid(p);
+  };
+  const error = started ? undefined : `exit ${code}: ${tail(launcher.stderr + launcher.stdout)}`;
+  return { pidFile, pid: started ? pid : undefined, error, stop };
+}
+
+/** `argv`, timed from launch to exit. */
+export const shortCase = (name: string, argv: string[]): Case => ({ name, samples: [], run: () => shortRun(argv) });
 
 const TIME = ["/usr/bin/time", "/bin/time"].find(existsSync);
 

@@ -46,18 +46,21 @@ export interface ReportInput {
 }
 
 const MiB = 1048576;
-const ms = (x: number | undefined) => x === undefined ? "–" : x.toFixed(1);
+export const ms = (x: number | undefined) => x === undefined ? "–" : x.toFixed(1);
 const mib = (bytes: number | undefined) => bytes === undefined ? "–" : (bytes / MiB).toFixed(1);
-const ratio = (x: number | undefined, base: number | undefined) =>
+export const ratio = (x: number | undefined, base: number | undefined) =>
   x !== undefined && base ? `${(x / base).toFixed(2)}×` : "–";
 const plus = (x: number | undefined, base: number | undefined) =>
   x !== undefined && base !== undefined ? `${x >= base ? "+" : ""}${((x - base) / MiB).toFixed(1)} MiB` : "–";
-const range = (c: Case, key: keyof Sample) => {
+export const range = (c: Case, key: keyof Sample) => {
   const xs = c.samples.map((s) => s[key]).filter((x): x is number => typeof x === "number");
   return xs.length ? `${ms(Math.min(...xs))}–${ms(Math.max(...xs))}` : "";
 };
 const num = (v: number | string | undefined) => typeof v === "number" ? v : undefined;
-const why = (c: Case) =>
+const x = (v: number) => `${v.toFixed(2)}×`;
+const div = (a: number | undefined, b: number | undefined) => a !== undefined && b ? a / b : undefined;
+/** Why a case has no figure (skipped, or failed in every round), or undefined when it has one. */
+export const why = (c: Case) =>
   c.skip
     ? `skipped: ${c.skip}`
     : c.error && !c.samples.length
@@ -188,22 +191,49 @@ function throughputTable(p: (l?: string) => void, tp: Throughput[]): void {
   p();
 }
 
+/** One goal's row of a `| goal | measured | |` table: ✓ or ✗ when measured, "not measured" otherwise. */
+export function goalRow(text: string, value: number | undefined, limit: number, shown: (v: number) => string): string {
+  const ok = value === undefined || Number.isNaN(value) ? undefined : value <= limit;
+  return `| ${text} | ${ok === undefined ? "not measured" : shown(value!)} | ${
+    ok === undefined ? "–" : ok ? "✓" : "✗"
+  } |`;
+}
+
+/** The cases issue 21's Deno goals are computed from. */
+export type DenoGoalCases = Pick<Cases, "denoBare" | "denoFg" | "denoDaemon" | "denoDaemonNk" | "denoStatus">;
+
+/** Issue 21's Deno goals, rows of a goal table: a user's `deno run -A npm:daemonic` beside bare `deno run -A
+ * ENTRY` (the whole bench and `--deno` alike). */
+export function denoGoalRows(c: DenoGoalCases): string[] {
+  const deno = med(c.denoBare, "ready");
+  return [
+    goalRow("Deno foreground ready ≤ 1.3× bare `deno run -A ENTRY`", div(med(c.denoFg, "ready"), deno), 1.3, x),
+    goalRow(
+      "Deno `--daemon` (keep-alive) ready ≤ 3.0× bare `deno run -A ENTRY`",
+      div(med(c.denoDaemon, "ready"), deno),
+      3.0,
+      x,
+    ),
+    goalRow(
+      "Deno `--daemon --no-keep-alive` ready ≤ 2.0× bare `deno run -A ENTRY`",
+      div(med(c.denoDaemonNk, "ready"), deno),
+      2.0,
+      x,
+    ),
+    goalRow("Deno `--status` ≤ 40 ms", med(c.denoStatus, "ready"), 40, (v) => `${v.toFixed(1)} ms`),
+  ];
+}
+
 function goalTable(p: (l?: string) => void, c: Cases, size: number, sameSize: number): void {
   p(`### Goals (issue 10), from this run's medians`);
   p();
   p(`| goal | measured | |`);
   p(`| --- | --- | :---: |`);
-  const goal = (text: string, value: number | undefined, limit: number, shown: (v: number) => string) => {
-    const ok = value === undefined || Number.isNaN(value) ? undefined : value <= limit;
-    p(`| ${text} | ${ok === undefined ? "not measured" : shown(value!)} | ${
-      ok === undefined ? "–" : ok ? "✓" : "✗"
-    } |`);
-  };
-  const x = (v: number) => `${v.toFixed(2)}×`;
+  const goal = (text: string, value: number | undefined, limit: number, shown: (v: number) => string) =>
+    p(goalRow(text, value, limit, shown));
   const over = (v: number) => `+${(v / MiB).toFixed(1)} MiB`;
-  const div = (a: number | undefined, b: number | undefined) => a !== undefined && b ? a / b : undefined;
   const sub = (a: number | undefined, b: number | undefined) => a !== undefined && b !== undefined ? a - b : undefined;
-  const bun = med(c.bareEntry, "ready"), deno = med(c.denoBare, "ready");
+  const bun = med(c.bareEntry, "ready");
   const exitPeak = num(c.exitCase.peak);
   const daemons: [string, Case][] = [["`--daemon`", c.daemon], ["`--daemon --no-keep-alive`", c.daemonNk]];
   goal("foreground binary ready ≤ 1.15× the bare compiled entry", div(med(c.foreground, "ready"), bun), 1.15, x);
@@ -241,21 +271,7 @@ function goalTable(p: (l?: string) => void, c: Cases, size: number, sameSize: nu
     3 * MiB,
     over,
   );
-  // Issue 21's Deno goals: a user's `deno run -A npm:daemonic` beside bare `deno run -A ENTRY`.
-  goal("Deno foreground ready ≤ 1.3× bare `deno run -A ENTRY`", div(med(c.denoFg, "ready"), deno), 1.3, x);
-  goal(
-    "Deno `--daemon` (keep-alive) ready ≤ 3.0× bare `deno run -A ENTRY`",
-    div(med(c.denoDaemon, "ready"), deno),
-    3.0,
-    x,
-  );
-  goal(
-    "Deno `--daemon --no-keep-alive` ready ≤ 2.0× bare `deno run -A ENTRY`",
-    div(med(c.denoDaemonNk, "ready"), deno),
-    2.0,
-    x,
-  );
-  goal("Deno `--status` ≤ 40 ms", med(c.denoStatus, "ready"), 40, (v) => `${v.toFixed(1)} ms`);
+  denoGoalRows(c).forEach((row) => p(row));
   goal(
     "binary ≤ bare compile with the same flags + 0.5 MB",
     size - sameSize,

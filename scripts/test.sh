@@ -17,7 +17,7 @@ bash scripts/setup-test-tools.sh || exit 1
 
 # What they run does not depend on the runtime running the file (a binary built with Bun; `deno run` as a
 # user types it): the bun pass only.
-ONCE=(test/container.test.ts test/ship.test.ts test/deno_start.test.ts)
+ONCE=(test/container.test.ts test/ship.test.ts test/deno_user.test.ts)
 # In namespaces of their own (podman; Debian 11 and arm64 chroots; a systemd container): beside the bun pass.
 ASIDE=(test/container.test.ts test/ship.test.ts test/service.test.ts)
 ALONE=(test/soak.test.ts test/lossless.test.ts) # a listener gap of 0.3 s, no failed request under wrk: alone

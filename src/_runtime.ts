@@ -25,8 +25,6 @@ export type PortCheck = (port: number, host: string | undefined) => void;
 /** What differs between the runtimes. */
 export interface Runtime {
   key: "bun" | "deno";
-  /** Whether a `node:` import costs little (Bun's own modules) rather than a Node layer (Deno, _host.ts). */
-  nodeIsCheap: boolean;
   /** The signals that reopen (or hold) the logs (see the rows). */
   reopenSignals: readonly ("SIGURG" | "SIGUSR1")[];
   /** Whether a JS listener may take SIGUSR1 without side effects. */
@@ -76,7 +74,6 @@ const BUN_OPTIONS = [
 
 const bun: Runtime = {
   key: "bun",
-  nodeIsCheap: true,
   // SIGURG, whose default action is to ignore it, so a stray one never kills; SIGUSR1 too, as Unicorn users
   // send it (and a listener keeps Bun's own inspector off).
   reopenSignals: ["SIGURG", "SIGUSR1"],
@@ -137,6 +134,17 @@ const DENO_PERMISSIONS = ["read", "write", "env", "ffi", "sys", "run"];
 // Read before an entry's argv replaces it (RUNTIME.setEntryArgv).
 const DENO_MAIN = IS_BUN ? undefined : Deno.mainModule;
 
+/** Puts `wrap(serve)` in Deno.serve's place without reading it now: Deno loads its HTTP server's code on the
+ * first read (12 ms), which an entry that never serves with it must not pay. */
+function replaceDenoServe(wrap: (serve: AnyFn) => AnyFn): void {
+  const current = Object.getOwnPropertyDescriptor(g.Deno, "serve");
+  let wrapped: AnyFn | undefined;
+  Object.defineProperty(g.Deno, "serve", {
+    configurable: true,
+    get: () => wrapped ??= wrap((current?.get ? current.get.call(g.Deno) : current?.value) as AnyFn),
+  });
+}
+
 /** `deno run [flags] SCRIPT …` (or `deno [flags] SCRIPT …`) with `--unstable-net`, which Deno.serve and
  * Deno.listen need for reusePort (workers share a port), unless the flags have it; and `npm:daemonic` as the
  * file it resolved to in the project's node_modules (the same on every run), whose resolution costs each
@@ -157,7 +165,6 @@ function denoRelaunchArgs(args: readonly string[]): string[] {
 
 const deno: Runtime = {
   key: "deno",
-  nodeIsCheap: false,
   // Never SIGUSR1: it starts the V8 inspector there (see ignoreInspectorSignal).
   reopenSignals: ["SIGURG"],
   usr1IsSafe: false,
@@ -185,9 +192,8 @@ const deno: Runtime = {
       process.argv = [process.execPath, entryPath, ...args];
     }
   },
-  labelPortInUse() {
-    const serve = g.Deno.serve;
-    const value = (...args: unknown[]) => {
+  labelPortInUse: () =>
+    replaceDenoServe((serve) => (...args: unknown[]) => {
       try {
         return serve.apply(g.Deno, args);
       } catch (err) {
@@ -202,33 +208,27 @@ const deno: Runtime = {
         }
         throw err;
       }
-    };
-    Object.defineProperty(g.Deno, "serve", { configurable: true, value });
-  },
+    }),
   wrapServe(check, drain) {
-    const serve = g.Deno.serve;
-    Object.defineProperty(g.Deno, "serve", {
-      configurable: true,
-      value: (...args: unknown[]) => {
-        if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
-          args[0] = { ...args[0] as object, reusePort: true };
-        } else args.unshift({ reusePort: true });
-        const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn; cert?: unknown };
-        if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
-        // Over TLS clients speak HTTP/2 (no pipelining, many requests at once on a connection): nothing to hold.
-        const connectionOf = o.cert ? undefined : denoConnection;
-        const handlerAt = args.findIndex((a) => typeof a === "function");
-        if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
-        else if (typeof o.handler === "function") {
-          args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
-        }
-        const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
-        drain.onStop(async (idle) => {
-          await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
-          await server.shutdown();
-        });
-        return server;
-      },
+    replaceDenoServe((serve) => (...args: unknown[]) => {
+      if (typeof args[0] === "object" && args[0] !== null && typeof args[0] !== "function") {
+        args[0] = { ...args[0] as object, reusePort: true };
+      } else args.unshift({ reusePort: true });
+      const o = args[0] as { port?: number; hostname?: string; path?: string; handler?: AnyFn; cert?: unknown };
+      if (!o.path) check(o.port ?? 8000, o.hostname ?? "0.0.0.0");
+      // Over TLS clients speak HTTP/2 (no pipelining, many requests at once on a connection): nothing to hold.
+      const connectionOf = o.cert ? undefined : denoConnection;
+      const handlerAt = args.findIndex((a) => typeof a === "function");
+      if (handlerAt >= 0) args[handlerAt] = drain.wrapHandler(args[handlerAt] as never, connectionOf);
+      else if (typeof o.handler === "function") {
+        args[0] = { ...o, handler: drain.wrapHandler(o.handler as never, connectionOf) };
+      }
+      const server = serve.apply(g.Deno, args) as { shutdown(): Promise<void> };
+      drain.onStop(async (idle) => {
+        await idle(); // shutdown() closes idle connections at once: the drain has stopped the listener
+        await server.shutdown();
+      });
+      return server;
     });
   },
   serveExport(app) {
@@ -276,10 +276,12 @@ const SIGUSR1 = 10;
  * On Deno (2.9.2 and later) a SIGUSR1 starts the V8 inspector on 127.0.0.1:9229, an unauthenticated debugger
  * any local user could attach to, and no JS listener prevents it. Deno installs that handler about 500 ms
  * after start, on its event loop, so the disposition is set to SIG_IGN now and again once Deno has
- * installed its handler. Does nothing on Bun (a SIGUSR1 listener there keeps Bun's inspector off).
+ * installed its handler. Does nothing on Bun (a SIGUSR1 listener there keeps Bun's inspector off). With
+ * `afterMs`, all of it starts that much later (well before Deno's handler), off a start-up that binds no libc.
  */
-export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }): void {
+export function ignoreInspectorSignal(libc: { ignoreSignal(signal: number): void }, afterMs?: number): void {
   if (RUNTIME.usr1IsSafe) return;
+  if (afterMs !== undefined) return void RUNTIME.sys.timer(afterMs, () => ignoreInspectorSignal(libc), { unref: true });
   libc.ignoreSignal(SIGUSR1);
   const caught = () =>
     (BigInt(`0x${/SigCgt:\s*(\w+)/.exec(RUNTIME.sys.readText("/proc/self/status"))![1]}`) >> BigInt(SIGUSR1 - 1)) & 1n;

@@ -5,18 +5,27 @@
  *
  * @module
  */
-// The global `process`, not node:process: on Deno its first `node:` import costs ~15 ms, and --version pays none.
+// ffi/_host.ts, not `process`: on Deno its first use loads the Node compatibility layer (tens of ms a process).
+import { host } from "../ffi/_host.ts";
 import { VERSION } from "./version.ts";
 
 declare const DAEMONIC_ENTRY: string;
+declare const DAEMONIC_ENTRY_USES_NODE: boolean;
 
-const argv = process.argv.slice(2);
+const argv = host.args();
+const executable = host.execPath();
 // --version alone is answered before the runner is loaded (its own chunk): no module, FFI or parser to pay for.
-if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !process.env.DAEMONIC_STAGE) {
-  const name = process.execPath.slice(process.execPath.lastIndexOf("/") + 1).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
+if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V") && !host.env("DAEMONIC_STAGE")) {
+  const name = executable.slice(executable.lastIndexOf("/") + 1).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
   console.log(`${name} (daemonic ${VERSION})`);
-  process.exit(0);
+  host.exit(0);
 }
 const { main, nameOf } = await import("./runner.ts");
-const entryPath = process.argv[1];
-await main({ name: nameOf(process.execPath), version: VERSION, entryPath, load: () => import(DAEMONIC_ENTRY) });
+const entryPath = host.scriptPath();
+await main({
+  name: nameOf(executable),
+  version: VERSION,
+  entryPath,
+  load: () => import(DAEMONIC_ENTRY),
+  usesNode: DAEMONIC_ENTRY_USES_NODE,
+});

@@ -53,7 +53,10 @@ async function cli(argv: string[]): Promise<void> {
     }
     case "build": {
       if (rest.includes("--help") || rest.includes("-h")) return help("build");
-      const { build, parseBuildArgs } = await import("./build/build.ts");
+      // Not a literal: the npm package's bundled cli.js (scripts/build-npm.sh) loads the build from the files
+      // tsc wrote, which find daemonic's own sources relative to themselves.
+      const buildModule = "./build/build.ts";
+      const { build, parseBuildArgs } = await import(buildModule) as typeof import("./build/build.ts");
       const options = parseBuildArgs(rest, baseDir);
       const out = build(options);
       console.log(out);

@@ -17,6 +17,8 @@ export interface Entry {
   path?: string;
   /** Imports (evaluates) the entry. */
   load: () => Promise<unknown>;
+  /** Whether it may import `node:` modules, when known without its sources (a built executable's). */
+  usesNode?: boolean;
 }
 
 /** What the process running the entry does at its two outcomes. */

@@ -29,6 +29,8 @@ export interface App {
   entryPath: string;
   /** Imports (evaluates) the entry. */
   load: () => Promise<unknown>;
+  /** Whether the entry may import `node:` modules, decided when it was built (else read from `entryPath`). */
+  usesNode?: boolean;
   /** The runner's arguments (default: `process.argv.slice(2)`). */
   argv?: string[];
   /** Where relative paths on the command line resolve (default: the working directory). */
@@ -62,20 +64,23 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
   mark("daemon: role modules loaded");
   if (supervised(supervisionOf(stage))) {
     // keep-alive: a master of one worker
-    return (await import("./roles/master.ts")).runMaster(stage, () => startDaemon(stage));
+    const { runMaster } = await import("./roles/master.ts");
+    mark("master: role modules loaded");
+    return runMaster(stage, () => startDaemon(stage));
   }
   setTitle(app.name);
-  return serveDaemon(stage, { path: app.entryPath, load: app.load });
+  return serveDaemon(stage, { path: app.entryPath, load: app.load, usesNode: app.usesNode });
 }
 
 /** The command line parsed and completed from the registry; for a start, its inputs and identity checked. */
 async function optionsOf(app: App, argv: string[]): Promise<RunnerOptions> {
-  const [{ parseRunnerArgs }, { remembered }] = await Promise.all([
-    import("./cli/options.ts"),
-    import("./cli/remembered.ts"),
-  ]);
+  const { parseRunnerArgs } = await import("./cli/options.ts");
   mark("options modules loaded");
-  const opts = remembered(parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir }));
+  const given = parseRunnerArgs(argv, { name: app.name, baseDir: app.baseDir });
+  // Only a control action asks the registry which daemon it means: a start loads none of that.
+  const opts = given.action === "foreground" || given.action === "daemon"
+    ? given
+    : (await import("./cli/remembered.ts")).remembered(given);
   mark("options parsed");
   if (["daemon", "restart", "foreground", "install-service"].includes(opts.action)) { // a control command loads neither
     const [{ identityOf }, { checkStartInputs }] = await Promise.all([
@@ -144,7 +149,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
     case "foreground":
       return await (await import("./roles/foreground.ts")).runForeground(
         opts,
-        { path: app.entryPath, load: app.load },
+        { path: app.entryPath, load: app.load, usesNode: app.usesNode },
         exitWith,
       );
   }
@@ -165,7 +170,11 @@ export async function main(app: App): Promise<void> {
   const stage = takeStage();
   mark(`stage read (${stage?.role ?? "none"})`);
   if (stage?.role === "worker") {
-    return (await import("./roles/worker.ts")).serveWorker(stage, { path: app.entryPath, load: app.load });
+    return (await import("./roles/worker.ts")).serveWorker(stage, {
+      path: app.entryPath,
+      load: app.load,
+      usesNode: app.usesNode,
+    });
   }
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);

@@ -17,7 +17,7 @@ const file = sys.env(TRACE_ENV);
 /** Records that this process reached `step` (epoch ms, from the runtime's clock). */
 export const mark: (step: string) => void = file
   ? (step) => {
-    const node = sys.nodeLayerLoaded() ? " [node layer loaded]" : ""; // test/deno_start.test.ts looks for it
+    const node = sys.nodeLayerLoaded() ? " [node layer loaded]" : ""; // test/deno_user.test.ts looks for it
     sys.appendText(file, `${sys.pid()} ${(performance.timeOrigin + performance.now()).toFixed(3)} ${step}${node}\n`);
   }
   : () => {};

@@ -2,6 +2,7 @@
  * The README's Deno commands as a user types them in a project of their own: the packed package installed
  * with `npm install` of the tarball, a `Deno.serve` entry, no deno.json, no runtime flag but `-A`. The runner
  * must hand the processes it starts what they need itself (`--unstable-net` for the workers' shared port).
+ * It runs `deno` whatever runtime runs this file, so `npm test` runs it once, in the bun pass (scripts/test.sh).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -207,4 +208,91 @@ describe("a Deno user's project: deno run -A npm:daemonic …, as the README typ
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^serve \(daemonic \d+\.\d+\.\d+\)\n$/);
   });
+});
+
+// Issue 21: no process on the Deno start path of a `Deno.serve` entry loads Deno's Node compatibility layer
+// (tens of ms a process). Each process marks its steps in the DAEMONIC_TRACE file (src/trace.ts) and says
+// there once the layer has loaded; an entry that imports node:http shows that the check sees it.
+writeFileSync(
+  `${dir}/node_server.ts`,
+  `import http from "node:http";\n` +
+    `http.createServer((_, res) => res.end("ok\\n")).listen(Number(process.argv[2]), "127.0.0.1");\n`,
+);
+const trace = `${dir}/trace`;
+const traced = { ...env, DAEMONIC_TRACE: trace };
+const tracedRun = (entry: string, args: string[]) =>
+  run([DENO, "run", "-A", "npm:daemonic", "run", entry, "--pid-file", "traced.pid", ...args], {
+    cwd: dir,
+    env: traced,
+    timeout: 60_000,
+  });
+
+/** The trace's lines, by pid: each process's steps. */
+function stepsByPid(): Map<number, string[]> {
+  const byPid = new Map<number, string[]>();
+  for (const line of readOr(trace).split("\n").filter(Boolean)) {
+    const [pid, , ...step] = line.split(" ");
+    byPid.set(Number(pid), [...byPid.get(Number(pid)) ?? [], step.join(" ")]);
+  }
+  return byPid;
+}
+
+/** Asserts that `roles` each marked a step in some process, and that no process loaded the Node layer. */
+function assertNoNodeLayer(what: string, roles: RegExp[]): void {
+  const steps = stepsByPid();
+  const all = [...steps.values()].flat();
+  for (const role of roles) assert.ok(all.some((s) => role.test(s)), `${what}: no step matches ${role}:\n${all}`);
+  for (const [pid, marks] of steps) {
+    assert.deepEqual(marks.filter((m) => m.includes("[node layer loaded]")), [], `${what}: pid ${pid} loaded it`);
+  }
+}
+
+describe("the Deno start path of a Deno.serve entry loads no node: module", () => {
+  test(
+    "--daemon (keep-alive), --status, --stop; --no-keep-alive; --workers 2 and --list",
+    sandboxed(async (sb) => {
+      for (const extra of [[], ["--no-keep-alive"], ["--workers", "2"]]) {
+        writeFileSync(trace, "");
+        const port = await freePort();
+        const started = tracedRun("server.ts", ["--daemon", ...extra, "--log-file", "traced.log", "--", String(port)]);
+        const pid = sb.track(Number(started.stdout.trim()));
+        assert.equal(started.status, 0, `${started.stderr}\n${readOr(`${dir}/traced.log`)}`);
+        const children = childrenOf(pid).map((p) => sb.track(p));
+        assert.match(await exchange(port), /Hello from PID|ok/);
+        assert.equal(tracedRun("server.ts", ["--status"]).status, 0);
+        assert.equal(tracedRun("server.ts", ["--list"]).status, 0);
+        assert.equal(tracedRun("server.ts", ["--stop"]).status, 0);
+        for (const p of [pid, ...children]) assert.ok(await eventually(() => !alive(p)), `${p} left behind`);
+        const roles = extra.length === 0
+          ? [/^launcher: READY/, /^worker: entry ready/, /^daemon: pid file taken over/]
+          : extra[0] === "--no-keep-alive"
+          ? [/^launcher: READY/, /^daemon: entry ready/]
+          : [/^launcher: READY/, /^worker: entry ready/];
+        assertNoNodeLayer(`--daemon ${extra.join(" ")}`, [...roles, /^action done/]);
+      }
+    }),
+  );
+
+  test(
+    "the foreground; and an entry that imports node:http does load it (the check sees it)",
+    sandboxed(async (sb) => {
+      for (const entry of ["server.ts", "node_server.ts"]) {
+        writeFileSync(trace, "");
+        const port = await freePort();
+        const child = spawn(DENO, ["run", "-A", "npm:daemonic", "run", entry, "--", String(port)], {
+          cwd: dir,
+          env: traced,
+          stdio: "ignore",
+        });
+        const pid = sb.track(child.pid);
+        const exited = new Promise((resolve) => child.on("close", resolve));
+        assert.ok(await eventually(() => /foreground: entry ready/.test(readOr(trace)), 30_000), readOr(trace));
+        assert.match(await exchange(port), /Hello from PID|ok/);
+        process.kill(pid, "SIGTERM");
+        await exited;
+        if (entry === "server.ts") assertNoNodeLayer("the foreground", [/^foreground: entry ready/]);
+        else assert.match(readOr(trace), /foreground: entry ready \[node layer loaded\]/);
+      }
+    }),
+  );
 });

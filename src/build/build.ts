@@ -17,6 +17,7 @@ import { parseTarget, runtimeFor, type Target, TARGETS } from "./build_target.ts
 import { DaemonError } from "../errors.ts";
 import { closest } from "../cli/suggest.ts";
 import { checkLibraries, IMAGE_USER, imagePlatform, imageReference, writeImage } from "./image.ts";
+import { mayUseNode } from "../worker/node_use.ts";
 
 /** Options of {@linkcode build}. */
 export interface BuildOptions {
@@ -159,10 +160,12 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
     // deno compile has no --define: a copy of BUILD_MAIN that declares the entry and imports the runner by path.
     const main = join(dir, "main.ts");
     const text = readFileSync(BUILD_MAIN, "utf8").replace(
-      /(["'])\.\/([\w.]+)\1/g,
+      /(["'])(\.{1,2}\/[\w./]+)\1/g,
       (_, _q, file) => JSON.stringify(join(ROOT, "src", file)),
     );
-    writeFileSync(main, `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n${text}`);
+    const defines = `const DAEMONIC_ENTRY = ${JSON.stringify(options.entry)};\n` +
+      `const DAEMONIC_ENTRY_USES_NODE = ${mayUseNode(options.entry)};\n`;
+    writeFileSync(main, defines + text);
     return {
       args: ["compile", "-A", "--unstable-net", "--no-check", "--quiet", "--output", options.output, main],
       compiled: options.output,
@@ -190,6 +193,8 @@ function compileArgs(options: BuildOptions, dir: string): { args: string[]; comp
     "esm",
     "--define",
     `DAEMONIC_ENTRY=${JSON.stringify(options.entry)}`,
+    "--define",
+    `DAEMONIC_ENTRY_USES_NODE=${mayUseNode(options.entry)}`, // read here: the built executable has no sources
     BUILD_MAIN,
     "--outfile",
     compiled,

@@ -109,7 +109,7 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
     unref: true,
   });
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: its successor binds before it leaves.
-  const listeners = await shareListeners(stage.masterPid, entry.path);
+  const listeners = await shareListeners(stage.masterPid, entry);
   mark("worker: listeners shared");
   await RUNTIME.dropWorkerEnv();
   mark("worker: reusePort ticket dropped");

@@ -8,6 +8,7 @@
  */
 import { RUNTIME } from "../_runtime.ts";
 import { Drain } from "./drain.ts";
+import type { Entry } from "../run_entry.ts";
 import { mayUseNode } from "./node_use.ts";
 import { claimPort } from "./port_owner.ts";
 
@@ -37,11 +38,12 @@ function listenOptions(args: unknown[]): Record<string, unknown> | undefined {
  * port another daemon (any process outside the family of `masterPid`) listens on is refused with EADDRINUSE,
  * as without SO_REUSEPORT (see port_owner.ts).
  */
-export async function shareListeners(masterPid: number, entryPath: string | undefined): Promise<Listeners> {
+export async function shareListeners(masterPid: number, entry: Entry): Promise<Listeners> {
   const drain = new Drain();
   const check = (port: number, host: string | undefined) => claimPort(port, host, masterPid);
   RUNTIME.wrapServe(check, drain);
-  if (RUNTIME.nodeIsCheap || entryPath === undefined || mayUseNode(entryPath)) await shareNodeListeners(check, drain);
+  // node:http alone takes a Bun worker 8 ms to load, Deno's Node layer tens: only for an entry that may use them
+  if (entry.usesNode ?? (entry.path === undefined || mayUseNode(entry.path))) await shareNodeListeners(check, drain);
   // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
   return { closeGracefully: () => drain.run() };
 }

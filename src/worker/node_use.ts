@@ -1,8 +1,9 @@
 /**
- * Whether an entry may load Node's modules, read from its source and the local files it imports: a Deno
- * worker patches node:net and node:http `listen` only then, as importing them costs every process Deno's
- * Node layer (ffi/_host.ts). `node:`, `npm:`, `jsr:`, URLs, bare specifiers (a package), `require` and an
- * import of a computed specifier all count as "may"; so does a file that cannot be read.
+ * Whether an entry may load Node's modules, read from its source and the local files it imports (by `daemonic
+ * build` for an executable, which carries no sources): a worker patches node:net and node:http `listen` only
+ * then, as importing them costs a Bun worker ~8 ms (node:http) and a Deno worker its Node layer (ffi/_host.ts).
+ * `node:`, `npm:`, `jsr:`, URLs, bare specifiers (a package), `require` and an import of a computed specifier
+ * all count as "may"; so does a file that cannot be read.
  *
  * @module
  */
