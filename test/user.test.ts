@@ -44,8 +44,9 @@ const daemonic = (args: string[], inNs = true, entry = "server.ts") =>
   run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/${entry}`, args)], {
     timeout: 60_000,
   });
-/** How a daemon is started in the namespace. */
-const IN_NS: StartOptions = { prefix: ["ip", "netns", "exec", NS], spawn: { timeout: 60_000 } };
+/** How a daemon is started (a start as another user takes longer), here or in the namespace. */
+const HERE: StartOptions = { spawn: { timeout: 60_000 } };
+const IN_NS: StartOptions = { ...HERE, prefix: ["ip", "netns", "exec", NS] };
 /** One HTTP GET to port 80 inside the namespace. */
 const get80 = () => run(["ip", "netns", "exec", NS, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:80/"]).stdout;
 const ids = (flag: string, user = "nobody") => run(["id", flag, user]).stdout.trim();
@@ -74,18 +75,8 @@ describe(`--user (${RUNTIME})`, () => {
     "--daemon --user nobody: the entry binds port 80 as nobody with CAP_NET_BIND_SERVICE alone; reopen, reload, stop",
     sandboxed(async (sb) => {
       chmodSync(sb.dir, 0o755);
-      const { pid, pidFile, logFile: log } = startDaemon(
-        sb,
-        target,
-        "server.ts",
-        [
-          "--no-keep-alive",
-          "--user",
-          "nobody",
-        ],
-        ["80"],
-        IN_NS,
-      );
+      const flags = ["--no-keep-alive", "--user", "nobody"];
+      const { pid, pidFile, logFile: log } = startDaemon(sb, target, "server.ts", flags, ["80"], IN_NS);
       assert.equal(get80(), `Hello from PID ${pid}\n`);
       assertNobody(pid);
       assert.equal(statSync(pidFile).uid, 0, "the pid file is root's, written before the drop");
@@ -166,18 +157,8 @@ describe(`--user (${RUNTIME})`, () => {
     "--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on",
     sandboxed((sb) => {
       chmodSync(sb.dir, 0o755);
-      const { pid, pidFile, logFile: log } = startDaemon(
-        sb,
-        target,
-        "server.ts",
-        [
-          "--no-keep-alive",
-          "--user",
-          "nobody",
-        ],
-        ["0"],
-        { spawn: { timeout: 60_000 } },
-      );
+      const flags = ["--no-keep-alive", "--user", "nobody"];
+      const { pid, pidFile, logFile: log } = startDaemon(sb, target, "server.ts", flags, ["0"], HERE);
       const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
       assert.equal(hold.status, 69, hold.stdout + hold.stderr);
       assert.match(
