@@ -101,6 +101,17 @@ function liveEnv(): Record<string, string | undefined> {
   });
 }
 
+/** `call`, its errors carrying the `path` and `syscall` node:fs's carry (errors.ts names the path from them). */
+function onPath<A extends unknown[], R>(syscall: string, call: (path: string, ...rest: A) => R) {
+  return (path: string, ...rest: A): R => {
+    try {
+      return call(path, ...rest);
+    } catch (err) {
+      throw err instanceof Error ? Object.assign(err, { path, syscall }) : err;
+    }
+  };
+}
+
 /** The files part of {@linkcode System}. */
 function denoFiles(): Pick<System, FileCall> {
   return {
@@ -112,25 +123,25 @@ function denoFiles(): Pick<System, FileCall> {
         return false;
       }
     },
-    stat: (path) => info(Deno.statSync(path)),
-    lstat: (path) => info(Deno.lstatSync(path)),
-    readText: (path) => Deno.readTextFileSync(path),
-    readBytes: (path) => Deno.readFileSync(path),
-    readLink: (path) => Deno.readLinkSync(path),
-    readDir: (path) => [...Deno.readDirSync(path)].map((entry) => entry.name),
-    writeText: (path, text, mode = 0o666) => Deno.writeTextFileSync(path, text, { mode }),
-    appendText: (path, text) => Deno.writeTextFileSync(path, text, { append: true }),
-    rename: (from, to) => Deno.renameSync(from, to),
-    link: (existing, path) => Deno.linkSync(existing, path),
-    unlink: (path) => Deno.removeSync(path),
+    stat: onPath("stat", (path) => info(Deno.statSync(path))),
+    lstat: onPath("lstat", (path) => info(Deno.lstatSync(path))),
+    readText: onPath("open", (path) => Deno.readTextFileSync(path)),
+    readBytes: onPath("open", (path) => Deno.readFileSync(path)),
+    readLink: onPath("readlink", (path) => Deno.readLinkSync(path)),
+    readDir: onPath("scandir", (path) => [...Deno.readDirSync(path)].map((entry) => entry.name)),
+    writeText: onPath("open", (path, text: string, mode = 0o666) => Deno.writeTextFileSync(path, text, { mode })),
+    appendText: onPath("open", (path, text: string) => Deno.writeTextFileSync(path, text, { append: true })),
+    rename: onPath("rename", (from, to: string) => Deno.renameSync(from, to)),
+    link: (existing, path) => onPath("link", (to: string) => Deno.linkSync(existing, to))(path),
+    unlink: onPath("unlink", (path) => Deno.removeSync(path)),
     remove(path) {
       try {
         Deno.removeSync(path);
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        if (!(err instanceof Deno.errors.NotFound)) throw Object.assign(err as Error, { path, syscall: "unlink" });
       }
     },
-    makeDir: (path, options) => Deno.mkdirSync(path, options),
+    makeDir: onPath("mkdir", (path, options?: Deno.MkdirOptions) => Deno.mkdirSync(path, options)),
   };
 }
 

@@ -402,6 +402,55 @@ export function targetFor(entries: string[], dir: string): Promise<Target> {
   return RUNTIME === "bun" ? compiledTarget(entries, dir) : Promise.resolve(runTarget);
 }
 
+/** A daemon a test started with {@linkcode startDaemon}. */
+export interface Started {
+  /** The launcher's result. */
+  r: Ran;
+  /** The daemon's pid (0 when none started), recorded in the sandbox. */
+  pid: number;
+  pidFile: string;
+  logFile: string;
+  /** The daemon's children now (its workers, or keep-alive's entry process), each recorded in the sandbox. */
+  children(): number[];
+}
+
+/** Where {@linkcode startDaemon} puts a daemon's files and how it runs the launcher. */
+export interface StartOptions {
+  /** The pid file and log are NAME.pid and NAME.log in the sandbox (default "d"). */
+  files?: string;
+  /** The log, when it is not NAME.log in the sandbox. */
+  logFile?: string;
+  /** The command the launcher runs under: `runuser -u USER --`, `ip netns exec NS`, a shell holding fds… */
+  prefix?: string[];
+  /** For the launcher's run: env, cwd, timeout. */
+  spawn?: SpawnSyncOptions;
+  /** Leaves the launcher's exit status to the caller (by default a start that fails fails the test). */
+  mayFail?: boolean;
+}
+
+/** Runs `entry` (a fixture name, or a path) of `target` as `--daemon --pid-file P --log-file L FLAGS --
+ * ENTRYARGS`; records in `sb` the daemon (the pid the launcher printed, else, after exit 0, its pid file's)
+ * and its children at once, so cleanup stops them whatever the test does next. */
+export function startDaemon(
+  sb: Sandbox,
+  target: Target,
+  entry: string,
+  flags: string[],
+  entryArgs: string[],
+  options: StartOptions = {},
+): Started {
+  const files = options.files ?? "d";
+  const pidFile = sb.path(`${files}.pid`), logFile = options.logFile ?? sb.path(`${files}.log`);
+  const args = ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...flags, "--", ...entryArgs];
+  const r = run([...options.prefix ?? [], ...target.argv(resolve(FIXTURES, entry), args)], options.spawn);
+  const printed = /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : 0;
+  const pid = sb.track(printed || (r.status === 0 ? parseInt(readOr(pidFile), 10) || 0 : 0));
+  const children = () => pid ? childrenOf(pid).map((child) => sb.track(child)) : [];
+  children();
+  if (!options.mayFail) assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
+  return { r, pid, pidFile, logFile, children };
+}
+
 /** The second user the tests run daemons as, made once (as root): its name, uid and gid. */
 export const TEST_USER = "daemonic-test";
 export function testUser(): { name: string; uid: number; gid: number } {

@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
-  childrenOf,
   eventually,
   fileSandbox,
   FIXTURES,
@@ -19,6 +18,7 @@ import {
   RUNTIME,
   Sandbox,
   sandboxed,
+  startDaemon,
   startTime,
   targetFor,
   waitGone,
@@ -38,24 +38,8 @@ interface Daemon {
 
 /** Starts `entry` as a daemon (`mode`: `--workers N` or nothing for keep-alive); records every process. */
 function start(sb: Sandbox, entry: string, mode: string[], entryArgs: string[]): Daemon {
-  const [pidFile, log] = [sb.path(`${entry}.pid`), sb.path(`${entry}.log`)];
-  const r = runner(entry, [
-    "--daemon",
-    ...mode,
-    "--pid-file",
-    pidFile,
-    "--log-file",
-    log,
-    "--name",
-    uniqueName("d"),
-    "--",
-    ...entryArgs,
-  ]);
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(log)}`);
-  const master = sb.track(Number(r.stdout.trim()));
-  const workers = () => childrenOf(master).map((pid) => sb.track(pid));
-  workers();
-  return { master, pidFile, log, workers };
+  const d = startDaemon(sb, target, entry, [...mode, "--name", uniqueName("d")], entryArgs, { files: entry });
+  return { master: d.pid, pidFile: d.pidFile, log: d.logFile, workers: d.children };
 }
 
 /** How many times the log says `pattern`. */

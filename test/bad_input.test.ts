@@ -22,10 +22,21 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { eventually, FIXTURES, pidsMentioning, run, RUNTIME, Sandbox, targetFor } from "./_helpers.ts";
+import {
+  eventually,
+  fileSandbox,
+  FIXTURES,
+  pidsMentioning,
+  run,
+  RUNTIME,
+  Sandbox,
+  targetFor,
+  TEST_USER,
+  testUser,
+} from "./_helpers.ts";
 
 // The entry under a name no other test uses, so any process it leaves is found by its command line.
-const buildDir = new Sandbox();
+const buildDir = fileSandbox({ shared: true }); // the unprivileged rows run the built binary
 const entry = join(buildDir.dir, "bad_input_app.ts");
 copyFileSync(join(FIXTURES, "app.ts"), entry);
 const target = await targetFor([entry], buildDir.dir);
@@ -250,7 +261,6 @@ const CASES: Row[] = [
 const sb = new Sandbox();
 const D = sb.dir;
 const socketServer = createServer();
-const TEST_USER = "daemonic-test";
 let userHome = "";
 before(async () => {
   mkdirSync(join(D, "dir"));
@@ -258,21 +268,17 @@ before(async () => {
   symlinkSync("loop", join(D, "loop"));
   run(["mkfifo", join(D, "fifo")]);
   await new Promise<void>((r) => socketServer.listen(join(D, "sock"), () => r()));
-  if (run(["id", TEST_USER]).status !== 0) {
-    run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
-  }
+  testUser();
   chmodSync(D, 0o755); // the unprivileged rows look into it
   mkdirSync(join(D, "user"));
   run(["chown", TEST_USER, join(D, "user")]);
   symlinkSync("/tmp", join(D, "user", "daemonic"));
   userHome = mkdtempSync("/tmp/daemonic-test-home-");
   run(["chown", TEST_USER, userHome]);
-  chmodSync(buildDir.dir, 0o755);
 });
 after(async () => {
   await new Promise((r) => socketServer.close(r));
   sb.cleanup();
-  buildDir.cleanup();
   run(["rm", "-rf", userHome]);
 });
 

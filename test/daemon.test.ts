@@ -6,21 +6,18 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   assertDaemonStdio,
   busyPort,
   childrenOf,
   eventually,
-  fdFlags,
   fileSandbox,
   FIXTURES,
   freePort,
   get,
   inMask,
-  pidsMentioning,
-  portFromLog,
   procFds,
   procStat,
   procStatus,
@@ -29,6 +26,7 @@ import {
   RUNTIME,
   Sandbox,
   sandboxed,
+  startDaemon,
   targetFor,
   waitGone,
 } from "./_helpers.ts";
@@ -40,26 +38,10 @@ const target = await targetFor(ENTRIES, buildDir.dir);
 
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 
-/** Starts `entry` with --daemon in a fresh sandbox; returns what a test needs. */
-function start(sb: Sandbox, entry: string, args: string[] = [], entryArgs: string[] = ["0"], options = {}) {
-  const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-  const r = run(
-    target.argv(fixture(entry), [
-      "--daemon",
-      "--pid-file",
-      pidFile,
-      "--log-file",
-      logFile,
-      ...args,
-      "--",
-      ...entryArgs,
-    ]),
-    options,
-  );
-  const fromFile = parseInt(readOr(pidFile), 10);
-  const pid = sb.track(Number(r.stdout.trim()) || (Number.isInteger(fromFile) ? fromFile : 0));
-  return { r, pid, pidFile, logFile };
-}
+/** Starts `entry` with --daemon (pid file d.pid, log d.log), under `prefix` if given; the test checks the
+ * launcher's status. */
+const start = (sb: Sandbox, entry: string, args: string[] = [], entryArgs = ["0"], prefix?: string[]) =>
+  startDaemon(sb, target, entry, args, entryArgs, { prefix, mayFail: true });
 
 function control(sb: Sandbox, entry: string, action: string, pidFile: string, extra: string[] = []) {
   return run(target.argv(fixture(entry), [action, "--pid-file", pidFile, ...extra]));
@@ -87,19 +69,9 @@ describe(`--daemon (${RUNTIME})`, () => {
     sandboxed(async (sb) => {
       const leak = sb.path("inherited-fd-file");
       writeFileSync(leak, "");
-      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-      const argv = target.argv(fixture("server.ts"), [
-        "--daemon",
-        "--pid-file",
-        pidFile,
-        "--log-file",
-        logFile,
-        "--",
-        "0",
-      ]);
       // The launcher's parent shell holds extra fds (3, 4 and 9) that are not close-on-exec.
-      const r = run(["/bin/sh", "-c", `exec 3<"$0" 4<"$0" 9>>"$0"; exec "$@"`, leak, ...argv]);
-      const pid = sb.track(Number(r.stdout.trim()));
+      const shell = ["/bin/sh", "-c", `exec 3<"$0" 4<"$0" 9>>"$0"; exec "$@"`, leak];
+      const { r, pid, logFile } = start(sb, "server.ts", [], ["0"], shell);
       assert.equal(r.status, 0, r.stderr);
       assertDaemonStdio(pid, logFile, leak);
     }),
@@ -108,19 +80,9 @@ describe(`--daemon (${RUNTIME})`, () => {
   test(
     "resets inherited SIG_IGN dispositions and the signal mask",
     sandboxed(async (sb) => {
-      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-      const argv = target.argv(fixture("server.ts"), [
-        "--daemon",
-        "--pid-file",
-        pidFile,
-        "--log-file",
-        logFile,
-        "--",
-        "0",
-      ]);
       // As nohup and a shell trap would leave them: HUP, INT, QUIT, USR2 and TERM ignored.
-      const r = run(["/bin/sh", "-c", `trap '' HUP INT QUIT USR2 TERM; exec "$@"`, "sh", ...argv]);
-      const pid = sb.track(Number(r.stdout.trim()));
+      const shell = ["/bin/sh", "-c", `trap '' HUP INT QUIT USR2 TERM; exec "$@"`, "sh"];
+      const { r, pid, pidFile } = start(sb, "server.ts", [], ["0"], shell);
       assert.equal(r.status, 0, r.stderr);
       const ignored = procStatus(pid, "SigIgn");
       for (const [name, n] of [["HUP", 1], ["INT", 2], ["QUIT", 3], ["USR2", 12], ["TERM", 15]] as const) {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   BUN,
   childrenOf,
@@ -23,6 +23,7 @@ import {
   RUNTIME,
   Sandbox,
   sandboxed,
+  startDaemon,
   targetFor,
   waitGone,
 } from "./_helpers.ts";
@@ -44,29 +45,10 @@ function listed(pidFile: string): boolean {
   return (JSON.parse(r.stdout) as { pidFile: string }[]).some((e) => e.pidFile === pidFile);
 }
 
-function start(
-  sb: Sandbox,
-  entry: string,
-  flags: string[],
-  entryArgs: string[],
-): { pid: number; pidFile: string; log: string } {
-  const pidFile = sb.path("app.pid"), log = sb.path("app.log");
-  const r = runner(entry, [
-    "--daemon",
-    ...flags,
-    "--pid-file",
-    pidFile,
-    "--log-file",
-    log,
-    "--name",
-    uniqueName("d"),
-    "--",
-    ...entryArgs,
-  ]);
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(log)}`);
-  const pid = sb.track(Number(r.stdout.trim()));
-  childrenOf(pid).forEach((c) => sb.track(c));
-  return { pid, pidFile, log };
+/** Starts `entry` as a daemon with `flags` (pid file app.pid, log app.log); records every process. */
+function start(sb: Sandbox, entry: string, flags: string[], entryArgs: string[]) {
+  const d = startDaemon(sb, target, entry, [...flags, "--name", uniqueName("d")], entryArgs, { files: "app" });
+  return { pid: d.pid, pidFile: d.pidFile, log: d.logFile };
 }
 
 const MODES: [string, string[]][] = [["--workers 2", ["--workers", "2"]], ["keep-alive", []], ["--no-keep-alive", [

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   childrenOf,
@@ -19,6 +19,8 @@ import {
   Sandbox,
   sandboxed,
   sleep,
+  startDaemon,
+  type StartOptions,
   targetFor,
   waitGone,
 } from "./_helpers.ts";
@@ -31,21 +33,10 @@ const target = await targetFor(ENTRIES, buildDir.dir);
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 const runner = (entry: string, args: string[]) => target.argv(fixture(entry), args);
 
-/** Starts `entry` with --daemon in `sb`, logging to `logFile` (default d.log in the sandbox). */
-function start(sb: Sandbox, entry: string, args: string[] = [], entryArgs: string[] = [], options = {}) {
-  const pidFile = sb.path("d.pid");
-  const logFile = args.includes("--log-file") ? args[args.indexOf("--log-file") + 1] : sb.path("d.log");
-  const extra = args.includes("--log-file") ? args : ["--log-file", logFile, ...args];
-  // The single-process daemon's lines (its pid in every line); keep-alive's are in keepalive.test.ts.
-  const r = run(
-    runner(entry, ["--daemon", "--no-keep-alive", "--pid-file", pidFile, ...extra, "--", ...entryArgs]),
-    options,
-  );
-  // The pid file too, so a daemon is killed at cleanup even when the launcher's output is not a pid.
-  const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
-  assert.equal(r.status, 0, `${r.stderr}${r.stdout}`);
-  return { pid, pidFile, logFile };
-}
+/** Starts `entry` as a single-process daemon in `sb` (pid file d.pid, log d.log unless `options.logFile`): its
+ * pid in every line of its own; keep-alive's lines are in keepalive.test.ts. */
+const start = (sb: Sandbox, entry: string, args: string[] = [], entryArgs: string[] = [], options: StartOptions = {}) =>
+  startDaemon(sb, target, entry, ["--no-keep-alive", ...args], entryArgs, options);
 
 /** A shell command line for argv, for logrotate's postrotate. */
 const shell = (argv: string[]) => argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
@@ -209,7 +200,7 @@ describe(`getLogger and the runner's lines (${RUNTIME})`, () => {
     "--log-format json: every record is one JSON object with @timestamp, level, pid, worker, logger, message, properties",
     sandboxed(async (sb) => {
       const { pid, logFile } = start(sb, "logger.ts", ["--log-format", "json"], ["w4"], {
-        env: { ...process.env, DAEMONIC_WORKER_ID: "3" },
+        spawn: { env: { ...process.env, DAEMONIC_WORKER_ID: "3" } },
       });
       assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
       const lines = readOr(logFile).trimEnd().split("\n").filter((l) => l !== "plain console.log w4");
@@ -415,7 +406,7 @@ describe(`log rotation with the real logrotate (${RUNTIME})`, () => {
     sandboxed(async (sb) => {
       mkdirSync(sb.path("logs"));
       const logFile = sb.path("logs/d.log");
-      const { pid, pidFile } = start(sb, "logger.ts", ["--log-file", logFile], ["w6"]);
+      const { pid, pidFile } = start(sb, "logger.ts", [], ["w6"], { logFile });
       assert.ok(await eventually(() => readOr(logFile).includes("ready (pid")));
       const old = `/proc/${pid}/fd/2`;
       rmSync(sb.path("logs"), { recursive: true });

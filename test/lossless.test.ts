@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   BUN,
@@ -29,6 +29,8 @@ import {
   Sandbox,
   sandboxed,
   sleep,
+  startDaemon,
+  type Target,
   targetFor,
   TEST_USER,
   testUser,
@@ -168,32 +170,25 @@ async function runAside(argv: string[]): Promise<{ status: number | null; stdout
 
 async function startWorkers(sb: Sandbox, entry: string, asUser = false) {
   const port = await freePort();
-  const pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const argv = target.argv(`${FIXTURES}/${entry}`, [
-    "--daemon",
-    "--name",
-    "app",
-    "--workers",
-    "2",
-    "--pid-file",
-    pidFile,
-    "--log-file",
-    logFile,
-    "--",
-    String(port),
-  ]);
-  const r = run(asUser ? ["runuser", "-u", TEST_USER, "--", ...argv] : argv);
-  const master = sb.track(Number(r.stdout.trim()));
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
-  const workers = () => childrenOf(master).map((pid) => sb.track(pid));
+  const prefix = asUser ? ["runuser", "-u", TEST_USER, "--"] : [];
+  const flags = ["--name", "app", "--workers", "2"];
+  const { pid: master, pidFile, logFile, children } = startDaemon(sb, target, entry, flags, [String(port)], {
+    files: "app",
+    prefix,
+  });
   const argvOf = (
     action: string,
-  ) => [
-    ...(asUser ? ["runuser", "-u", TEST_USER, "--"] : []),
-    ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile]),
-  ];
+  ) => [...prefix, ...target.argv(`${FIXTURES}/${entry}`, [action, "--pid-file", pidFile])];
   const control = (action: string) => run(argvOf(action));
-  return { master, port, pidFile, logFile, workers, control, aside: (action: string) => runAside(argvOf(action)) };
+  return {
+    master,
+    port,
+    pidFile,
+    logFile,
+    workers: children,
+    control,
+    aside: (action: string) => runAside(argvOf(action)),
+  };
 }
 
 const holdsBpfProgram = (pid: number) =>
@@ -333,24 +328,12 @@ async function versionedApp(sb: Sandbox, versions: number) {
 /** Starts the versioned app with `args`; the port it serves, its pid file and a control command. */
 async function startVersioned(sb: Sandbox, versions: number, args: string[]) {
   const app = await versionedApp(sb, versions);
-  const port = await freePort(), pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const r = run(
-    app.argv([
-      "--daemon",
-      "--name",
-      "app",
-      "--pid-file",
-      pidFile,
-      "--log-file",
-      logFile,
-      ...args,
-      "--",
-      String(port),
-      sb.path("crash"),
-    ]),
-  );
-  const master = sb.track(Number(r.stdout.trim()));
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
+  const port = await freePort();
+  const versioned: Target = { name: "the versioned app", argv: (_entry, runnerArgs) => app.argv(runnerArgs) };
+  const { pid: master, pidFile, logFile } = startDaemon(sb, versioned, "app.ts", ["--name", "app", ...args], [
+    String(port),
+    sb.path("crash"),
+  ], { files: "app" });
   const track = () => childrenOf(Number(readOr(pidFile))).forEach((pid) => sb.track(pid));
   track();
   const control = (action: string) => run(app.argv([action, "--pid-file", pidFile]));

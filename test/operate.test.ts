@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, readdirSync, renameSync, truncateSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
-  childrenOf,
   eventually,
   exchange,
   fileSandbox,
@@ -22,6 +21,7 @@ import {
   Sandbox,
   sandboxed,
   sleep,
+  startDaemon,
   targetFor,
   waitGone,
 } from "./_helpers.ts";
@@ -32,15 +32,10 @@ const target = await targetFor(ENTRIES, buildDir.dir);
 const runner = (entry: string, args: string[]) => target.argv(`${FIXTURES}/${entry}`, args);
 const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
 
-/** Starts `entry` with --daemon in `sb` (pid file `name.pid`, log `name.log`); returns the daemon's pid. */
+/** Starts `entry` with --daemon in `sb` (pid file `name.pid`, log `name.log`); records every process. */
 function start(sb: Sandbox, entry: string, name: string, args: string[], entryArgs: string[] = []) {
-  const pidFile = sb.path(`${name}.pid`), logFile = sb.path(`${name}.log`);
-  const r = run(runner(entry, ["--daemon", "--pid-file", pidFile, "--log-file", logFile, ...args, "--", ...entryArgs]));
-  const pid = sb.track(Number(r.stdout.trim()) || parseInt(readOr(pidFile), 10) || 0);
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
-  const workers = () => childrenOf(pid).map((w) => sb.track(w));
-  workers();
-  return { pid, pidFile, logFile, workers };
+  const d = startDaemon(sb, target, entry, args, entryArgs, { files: name });
+  return { pid: d.pid, pidFile: d.pidFile, logFile: d.logFile, workers: d.children };
 }
 
 function stop(entry: string, pidFile: string, pid: number): void {

@@ -32,6 +32,7 @@ import {
   run,
   RUNTIME,
   sandboxed,
+  startDaemon,
   targetFor,
   TEST_USER,
   testUser,
@@ -305,26 +306,10 @@ $| = 1; print "$$\\n"; sleep 120;\n`,
   test(
     "the log file is created with the daemon's --umask, not the caller's",
     sandboxed((sb) => {
-      const pidFile = sb.path("d.pid"), logFile = sb.path("d.log");
-      const r = run([
-        "/bin/sh",
-        "-c",
-        `umask 022; exec "$@"`,
-        "sh",
-        ...target.argv(`${FIXTURES}/server.ts`, [
-          "--daemon",
-          "--umask",
-          "077",
-          "--pid-file",
-          pidFile,
-          "--log-file",
-          logFile,
-          "--",
-          "0",
-        ]),
-      ]);
-      const pid = sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 0, r.stderr);
+      const callerUmask022 = ["/bin/sh", "-c", `umask 022; exec "$@"`, "sh"];
+      const { pid, pidFile, logFile } = startDaemon(sb, target, "server.ts", ["--umask", "077"], ["0"], {
+        prefix: callerUmask022,
+      });
       assert.equal(statSync(logFile).mode & 0o777, 0o600);
       assert.equal(daemonic("server.ts", ["--stop", "--pid-file", pidFile]).status, 0);
       assert.ok(waitGone(pid, 5000));

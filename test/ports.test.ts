@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   childrenOf,
@@ -23,6 +23,7 @@ import {
   Sandbox,
   sandboxed,
   sleep,
+  startDaemon,
   targetFor,
 } from "./_helpers.ts";
 
@@ -32,27 +33,11 @@ const fixture = (name: string) => `${ROOT}/test/fixtures/${name}`;
 
 /** Starts `entry` as daemon `id` on `port` with pid file and log `file`.pid/.log; tracks whatever it started. */
 function daemon(sb: Sandbox, entry: string, id: string, file: string, port: number, extra: string[]) {
-  const pidFile = sb.path(`${file}.pid`), logFile = sb.path(`${file}.log`);
   // A name no other test uses: on the command line (--name), then in the process titles.
   const name = `${id}-${process.pid}-${port}`;
-  const r = run(
-    target.argv(fixture(entry), [
-      "--daemon",
-      "--name",
-      name,
-      "--pid-file",
-      pidFile,
-      "--log-file",
-      logFile,
-      ...extra,
-      "--",
-      String(port),
-    ]),
-  );
-  const master = /^\d+$/.test(r.stdout.trim()) ? sb.track(Number(r.stdout.trim())) : 0;
-  if (master) childrenOf(master).forEach((pid) => sb.track(pid));
+  const d = startDaemon(sb, target, entry, ["--name", name, ...extra], [String(port)], { files: file, mayFail: true });
   const running = () => pidsMentioning(name).map((pid) => sb.track(pid));
-  return { ...r, master, pidFile, logFile, running };
+  return { ...d.r, master: d.pid, pidFile: d.pidFile, logFile: d.logFile, running };
 }
 
 async function answeringPids(port: number, tries: number): Promise<number[]> {

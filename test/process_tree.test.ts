@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   BUN,
@@ -26,6 +26,7 @@ import {
   RUNTIME,
   Sandbox,
   sandboxed,
+  startDaemon,
   type Target,
   targetFor,
   waitGone,
@@ -40,23 +41,9 @@ const direct: Target = RUNTIME === "bun" ? target : {
 };
 const fixture = (name: string) => `${FIXTURES}/${name}`;
 
-function daemon(sb: Sandbox, entry: string, options: string[], entryArgs: string[]) {
-  const pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const r = run(
-    target.argv(fixture(entry), [
-      "--daemon",
-      "--pid-file",
-      pidFile,
-      "--log-file",
-      logFile,
-      ...options,
-      "--",
-      ...entryArgs,
-    ]),
-  );
-  const pid = sb.track(Number(r.stdout.trim()));
-  return { r, pid, pidFile, logFile };
-}
+/** Starts `entry` with --daemon (pid file app.pid, log app.log); the test checks the launcher's status. */
+const daemon = (sb: Sandbox, entry: string, options: string[], entryArgs: string[]) =>
+  startDaemon(sb, target, entry, options, entryArgs, { files: "app", mayFail: true });
 
 function stateOf(pid: number): string {
   try {

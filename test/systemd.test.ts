@@ -14,21 +14,25 @@ import {
   get,
   readOr,
   RUNTIME,
+  Sandbox,
   sandboxed,
   waitGone,
 } from "./_helpers.ts";
+
+/** A stand-in for systemd's notify socket: socat appends every datagram it receives to `received`. */
+async function notifyReceiver(sb: Sandbox): Promise<{ socket: string; received: string }> {
+  const socket = sb.path("notify.sock"), received = sb.path("received");
+  const receiver = spawn("socat", ["-u", `UNIX-RECV:${socket}`, `OPEN:${received},creat,append`], { stdio: "ignore" });
+  sb.track(receiver.pid);
+  assert.ok(await eventually(() => spawnSync("test", ["-S", socket]).status === 0), "socat did not bind");
+  return { socket, received };
+}
 
 describe(`systemd notify (${RUNTIME})`, () => {
   test(
     "Type=notify: READY=1 with MAINPID once the port accepts, RELOADING=1/READY=1 on HUP, STOPPING=1 on TERM",
     sandboxed(async (sb) => {
-      const socket = sb.path("notify.sock"), received = sb.path("received");
-      // socat stands in for systemd: it appends every datagram it receives to a file.
-      const receiver = spawn("socat", ["-u", `UNIX-RECV:${socket}`, `OPEN:${received},creat,append`], {
-        stdio: "ignore",
-      });
-      sb.track(receiver.pid);
-      assert.ok(await eventually(() => spawnSync("test", ["-S", socket]).status === 0), "socat did not bind");
+      const { socket, received } = await notifyReceiver(sb);
       const port = await freePort();
       const argv = RUNTIME === "bun" ? [BUN, CLI, "run"] : [DENO, "run", "-A", CLI, "run"];
       const child = spawn(argv[0], [...argv.slice(1), `${FIXTURES}/server.ts`, "--", String(port)], {
@@ -52,12 +56,7 @@ describe(`the foreground with workers and a log file (${RUNTIME})`, () => {
   test(
     "--workers 2 --log-file in the foreground: this process is the master (MAINPID), workers under it share the port, output in the log, --status lists them, TERM ends all",
     sandboxed(async (sb) => {
-      const socket = sb.path("notify.sock"), received = sb.path("received");
-      const receiver = spawn("socat", ["-u", `UNIX-RECV:${socket}`, `OPEN:${received},creat,append`], {
-        stdio: "ignore",
-      });
-      sb.track(receiver.pid);
-      assert.ok(await eventually(() => spawnSync("test", ["-S", socket]).status === 0), "socat did not bind");
+      const { socket, received } = await notifyReceiver(sb);
       const port = await freePort();
       const pidFile = sb.path("fg.pid"), logFile = sb.path("fg.log");
       const argv = RUNTIME === "bun" ? [BUN, CLI, "run"] : [DENO, "run", "-A", "--unstable-net", CLI, "run"];

@@ -10,33 +10,32 @@ import {
   alive,
   childrenOf,
   eventually,
+  fileSandbox,
   FIXTURES,
   procStatus,
   readOr,
   run,
   RUNTIME,
-  Sandbox,
   sandboxed,
+  startDaemon,
+  type StartOptions,
   targetFor,
+  TEST_USER,
+  testUser,
   waitGone,
 } from "./_helpers.ts";
 
-const buildDir = new Sandbox();
+const buildDir = fileSandbox({ shared: true }); // the second user runs the built binary
 const target = await targetFor(["server.ts", "serve.ts"], buildDir.dir);
-chmodSync(buildDir.dir, 0o755); // the second user runs the built binary
 const NS = `daemonic-user-${process.pid}`;
-const TEST_USER = "daemonic-test";
 const ONLY_BIND_SERVICE = "0000000000000400"; // CAP_NET_BIND_SERVICE (bit 10) and nothing else
 
 before(() => {
   assert.equal(run(["ip", "netns", "add", NS]).status, 0, "ip netns add");
   assert.equal(run(["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"]).status, 0);
-  if (run(["id", TEST_USER]).status !== 0) {
-    run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
-  }
+  testUser();
 });
 after(() => {
-  buildDir.cleanup();
   run(["ip", "netns", "delete", NS]);
 });
 
@@ -45,6 +44,9 @@ const daemonic = (args: string[], inNs = true, entry = "server.ts") =>
   run([...(inNs ? ["ip", "netns", "exec", NS] : []), ...target.argv(`${FIXTURES}/${entry}`, args)], {
     timeout: 60_000,
   });
+/** How a daemon is started (a start as another user takes longer), here or in the namespace. */
+const HERE: StartOptions = { spawn: { timeout: 60_000 } };
+const IN_NS: StartOptions = { ...HERE, prefix: ["ip", "netns", "exec", NS] };
 /** One HTTP GET to port 80 inside the namespace. */
 const get80 = () => run(["ip", "netns", "exec", NS, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:80/"]).stdout;
 const ids = (flag: string, user = "nobody") => run(["id", flag, user]).stdout.trim();
@@ -73,21 +75,8 @@ describe(`--user (${RUNTIME})`, () => {
     "--daemon --user nobody: the entry binds port 80 as nobody with CAP_NET_BIND_SERVICE alone; reopen, reload, stop",
     sandboxed(async (sb) => {
       chmodSync(sb.dir, 0o755);
-      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-      const r = daemonic([
-        "--daemon",
-        "--no-keep-alive",
-        "--user",
-        "nobody",
-        "--pid-file",
-        pidFile,
-        "--log-file",
-        log,
-        "--",
-        "80",
-      ]);
-      const pid = sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 0, r.stderr);
+      const flags = ["--no-keep-alive", "--user", "nobody"];
+      const { pid, pidFile, logFile: log } = startDaemon(sb, target, "server.ts", flags, ["80"], IN_NS);
       assert.equal(get80(), `Hello from PID ${pid}\n`);
       assertNobody(pid);
       assert.equal(statSync(pidFile).uid, 0, "the pid file is root's, written before the drop");
@@ -132,24 +121,9 @@ describe(`--user (${RUNTIME})`, () => {
     "--workers 2 --user nobody: the master stays root and runs no entry; each worker is nobody; reload rolls; stop",
     sandboxed(async (sb) => {
       chmodSync(sb.dir, 0o755);
-      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-      const r = daemonic([
-        "--daemon",
-        "--workers",
-        "2",
-        "--user",
-        "nobody",
-        "--pid-file",
-        pidFile,
-        "--log-file",
-        log,
-        "--",
-        "80",
-      ]);
-      const master = sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 0, r.stderr);
-      const workers = childrenOf(master);
-      workers.forEach((pid) => sb.track(pid));
+      const d = startDaemon(sb, target, "server.ts", ["--workers", "2", "--user", "nobody"], ["80"], IN_NS);
+      const { pid: master, pidFile, logFile: log } = d;
+      const workers = d.children();
       assert.equal(workers.length, 2);
       for (const pid of workers) assertNobody(pid);
       assert.equal(procStatus(master, "Uid").split(/\s+/)[0], "0");
@@ -183,21 +157,8 @@ describe(`--user (${RUNTIME})`, () => {
     "--hold-logs where the user cannot write beside the log: it fails (69), the daemon says why and lives on",
     sandboxed((sb) => {
       chmodSync(sb.dir, 0o755);
-      const pidFile = sb.path("d.pid"), log = sb.path("d.log");
-      const r = daemonic([
-        "--daemon",
-        "--no-keep-alive",
-        "--user",
-        "nobody",
-        "--pid-file",
-        pidFile,
-        "--log-file",
-        log,
-        "--",
-        "0",
-      ], false);
-      const pid = sb.track(Number(r.stdout.trim()));
-      assert.equal(r.status, 0, r.stderr);
+      const flags = ["--no-keep-alive", "--user", "nobody"];
+      const { pid, pidFile, logFile: log } = startDaemon(sb, target, "server.ts", flags, ["0"], HERE);
       const hold = daemonic(["--hold-logs", "--pid-file", pidFile], false);
       assert.equal(hold.status, 69, hold.stdout + hold.stderr);
       assert.match(

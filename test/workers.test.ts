@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   alive,
   childrenOf,
@@ -23,6 +23,7 @@ import {
   Sandbox,
   sandboxed,
   sleep,
+  startDaemon,
   targetFor,
   waitGone,
 } from "./_helpers.ts";
@@ -40,6 +41,7 @@ interface Started {
   workers(): number[];
 }
 
+/** Starts `entry` as a master of `workers` (pid file app.pid, log app.log) on a free port; records every process. */
 async function startWorkers(
   sb: Sandbox,
   entry: string,
@@ -48,29 +50,9 @@ async function startWorkers(
   entryArgs: string[] = [],
 ): Promise<Started> {
   const port = await freePort();
-  const pidFile = sb.path("app.pid"), logFile = sb.path("app.log");
-  const r = run(
-    target.argv(entryPath(entry), [
-      "--daemon",
-      "--name",
-      "app",
-      "--workers",
-      String(workers),
-      "--pid-file",
-      pidFile,
-      "--log-file",
-      logFile,
-      ...extra,
-      "--",
-      String(port),
-      ...entryArgs,
-    ]),
-  );
-  const master = sb.track(Number(r.stdout.trim()));
-  assert.equal(r.status, 0, `${r.stderr}\n${readOr(logFile)}`);
-  const workersOf = () => childrenOf(master).map((pid) => sb.track(pid));
-  workersOf();
-  return { master, pidFile, logFile, port, workers: workersOf };
+  const flags = ["--name", "app", "--workers", String(workers), ...extra];
+  const d = startDaemon(sb, target, entryPath(entry), flags, [String(port), ...entryArgs], { files: "app" });
+  return { master: d.pid, pidFile: d.pidFile, logFile: d.logFile, port, workers: d.children };
 }
 
 function control(entry: string, action: string, pidFile: string) {
