@@ -6,7 +6,8 @@
 # host state: beside the bun pass run the checks and the files that run mostly in namespaces of their own
 # (podman, the Debian 11 and arm64 chroots, a systemd container), which share no sysctl, fixed port or
 # binfmt_misc entry with the bun pass's files; the timing-bound files (the soak, lossless restarts under load)
-# and the deno pass run alone. Files whose commands do not depend on the runtime running them run once, in the bun pass (ONCE).
+# and the deno pass run alone. Files whose commands do not depend on the runtime running them run once, in
+# the bun pass (ONCE).
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
