@@ -216,12 +216,16 @@ describe(`as a user installs it: npm pack, npm i, npx daemonic build; a Deno ent
       assert.equal(pack.status, 0, pack.stderr);
       const tarball = join(sb.dir, pack.stdout.trim().split("\n").pop()!);
       const listed = run(["tar", "-tzf", tarball]).stdout.trim().split("\n").sort();
-      assert.deepEqual(listed.filter((f) => !/^package\/dist\/(mod|src\/(\w+\/)?\w+|ffi\/\w+)\.(js|d\.ts)$/.test(f)), [
+      // tsc's files, and the command's chunks (scripts/build-npm.sh bundles dist/src/cli.js into dist/src/bin/)
+      const ours =
+        /^package\/dist\/(mod|src\/(\w+\/)?\w+|ffi\/\w+)\.(js|d\.ts)$|^package\/dist\/src\/bin\/\w+-\w+\.js$/;
+      assert.deepEqual(listed.filter((f) => !ours.test(f)), [
         "package/LICENSE",
         "package/README.md",
         "package/package.json",
       ]);
       assert.ok(listed.includes("package/dist/src/cli.js") && listed.includes("package/dist/mod.d.ts"));
+      assert.ok(listed.some((f) => /^package\/dist\/src\/bin\/runner-\w+\.js$/.test(f)), "the runner's chunk");
 
       const app = sb.path("app");
       mkdirSync(app);
