@@ -14,7 +14,6 @@ type FileCall =
   | "readBytes"
   | "readLink"
   | "readDir"
-  | "writeText"
   | "appendText"
   | "rename"
   | "link"
@@ -129,7 +128,6 @@ function denoFiles(): Pick<System, FileCall> {
     readBytes: onPath("open", (path) => Deno.readFileSync(path)),
     readLink: onPath("readlink", (path) => Deno.readLinkSync(path)),
     readDir: onPath("scandir", (path) => [...Deno.readDirSync(path)].map((entry) => entry.name)),
-    writeText: onPath("open", (path, text: string, mode = 0o666) => Deno.writeTextFileSync(path, text, { mode })),
     appendText: onPath("open", (path, text: string) => Deno.writeTextFileSync(path, text, { append: true })),
     rename: onPath("rename", (from, to: string) => Deno.renameSync(from, to)),
     link: (existing, path) => onPath("link", (to: string) => Deno.linkSync(existing, to))(path),
@@ -182,7 +180,6 @@ export function denoSystem(): System {
     execPath: () => Deno.execPath(),
     scriptPath: () => decodeURIComponent(new URL(Deno.mainModule).pathname),
     env: (name) => Deno.env.get(name),
-    setEnv: (name, value) => Deno.env.set(name, value),
     deleteEnv: (name) => Deno.env.delete(name),
     environ: liveEnv(),
     cwd: () => Deno.cwd(),
@@ -194,7 +191,6 @@ export function denoSystem(): System {
     ...denoFiles(),
     writeStdout: (text) => writeAll(Deno.stdout, text),
     writeStderr: (text) => writeAll(Deno.stderr, text),
-    isTerminal: (fd) => [Deno.stdin, Deno.stdout, Deno.stderr][fd].isTerminal(),
     columns: () => Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
     kill,
     onSignal: (signal, listener) => Deno.addSignalListener(signal as Deno.Signal, listener),

@@ -40,7 +40,6 @@ export interface System {
   /** The main script's path (in a compiled executable, its embedded main module's). */
   scriptPath(): string;
   env(name: string): string | undefined;
-  setEnv(name: string, value: string): void;
   deleteEnv(name: string): void;
   /** The environment as a live record, as node's `process.env`: reads, writes, deletes and spreads reach the
    * process's own. */
@@ -60,8 +59,6 @@ export interface System {
   readLink(path: string): string;
   /** The names in directory `path`. */
   readDir(path: string): string[];
-  /** Creates or truncates the file at `path` (`mode` less the umask when created) and writes `text`. */
-  writeText(path: string, text: string, mode?: number): void;
   /** Appends `text` to the file at `path`, creating it (0666 less the umask). */
   appendText(path: string, text: string): void;
   rename(from: string, to: string): void;
@@ -74,8 +71,6 @@ export interface System {
   writeStdout(text: string): void;
   /** Writes `text` to stderr before returning, so an exit right after cannot lose it. */
   writeStderr(text: string): void;
-  /** Whether fd 0, 1 or 2 is a terminal. */
-  isTerminal(fd: 0 | 1 | 2): boolean;
   /** The terminal's width when stdout is one. */
   columns(): number | undefined;
   /** kill(2) by name or number, 0 to test that `pid` exists; throws with `code` ESRCH or EPERM. */
