@@ -132,13 +132,13 @@ function denoFiles(): Pick<System, FileCall> {
     rename: onPath("rename", (from, to: string) => Deno.renameSync(from, to)),
     link: (existing, path) => onPath("link", (to: string) => Deno.linkSync(existing, to))(path),
     unlink: onPath("unlink", (path) => Deno.removeSync(path)),
-    remove(path) {
+    remove: onPath("unlink", (path) => {
       try {
         Deno.removeSync(path);
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw Object.assign(err as Error, { path, syscall: "unlink" });
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
-    },
+    }),
     makeDir: onPath("mkdir", (path, options?: Deno.MkdirOptions) => Deno.mkdirSync(path, options)),
   };
 }

@@ -31,8 +31,9 @@ export interface Runtime {
   usr1IsSafe: boolean;
   /** What a worker's environment needs so that node:http shares its port. */
   workerEnv(id: number): Record<string, string>;
-  /** Takes what `workerEnv` set out of the environment the entry's own children inherit, once it is read. */
-  dropWorkerEnv(): Promise<void>;
+  /** Takes what `workerEnv` set out of the environment the entry's own children inherit, once node:http
+   * has read it (`node`: the entry may use node:http). */
+  dropWorkerEnv(node: boolean): Promise<void>;
   /** The arguments of this process's command with what a worker needs to share its port (SO_REUSEPORT). */
   sharingArgs(args: readonly string[]): string[];
   /** Makes `process.argv` (and `Deno.args`) look as if `entryPath` ran alone with `args`. */
@@ -81,8 +82,8 @@ const bun: Runtime = {
   // Bun's node:http shares a port (reusePort) only in a cluster worker; this marks ours as one.
   workerEnv: (id) => ({ NODE_UNIQUE_ID: String(id) }),
   // node:cluster reads NODE_UNIQUE_ID when first imported and keeps what it read.
-  async dropWorkerEnv() {
-    await import("node:cluster");
+  async dropWorkerEnv(node) {
+    if (node) await import("node:cluster");
     delete process.env.NODE_UNIQUE_ID;
   },
   sharingArgs: (args) => [...args],

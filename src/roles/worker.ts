@@ -111,7 +111,7 @@ export async function serveWorker(stage: WorkerStage, entry: Entry): Promise<voi
   // Every copy shares its port (SO_REUSEPORT), keep-alive's one too: its successor binds before it leaves.
   const listeners = await shareListeners(stage.masterPid, entry);
   mark("worker: listeners shared");
-  await RUNTIME.dropWorkerEnv();
+  await RUNTIME.dropWorkerEnv(listeners.node);
   mark("worker: reusePort ticket dropped");
 
   handleSignals(stage, title, listeners);

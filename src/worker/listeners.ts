@@ -16,6 +16,8 @@ import { claimPort } from "./port_owner.ts";
 export interface Listeners {
   /** Stops every server from accepting; resolves once their open connections have ended. */
   closeGracefully(): Promise<void>;
+  /** Whether node:net and node:http were patched (the entry may use them). */
+  node: boolean;
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -43,9 +45,10 @@ export async function shareListeners(masterPid: number, entry: Entry): Promise<L
   const check = (port: number, host: string | undefined) => claimPort(port, host, masterPid);
   RUNTIME.wrapServe(check, drain);
   // node:http alone takes a Bun worker 8 ms to load, Deno's Node layer tens: only for an entry that may use them
-  if (entry.usesNode ?? (entry.path === undefined || mayUseNode(entry.path))) await shareNodeListeners(check, drain);
+  const node = entry.usesNode ?? (entry.path === undefined || mayUseNode(entry.path));
+  if (node) await shareNodeListeners(check, drain);
   // Stop accepting (the queue moves to a sibling), answer what came, close connections once idle.
-  return { closeGracefully: () => drain.run() };
+  return { closeGracefully: () => drain.run(), node };
 }
 
 /** Patches node:net's and node:http's `listen` to share the port and drain. */
