@@ -39,20 +39,23 @@ const NAMES: Record<number, string> = {
  * console.log(err.code, err.message); // ENOENT open /run/x.pid: No such file or directory (ENOENT)
  * ```
  */
-/** The brand `instanceof` tests, shared by every copy of daemonic in a process (Symbol.for). */
-export const ERROR_BRAND: unique symbol = Symbol.for("daemonic.error") as never;
+const ERROR_BRAND = Symbol.for("daemonic.error");
 
-/** Whether `value` carries the brand of the error class `name`. */
-export const branded = (value: unknown, name: string): boolean =>
-  typeof value === "object" && value !== null && (value as { [ERROR_BRAND]?: string })[ERROR_BRAND] === name;
-
-export class SystemCallError extends Error {
-  readonly [ERROR_BRAND] = "SystemCallError";
-  /** Any copy's error is one (the npm package's bundled command beside the files tsc wrote, an entry's own
-   * daemonic): `instanceof` tests the brand, not the class object. */
+/**
+ * An error class `instanceof` recognises from any copy of daemonic in the process (the npm package's bundled
+ * command beside the files tsc wrote, an entry's own daemonic): it tests a brand, the class's `brand`, not the
+ * class object.
+ */
+export class BrandedError extends Error {
+  static readonly brand: string = "BrandedError";
+  readonly [ERROR_BRAND] = (this.constructor as typeof BrandedError).brand;
   static [Symbol.hasInstance](value: unknown): boolean {
-    return branded(value, "SystemCallError");
+    return typeof value === "object" && value !== null && (value as BrandedError)[ERROR_BRAND] === this.brand;
   }
+}
+
+export class SystemCallError extends BrandedError {
+  static override readonly brand = "SystemCallError";
   /** The errno name, e.g. `"EACCES"` (`"E<number>"` for rare ones). */
   readonly code: string;
   constructor(
@@ -81,13 +84,8 @@ export class SystemCallError extends Error {
  * console.log(err.message); // posix_spawn in libc.so.6 is missing: undefined symbol
  * ```
  */
-export class MissingLibcError extends Error {
-  readonly [ERROR_BRAND] = "MissingLibcError";
-  /** Any copy's error is one (the npm package's bundled command beside the files tsc wrote, an entry's own
-   * daemonic): `instanceof` tests the brand, not the class object. */
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return branded(value, "MissingLibcError");
-  }
+export class MissingLibcError extends BrandedError {
+  static override readonly brand = "MissingLibcError";
   constructor(
     /** What is missing: the library, or a function in it. */
     readonly what: string,

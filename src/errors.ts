@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { branded, ERROR_BRAND, MissingLibcError } from "../ffi/errors.ts";
+import { BrandedError, MissingLibcError } from "../ffi/errors.ts";
 import { RUNTIME } from "./_runtime.ts";
 
 /**
@@ -83,13 +83,8 @@ const EXIT_CODES: Record<DaemonErrorCode, number> = {
  * console.log(err.code, err.exitCode, err.pid); // ALREADY_RUNNING 75 42
  * ```
  */
-export class DaemonError extends Error {
-  readonly [ERROR_BRAND] = "DaemonError";
-  /** Any copy's error is one (the npm package's bundled command beside the files tsc wrote, an entry's own
-   * daemonic): `instanceof` tests the brand, not the class object. */
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return branded(value, "DaemonError");
-  }
+export class DaemonError extends BrandedError {
+  static override readonly brand = "DaemonError";
   /** The exit code the command line ends with for this error. */
   readonly exitCode: number;
   /** The daemon's pid, where one is known. */
