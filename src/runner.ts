@@ -11,6 +11,7 @@ import type { RunnerOptions } from "./cli/option_table.ts";
 import { ExitCode, userPathError } from "./errors.ts";
 import { type DaemonStage, takeStage } from "./stage.ts";
 import { supervised, supervisionOf } from "./supervision.ts";
+import type { Entry } from "./run_entry.ts";
 
 // Each role is imported when this process turns out to be it: the chunks of the roles it is not (their
 // modules, LogTape, node:util's parser, node:child_process …) are never loaded; every process pays for
@@ -42,6 +43,9 @@ export function nameOf(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1).replace(/\.[cm]?[jt]sx?$/, "") || "daemon";
 }
 
+/** The entry as the roles that run it take it. */
+const entryOf = (app: App): Entry => ({ path: app.entryPath, load: app.load, usesNode: app.usesNode });
+
 /** Prints a line on stdout synchronously, so an exit right after cannot lose it. */
 function say(text: unknown): void {
   RUNTIME.sys.writeStdout(`${text}\n`);
@@ -69,7 +73,7 @@ async function runDaemon(app: App, stage: DaemonStage): Promise<void> {
     return runMaster(stage, () => startDaemon(stage));
   }
   setTitle(app.name);
-  return serveDaemon(stage, { path: app.entryPath, load: app.load, usesNode: app.usesNode });
+  return serveDaemon(stage, entryOf(app));
 }
 
 /** The command line parsed and completed from the registry; for a start, its inputs and identity checked. */
@@ -149,7 +153,7 @@ async function act(app: App, argv: string[]): Promise<number | void> {
     case "foreground":
       return await (await import("./roles/foreground.ts")).runForeground(
         opts,
-        { path: app.entryPath, load: app.load, usesNode: app.usesNode },
+        entryOf(app),
         exitWith,
       );
   }
@@ -170,11 +174,7 @@ export async function main(app: App): Promise<void> {
   const stage = takeStage();
   mark(`stage read (${stage?.role ?? "none"})`);
   if (stage?.role === "worker") {
-    return (await import("./roles/worker.ts")).serveWorker(stage, {
-      path: app.entryPath,
-      load: app.load,
-      usesNode: app.usesNode,
-    });
+    return (await import("./roles/worker.ts")).serveWorker(stage, entryOf(app));
   }
   if (stage?.role === "detach") return (await import("./roles/detach.ts")).detach(stage);
   if (stage) return runDaemon(app, stage);
